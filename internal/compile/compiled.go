@@ -1,0 +1,32 @@
+package compile
+
+import (
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// Options are the choices the user makes on the command line.
+type Options struct {
+	// Params override or add PipelineRun (TaskRun) params: NAME=VALUE.
+	Params map[string]string
+	// Workspaces bind a workspace to a host directory: NAME → DIR (local mode).
+	Workspaces map[string]string
+	// Namespace used when a run has none ("default" when empty).
+	Namespace string
+}
+
+// Compiled is a Plan and the Tekton objects it was compiled from, which the
+// status writer needs to shape Tekton-compatible PipelineRun and TaskRun objects.
+type Compiled struct {
+	Plan *planpb.Plan
+	// PipelineRun as submitted, defaulted, with name/namespace/uid set; nil for a TaskRun.
+	PipelineRun *v1.PipelineRun
+	// PipelineSpec is the resolved pipeline spec (status.pipelineSpec).
+	PipelineSpec *v1.PipelineSpec
+	// TaskRun as submitted, defaulted; nil for a PipelineRun.
+	TaskRun *v1.TaskRun
+	// TaskSpecs holds the resolved spec of each task (status.taskSpec of its
+	// TaskRun), keyed by plan task name.
+	TaskSpecs map[string]*v1.TaskSpec
+}
