@@ -1,0 +1,142 @@
+//go:build !inpod
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/e7763abc/pod-runner/internal/compile"
+	"github.com/e7763abc/pod-runner/internal/load"
+	"github.com/e7763abc/pod-runner/internal/process"
+	"github.com/e7763abc/pod-runner/internal/progress"
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/tektonstatus"
+)
+
+func init() { commands["run"] = runMain }
+
+// runMain is `pod-runner run`: run a PipelineRun or TaskRun on this machine.
+func runMain(args []string) int {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	files := fs.StringArrayP("filename", "f", nil, "YAML file with the PipelineRun or TaskRun and what it references (repeatable; - for stdin)")
+	output := fs.StringP("output", "o", "text", "final status format: text, json or yaml")
+	workspaces := fs.StringArray("workspace", nil, "bind a workspace to a host directory: NAME=DIR (repeatable)")
+	params := fs.StringArrayP("param", "p", nil, "set a param: NAME=VALUE (repeatable; JSON for array and object params)")
+	keep := fs.Bool("keep", false, "keep the run directory (volumes, results, scripts) and print its path")
+	namespace := fs.String("namespace", "default", "namespace of runs that name none")
+	quiet := fs.BoolP("quiet", "q", false, "no live progress on stderr")
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if len(*files) == 0 {
+		fmt.Fprintln(os.Stderr, "pod-runner run: at least one -f FILE is required")
+		return 2
+	}
+	switch *output {
+	case "text", "json", "yaml":
+	default:
+		fmt.Fprintf(os.Stderr, "pod-runner run: --output: %q is not one of text, json, yaml\n", *output)
+		return 2
+	}
+	opts := compile.Options{Namespace: *namespace}
+	var err error
+	if opts.Params, err = keyValues("--param", *params); err == nil {
+		opts.Workspaces, err = keyValues("--workspace", *workspaces)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pod-runner run: %v\n", err)
+		return 2
+	}
+
+	compiled, err := compileFiles(*files, opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pod-runner run: %v\n", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var progressOut io.Writer = os.Stderr
+	if *quiet {
+		progressOut = io.Discard
+	}
+	launcher := process.New(process.Options{Keep: *keep, Log: progressOut})
+	sup := &supervisor.Supervisor{
+		Plan:     compiled.Plan,
+		Launcher: launcher,
+		Reporter: progress.New(progressOut),
+	}
+	status, err := sup.Run(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pod-runner run: %v\n", err)
+		return 1
+	}
+	if *keep {
+		fmt.Fprintf(os.Stderr, "run directory kept: %s\n", launcher.RunDir())
+	}
+	if *output == "text" {
+		tektonstatus.Summary(os.Stdout, compiled, status)
+	} else if err := tektonstatus.Write(os.Stdout, *output, tektonstatus.List(compiled, status)); err != nil {
+		fmt.Fprintf(os.Stderr, "pod-runner run: write status: %v\n", err)
+		return 1
+	}
+	if status.GetCondition().GetStatus() == "True" {
+		return 0
+	}
+	return 1
+}
+
+// compileFiles reads every file and compiles the run they hold.
+func compileFiles(files []string, opts compile.Options) (*compile.Compiled, error) {
+	var docs []load.Doc
+	for _, name := range files {
+		r, closeFile, err := open(name)
+		if err != nil {
+			return nil, err
+		}
+		d, err := load.Read(name, r)
+		closeFile()
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d...)
+	}
+	return compile.Compile(context.Background(), docs, opts)
+}
+
+func open(name string) (io.Reader, func(), error) {
+	if name == "-" {
+		return os.Stdin, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// keyValues parses NAME=VALUE flags.
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: want NAME=VALUE", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
