@@ -1,0 +1,45 @@
+package supervisor
+
+// Tekton's condition reasons and messages, as strings: the in-pod build cannot
+// link Tekton's API package. Tests pin every one of them to Tekton's constants.
+const (
+	// TaskRun reasons.
+	ReasonSucceeded     = "Succeeded"
+	ReasonFailed        = "Failed"
+	ReasonTaskTimeout   = "TaskRunTimeout"
+	ReasonTaskCancelled = "TaskRunCancelled"
+	ReasonRunning       = "Running"
+
+	// PipelineRun reasons.
+	ReasonCompleted               = "Completed"
+	ReasonPipelineTimeout         = "PipelineRunTimeout"
+	ReasonCancelled               = "Cancelled"
+	ReasonStopping                = "PipelineRunStopping"
+	ReasonCancelledRunningFinally = "CancelledRunningFinally"
+	ReasonStoppedRunningFinally   = "StoppedRunningFinally"
+	ReasonTimedOutRunningFinally  = "PipelineRunTimedOutRunningFinally"
+	ReasonFailedValidation        = "PipelineValidationFailed"
+
+	// Skipping reasons (v1.SkippingReason).
+	SkipWhen                = "When Expressions evaluated to false"
+	SkipParent              = "Parent Tasks were skipped"
+	SkipStopping            = "PipelineRun was stopping"
+	SkipGracefullyCancelled = "PipelineRun was gracefully cancelled"
+	SkipGracefullyStopped   = "PipelineRun was gracefully stopped"
+	SkipMissingResults      = "Results were missing"
+	SkipPipelineTimedOut    = "PipelineRun timeout has been reached"
+	SkipTasksTimedOut       = "PipelineRun Tasks timeout has been reached"
+	SkipFinallyTimedOut     = "PipelineRun Finally timeout has been reached"
+
+	// Step terminated reasons.
+	StepCompleted       = "Completed"
+	StepError           = "Error"
+	StepTimeoutExceeded = "TimeoutExceeded"
+
+	// TaskRun spec status messages for a TaskRun cancelled by its PipelineRun.
+	msgCancelledByPipeline        = "TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
+	msgCancelledByPipelineTimeout = "TaskRun cancelled as the PipelineRun it belongs to has timed out."
+
+	// Values of $(tasks.X.status) and $(tasks.status).
+	stateNone = "None"
+)

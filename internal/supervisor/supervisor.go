@@ -1,0 +1,293 @@
+// Package supervisor runs a Plan: it starts tasks as the DAG allows, runs their
+// steps through a Launcher, and reports Tekton-shaped status as it goes.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// Version is the Plan format this supervisor runs.
+const Version = 1
+
+// Why a task's context was cancelled.
+var (
+	errCancelled       = errors.New("run cancelled")
+	errPipelineTimeout = errors.New("pipeline timeout reached")
+	errTasksTimeout    = errors.New("tasks timeout reached")
+	errFinallyTimeout  = errors.New("finally timeout reached")
+	errTaskTimeout     = errors.New("task timeout reached")
+	errStepTimeout     = errors.New("step timeout reached")
+)
+
+// Supervisor runs one Plan.
+type Supervisor struct {
+	Plan     *planpb.Plan
+	Launcher Launcher
+	// Reporter, if set, receives every status change.
+	Reporter Reporter
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+
+	mu       sync.Mutex // serializes reports
+	results  *results.Store
+	controls chan control
+}
+
+// control is a request from outside while the run goes.
+type control int
+
+const (
+	ctlCancelRunFinally control = iota + 1
+	ctlStopRunFinally
+)
+
+// CancelRunFinally asks the run to cancel its running tasks and run finally
+// (spec.status: CancelledRunFinally). Safe to call from any goroutine once Run started.
+func (s *Supervisor) CancelRunFinally() { s.controls <- ctlCancelRunFinally }
+
+// StopRunFinally asks the run to start no new task and run finally once the
+// running ones end (spec.status: StoppedRunFinally).
+func (s *Supervisor) StopRunFinally() { s.controls <- ctlStopRunFinally }
+
+func (s *Supervisor) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// taskEnd is a task's final status, sent by its goroutine.
+type taskEnd struct {
+	status             *planpb.TaskStatus
+	ok                 bool
+	cancelled, timeout bool
+}
+
+// runningTask is a task goroutine and how to stop it.
+type runningTask struct {
+	final  bool
+	cancel context.CancelCauseFunc
+}
+
+// Run executes the plan. Cancelling ctx cancels the run (spec.status:
+// Cancelled): running steps are stopped and the status says Cancelled. The
+// returned status is final; the error is set only when the run could not be
+// attempted at all (invalid plan, volumes could not be prepared).
+func (s *Supervisor) Run(ctx context.Context) (*planpb.RunStatus, error) {
+	if v := s.Plan.GetVersion(); v != Version {
+		return nil, fmt.Errorf("plan version %d is not supported (want %d)", v, Version)
+	}
+	s.results = &results.Store{}
+	if s.controls == nil {
+		s.controls = make(chan control, 4)
+	}
+	facts, err := NewFacts(s.Plan, s.results)
+	if err != nil {
+		return nil, err
+	}
+	start := s.now()
+	status := &planpb.RunStatus{Name: s.Plan.GetName(), StartTime: timestamppb.New(start)}
+	if err := s.Launcher.Prepare(ctx, s.Plan); err != nil {
+		return nil, fmt.Errorf("prepare volumes: %w", err)
+	}
+
+	r := &run{s: s, facts: facts, status: status, start: start,
+		ends: make(chan taskEnd), running: map[string]*runningTask{}, taskStatus: map[string]*planpb.TaskStatus{}}
+	r.loop(ctx)
+	return r.finish(), nil
+}
+
+// run is the state of one Run call, owned by its loop goroutine.
+type run struct {
+	s          *Supervisor
+	facts      *Facts
+	status     *planpb.RunStatus
+	start      time.Time
+	ends       chan taskEnd
+	running    map[string]*runningTask
+	taskStatus map[string]*planpb.TaskStatus
+	wg         sync.WaitGroup
+}
+
+func (r *run) loop(ctx context.Context) {
+	t := r.s.Plan.GetTimeouts()
+	pipelineTimer := timer(t.GetPipeline())
+	tasksTimer := timer(t.GetTasks())
+	var finallyTimer <-chan time.Time
+	finallyArmed := false
+	cancelled := ctx.Done()
+	r.report(&planpb.Event{Kind: &planpb.Event_Run{Run: r.snapshot()}})
+	for {
+		d := r.facts.Next()
+		for _, sk := range d.Skipped {
+			r.report(&planpb.Event{Kind: &planpb.Event_Skipped{Skipped: sk}})
+		}
+		for _, ready := range d.Start {
+			r.startTask(ready)
+		}
+		if r.facts.FinallyStarted() && !finallyArmed {
+			finallyArmed = true
+			finallyTimer = timer(t.GetFinally())
+		}
+		if len(d.Start) > 0 || len(d.Skipped) > 0 {
+			r.report(&planpb.Event{Kind: &planpb.Event_Run{Run: r.snapshot()}})
+		}
+		if r.facts.Done() {
+			return
+		}
+		select {
+		case end := <-r.ends:
+			r.ended(end)
+		case <-cancelled:
+			cancelled = nil
+			r.facts.Cancel()
+			r.stopTasks(func(*runningTask) bool { return true }, errCancelled)
+		case <-pipelineTimer:
+			pipelineTimer = nil
+			r.facts.PipelineTimedOut()
+			r.stopTasks(func(*runningTask) bool { return true }, errPipelineTimeout)
+		case <-tasksTimer:
+			tasksTimer = nil
+			r.facts.TasksTimedOut()
+			r.stopTasks(func(rt *runningTask) bool { return !rt.final }, errTasksTimeout)
+		case <-finallyTimer:
+			finallyTimer = nil
+			r.facts.FinallyTimedOut()
+			r.stopTasks(func(rt *runningTask) bool { return rt.final }, errFinallyTimeout)
+		case c := <-r.s.controls:
+			switch c {
+			case ctlCancelRunFinally:
+				r.facts.CancelRunFinally()
+				r.stopTasks(func(rt *runningTask) bool { return !rt.final }, errCancelled)
+			case ctlStopRunFinally:
+				r.facts.StopRunFinally()
+			}
+		}
+	}
+}
+
+// timer fires after d, or never when d is unset or zero (no timeout).
+func timer(d interface{ AsDuration() time.Duration }) <-chan time.Time {
+	if d == nil {
+		return nil
+	}
+	dur := d.AsDuration()
+	if dur <= 0 {
+		return nil
+	}
+	return time.After(dur)
+}
+
+func (r *run) startTask(ready *Ready) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r.running[ready.Task.GetName()] = &runningTask{final: ready.Final, cancel: cancel}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.ends <- r.s.runTask(ctx, ready)
+	}()
+}
+
+func (r *run) ended(end taskEnd) {
+	name := end.status.GetName()
+	if rt := r.running[name]; rt != nil {
+		rt.cancel(nil)
+		delete(r.running, name)
+	}
+	r.taskStatus[name] = end.status
+	reason := end.status.GetCondition().GetReason()
+	r.facts.Finished(name, end.ok, reason, end.cancelled, end.timeout)
+}
+
+// stopTasks cancels the running tasks that match, with a cause that becomes
+// their TaskRun reason.
+func (r *run) stopTasks(match func(*runningTask) bool, cause error) {
+	for _, rt := range r.running {
+		if match(rt) {
+			rt.cancel(cause)
+		}
+	}
+}
+
+func (r *run) report(e *planpb.Event) {
+	if r.s.Reporter == nil {
+		return
+	}
+	e.Time = timestamppb.New(r.s.now())
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	r.s.Reporter.Report(e)
+}
+
+// snapshot is the run's status now.
+func (r *run) snapshot() *planpb.RunStatus {
+	st := proto.Clone(r.status).(*planpb.RunStatus)
+	st.Condition = r.facts.Condition(r.s.Plan.GetName(), r.s.Plan.GetTimeouts())
+	st.Tasks = nil
+	for _, t := range append(r.s.Plan.GetTasks(), r.s.Plan.GetFinally()...) {
+		if ts := r.taskStatus[t.GetName()]; ts != nil {
+			st.Tasks = append(st.Tasks, ts)
+		}
+	}
+	st.Skipped = r.facts.Skipped()
+	return st
+}
+
+func (r *run) finish() *planpb.RunStatus {
+	r.wg.Wait()
+	if err := r.s.Launcher.Close(); err != nil {
+		// Leftover temporary files do not change the run's outcome.
+		_ = err
+	}
+	st := r.snapshot()
+	now := r.s.now()
+	st.Condition.LastTransitionTime = timestamppb.New(now)
+	st.CompletionTime = timestamppb.New(now)
+	if r.s.Plan.GetKind() == planpb.RunKind_TASK_RUN && len(st.Tasks) == 1 {
+		st.Condition = st.Tasks[0].GetCondition()
+	} else {
+		st.Results = r.s.pipelineResults(r.facts.taskStatusVars())
+	}
+	r.report(&planpb.Event{Kind: &planpb.Event_Run{Run: st}})
+	return st
+}
+
+// pipelineResults is ApplyTaskResultsToPipelineResults: each pipeline result
+// whose references all resolve, with its declared type.
+func (s *Supervisor) pipelineResults(status map[string]string) []*planpb.ResultValue {
+	var out []*planpb.ResultValue
+	for _, pr := range s.Plan.GetResults() {
+		vars := results.NewVars()
+		for k, v := range status {
+			vars.SetString(k, v)
+		}
+		ok := true
+		for _, ref := range valueRefs(pr.GetValue()) {
+			v, found := s.results.Get(ref.Task, ref.Result)
+			if !found {
+				ok = false
+				break
+			}
+			vars.SetResult(ref.Task, ref.Result, v)
+		}
+		if !ok {
+			continue
+		}
+		v := vars.ApplyValue(pr.GetValue())
+		if v.GetType() != pr.GetType() && pr.GetType() == planpb.ValueType_STRING {
+			continue
+		}
+		out = append(out, &planpb.ResultValue{Name: pr.GetName(), Value: v})
+	}
+	return out
+}

@@ -1,0 +1,230 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// runTask runs a task to its end, retries included, and returns its status.
+// ctx is cancelled with a cause (cancel, pipeline timeouts) to stop it.
+func (s *Supervisor) runTask(ctx context.Context, ready *Ready) taskEnd {
+	t := ready.Task
+	st := &planpb.TaskStatus{Name: t.GetName(), TaskRunName: t.GetTaskRunName(), Finally: ready.Final, Params: ready.Params}
+	for attempt := 0; ; attempt++ {
+		st.StartTime = timestamppb.New(s.now())
+		st.CompletionTime = nil
+		st.Steps = nil
+		st.Results = nil
+		st.Condition = &planpb.Condition{Status: "Unknown", Reason: ReasonRunning, LastTransitionTime: st.StartTime}
+		s.reportTask(st)
+
+		end := s.runAttempt(ctx, ready, attempt, st)
+		st.CompletionTime = timestamppb.New(s.now())
+		st.Condition.LastTransitionTime = st.CompletionTime
+		if end.ok || end.cancelled || attempt >= int(t.GetRetries()) {
+			s.results.Set(t.GetName(), st.Results)
+			s.reportTask(st)
+			end.status = st
+			return end
+		}
+		// Retry: the failed attempt moves to retriesStatus, as Tekton does.
+		st.Retries = append(st.Retries, &planpb.TaskAttempt{
+			Condition: st.Condition, StartTime: st.StartTime, CompletionTime: st.CompletionTime, Steps: st.Steps,
+		})
+	}
+}
+
+func (s *Supervisor) reportTask(st *planpb.TaskStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Reporter != nil {
+		s.Reporter.Report(&planpb.Event{Time: timestamppb.New(s.now()), Kind: &planpb.Event_Task{Task: proto.Clone(st).(*planpb.TaskStatus)}})
+	}
+}
+
+// runAttempt runs the steps of one attempt and fills st: steps, results,
+// condition.
+func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, st *planpb.TaskStatus) taskEnd {
+	t := ready.Task
+	if d := t.GetTimeout().AsDuration(); t.GetTimeout() != nil && d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, errTaskTimeout)
+		defer cancel()
+	}
+	att, err := s.Launcher.StartAttempt(ctx, t, attempt)
+	if err != nil {
+		return fail(st, ReasonFailed, fmt.Sprintf("could not start task %q: %v", t.GetName(), err))
+	}
+	defer att.Finish()
+
+	taskCtx := make(map[string]string, len(t.GetContext())+1)
+	for k, v := range t.GetContext() {
+		taskCtx[k] = v
+	}
+	taskCtx["context.task.retry-count"] = strconv.Itoa(attempt)
+	steps, err := results.TaskSteps(t.GetSpec(), ready.Params, taskCtx, att)
+	if err != nil {
+		return fail(st, ReasonFailed, fmt.Sprintf("invalid task %q: %v", t.GetName(), err))
+	}
+
+	var failure string // message of the first step failure
+	for i, step := range steps {
+		state := &planpb.StepState{Name: step.GetName(), Container: "step-" + step.GetName(), Image: step.GetImage()}
+		st.Steps = append(st.Steps, state)
+		if failure != "" || ctx.Err() != nil {
+			skipStep(state)
+			continue
+		}
+		exit := s.runStep(ctx, att, t.GetName(), i, step, state)
+		s.reportTask(st)
+		if cause := context.Cause(ctx); ctx.Err() != nil {
+			return s.stopped(st, t, att, cause)
+		}
+		if exit != "" {
+			failure = exit
+		}
+	}
+	s.collectResults(st, t, att)
+	if failure != "" {
+		return fail(st, ReasonFailed, failure)
+	}
+	st.Condition = &planpb.Condition{Status: "True", Reason: ReasonSucceeded, Message: "All Steps have completed executing"}
+	return taskEnd{ok: true}
+}
+
+// runStep runs one step and records its state; it returns a failure message
+// when the step fails the task.
+func (s *Supervisor) runStep(ctx context.Context, att Attempt, task string, index int, step *planpb.Step, state *planpb.StepState) string {
+	stepCtx := ctx
+	if d := step.GetTimeout().AsDuration(); step.GetTimeout() != nil && d > 0 {
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithTimeoutCause(ctx, d, errStepTimeout)
+		defer cancel()
+	}
+	state.Running = true
+	state.StartedAt = timestamppb.New(s.now())
+	exit := att.RunStep(stepCtx, launchable(task, index, step))
+	state.Running = false
+	state.Terminated = true
+	state.ExitCode = int32(exit.ExitCode)
+	if !exit.Started.IsZero() {
+		state.StartedAt = timestamppb.New(exit.Started)
+	}
+	finished := exit.Finished
+	if finished.IsZero() {
+		finished = s.now()
+	}
+	state.FinishedAt = timestamppb.New(finished)
+	container := "step-" + step.GetName()
+	switch {
+	case ctx.Err() != nil:
+		// The task was stopped from outside; runAttempt sets the reason.
+		state.Reason = "Cancelled"
+		return ""
+	case errors.Is(context.Cause(stepCtx), errStepTimeout):
+		state.Reason = StepTimeoutExceeded
+		if state.ExitCode == 0 {
+			state.ExitCode = 1
+		}
+		return fmt.Sprintf("%q exited because the step exceeded the specified timeout limit", container)
+	case exit.Err != nil:
+		state.Reason = StepError
+		if state.ExitCode == 0 {
+			state.ExitCode = 1
+		}
+		return fmt.Sprintf("%q failed: %v", container, exit.Err)
+	case exit.ExitCode == 0:
+		state.Reason = StepCompleted
+		return ""
+	case step.GetOnError() == planpb.OnError_CONTINUE:
+		state.Reason = "Continued"
+		return ""
+	default:
+		state.Reason = StepError
+		if exit.Reason != "" {
+			return fmt.Sprintf("%q exited with code %d: %s", container, exit.ExitCode, exit.Reason)
+		}
+		return fmt.Sprintf("%q exited with code %d: %s", container, exit.ExitCode, StepError)
+	}
+}
+
+// skipStep marks a step that did not run because an earlier one failed.
+func skipStep(state *planpb.StepState) {
+	state.Terminated = true
+	state.ExitCode = 1
+	state.Reason = "Skipped"
+	state.Skipped = true
+}
+
+// stopped ends an attempt that was stopped from outside: a timeout or a cancel.
+func (s *Supervisor) stopped(st *planpb.TaskStatus, t *planpb.Task, att Attempt, cause error) taskEnd {
+	s.collectResults(st, t, att)
+	switch {
+	case errors.Is(cause, errTaskTimeout):
+		end := fail(st, ReasonTaskTimeout, fmt.Sprintf("TaskRun %q failed to finish within %q", t.GetTaskRunName(), durationString(t.GetTimeout().AsDuration())))
+		return end
+	case errors.Is(cause, errCancelled):
+		end := fail(st, ReasonTaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), msgCancelledByPipeline))
+		end.cancelled = true
+		return end
+	default: // a pipeline, tasks or finally timeout
+		end := fail(st, ReasonTaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), msgCancelledByPipelineTimeout))
+		end.cancelled, end.timeout = true, true
+		return end
+	}
+}
+
+func fail(st *planpb.TaskStatus, reason, msg string) taskEnd {
+	st.Condition = &planpb.Condition{Status: "False", Reason: reason, Message: msg}
+	return taskEnd{}
+}
+
+// collectResults reads the task's declared results into st.
+func (s *Supervisor) collectResults(st *planpb.TaskStatus, t *planpb.Task, att Attempt) {
+	for _, spec := range t.GetSpec().GetResults() {
+		raw, ok, err := att.ReadResult(spec.GetName())
+		if err != nil || !ok {
+			continue
+		}
+		v, err := results.Parse(spec, raw)
+		if err != nil {
+			continue
+		}
+		st.Results = append(st.Results, &planpb.ResultValue{Name: spec.GetName(), Value: v})
+	}
+}
+
+// launchable turns a substituted plan step into what a Launcher runs.
+func launchable(task string, index int, step *planpb.Step) *Step {
+	env := make([]string, 0, len(step.GetEnv()))
+	for _, e := range step.GetEnv() {
+		env = append(env, e.GetName()+"="+e.GetValue())
+	}
+	l := &Step{
+		Task: task, Name: step.GetName(), Index: index, Image: step.GetImage(),
+		Command: step.GetCommand(), Args: step.GetArgs(), Env: env, WorkingDir: step.GetWorkingDir(),
+		StdoutPath: step.GetStdoutPath(), StderrPath: step.GetStderrPath(),
+	}
+	if script := step.GetScript(); script != "" {
+		l.Script = withShebang(script)
+	}
+	return l
+}
+
+// withShebang gives a script without "#!" Tekton's default interpreter: sh
+// with set -e.
+func withShebang(script string) string {
+	if strings.HasPrefix(script, "#!") {
+		return script
+	}
+	return "#!/bin/sh\nset -e\n" + script
+}
