@@ -9,6 +9,9 @@ const (
 	ReasonTaskTimeout   = "TaskRunTimeout"
 	ReasonTaskCancelled = "TaskRunCancelled"
 	ReasonRunning       = "Running"
+	// ReasonTaskValidation: the steps succeeded but the results do not match
+	// their declarations.
+	ReasonTaskValidation = "TaskRunValidationFailed"
 
 	// PipelineRun reasons.
 	ReasonCompleted               = "Completed"

@@ -140,6 +140,11 @@ type Ready struct {
 // now. Tasks it returns in Start are marked running.
 func (f *Facts) Next() Decision {
 	var d Decision
+	if f.cancelled {
+		// A cancelled run schedules nothing more, finally included: Tekton's
+		// reconciler only cancels the TaskRuns of a Cancelled PipelineRun.
+		return d
+	}
 	for {
 		f.skipCache = map[*node]string{}
 		progressed := f.nextDAG(&d)

@@ -93,9 +93,12 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 			failure = exit
 		}
 	}
-	s.collectResults(st, t, att)
+	resultsErr := s.collectResults(st, t, att)
 	if failure != "" {
 		return fail(st, ReasonFailed, failure)
+	}
+	if resultsErr != nil {
+		return fail(st, ReasonTaskValidation, resultsErr.Error())
 	}
 	st.Condition = &planpb.Condition{Status: "True", Reason: ReasonSucceeded, Message: "All Steps have completed executing"}
 	return taskEnd{ok: true}
@@ -188,19 +191,31 @@ func fail(st *planpb.TaskStatus, reason, msg string) taskEnd {
 	return taskEnd{}
 }
 
-// collectResults reads the task's declared results into st.
-func (s *Supervisor) collectResults(st *planpb.TaskStatus, t *planpb.Task, att Attempt) {
+// collectResults reads the task's declared results into st. Results that do
+// not match their declaration are left out and reported as Tekton's
+// validateTaskRunResults does.
+func (s *Supervisor) collectResults(st *planpb.TaskStatus, t *planpb.Task, att Attempt) error {
+	var bad []string
 	for _, spec := range t.GetSpec().GetResults() {
 		raw, ok, err := att.ReadResult(spec.GetName())
-		if err != nil || !ok {
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%q: %v", spec.GetName(), err))
+			continue
+		}
+		if !ok {
 			continue
 		}
 		v, err := results.Parse(spec, raw)
 		if err != nil {
+			bad = append(bad, err.Error())
 			continue
 		}
 		st.Results = append(st.Results, &planpb.ResultValue{Name: spec.GetName(), Value: v})
 	}
+	if len(bad) > 0 {
+		return fmt.Errorf("Provided results don't match declared results; may be invalid JSON or missing result declaration: %s", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // launchable turns a substituted plan step into what a Launcher runs.
