@@ -1,0 +1,111 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// attempt is one attempt of one task; its directories stand for a pod's
+// /tekton/results, /tekton/steps, /tekton/scripts and /workspace.
+type attempt struct {
+	l          *Launcher
+	task       string
+	dir        string // run/tasks/TASK/ATTEMPT
+	workspaces map[string]string
+}
+
+// StartAttempt makes the attempt's directories and resolves its workspaces.
+func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (supervisor.Attempt, error) {
+	l.mu.Lock()
+	runDir, volumes := l.runDir, l.volumes
+	l.mu.Unlock()
+	if runDir == "" {
+		return nil, errors.New("launcher not prepared")
+	}
+	if err := checkName(task.GetName()); err != nil {
+		return nil, fmt.Errorf("task name: %w", err)
+	}
+	a := &attempt{l: l, task: task.GetName(), dir: filepath.Join(runDir, "tasks", task.GetName(), strconv.Itoa(n))}
+	dirs := []string{a.ResultsDir(), a.scriptsDir(), a.workspaceDir()}
+	for _, s := range task.GetSpec().GetSteps() {
+		dirs = append(dirs, filepath.Join(a.StepDir(s.GetName()), "results"))
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
+		}
+	}
+	a.workspaces = make(map[string]string, len(task.GetWorkspaces()))
+	for _, b := range task.GetWorkspaces() {
+		vol, ok := volumes[b.GetVolume()]
+		if !ok {
+			return nil, fmt.Errorf("workspace %q of task %q: no volume %q in the plan", b.GetName(), task.GetName(), b.GetVolume())
+		}
+		p := vol
+		if sub := b.GetSubPath(); sub != "" {
+			// Kubernetes refuses a subPath that leaves the volume; so do we.
+			if !filepath.IsLocal(sub) {
+				return nil, fmt.Errorf("workspace %q of task %q: subPath %q leaves the volume", b.GetName(), task.GetName(), sub)
+			}
+			p = filepath.Join(vol, sub)
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return nil, fmt.Errorf("workspace %q of task %q: %w", b.GetName(), task.GetName(), err)
+			}
+		}
+		a.workspaces[b.GetName()] = p
+	}
+	return a, nil
+}
+
+func (a *attempt) ResultsDir() string   { return filepath.Join(a.dir, "results") }
+func (a *attempt) scriptsDir() string   { return filepath.Join(a.dir, "scripts") }
+func (a *attempt) workspaceDir() string { return filepath.Join(a.dir, "workspace") }
+
+// StepDir is Tekton's /tekton/steps/step-NAME.
+func (a *attempt) StepDir(step string) string {
+	return filepath.Join(a.dir, "steps", "step-"+step)
+}
+
+// Workspace is the directory of a bound workspace; an optional workspace
+// the run does not bind is not bound.
+func (a *attempt) Workspace(name string) (string, bool) {
+	p, ok := a.workspaces[name]
+	return p, ok
+}
+
+// ReadResult reads a task result file. Tekton caps all of a TaskRun's results
+// at 4 KiB (the termination message); a local run reads files, so no cap.
+func (a *attempt) ReadResult(name string) (string, bool, error) {
+	return readFile(a.ResultsDir(), name)
+}
+
+// ReadStepResult reads a step result file (no size cap, as ReadResult).
+func (a *attempt) ReadStepResult(step, name string) (string, bool, error) {
+	return readFile(filepath.Join(a.StepDir(step), "results"), name)
+}
+
+// Finish keeps the attempt's files: they go with the run directory on Close,
+// and with --keep they show what each attempt did.
+func (a *attempt) Finish() {}
+
+func readFile(dir, name string) (string, bool, error) {
+	if err := checkName(name); err != nil {
+		return "", false, fmt.Errorf("result name: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read result: %w", err)
+	}
+	return string(b), true, nil
+}

@@ -1,0 +1,123 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// syncBuffer is a log the tests read while steps write it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newPrepared returns a prepared launcher whose run dir is under a test temp
+// dir; it is closed when the test ends.
+func newPrepared(t *testing.T, opts Options, volumes ...*planpb.Volume) *Launcher {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	l := New(opts)
+	if err := l.Prepare(context.Background(), &planpb.Plan{Name: "run", Volumes: volumes}); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return l
+}
+
+// startTask starts attempt 0 of a task with the given steps and bindings.
+func startTask(t *testing.T, l *Launcher, name string, steps []string, ws ...*planpb.WorkspaceBinding) supervisor.Attempt {
+	t.Helper()
+	task := &planpb.Task{Name: name, Spec: &planpb.TaskSpec{}, Workspaces: ws}
+	for _, s := range steps {
+		task.Spec.Steps = append(task.Spec.Steps, &planpb.Step{Name: s})
+	}
+	att, err := l.StartAttempt(context.Background(), task, 0)
+	if err != nil {
+		t.Fatalf("StartAttempt: %v", err)
+	}
+	t.Cleanup(att.Finish)
+	return att
+}
+
+// script is a step running an sh script.
+func script(task, name, body string) *supervisor.Step {
+	return &supervisor.Step{Task: task, Name: name, Script: "#!/bin/sh\n" + body}
+}
+
+// runStep runs a step with a timeout that fails the test rather than hang it.
+func runStep(t *testing.T, att supervisor.Attempt, s *supervisor.Step) supervisor.StepExit {
+	t.Helper()
+	done := make(chan supervisor.StepExit, 1)
+	go func() { done <- att.RunStep(context.Background(), s) }()
+	select {
+	case e := <-done:
+		return e
+	case <-time.After(30 * time.Second):
+		t.Fatalf("step %s/%s did not end", s.Task, s.Name)
+		return supervisor.StepExit{}
+	}
+}
+
+// waitFile waits until a file exists (a step is ready).
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s did not appear", path)
+}
+
+func readString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// realPath resolves symlinks, so that paths compare with `pwd -P`.
+func realPath(t *testing.T, p string) string {
+	t.Helper()
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// logLines are the lines of a step log.
+func logLines(s string) []string {
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}

@@ -1,0 +1,271 @@
+// Package process is the local launcher: it runs a Plan's steps as host
+// processes, with the run's volumes, results and workspaces as directories.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+var _ supervisor.Launcher = (*Launcher)(nil)
+
+// DefaultGrace is how long a stopped step has between SIGTERM and SIGKILL.
+const DefaultGrace = 5 * time.Second
+
+// Options configure a Launcher.
+type Options struct {
+	// Keep leaves the run directory in place on Close.
+	Keep bool
+	// Log receives the live output of every step, one "[task/step] " prefixed
+	// line at a time. Nil discards it.
+	Log io.Writer
+	// Grace is the time between SIGTERM and SIGKILL when a step is stopped
+	// (DefaultGrace when zero).
+	Grace time.Duration
+	// Dir is the parent of the run directory (os.TempDir() when empty).
+	Dir string
+	// Env is the base environment of every step (KEY=VALUE). When nil, steps
+	// get PATH and a few harmless host variables (locale, time zone), not the
+	// whole host environment: a container does not inherit it either. HOME is
+	// a per-run directory unless Env sets it.
+	Env []string
+}
+
+// hostVars are the host variables a step inherits by default.
+var hostVars = []string{"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR", "USER", "LOGNAME"}
+
+// fallbackPath is PATH when the host has none.
+const fallbackPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Launcher runs steps as host processes. It implements supervisor.Launcher.
+type Launcher struct {
+	opts Options
+	log  *lockedWriter
+
+	mu      sync.Mutex
+	runDir  string
+	env     []string          // base env, HOME included
+	volumes map[string]string // plan volume name → directory
+	closed  bool
+}
+
+// New returns a Launcher; nothing is created on disk before Prepare.
+func New(opts Options) *Launcher {
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	if opts.Dir == "" {
+		opts.Dir = os.TempDir()
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	return &Launcher{opts: opts, log: &lockedWriter{w: opts.Log}}
+}
+
+// RunDir is the run directory ("" before Prepare).
+func (l *Launcher) RunDir() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.runDir
+}
+
+// Prepare creates the run directory and one directory per plan volume.
+func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.runDir != "" {
+		return errors.New("launcher already prepared")
+	}
+	if err := os.MkdirAll(l.opts.Dir, 0o755); err != nil {
+		return fmt.Errorf("create run parent dir: %w", err)
+	}
+	dir, err := os.MkdirTemp(l.opts.Dir, "pod-runner-"+safeName(plan.GetName())+"-")
+	if err != nil {
+		return fmt.Errorf("create run dir: %w", err)
+	}
+	// MkdirTemp may return a relative path when Dir is relative; steps run
+	// in other working directories.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return fmt.Errorf("run dir: %w", err)
+	}
+	l.runDir = dir
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		return fmt.Errorf("create home dir: %w", err)
+	}
+	l.env = baseEnv(l.opts.Env, home)
+	l.volumes = make(map[string]string, len(plan.GetVolumes()))
+	for _, v := range plan.GetVolumes() {
+		p, err := l.prepareVolume(v)
+		if err != nil {
+			return fmt.Errorf("volume %q: %w", v.GetName(), err)
+		}
+		l.volumes[v.GetName()] = p
+	}
+	return nil
+}
+
+// baseEnv is the environment every step starts from.
+func baseEnv(env []string, home string) []string {
+	if env == nil {
+		for _, k := range hostVars {
+			if v, ok := os.LookupEnv(k); ok {
+				env = append(env, k+"="+v)
+			}
+		}
+		if _, ok := os.LookupEnv("PATH"); !ok {
+			env = append(env, "PATH="+fallbackPath)
+		}
+	}
+	env = append([]string(nil), env...)
+	if _, ok := lookupEnv(env, "HOME"); !ok {
+		env = append(env, "HOME="+home)
+	}
+	return env
+}
+
+// prepareVolume makes the directory behind one plan volume.
+func (l *Launcher) prepareVolume(v *planpb.Volume) (string, error) {
+	if err := checkName(v.GetName()); err != nil {
+		return "", err
+	}
+	own := filepath.Join(l.runDir, "volumes", v.GetName())
+	switch src := v.GetSource().(type) {
+	case *planpb.Volume_EmptyDir, *planpb.Volume_ClaimTemplate, nil:
+		return own, os.MkdirAll(own, 0o755)
+	case *planpb.Volume_HostPath:
+		p, err := filepath.Abs(src.HostPath)
+		if err != nil {
+			return "", fmt.Errorf("host path: %w", err)
+		}
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return "", fmt.Errorf("host path: %w", err)
+		}
+		return p, nil
+	case *planpb.Volume_PersistentVolumeClaim:
+		// Volumes bound to the same claim share its data, as in a cluster.
+		if err := checkName(src.PersistentVolumeClaim); err != nil {
+			return "", fmt.Errorf("claim: %w", err)
+		}
+		p := filepath.Join(l.runDir, "claims", src.PersistentVolumeClaim)
+		return p, os.MkdirAll(p, 0o755)
+	case *planpb.Volume_ConfigMap:
+		return own, writeFiles(own, src.ConfigMap.GetData(), 0o755, 0o644, v.GetReadOnly())
+	case *planpb.Volume_Secret:
+		return own, writeFiles(own, src.Secret.GetData(), 0o700, 0o600, v.GetReadOnly())
+	default:
+		return "", fmt.Errorf("unknown volume source %T", src)
+	}
+}
+
+// writeFiles writes a ConfigMap's or Secret's data as files under dir, and
+// makes the tree read-only (a-w) when readOnly.
+func writeFiles(dir string, data map[string][]byte, dirMode, fileMode fs.FileMode, readOnly bool) error {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return err
+	}
+	for name, content := range data {
+		if !filepath.IsLocal(name) {
+			return fmt.Errorf("key %q is not a relative path inside the volume", name)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), dirMode); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, content, fileMode); err != nil {
+			return err
+		}
+		// WriteFile's mode is filtered by the umask; the volume's is not.
+		if err := os.Chmod(p, fileMode); err != nil {
+			return err
+		}
+	}
+	if !readOnly {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(p, info.Mode().Perm()&^0o222)
+	})
+}
+
+// Close removes the run directory unless Options.Keep.
+func (l *Launcher) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.runDir == "" || l.opts.Keep {
+		l.closed = true
+		return nil
+	}
+	l.closed = true
+	return removeAll(l.runDir)
+}
+
+// removeAll removes dir. Read-only volumes and whatever steps made read-only
+// (Go's module cache, say) would stop os.RemoveAll: give the owner write
+// access first. WalkDir calls fn on a directory before reading it and does
+// not follow links.
+func removeAll(dir string) error {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			if info, err := d.Info(); err == nil && info.Mode().Perm()&0o700 != 0o700 {
+				_ = os.Chmod(p, info.Mode().Perm()|0o700)
+			}
+		}
+		return nil
+	})
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove run dir: %w", err)
+	}
+	return nil
+}
+
+// checkName refuses names that are not a single path element.
+func checkName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return fmt.Errorf("%q is not usable as a directory name", name)
+	}
+	return nil
+}
+
+// safeName is name with only characters that are safe in a file name.
+func safeName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}
+
+// lookupEnv finds the last KEY= entry of env, as exec does.
+func lookupEnv(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,204 @@
+package process
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+func TestFilesVolumes(t *testing.T) {
+	data := map[string][]byte{"a.txt": []byte("A"), "sub/b.txt": []byte("B")}
+	cases := []struct {
+		name              string
+		vol               *planpb.Volume
+		fileMode, dirMode fs.FileMode
+	}{
+		{name: "configmap", vol: &planpb.Volume{Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "cm", Data: data}}}, fileMode: 0o644, dirMode: 0o755},
+		{name: "configmap read-only", vol: &planpb.Volume{ReadOnly: true, Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "cm", Data: data}}}, fileMode: 0o444, dirMode: 0o555},
+		{name: "secret", vol: &planpb.Volume{Source: &planpb.Volume_Secret{Secret: &planpb.Files{Name: "s", Data: data}}}, fileMode: 0o600, dirMode: 0o700},
+		{name: "secret read-only", vol: &planpb.Volume{ReadOnly: true, Source: &planpb.Volume_Secret{Secret: &planpb.Files{Name: "s", Data: data}}}, fileMode: 0o400, dirMode: 0o500},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.vol.Name = "v"
+			l := newPrepared(t, Options{}, c.vol)
+			att := startTask(t, l, "t", nil, &planpb.WorkspaceBinding{Name: "ws", Volume: "v"})
+			dir, ok := att.Workspace("ws")
+			if !ok {
+				t.Fatal("workspace not bound")
+			}
+			for name, content := range data {
+				p := filepath.Join(dir, name)
+				if got := readString(t, p); got != string(content) {
+					t.Errorf("%s = %q, want %q", name, got, content)
+				}
+				if info, err := os.Stat(p); err != nil || info.Mode().Perm() != c.fileMode {
+					t.Errorf("%s mode = %v, %v; want %v", name, info.Mode().Perm(), err, c.fileMode)
+				}
+			}
+			for _, d := range []string{dir, filepath.Join(dir, "sub")} {
+				if info, err := os.Stat(d); err != nil || info.Mode().Perm() != c.dirMode {
+					t.Errorf("%s mode = %v, %v; want %v", d, info.Mode().Perm(), err, c.dirMode)
+				}
+			}
+			// Root writes through a-w; only an unprivileged step is stopped.
+			if c.vol.ReadOnly && os.Geteuid() != 0 {
+				e := runStep(t, att, &supervisor.Step{Task: "t", Name: "w", Command: []string{"sh", "-c", `echo x > "$D/new"`}, Env: []string{"D=" + dir}})
+				if e.ExitCode == 0 {
+					t.Error("a step wrote into a read-only volume")
+				}
+			}
+		})
+	}
+}
+
+func TestFilesVolumeRejectsEscapingKey(t *testing.T) {
+	l := New(Options{Dir: t.TempDir()})
+	defer l.Close()
+	vol := &planpb.Volume{Name: "v", Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Data: map[string][]byte{"../evil": nil}}}}
+	err := l.Prepare(context.Background(), &planpb.Plan{Volumes: []*planpb.Volume{vol}})
+	if err == nil || !strings.Contains(err.Error(), "../evil") {
+		t.Fatalf("Prepare = %v, want an error naming the key", err)
+	}
+}
+
+func TestWorkspaces(t *testing.T) {
+	base := t.TempDir()
+	t.Chdir(base)
+	vols := []*planpb.Volume{
+		{Name: "empty", Source: &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}}},
+		{Name: "tmpl", Source: &planpb.Volume_ClaimTemplate{ClaimTemplate: &planpb.EmptyDir{}}},
+		{Name: "host", Source: &planpb.Volume_HostPath{HostPath: "rel/host"}},
+		{Name: "pvc1", Source: &planpb.Volume_PersistentVolumeClaim{PersistentVolumeClaim: "claim"}},
+		{Name: "pvc2", Source: &planpb.Volume_PersistentVolumeClaim{PersistentVolumeClaim: "claim"}},
+	}
+	l := newPrepared(t, Options{}, vols...)
+	att := startTask(t, l, "t", nil,
+		&planpb.WorkspaceBinding{Name: "e", Volume: "empty"},
+		&planpb.WorkspaceBinding{Name: "e-sub", Volume: "empty", SubPath: "a/b"},
+		&planpb.WorkspaceBinding{Name: "tm", Volume: "tmpl"},
+		&planpb.WorkspaceBinding{Name: "h", Volume: "host"},
+		&planpb.WorkspaceBinding{Name: "p1", Volume: "pvc1"},
+		&planpb.WorkspaceBinding{Name: "p2", Volume: "pvc2"},
+	)
+	path := func(name string) string {
+		p, ok := att.Workspace(name)
+		if !ok {
+			t.Fatalf("workspace %q not bound", name)
+		}
+		if info, err := os.Stat(p); err != nil || !info.IsDir() {
+			t.Errorf("workspace %q: %s is not a directory (%v)", name, p, err)
+		}
+		return p
+	}
+	if got, want := path("e-sub"), filepath.Join(path("e"), "a", "b"); got != want {
+		t.Errorf("subPath workspace = %s, want %s", got, want)
+	}
+	if path("e") == path("tm") {
+		t.Error("emptyDir and volumeClaimTemplate volumes share a directory")
+	}
+	if got, want := path("h"), filepath.Join(base, "rel", "host"); got != want {
+		t.Errorf("host path = %s, want %s (absolute)", got, want)
+	}
+	if path("p1") != path("p2") {
+		t.Error("two volumes of one claim do not share it")
+	}
+	if p, ok := att.Workspace("unbound"); ok || p != "" {
+		t.Errorf("unbound workspace = %q, %v", p, ok)
+	}
+
+	bad := []struct {
+		name    string
+		binding *planpb.WorkspaceBinding
+		want    string
+	}{
+		{name: "unknown volume", binding: &planpb.WorkspaceBinding{Name: "x", Volume: "nope"}, want: `no volume "nope"`},
+		{name: "escaping subPath", binding: &planpb.WorkspaceBinding{Name: "x", Volume: "empty", SubPath: "../up"}, want: "leaves the volume"},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			task := &planpb.Task{Name: "bad", Workspaces: []*planpb.WorkspaceBinding{c.binding}}
+			_, err := l.StartAttempt(context.Background(), task, 0)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("StartAttempt = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestAttemptsHaveTheirOwnDirs(t *testing.T) {
+	l := newPrepared(t, Options{})
+	task := &planpb.Task{Name: "t", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}
+	var results []string
+	for n := range 2 {
+		att, err := l.StartAttempt(context.Background(), task, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, att.ResultsDir())
+		for _, d := range []string{att.ResultsDir(), filepath.Join(att.StepDir("s"), "results")} {
+			if !filepath.IsAbs(d) {
+				t.Errorf("%s is not absolute", d)
+			}
+			if info, err := os.Stat(d); err != nil || !info.IsDir() {
+				t.Errorf("%s not created: %v", d, err)
+			}
+		}
+		if got := filepath.Base(att.StepDir("s")); got != "step-s" {
+			t.Errorf("step dir = %s, want step-s", got)
+		}
+	}
+	if results[0] == results[1] {
+		t.Error("retries share a results dir")
+	}
+}
+
+func TestClose(t *testing.T) {
+	cases := []struct {
+		name string
+		keep bool
+	}{
+		{name: "removes", keep: false},
+		{name: "keeps", keep: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := New(Options{Dir: t.TempDir(), Keep: c.keep})
+			ro := &planpb.Volume{Name: "cm", ReadOnly: true, Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Data: map[string][]byte{"k": []byte("v")}}}}
+			if err := l.Prepare(context.Background(), &planpb.Plan{Name: "run", Volumes: []*planpb.Volume{ro}}); err != nil {
+				t.Fatal(err)
+			}
+			att, err := l.StartAttempt(context.Background(), &planpb.Task{Name: "t"}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A step leaves a read-only tree behind, as Go's module cache does.
+			if e := runStep(t, att, &supervisor.Step{Task: "t", Name: "s", Command: []string{"sh", "-c", "mkdir -p ro/x && touch ro/x/f && chmod -R a-w ro"}}); e.ExitCode != 0 || e.Err != nil {
+				t.Fatalf("exit = %d, %v", e.ExitCode, e.Err)
+			}
+			dir := l.RunDir()
+			if err := l.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			_, err = os.Stat(dir)
+			if c.keep && err != nil {
+				t.Errorf("kept run dir is gone: %v", err)
+			}
+			if !c.keep && !os.IsNotExist(err) {
+				t.Errorf("run dir still there: %v", err)
+			}
+			if c.keep {
+				// The test's temp dir cleanup cannot remove read-only parts.
+				if err := removeAll(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}

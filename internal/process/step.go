@@ -1,0 +1,308 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+)
+
+// drainDelay bounds how long RunStep waits for the step's output pipes to
+// close once its process group is gone: a process that left the group
+// (setsid) may hold them open for ever.
+const drainDelay = 500 * time.Millisecond
+
+// RunStep runs one step as a host process in its own process group and waits
+// for it to end. When ctx ends the group gets SIGTERM, then SIGKILL after the
+// grace period.
+func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor.StepExit {
+	if err := checkName(step.Name); err != nil {
+		return supervisor.StepExit{Err: fmt.Errorf("step name: %w", err)}
+	}
+	p, err := a.prepare(step)
+	if err != nil {
+		return supervisor.StepExit{Err: err}
+	}
+	defer p.closeFiles()
+	if err := ctx.Err(); err != nil {
+		return supervisor.StepExit{Err: fmt.Errorf("step not started: %w", context.Cause(ctx))}
+	}
+
+	prefix := "[" + step.Task + "/" + step.Name + "] "
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return supervisor.StepExit{Err: fmt.Errorf("stdout pipe: %w", err)}
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return supervisor.StepExit{Err: fmt.Errorf("stderr pipe: %w", err)}
+	}
+	cmd := &exec.Cmd{
+		Path: p.argv[0], Args: p.argv, Env: p.env, Dir: p.dir,
+		// Our own *os.File pipes: exec then starts no copying goroutine
+		// that Wait would block on while a grandchild holds the pipe.
+		Stdout: outW, Stderr: errW,
+		// Its own process group, as Tekton's entrypoint does, so a stop
+		// reaches the step's children too.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	startErr := cmd.Start()
+	started := time.Now()
+	outW.Close()
+	errW.Close()
+	if startErr != nil {
+		outR.Close()
+		errR.Close()
+		return supervisor.StepExit{Err: fmt.Errorf("start step %q: %w", step.Name, startErr)}
+	}
+	var copiers sync.WaitGroup
+	copiers.Add(2)
+	go a.copyOutput(&copiers, outR, prefix, p.stdout)
+	go a.copyOutput(&copiers, errR, prefix, p.stderr)
+
+	pgid := cmd.Process.Pid
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var waitErr error
+	select {
+	case waitErr = <-waited:
+	case <-ctx.Done():
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		grace := time.NewTimer(a.l.opts.Grace)
+		select {
+		case waitErr = <-waited:
+		case <-grace.C:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			waitErr = <-waited
+		}
+		grace.Stop()
+	}
+	finished := time.Now()
+	// A container's processes all end with its main process; so do the
+	// step's background children here (no-op when none are left).
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	drained := make(chan struct{})
+	go func() { copiers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainDelay):
+		// Closing the read ends unblocks the copiers (pipes from os.Pipe
+		// are pollable), which flush what they have.
+		outR.Close()
+		errR.Close()
+		<-drained
+	}
+	outR.Close()
+	errR.Close()
+
+	exit := supervisor.StepExit{Started: started, Finished: finished}
+	var ee *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &ee) {
+		exit.Err = fmt.Errorf("wait for step %q: %w", step.Name, waitErr)
+		return exit
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled():
+		exit.ExitCode = 128 + int(ws.Signal())
+		exit.Reason = signalName(ws.Signal())
+	default:
+		exit.ExitCode = cmd.ProcessState.ExitCode()
+	}
+	// Tekton's entrypoint records the exit code for
+	// $(steps.step-NAME.exitCode.path).
+	code := filepath.Join(a.StepDir(step.Name), "exitCode")
+	if err := os.WriteFile(code, []byte(strconv.Itoa(exit.ExitCode)), 0o644); err != nil {
+		exit.Err = fmt.Errorf("record exit code: %w", err)
+	}
+	return exit
+}
+
+// prepared is a step ready to start.
+type prepared struct {
+	argv           []string
+	env            []string
+	dir            string
+	stdout, stderr *os.File // stdoutConfig / stderrConfig copies, or nil
+}
+
+func (p *prepared) closeFiles() {
+	if p.stdout != nil {
+		p.stdout.Close()
+	}
+	if p.stderr != nil {
+		p.stderr.Close()
+	}
+}
+
+// prepare works out the step's command line, environment, working directory
+// and output files.
+func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
+	stepDir := a.StepDir(step.Name)
+	if err := os.MkdirAll(filepath.Join(stepDir, "results"), 0o755); err != nil {
+		return nil, fmt.Errorf("step dir: %w", err)
+	}
+	p := &prepared{env: mergeEnv(a.l.env, step.Env)}
+
+	// Tekton runs a step's workingDir from /workspace and creates a relative
+	// (or /workspace/...) one beforehand; a container runtime creates a
+	// missing absolute one. The attempt's workspace dir is our /workspace.
+	p.dir = a.workspaceDir()
+	if wd := step.WorkingDir; wd != "" {
+		if !filepath.IsAbs(wd) {
+			wd = filepath.Join(p.dir, wd)
+		}
+		p.dir = filepath.Clean(wd)
+	}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("working dir: %w", err)
+	}
+
+	switch {
+	case step.Script != "":
+		script := step.Script
+		if strings.HasPrefix(script, "#!win") {
+			return nil, errors.New("a Windows script (#!win) cannot run on this host")
+		}
+		if !strings.HasPrefix(script, "#!") {
+			// The supervisor adds Tekton's default interpreter; a file
+			// without "#!" could not be executed at all.
+			script = "#!/bin/sh\nset -e\n" + script
+		}
+		path := filepath.Join(a.scriptsDir(), fmt.Sprintf("script-%d-%s", step.Index, step.Name))
+		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+			return nil, fmt.Errorf("write script: %w", err)
+		}
+		p.argv = append([]string{path}, step.Args...)
+	case len(step.Command) > 0:
+		search, _ := lookupEnv(p.env, "PATH")
+		bin, err := lookPath(step.Command[0], search, p.dir)
+		if err != nil {
+			return nil, err
+		}
+		p.argv = append(append([]string{bin}, step.Command[1:]...), step.Args...)
+	default:
+		return nil, fmt.Errorf("step %q has no command or script: the entrypoint of image %q is only known in pod mode", step.Name, step.Image)
+	}
+
+	var err error
+	if p.stdout, err = openOutput(step.StdoutPath, p.dir); err != nil {
+		return nil, fmt.Errorf("stdoutConfig: %w", err)
+	}
+	if p.stderr, err = openOutput(step.StderrPath, p.dir); err != nil {
+		p.closeFiles()
+		return nil, fmt.Errorf("stderrConfig: %w", err)
+	}
+	return p, nil
+}
+
+// openOutput opens a stdoutConfig/stderrConfig file as Tekton's entrypoint
+// does: parents created, appended to, relative to the working directory.
+func openOutput(path, dir string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+}
+
+// copyOutput copies one stream of a step to the log, prefixed, and to its
+// stdoutConfig/stderrConfig file.
+func (a *attempt) copyOutput(wg *sync.WaitGroup, r io.Reader, prefix string, file *os.File) {
+	defer wg.Done()
+	lw := &lineWriter{out: a.l.log, prefix: prefix}
+	var w io.Writer = lw
+	if file != nil {
+		w = io.MultiWriter(lw, &copyFile{w: file, log: lw})
+	}
+	// A read error here only means the pipe was closed under us.
+	_, _ = io.Copy(w, r)
+	lw.Flush()
+}
+
+// mergeEnv is base overlaid with step (the step's value wins), in order.
+func mergeEnv(base, step []string) []string {
+	out := make([]string, 0, len(base)+len(step))
+	index := map[string]int{}
+	for _, kv := range append(append([]string(nil), base...), step...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := index[k]; ok {
+			out[i] = kv
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// lookPath finds a command in the step's PATH (not ours: the step's env may
+// set its own). Names with a slash are taken as they are, relative to dir.
+func lookPath(name, path, dir string) (string, error) {
+	if strings.Contains(name, "/") {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, name)
+		}
+		if err := executable(name); err != nil {
+			return "", fmt.Errorf("command %q: %w", name, err)
+		}
+		return name, nil
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		if p := filepath.Join(d, name); executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("command %q not found in PATH %q", name, path)
+}
+
+func executable(p string) error {
+	info, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if info.IsDir() || info.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+// signalName is the conventional name of a signal, e.g. "SIGKILL".
+func signalName(s syscall.Signal) string {
+	if n, ok := signalNames[s]; ok {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(s))
+}
+
+var signalNames = map[syscall.Signal]string{
+	syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
+	syscall.SIGILL: "SIGILL", syscall.SIGTRAP: "SIGTRAP", syscall.SIGABRT: "SIGABRT",
+	syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE", syscall.SIGKILL: "SIGKILL",
+	syscall.SIGUSR1: "SIGUSR1", syscall.SIGSEGV: "SIGSEGV", syscall.SIGUSR2: "SIGUSR2",
+	syscall.SIGPIPE: "SIGPIPE", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM",
+	syscall.SIGXCPU: "SIGXCPU", syscall.SIGXFSZ: "SIGXFSZ", syscall.SIGSYS: "SIGSYS",
+}
