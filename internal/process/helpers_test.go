@@ -85,17 +85,23 @@ func runStep(t *testing.T, att supervisor.Attempt, s *supervisor.Step) superviso
 	}
 }
 
-// waitFile waits until a file exists (a step is ready).
-func waitFile(t *testing.T, path string) {
+// waitReady waits until a running step created a file, failing the test if
+// the step ends first.
+func waitReady(t *testing.T, path string, done <-chan supervisor.StepExit) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	deadline := time.After(10 * time.Second)
+	for {
 		if _, err := os.Stat(path); err == nil {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case e := <-done:
+			t.Fatalf("step ended before it was ready: exit %d, %v", e.ExitCode, e.Err)
+		case <-deadline:
+			t.Fatalf("%s did not appear", path)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	t.Fatalf("%s did not appear", path)
 }
 
 func readString(t *testing.T, path string) string {

@@ -49,16 +49,18 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 		outW.Close()
 		return supervisor.StepExit{Err: fmt.Errorf("stderr pipe: %w", err)}
 	}
-	cmd := &exec.Cmd{
-		Path: p.argv[0], Args: p.argv, Env: p.env, Dir: p.dir,
-		// Our own *os.File pipes: exec then starts no copying goroutine
-		// that Wait would block on while a grandchild holds the pipe.
-		Stdout: outW, Stderr: errW,
-		// Its own process group, as Tekton's entrypoint does, so a stop
-		// reaches the step's children too.
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	startErr := cmd.Start()
+	cmd, startErr := start(func() *exec.Cmd {
+		return &exec.Cmd{
+			Path: p.argv[0], Args: p.argv, Env: p.env, Dir: p.dir,
+			// Our own *os.File pipes: exec then starts no copying
+			// goroutine that Wait would block on while a grandchild
+			// holds the pipe.
+			Stdout: outW, Stderr: errW,
+			// Its own process group, as Tekton's entrypoint does, so a
+			// stop reaches the step's children too.
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		}
+	})
 	started := time.Now()
 	outW.Close()
 	errW.Close()
@@ -128,6 +130,21 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 		exit.Err = fmt.Errorf("record exit code: %w", err)
 	}
 	return exit
+}
+
+// start starts a command, retrying while exec says "text file busy": a
+// script just written here can be briefly held open for writing by a
+// process that another goroutine forked meanwhile (golang.org/issue/22315).
+func start(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for delay := time.Millisecond; ; delay *= 2 {
+		cmd := newCmd()
+		err := cmd.Start()
+		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
+			return cmd, err
+		}
+		time.Sleep(min(delay, 100*time.Millisecond))
+	}
 }
 
 // prepared is a step ready to start.

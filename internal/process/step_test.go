@@ -1,6 +1,7 @@
 package process
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -307,5 +308,31 @@ func TestLineWriterSplitsLongLines(t *testing.T) {
 	want := "> a\n> bc\n> " + long + "\n"
 	if got := buf.String(); got != want {
 		t.Errorf("got %d bytes %q..., want %d bytes", len(got), got[:min(len(got), 20)], len(want))
+	}
+}
+
+// Scripts written and started from many goroutines at once: a script file
+// can be briefly held open by a process another goroutine forks, and exec
+// then fails with "text file busy" unless RunStep retries.
+func TestManyConcurrentScripts(t *testing.T) {
+	l := newPrepared(t, Options{})
+	const tasks, steps = 8, 15
+	errs := make(chan error, tasks*steps)
+	for i := range tasks {
+		att := startTask(t, l, fmt.Sprint("t", i), nil)
+		go func() {
+			for j := range steps {
+				e := att.RunStep(context.Background(), script(fmt.Sprint("t", i), fmt.Sprint("s", j), "exit 0"))
+				if e.Err == nil && e.ExitCode != 0 {
+					e.Err = fmt.Errorf("exit code %d", e.ExitCode)
+				}
+				errs <- e.Err
+			}
+		}()
+	}
+	for range tasks * steps {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

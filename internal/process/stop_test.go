@@ -41,7 +41,7 @@ func TestStopOnCancel(t *testing.T) {
 			defer cancel()
 			done := make(chan supervisor.StepExit, 1)
 			go func() { done <- att.RunStep(ctx, s) }()
-			waitFile(t, ready)
+			waitReady(t, ready, done)
 			stopped := time.Now()
 			cancel()
 			var e supervisor.StepExit
