@@ -1,0 +1,107 @@
+package tektonstatus
+
+import (
+	"fmt"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/substitution"
+
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// replacer holds the task result replacements Tekton has applied to its
+// PipelineRunState by the time it writes status: GetChildReferences resolves
+// the result references of each done task, in pipeline order, and applies
+// them (ApplyTaskResults) to the when expressions and display names that end
+// up in childReferences and skippedTasks.
+type replacer struct {
+	results map[string]map[string]*planpb.Value // task → result → value, tasks that ran
+	str     map[string]string
+	arr     map[string][]string
+}
+
+func newReplacer(st *planpb.RunStatus) *replacer {
+	r := &replacer{results: map[string]map[string]*planpb.Value{}, str: map[string]string{}, arr: map[string][]string{}}
+	for _, ts := range st.GetTasks() {
+		m := map[string]*planpb.Value{}
+		for _, res := range ts.GetResults() {
+			m[res.GetName()] = res.GetValue()
+		}
+		r.results[ts.GetName()] = m
+	}
+	return r
+}
+
+// resolve adds the replacements for the result references of pt when all of
+// them resolve, as ResolveResultRefs does (one missing result: none applied).
+func (r *replacer) resolve(pt *v1.PipelineTask) {
+	type resolved struct {
+		task, result string
+		value        *planpb.Value
+	}
+	var refs []resolved
+	for _, ref := range v1.PipelineTaskResultRefs(pt) {
+		v, ok := r.results[ref.PipelineTask][ref.Result]
+		if !ok {
+			return
+		}
+		refs = append(refs, resolved{ref.PipelineTask, ref.Result, v})
+	}
+	for _, ref := range refs {
+		targets := replaceTargets(ref.task, ref.result, "")
+		switch ref.value.GetType() {
+		case planpb.ValueType_ARRAY:
+			for i, s := range ref.value.GetArrayValue() {
+				for _, t := range replaceTargets(ref.task, ref.result, fmt.Sprintf("[%d]", i)) {
+					r.str[t] = s
+				}
+			}
+			for _, t := range targets {
+				r.arr[t] = ref.value.GetArrayValue()
+			}
+		case planpb.ValueType_OBJECT:
+			for k, s := range ref.value.GetObjectValue() {
+				for _, t := range objectTargets(ref.task, ref.result, k) {
+					r.str[t] = s
+				}
+			}
+		default:
+			for _, t := range targets {
+				r.str[t] = ref.value.GetStringValue()
+			}
+		}
+	}
+}
+
+// replaceTargets are ResolvedResultRef.getReplaceTarget (suffix "") and
+// getReplaceTargetfromArrayIndex (suffix "[i]").
+func replaceTargets(task, result, suffix string) []string {
+	return []string{
+		fmt.Sprintf("%s.%s.%s.%s%s", v1.ResultTaskPart, task, v1.ResultResultPart, result, suffix),
+		fmt.Sprintf("%s.%s.%s[%q]%s", v1.ResultTaskPart, task, v1.ResultResultPart, result, suffix),
+		fmt.Sprintf("%s.%s.%s['%s']%s", v1.ResultTaskPart, task, v1.ResultResultPart, result, suffix),
+	}
+}
+
+// objectTargets are ResolvedResultRef.getReplaceTargetfromObjectKey.
+func objectTargets(task, result, key string) []string {
+	return []string{
+		fmt.Sprintf("%s.%s.%s.%s.%s", v1.ResultTaskPart, task, v1.ResultResultPart, result, key),
+		fmt.Sprintf("%s.%s.%s[%q][%s]", v1.ResultTaskPart, task, v1.ResultResultPart, result, key),
+		fmt.Sprintf("%s.%s.%s['%s'][%s]", v1.ResultTaskPart, task, v1.ResultResultPart, result, key),
+	}
+}
+
+// when applies the replacements known so far with Tekton's own
+// WhenExpressions.ReplaceVariables.
+func (r *replacer) when(ws []*planpb.WhenExpression) v1.WhenExpressions {
+	w := whenExpressions(ws)
+	if w == nil {
+		return nil
+	}
+	return w.ReplaceVariables(r.str, r.arr)
+}
+
+func (r *replacer) text(s string) string {
+	return substitution.ApplyReplacements(s, r.str)
+}

@@ -1,0 +1,156 @@
+package tektonstatus
+
+import (
+	"fmt"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// Step termination reasons the engine reports (StepState.reason) beyond
+// Kubernetes' own container reasons.
+const (
+	stepCancelled = "Cancelled"
+	stepContinued = "Continued"
+	stepSkipped   = "Skipped"
+	stepTimeout   = "TimeoutExceeded"
+
+	// Kubernetes container terminated reasons.
+	containerCompleted = "Completed"
+	containerError     = "Error"
+	// Waiting reason of containers in a pod that has not started them yet.
+	containerInitializing = "PodInitializing"
+)
+
+// stepStates are status.steps of one attempt, one per step of the task in
+// order, shaped as MakeTaskRunStatus shapes a pod's container states:
+//   - a finished step is "terminated": the container's reason ("Completed"
+//     when the container exited 0, which includes onError: continue, else
+//     "Error"), the step's exit code, and terminationReason: what the
+//     entrypoint reported (Completed, Error, Continued, Skipped,
+//     TimeoutExceeded);
+//   - the running step is "running", steps not reached yet are "waiting";
+//   - when the TaskRun was cancelled or timed out, the steps still running or
+//     waiting are terminated as terminateStepsInPod does: exit code 1 and
+//     the TaskRun's reason.
+func stepStates(names []string, states []*planpb.StepState, cond *planpb.Condition, start, completion *timestamppb.Timestamp, podName string) []v1.StepState {
+	done := cond.GetStatus() == "True" || cond.GetStatus() == "False"
+	stopReason := ""
+	if r := cond.GetReason(); done && (r == v1.TaskRunReasonCancelled.String() || r == v1.TaskRunReasonTimedOut.String()) {
+		stopReason = r
+	}
+	if done && stopReason == "" && len(states) == 0 {
+		// The attempt failed before any step ran: there was no pod to report.
+		return nil
+	}
+	n := len(names)
+	if len(states) > n {
+		n = len(states)
+	}
+	finished := metaTimeOr(completion, start)
+	var out []v1.StepState
+	lastEnd := metaTimeOr(start, completion)
+	for i := 0; i < n; i++ {
+		var s *planpb.StepState
+		if i < len(states) {
+			s = states[i]
+		}
+		name := ""
+		if i < len(names) {
+			name = names[i]
+		}
+		if name == "" {
+			name = stepName(s.GetName(), i)
+		}
+		ss := v1.StepState{Name: name, Container: "step-" + name, ImageID: s.GetImage()}
+		if c := s.GetContainer(); c != "" {
+			ss.Container = c
+		}
+		stopped := func(startedAt metav1.Time) {
+			ss.Terminated = &corev1.ContainerStateTerminated{
+				ExitCode: 1, StartedAt: startedAt, FinishedAt: finished, Reason: stopReason,
+				Message: fmt.Sprintf("Step %s terminated as pod %s is terminated", name, podName),
+			}
+			ss.TerminationReason = stopReason
+		}
+		switch {
+		case s == nil || (!s.GetRunning() && !s.GetTerminated()):
+			switch {
+			case stopReason != "":
+				// Tekton uses the TaskRun's creation time: the attempt's start is the closest we know.
+				stopped(metaTimeOr(start, completion))
+			case done:
+				continue
+			default:
+				ss.Waiting = &corev1.ContainerStateWaiting{Reason: containerInitializing}
+			}
+		case s.GetRunning():
+			if stopReason != "" {
+				stopped(metaTimeOr(s.GetStartedAt(), start))
+				break
+			}
+			ss.Running = &corev1.ContainerStateRunning{StartedAt: metaTimeOr(s.GetStartedAt(), start)}
+		case s.GetSkipped() || s.GetReason() == stepSkipped:
+			if stopReason != "" {
+				stopped(metaTimeOr(start, completion))
+				break
+			}
+			// The entrypoint skips at once when an earlier step failed:
+			// it starts and ends when that step ended.
+			ss.Terminated = &corev1.ContainerStateTerminated{
+				ExitCode: 1, Reason: containerError, StartedAt: lastEnd, FinishedAt: lastEnd,
+			}
+			ss.TerminationReason = stepSkipped
+		case s.GetReason() == stepCancelled && stopReason != "":
+			stopped(metaTimeOr(s.GetStartedAt(), start))
+		default:
+			ss.Terminated = terminated(s, start, completion)
+			ss.TerminationReason = s.GetReason()
+			if ss.TerminationReason == "" {
+				ss.TerminationReason = ss.Terminated.Reason
+			}
+			lastEnd = ss.Terminated.FinishedAt
+		}
+		out = append(out, ss)
+	}
+	return out
+}
+
+// terminated is the container state of a step that ran to its end.
+func terminated(s *planpb.StepState, start, completion *timestamppb.Timestamp) *corev1.ContainerStateTerminated {
+	exit := s.GetExitCode()
+	reason := containerError
+	switch s.GetReason() {
+	case stepContinued:
+		// The entrypoint exits 0 and reports the step's exit code as a result.
+		reason = containerCompleted
+	case stepTimeout:
+		// The entrypoint exits 1 when the step's timeout kills the command.
+		exit = 1
+	default:
+		if exit == 0 {
+			reason = containerCompleted
+		}
+	}
+	return &corev1.ContainerStateTerminated{
+		ExitCode:   exit,
+		Reason:     reason,
+		StartedAt:  metaTimeOr(s.GetStartedAt(), start),
+		FinishedAt: metaTimeOr(s.GetFinishedAt(), completion),
+	}
+}
+
+// metaTimeOr is the first set time; startedAt and finishedAt may not be
+// null in Tekton's CRD schema.
+func metaTimeOr(ts ...*timestamppb.Timestamp) metav1.Time {
+	for _, t := range ts {
+		if mt := metaTime(t); mt != nil {
+			return *mt
+		}
+	}
+	return metav1.Time{}
+}
