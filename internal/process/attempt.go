@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -35,8 +36,8 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 	}
 	a := &attempt{l: l, task: task.GetName(), dir: filepath.Join(runDir, "tasks", task.GetName(), strconv.Itoa(n))}
 	dirs := []string{a.ResultsDir(), a.scriptsDir(), a.workspaceDir()}
-	for _, s := range task.GetSpec().GetSteps() {
-		dirs = append(dirs, filepath.Join(a.StepDir(s.GetName()), "results"))
+	for i, s := range task.GetSpec().GetSteps() {
+		dirs = append(dirs, filepath.Join(a.StepDir(results.StepName(s.GetName(), i)), "results"))
 	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -134,7 +134,7 @@ func TestWorkspaces(t *testing.T) {
 
 func TestAttemptsHaveTheirOwnDirs(t *testing.T) {
 	l := newPrepared(t, Options{})
-	task := &planpb.Task{Name: "t", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}
+	task := &planpb.Task{Name: "t", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}, {}}}}
 	var results []string
 	for n := range 2 {
 		att, err := l.StartAttempt(context.Background(), task, n)
@@ -142,7 +142,8 @@ func TestAttemptsHaveTheirOwnDirs(t *testing.T) {
 			t.Fatal(err)
 		}
 		results = append(results, att.ResultsDir())
-		for _, d := range []string{att.ResultsDir(), filepath.Join(att.StepDir("s"), "results")} {
+		// An unnamed step is Tekton's "unnamed-INDEX".
+		for _, d := range []string{att.ResultsDir(), filepath.Join(att.StepDir("s"), "results"), filepath.Join(att.StepDir("unnamed-1"), "results")} {
 			if !filepath.IsAbs(d) {
 				t.Errorf("%s is not absolute", d)
 			}
