@@ -18,6 +18,7 @@ import (
 // /tekton/results, /tekton/steps, /tekton/scripts and /workspace.
 type attempt struct {
 	l          *Launcher
+	env        []string // the launcher's base env
 	task       string
 	dir        string // run/tasks/TASK/ATTEMPT
 	workspaces map[string]string
@@ -26,7 +27,7 @@ type attempt struct {
 // StartAttempt makes the attempt's directories and resolves its workspaces.
 func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (supervisor.Attempt, error) {
 	l.mu.Lock()
-	runDir, volumes := l.runDir, l.volumes
+	runDir, volumes, env := l.runDir, l.volumes, l.env
 	l.mu.Unlock()
 	if runDir == "" {
 		return nil, errors.New("launcher not prepared")
@@ -34,7 +35,7 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 	if err := checkName(task.GetName()); err != nil {
 		return nil, fmt.Errorf("task name: %w", err)
 	}
-	a := &attempt{l: l, task: task.GetName(), dir: filepath.Join(runDir, "tasks", task.GetName(), strconv.Itoa(n))}
+	a := &attempt{l: l, env: env, task: task.GetName(), dir: filepath.Join(runDir, "tasks", task.GetName(), strconv.Itoa(n))}
 	dirs := []string{a.ResultsDir(), a.scriptsDir(), a.workspaceDir()}
 	for i, s := range task.GetSpec().GetSteps() {
 		dirs = append(dirs, filepath.Join(a.StepDir(results.StepName(s.GetName(), i)), "results"))

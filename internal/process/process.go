@@ -81,13 +81,23 @@ func (l *Launcher) RunDir() string {
 	return l.runDir
 }
 
-// Prepare creates the run directory and one directory per plan volume.
+// Prepare creates the run directory and one directory per plan volume. When
+// it fails it removes what it made: the supervisor does not Close then.
 func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.runDir != "" {
 		return errors.New("launcher already prepared")
 	}
+	err := l.prepare(plan)
+	if err != nil && l.runDir != "" {
+		_ = removeAll(l.runDir)
+		l.runDir = ""
+	}
+	return err
+}
+
+func (l *Launcher) prepare(plan *planpb.Plan) error {
 	if err := os.MkdirAll(l.opts.Dir, 0o755); err != nil {
 		return fmt.Errorf("create run parent dir: %w", err)
 	}

@@ -59,12 +59,16 @@ func TestFilesVolumes(t *testing.T) {
 }
 
 func TestFilesVolumeRejectsEscapingKey(t *testing.T) {
-	l := New(Options{Dir: t.TempDir()})
-	defer l.Close()
+	dir := t.TempDir()
+	l := New(Options{Dir: dir})
 	vol := &planpb.Volume{Name: "v", Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Data: map[string][]byte{"../evil": nil}}}}
 	err := l.Prepare(context.Background(), &planpb.Plan{Volumes: []*planpb.Volume{vol}})
 	if err == nil || !strings.Contains(err.Error(), "../evil") {
 		t.Fatalf("Prepare = %v, want an error naming the key", err)
+	}
+	// The supervisor does not Close a launcher whose Prepare failed.
+	if left, _ := os.ReadDir(dir); len(left) != 0 || l.RunDir() != "" {
+		t.Errorf("a failed Prepare left %v behind (RunDir %q)", left, l.RunDir())
 	}
 }
 

@@ -171,7 +171,7 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 	if err := os.MkdirAll(filepath.Join(stepDir, "results"), 0o755); err != nil {
 		return nil, fmt.Errorf("step dir: %w", err)
 	}
-	p := &prepared{env: mergeEnv(a.l.env, step.Env)}
+	p := &prepared{env: mergeEnv(a.env, step.Env)}
 
 	// Tekton runs a step's workingDir from /workspace and creates a relative
 	// (or /workspace/...) one beforehand; a container runtime creates a
