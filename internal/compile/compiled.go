@@ -29,4 +29,10 @@ type Compiled struct {
 	// TaskSpecs holds the resolved spec of each task (status.taskSpec of its
 	// TaskRun), keyed by plan task name.
 	TaskSpecs map[string]*v1.TaskSpec
+	// TaskRuns holds the TaskRun Tekton would create for each task, keyed by
+	// plan task name: metadata (name, labels, annotations), spec (params as
+	// templates, timeout, workspaces, taskRef or taskSpec), defaulted; for a
+	// TaskRun it is the run itself. Their uids are the plan tasks'
+	// context["context.taskRun.uid"].
+	TaskRuns map[string]*v1.TaskRun
 }

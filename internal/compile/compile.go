@@ -1,0 +1,236 @@
+// Package compile turns a Tekton PipelineRun or TaskRun and the documents it
+// references into a Plan, deciding what Tekton's webhook and controllers would.
+package compile
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"knative.dev/pkg/apis"
+
+	"github.com/e7763abc/pod-runner/internal/load"
+)
+
+// freshInstallFeatureFlags is the data of config/config-feature-flags.yaml
+// in Tekton v1.15.1: the flags a fresh install runs with.
+var freshInstallFeatureFlags = map[string]string{
+	"coschedule":              "workspaces",
+	"disable-creds-init":      "false",
+	"await-sidecar-readiness": "true",
+	"running-in-environment-with-injected-sidecars":  "true",
+	"require-git-ssh-secret-known-hosts":             "false",
+	"enable-tekton-oci-bundles":                      "false",
+	"enable-api-fields":                              "beta",
+	"send-cloudevents-for-runs":                      "true",
+	"trusted-resources-verification-no-match-policy": "ignore",
+	"enable-provenance-in-status":                    "true",
+	"enforce-nonfalsifiability":                      "none",
+	"results-from":                                   "termination-message",
+	"set-security-context":                           "false",
+	"set-security-context-read-only-root-filesystem": "false",
+	"keep-pod-on-cancel":                             "false",
+	"enable-cel-in-whenexpression":                   "false",
+	"enable-artifacts":                               "false",
+	"enable-param-enum":                              "false",
+	"disable-inline-spec":                            "",
+	"enable-concise-resolver-syntax":                 "false",
+	"enable-kubernetes-sidecar":                      "false",
+	"enable-step-actions":                            "true",
+	"enable-wait-exponential-backoff":                "false",
+	"enable-termination-message-compression":         "false",
+	"enable-informer-cache-transforms":               "true",
+}
+
+// WithConfig returns ctx carrying the configuration of a fresh Tekton
+// install (feature flags as installed, config-defaults empty), which
+// Tekton's defaulting and validation read.
+func WithConfig(ctx context.Context) (context.Context, error) {
+	ff, err := config.NewFeatureFlagsFromMap(freshInstallFeatureFlags)
+	if err != nil {
+		return nil, fmt.Errorf("feature flags: %w", err)
+	}
+	defaults, err := config.NewDefaultsFromMap(map[string]string{})
+	if err != nil {
+		return nil, fmt.Errorf("config defaults: %w", err)
+	}
+	// Start from Tekton's complete defaults so that no part of the config is nil.
+	cfg := config.FromContextOrDefaults(context.Background())
+	cfg.FeatureFlags = ff
+	cfg.Defaults = defaults
+	return config.ToContext(ctx, cfg), nil
+}
+
+// Compile compiles the one PipelineRun or TaskRun among docs, with the
+// Pipelines, Tasks, StepActions, ConfigMaps and Secrets it refers to. Invalid
+// input is reported as a *load.Error.
+func Compile(ctx context.Context, docs []load.Doc, opts Options) (*Compiled, error) {
+	ctx, err := WithConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var runs []*load.Doc
+	for i := range docs {
+		if k := docs[i].Kind; k == load.KindPipelineRun || k == load.KindTaskRun {
+			runs = append(runs, &docs[i])
+		}
+	}
+	switch len(runs) {
+	case 0:
+		return nil, load.Errorf("", "", "no PipelineRun or TaskRun among the documents: give exactly one")
+	case 1:
+	default:
+		return nil, load.Errorf(runs[1].Display, "", "a second run (the first is %s): give exactly one PipelineRun or TaskRun", runs[0].Display)
+	}
+	run := runs[0]
+	c := &compiler{ctx: ctx, opts: opts, run: run}
+	switch o := run.Object.(type) {
+	case *v1.PipelineRun:
+		pr := o.DeepCopy()
+		if err := c.identify(&pr.ObjectMeta); err != nil {
+			return nil, err
+		}
+		if c.objs, err = indexDocs(ctx, docs, pr.Namespace); err != nil {
+			return nil, err
+		}
+		return c.pipelineRun(pr)
+	case *v1.TaskRun:
+		tr := o.DeepCopy()
+		if err := c.identify(&tr.ObjectMeta); err != nil {
+			return nil, err
+		}
+		if c.objs, err = indexDocs(ctx, docs, tr.Namespace); err != nil {
+			return nil, err
+		}
+		return c.taskRun(tr)
+	}
+	return nil, fmt.Errorf("%s: unexpected object %T", run.Display, run.Object)
+}
+
+// compiler holds what one Compile call works with.
+type compiler struct {
+	ctx  context.Context
+	opts Options
+	objs *objects
+	run  *load.Doc
+}
+
+// identify gives the run what the API server gives an object on creation:
+// a name from generateName, a namespace, a uid.
+func (c *compiler) identify(meta *metav1.ObjectMeta) error {
+	if meta.Name == "" {
+		if meta.GenerateName == "" {
+			return load.Errorf(c.run.Display, "metadata.name", "name or generateName is required")
+		}
+		meta.Name = generateName(meta.GenerateName)
+	}
+	if meta.Namespace == "" {
+		meta.Namespace = c.opts.Namespace
+		if meta.Namespace == "" {
+			meta.Namespace = "default"
+		}
+	}
+	if meta.UID == "" {
+		meta.UID = uuid.NewUUID()
+	}
+	return nil
+}
+
+// generateName is the API server's name generator
+// (k8s.io/apiserver/pkg/storage/names.SimpleNameGenerator): the base cut to
+// 58 characters, then 5 random lowercase alphanumerics.
+func generateName(base string) string {
+	const maxNameLength, randomLength = 63, 5
+	if len(base) > maxNameLength-randomLength {
+		base = base[:maxNameLength-randomLength]
+	}
+	return base + utilrand.String(randomLength)
+}
+
+// entry is a named object and the document it came from.
+type entry[T any] struct {
+	obj T
+	doc *load.Doc
+}
+
+// objects are the documents a run may refer to, by name, in the run's
+// namespace.
+type objects struct {
+	namespace   string
+	pipelines   map[string]entry[*v1.Pipeline]
+	tasks       map[string]entry[*v1.Task]
+	stepActions map[string]entry[*v1beta1.StepAction]
+	configMaps  map[string]entry[*corev1.ConfigMap]
+	secrets     map[string]entry[*corev1.Secret]
+}
+
+// indexDocs defaults and validates every Tekton definition as the webhook
+// does when it is created, and indexes the documents a run may refer to.
+// Documents in another namespace than the run's are left out: Tekton would
+// not find them.
+func indexDocs(ctx context.Context, docs []load.Doc, namespace string) (*objects, error) {
+	o := &objects{
+		namespace:   namespace,
+		pipelines:   map[string]entry[*v1.Pipeline]{},
+		tasks:       map[string]entry[*v1.Task]{},
+		stepActions: map[string]entry[*v1beta1.StepAction]{},
+		configMaps:  map[string]entry[*corev1.ConfigMap]{},
+		secrets:     map[string]entry[*corev1.Secret]{},
+	}
+	create := apis.WithinCreate(ctx)
+	for i := range docs {
+		d := &docs[i]
+		var err error
+		switch obj := d.Object.(type) {
+		case *v1.Pipeline:
+			obj = obj.DeepCopy()
+			if err = checkPipelineSpec(where{d.Display, "spec"}, &obj.Spec); err == nil {
+				obj.SetDefaults(create)
+				err = validation(d.Display, "", obj.Validate(create))
+			}
+			if err == nil {
+				err = add(o.pipelines, d, obj, &obj.ObjectMeta, namespace)
+			}
+		case *v1.Task:
+			obj = obj.DeepCopy()
+			obj.SetDefaults(create)
+			if err = validation(d.Display, "", obj.Validate(create)); err == nil {
+				err = add(o.tasks, d, obj, &obj.ObjectMeta, namespace)
+			}
+		case *v1beta1.StepAction:
+			obj = obj.DeepCopy()
+			obj.SetDefaults(create)
+			if err = validation(d.Display, "", obj.Validate(create)); err == nil {
+				err = add(o.stepActions, d, obj, &obj.ObjectMeta, namespace)
+			}
+		case *corev1.ConfigMap:
+			err = add(o.configMaps, d, obj, &obj.ObjectMeta, namespace)
+		case *corev1.Secret:
+			err = add(o.secrets, d, obj, &obj.ObjectMeta, namespace)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+func add[T any](m map[string]entry[T], d *load.Doc, obj T, meta *metav1.ObjectMeta, namespace string) error {
+	if meta.Name == "" {
+		return load.Errorf(d.Display, "metadata.name", "a %s needs a name to be referred to", d.Kind)
+	}
+	if meta.Namespace != "" && meta.Namespace != namespace {
+		return nil
+	}
+	if prev, dup := m[meta.Name]; dup {
+		return load.Errorf(d.Display, "metadata.name", "%s %q is defined twice (also in %s)", d.Kind, meta.Name, prev.doc.Display)
+	}
+	m[meta.Name] = entry[T]{obj: obj, doc: d}
+	return nil
+}

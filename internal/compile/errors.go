@@ -1,0 +1,82 @@
+package compile
+
+import (
+	"fmt"
+	"strings"
+
+	"knative.dev/pkg/apis"
+
+	"github.com/e7763abc/pod-runner/internal/load"
+)
+
+// where locates a spec for messages: the document holding it and the path
+// of the spec inside it ("spec", "spec.pipelineSpec", "spec.tasks[2].taskSpec").
+type where struct {
+	doc  string
+	path string
+}
+
+// at is the path of a field below the spec.
+func (w where) at(field string) string { return joinPath(w.path, field) }
+
+// errorf is invalid input at a field below the spec.
+func (w where) errorf(field, format string, args ...any) *load.Error {
+	return load.Errorf(w.doc, w.at(field), format, args...)
+}
+
+func joinPath(prefix, field string) string {
+	switch {
+	case prefix == "":
+		return field
+	case field == "":
+		return prefix
+	case strings.HasPrefix(field, "["):
+		return prefix + field
+	}
+	return prefix + "." + field
+}
+
+// validation turns the errors of a Tekton Validate call into a *load.Error,
+// or nil. Warnings are not errors: the webhook admits objects that only have
+// warnings. prefix is prepended to the error's paths when the object's
+// Validate reports them relative to a nested spec.
+//
+// Validate returns a *apis.FieldError; a nil one stored in an error
+// interface is not nil, which is why this takes the concrete type.
+func validation(doc, prefix string, fe *apis.FieldError) error {
+	fe = fe.Filter(apis.ErrorLevel)
+	if fe == nil {
+		return nil
+	}
+	errs := fe.WrappedErrors()
+	if len(errs) == 0 {
+		return nil
+	}
+	first := errs[0]
+	paths := make([]string, len(first.Paths))
+	for i, p := range first.Paths {
+		paths[i] = joinPath(prefix, p)
+	}
+	msg := first.Message
+	if first.Details != "" {
+		msg += ": " + first.Details
+	}
+	if len(errs) > 1 {
+		rest := make([]string, 0, len(errs)-1)
+		for _, e := range errs[1:] {
+			rest = append(rest, e.Error())
+		}
+		msg += fmt.Sprintf(" (and %d more: %s)", len(rest), strings.Join(rest, "; "))
+	}
+	return &load.Error{Doc: doc, Field: strings.Join(paths, ", "), Msg: msg}
+}
+
+// unsupported is the message for a Tekton feature pod-runner does not run yet.
+func unsupported(w where, field, feature string) *load.Error {
+	return w.errorf(field, "%s is not supported yet (pod-runner issue: %s)", feature, feature)
+}
+
+// remote is the message for a resolver reference.
+func remote(w where, field, kind, resolver string) *load.Error {
+	return w.errorf(field, "remote resolution (resolver %q) is not supported locally: give the %s as a document (-f FILE) and refer to it by name", resolver, kind)
+}

@@ -1,0 +1,279 @@
+package compile
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	trresources "github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
+	"github.com/tektoncd/pipeline/pkg/workspace"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/kmap"
+
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// taskInput is a TaskRun about to be created and what it runs.
+type taskInput struct {
+	// name of the plan task.
+	name string
+	// tr is the TaskRun as Tekton would create it, defaulted.
+	tr *v1.TaskRun
+	// spec is the resolved, defaulted TaskSpec (a copy the task may change).
+	spec *v1.TaskSpec
+	// taskName is what $(context.task.name) is (ResolvedTask.TaskName).
+	taskName string
+	// taskMeta is the referenced Task's metadata; nil for an embedded spec.
+	taskMeta *metav1.ObjectMeta
+	// specAt locates the spec, trAt the TaskRun (or PipelineTask), for messages.
+	specAt, trAt where
+	// known tells whether a param's value is known now; the others are only
+	// known at run time (they use task results).
+	known func(v1.Param) bool
+}
+
+// task does what the TaskRun reconciler does before it creates the pod
+// (prepare): merge the Task's metadata, resolve StepActions; then what the
+// pod builder does statically (stepTemplate, stepSpecs, env from ConfigMaps
+// and Secrets). It returns the plan task and the TaskSpec Tekton would store
+// in the TaskRun's status.
+func (c *compiler) task(in taskInput) (*planpb.Task, *v1.TaskSpec, error) {
+	tr, spec := in.tr, in.spec
+	if in.taskMeta != nil {
+		// storeTaskSpecAndMergeMeta: the TaskRun's metadata takes precedence.
+		tr.Annotations = kmap.Union(kmap.ExcludeKeys(in.taskMeta.Annotations, kubectlLastApplied), tr.Annotations)
+		tr.Labels = kmap.Union(in.taskMeta.Labels, tr.Labels)
+		if tr.Spec.TaskRef != nil {
+			tr.Labels[pipeline.TaskLabelKey] = in.taskMeta.Name
+		}
+	}
+	if err := checkTaskSpec(in.specAt, spec); err != nil {
+		return nil, nil, err
+	}
+	steps, err := c.stepActions(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec.Steps = steps
+	status := spec.DeepCopy()
+
+	merged, err := v1.MergeStepsWithStepTemplate(spec.StepTemplate, spec.Steps)
+	if err != nil {
+		return nil, nil, in.specAt.errorf("stepTemplate", "merge stepTemplate into steps: %v", err)
+	}
+	merged, err = v1.MergeStepsWithSpecs(merged, tr.Spec.StepSpecs)
+	if err != nil {
+		return nil, nil, in.trAt.errorf("stepSpecs", "%v", err)
+	}
+
+	ps := &planpb.TaskSpec{}
+	for _, p := range spec.Params {
+		ps.Params = append(ps.Params, paramSpec(p))
+	}
+	for _, r := range spec.Results {
+		ps.Results = append(ps.Results, &planpb.ResultSpec{Name: r.Name, Type: valueType(string(r.Type)), Properties: sortedKeys(r.Properties)})
+	}
+	for i := range merged {
+		s, err := c.step(&merged[i], in.specAt.at(fmt.Sprintf("steps[%d]", i)), in.specAt.doc)
+		if err != nil {
+			return nil, nil, err
+		}
+		ps.Steps = append(ps.Steps, s)
+	}
+	for i := range spec.Sidecars {
+		s, err := c.sidecar(&spec.Sidecars[i], in.specAt.at(fmt.Sprintf("sidecars[%d]", i)), in.specAt.doc)
+		if err != nil {
+			return nil, nil, err
+		}
+		ps.Sidecars = append(ps.Sidecars, s)
+	}
+	decls, err := c.workspaceDeclarations(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, d := range decls {
+		ps.Workspaces = append(ps.Workspaces, &planpb.WorkspaceDeclaration{
+			Name: d.Name, MountPath: d.GetMountPath(), ReadOnly: d.ReadOnly, Optional: d.Optional,
+		})
+	}
+
+	t := &planpb.Task{
+		Name:        in.name,
+		TaskRunName: tr.Name,
+		Retries:     int32(tr.Spec.Retries),
+		Timeout:     duration(tr.Spec.Timeout),
+		Spec:        ps,
+		// What getContextReplacements knows before the TaskRun runs;
+		// context.task.retry-count is the supervisor's.
+		Context: map[string]string{
+			"context.taskRun.name":      tr.Name,
+			"context.task.name":         in.taskName,
+			"context.taskRun.namespace": tr.Namespace,
+			"context.taskRun.uid":       string(tr.UID),
+		},
+		Labels:      kmap.Copy(tr.Labels),
+		Annotations: kmap.Copy(tr.Annotations),
+	}
+	if tr.Spec.TaskRef != nil {
+		t.TaskRefName = tr.Spec.TaskRef.Name
+	}
+	return t, status, nil
+}
+
+// stepIndex finds the step GetStepActionsData names in its errors.
+var stepIndex = regexp.MustCompile(`\(index (\d+)\)`)
+
+// stepActions resolves the steps that refer to a StepAction with Tekton's
+// GetStepActionsData, which applies the step's params to the StepAction as
+// the TaskRun reconciler does. Params whose values are only known at run
+// time are passed as references to themselves ("$(params.p)"), so they stay
+// for the supervisor to substitute with the task's other params.
+func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
+	for i, s := range in.spec.Steps {
+		if s.Ref == nil {
+			continue
+		}
+		at := fmt.Sprintf("steps[%d].ref", i)
+		if s.Ref.Resolver != "" {
+			return nil, remote(in.specAt, at+".resolver", "StepAction", string(s.Ref.Resolver))
+		}
+		if _, ok := c.objs.stepActions[s.Ref.Name]; !ok {
+			return nil, in.specAt.errorf(at+".name", "StepAction %q not found", s.Ref.Name)
+		}
+	}
+	tr := in.tr.DeepCopy()
+	tr.Spec.Params = nil
+	for _, p := range in.tr.Spec.Params {
+		if in.known == nil || in.known(p) {
+			tr.Spec.Params = append(tr.Spec.Params, p)
+		} else {
+			tr.Spec.Params = append(tr.Spec.Params, selfReference(p, in.spec.Params))
+		}
+	}
+	steps, err := trresources.GetStepActionsData(c.ctx, *in.spec, tr, stepActionClient{objs: c.objs}, nil, nil)
+	if err != nil {
+		field := "steps"
+		if m := stepIndex.FindStringSubmatch(err.Error()); m != nil {
+			field = fmt.Sprintf("steps[%s].params", m[1])
+		}
+		return nil, in.specAt.errorf(field, "%v", err)
+	}
+	return steps, nil
+}
+
+// selfReference is a param whose value is the reference to itself, of the
+// declared type.
+func selfReference(p v1.Param, declared v1.ParamSpecs) v1.Param {
+	t := p.Value.Type
+	var props []string
+	for _, d := range declared {
+		if d.Name == p.Name {
+			t = d.Type
+			props = sortedKeys(d.Properties)
+		}
+	}
+	switch t {
+	case v1.ParamTypeArray:
+		return v1.Param{Name: p.Name, Value: *v1.NewStructuredValues("$(params." + p.Name + "[*])")}
+	case v1.ParamTypeObject:
+		obj := map[string]string{}
+		for k := range p.Value.ObjectVal {
+			props = append(props, k)
+		}
+		for _, k := range props {
+			obj[k] = "$(params." + p.Name + "." + k + ")"
+		}
+		return v1.Param{Name: p.Name, Value: *v1.NewObject(obj)}
+	}
+	return v1.Param{Name: p.Name, Value: *v1.NewStructuredValues("$(params." + p.Name + ")")}
+}
+
+// workspaceDeclarations are the spec's declarations plus a bare one for each
+// binding the spec does not declare (workspace.Apply propagates them), after
+// checking the bindings as the TaskRun reconciler does (ValidateBindings).
+func (c *compiler) workspaceDeclarations(in taskInput) ([]v1.WorkspaceDeclaration, error) {
+	decls := in.spec.Workspaces
+	if in.tr.Spec.TaskSpec != nil {
+		// Embedded specs may use workspaces they do not declare.
+		var bound []v1.WorkspaceDeclaration
+		for _, b := range in.tr.Spec.Workspaces {
+			bound = append(bound, v1.WorkspaceDeclaration{Name: b.Name})
+		}
+		decls = append(bound, decls...)
+	}
+	if err := workspace.ValidateBindings(c.ctx, decls, in.tr.Spec.Workspaces); err != nil {
+		return nil, in.trAt.errorf("workspaces", "%v", err)
+	}
+	out := append([]v1.WorkspaceDeclaration{}, in.spec.Workspaces...)
+	for _, b := range in.tr.Spec.Workspaces {
+		declared := false
+		for _, d := range out {
+			declared = declared || d.Name == b.Name
+		}
+		if !declared {
+			out = append(out, v1.WorkspaceDeclaration{Name: b.Name})
+		}
+	}
+	return out, nil
+}
+
+// workspacesUsed are the workspaces a spec's steps, sidecars and
+// stepTemplate refer to, sorted.
+func workspacesUsed(ts v1.TaskSpec) ([]string, error) {
+	used, err := workspace.FindWorkspacesUsedByTask(ts)
+	if err != nil {
+		return nil, err
+	}
+	return used.List(), nil
+}
+
+// checkTaskSpec rejects what the plan cannot express yet.
+func checkTaskSpec(at where, spec *v1.TaskSpec) error {
+	if len(spec.Volumes) > 0 {
+		return unsupported(at, "volumes", "Task volumes")
+	}
+	if spec.StepTemplate != nil && len(spec.StepTemplate.VolumeMounts) > 0 {
+		return unsupported(at, "stepTemplate.volumeMounts", "Task volumes")
+	}
+	for i, s := range spec.Steps {
+		field := fmt.Sprintf("steps[%d]", i)
+		switch {
+		case len(s.VolumeMounts) > 0:
+			return unsupported(at, field+".volumeMounts", "Task volumes")
+		case len(s.VolumeDevices) > 0:
+			return unsupported(at, field+".volumeDevices", "volume devices")
+		case len(s.When) > 0:
+			return unsupported(at, field+".when", "step when expressions")
+		case len(s.Workspaces) > 0:
+			return unsupported(at, field+".workspaces", "isolated workspaces")
+		}
+	}
+	for i, s := range spec.Sidecars {
+		field := fmt.Sprintf("sidecars[%d]", i)
+		switch {
+		case len(s.VolumeMounts) > 0:
+			return unsupported(at, field+".volumeMounts", "Task volumes")
+		case len(s.Workspaces) > 0:
+			return unsupported(at, field+".workspaces", "isolated workspaces")
+		}
+	}
+	return nil
+}
+
+// refersToTasks tells whether a value uses task results or statuses, which
+// are only known at run time.
+func refersToTasks(v v1.ParamValue) bool {
+	for _, s := range append([]string{v.StringVal}, v.ArrayVal...) {
+		if strings.Contains(s, "$(tasks.") {
+			return true
+		}
+	}
+	for _, s := range v.ObjectVal {
+		if strings.Contains(s, "$(tasks.") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,112 @@
+package compile
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/reconciler/taskrun"
+	trresources "github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
+	"github.com/tektoncd/pipeline/pkg/trustedresources"
+	"knative.dev/pkg/apis"
+
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// taskRun compiles a TaskRun, following Tekton's webhook (defaults,
+// validation) and the TaskRun reconciler's prepare().
+func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
+	ctx := c.ctx
+	runAt := where{c.run.Display, "spec"}
+	if ref := tr.Spec.TaskRef; ref != nil {
+		switch {
+		case ref.IsCustomTask():
+			return nil, unsupported(runAt, "taskRef", "custom tasks")
+		case ref.Resolver != "":
+			return nil, remote(runAt, "taskRef.resolver", "Task", string(ref.Resolver))
+		}
+	}
+	create := apis.WithinCreate(ctx)
+	tr.SetDefaults(create)
+	if err := validation(c.run.Display, "", tr.Validate(create)); err != nil {
+		return nil, err
+	}
+
+	tr.SetDefaults(ctx)
+	specAt := where{c.run.Display, "spec.taskSpec"}
+	getTask := func(_ context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
+		e, ok := c.objs.tasks[name]
+		if !ok {
+			return nil, nil, nil, errNotFound
+		}
+		specAt = where{e.doc.Display, "spec"}
+		return e.obj.DeepCopy(), nil, nil, nil
+	}
+	taskMeta, spec, err := trresources.GetTaskData(ctx, tr, getTask)
+	if err != nil {
+		if errors.Is(err, errNotFound) {
+			return nil, runAt.errorf("taskRef.name", "Task %q not found", tr.Spec.TaskRef.Name)
+		}
+		return nil, runAt.errorf("", "%v", err)
+	}
+	var declaredWs map[string]bool
+	if tr.Spec.TaskRef != nil {
+		declaredWs = map[string]bool{}
+		for _, w := range spec.Workspaces {
+			declaredWs[w.Name] = true
+		}
+	}
+	hostDirs, err := c.overrideRun(&tr.Spec.Params, &tr.Spec.Workspaces, spec.Params, declaredWs, "Task "+taskMeta.Name)
+	if err != nil {
+		return nil, err
+	}
+
+	rtr := &trresources.ResolvedTask{TaskName: taskMeta.Name, TaskSpec: spec, Kind: trresources.GetTaskKind(tr)}
+	if err := taskrun.ValidateResolvedTask(ctx, tr.Spec.Params, &v1.Matrix{}, rtr); err != nil {
+		return nil, runAt.errorf(paramField(tr.Spec.Params, spec.Params), "%v", err)
+	}
+	if config.FromContextOrDefaults(ctx).FeatureFlags.EnableParamEnum {
+		if err := taskrun.ValidateEnumParam(ctx, tr.Spec.Params, spec.Params); err != nil {
+			return nil, runAt.errorf("params", "%v", err)
+		}
+	}
+	if err := trresources.ValidateParamArrayIndex(spec, tr.Spec.Params); err != nil {
+		return nil, runAt.errorf("params", "%v", err)
+	}
+
+	var meta = taskMeta.ObjectMeta
+	if tr.Spec.TaskRef == nil {
+		meta = nil // the TaskRun's own metadata: nothing to merge
+	}
+	t, ts, err := c.task(taskInput{
+		name: tr.Name, tr: tr, spec: spec.DeepCopy(), taskName: taskMeta.Name, taskMeta: meta,
+		specAt: specAt, trAt: runAt,
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.Params = params(tr.Spec.Params)
+	for _, b := range tr.Spec.Workspaces {
+		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: b.Name, SubPath: b.SubPath})
+	}
+	tr.Status.TaskSpec = ts
+	plan := &planpb.Plan{
+		Version:   supervisor.Version,
+		Kind:      planpb.RunKind_TASK_RUN,
+		Name:      tr.Name,
+		Namespace: tr.Namespace,
+		Uid:       string(tr.UID),
+		Tasks:     []*planpb.Task{t},
+	}
+	plan.Volumes, err = c.volumes(tr.Spec.Workspaces, hostDirs, runAt)
+	if err != nil {
+		return nil, err
+	}
+	return &Compiled{
+		Plan: plan, TaskRun: tr,
+		TaskSpecs: map[string]*v1.TaskSpec{tr.Name: ts},
+		TaskRuns:  map[string]*v1.TaskRun{tr.Name: tr},
+	}, nil
+}

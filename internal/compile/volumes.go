@@ -1,0 +1,158 @@
+package compile
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/e7763abc/pod-runner/internal/load"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// volumes are the storage behind the run's workspace bindings, one per
+// binding, named after it. hostDirs are the --workspace NAME=DIR choices.
+func (c *compiler) volumes(bindings []v1.WorkspaceBinding, hostDirs map[string]string, runAt where) ([]*planpb.Volume, error) {
+	var out []*planpb.Volume
+	for i, b := range bindings {
+		field := fmt.Sprintf("workspaces[%d]", i)
+		v := &planpb.Volume{Name: b.Name}
+		switch {
+		case hostDirs[b.Name] != "":
+			v.Source = &planpb.Volume_HostPath{HostPath: hostDirs[b.Name]}
+		case b.EmptyDir != nil:
+			v.Source = &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}}
+		case b.VolumeClaimTemplate != nil:
+			v.Source = &planpb.Volume_ClaimTemplate{ClaimTemplate: &planpb.EmptyDir{}}
+		case b.PersistentVolumeClaim != nil:
+			v.Source = &planpb.Volume_PersistentVolumeClaim{PersistentVolumeClaim: b.PersistentVolumeClaim.ClaimName}
+			v.ReadOnly = b.PersistentVolumeClaim.ReadOnly
+		case b.ConfigMap != nil:
+			data, found := c.configMapData(b.ConfigMap.Name)
+			files, err := filesOf("ConfigMap", b.ConfigMap.Name, data, found, b.ConfigMap.Items, isTrue(b.ConfigMap.Optional), runAt, field+".configMap")
+			if err != nil {
+				return nil, err
+			}
+			v.Source = &planpb.Volume_ConfigMap{ConfigMap: files}
+			v.ReadOnly = true
+		case b.Secret != nil:
+			data, found := c.secretData(b.Secret.SecretName)
+			files, err := filesOf("Secret", b.Secret.SecretName, data, found, b.Secret.Items, isTrue(b.Secret.Optional), runAt, field+".secret")
+			if err != nil {
+				return nil, err
+			}
+			v.Source = &planpb.Volume_Secret{Secret: files}
+			v.ReadOnly = true
+		case b.Projected != nil:
+			return nil, unsupported(runAt, field+".projected", "projected workspaces")
+		case b.CSI != nil:
+			return nil, unsupported(runAt, field+".csi", "csi workspaces")
+		default:
+			return nil, runAt.errorf(field, "workspace binding %q has no volume source", b.Name)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// filesOf lays out a ConfigMap or Secret volume as the kubelet does: each key
+// as a file, or only the listed items at their paths.
+func filesOf(kind, name string, data map[string]string, found bool, items []corev1.KeyToPath, optional bool, runAt where, field string) (*planpb.Files, error) {
+	files := &planpb.Files{Name: name, Optional: optional}
+	if !found {
+		if optional {
+			return files, nil
+		}
+		return nil, runAt.errorf(field, "%s %q not found: give it as a document", kind, name)
+	}
+	files.Data = map[string][]byte{}
+	if len(items) == 0 {
+		for k, v := range data {
+			files.Data[k] = []byte(v)
+		}
+		return files, nil
+	}
+	for i, it := range items {
+		v, ok := data[it.Key]
+		if !ok {
+			if optional {
+				continue
+			}
+			return nil, runAt.errorf(fmt.Sprintf("%s.items[%d].key", field, i), "%s %q has no key %q", kind, name, it.Key)
+		}
+		files.Data[it.Path] = []byte(v)
+	}
+	return files, nil
+}
+
+// overrideRun applies the command line's params and workspaces to the run:
+// a --param replaces the run's value or adds one, typed as the declaration
+// says (JSON for arrays and objects); a --workspace binds a workspace to a
+// host directory, replacing the run's binding but keeping its subPath.
+// declaredWs nil means any workspace name is accepted (an embedded Task spec
+// may use undeclared ones). what names the declaring object in messages.
+func (c *compiler) overrideRun(ps *v1.Params, bindings *[]v1.WorkspaceBinding, declared v1.ParamSpecs, declaredWs map[string]bool, what string) (map[string]string, error) {
+	types := map[string]v1.ParamType{}
+	for _, d := range declared {
+		types[d.Name] = d.Type
+	}
+	for _, name := range sortedKeys(c.opts.Params) {
+		raw := c.opts.Params[name]
+		field := "--param " + name
+		var val v1.ParamValue
+		switch types[name] {
+		case v1.ParamTypeArray:
+			var arr []string
+			if err := json.Unmarshal([]byte(raw), &arr); err != nil {
+				return nil, load.Errorf("", field, "param %q of %s is an array: give a JSON array of strings: %v", name, what, err)
+			}
+			val = v1.ParamValue{Type: v1.ParamTypeArray, ArrayVal: arr}
+		case v1.ParamTypeObject:
+			var obj map[string]string
+			if err := json.Unmarshal([]byte(raw), &obj); err != nil {
+				return nil, load.Errorf("", field, "param %q of %s is an object: give a JSON object of strings: %v", name, what, err)
+			}
+			val = *v1.NewObject(obj)
+		default:
+			val = v1.ParamValue{Type: v1.ParamTypeString, StringVal: raw}
+		}
+		replaced := false
+		for i := range *ps {
+			if (*ps)[i].Name == name {
+				(*ps)[i].Value = val
+				replaced = true
+			}
+		}
+		if !replaced {
+			*ps = append(*ps, v1.Param{Name: name, Value: val})
+		}
+	}
+
+	hostDirs := map[string]string{}
+	for _, name := range sortedKeys(c.opts.Workspaces) {
+		if declaredWs != nil && !declaredWs[name] {
+			return nil, load.Errorf("", "--workspace "+name, "%s declares no workspace %q", what, name)
+		}
+		dir, err := filepath.Abs(c.opts.Workspaces[name])
+		if err != nil {
+			return nil, load.Errorf("", "--workspace "+name, "%v", err)
+		}
+		hostDirs[name] = dir
+		// The run's object keeps a valid binding; the plan's volume is the host dir.
+		b := v1.WorkspaceBinding{Name: name, EmptyDir: &corev1.EmptyDirVolumeSource{}}
+		replaced := false
+		for i := range *bindings {
+			if (*bindings)[i].Name == name {
+				b.SubPath = (*bindings)[i].SubPath
+				(*bindings)[i] = b
+				replaced = true
+			}
+		}
+		if !replaced {
+			*bindings = append(*bindings, b)
+		}
+	}
+	return hostDirs, nil
+}
