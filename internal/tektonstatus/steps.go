@@ -66,10 +66,9 @@ func stepStates(names []string, states []*planpb.StepState, cond *planpb.Conditi
 		if name == "" {
 			name = stepName(s.GetName(), i)
 		}
+		// The container is named from the step's pod name, not from the
+		// engine's state: an unnamed step is "step-unnamed-N".
 		ss := v1.StepState{Name: name, Container: "step-" + name, ImageID: s.GetImage()}
-		if c := s.GetContainer(); c != "" {
-			ss.Container = c
-		}
 		stopped := func(startedAt metav1.Time) {
 			ss.Terminated = &corev1.ContainerStateTerminated{
 				ExitCode: 1, StartedAt: startedAt, FinishedAt: finished, Reason: stopReason,
