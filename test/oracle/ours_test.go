@@ -1,0 +1,252 @@
+package oracle
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"knative.dev/pkg/kmeta"
+
+	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// What the two engines are compared on, in plain values.
+type (
+	value struct {
+		Type string
+		Str  string
+		Arr  []string
+		Obj  map[string]string
+	}
+	param struct {
+		Name  string
+		Value value
+	}
+	// start is a task that was started and the params it got.
+	start struct {
+		Task   string
+		Params []param
+	}
+	whenExpr struct {
+		Input, Operator string
+		Values          []string
+	}
+	skip struct {
+		Task, Reason string
+		When         []whenExpr
+	}
+	cond struct{ Status, Reason, Message string }
+	// status is what the run reports: its condition and skipped tasks.
+	status struct {
+		Cond    cond
+		Skipped []skip
+	}
+	result struct {
+		Name  string
+		Value value
+	}
+)
+
+func valueFromTekton(v v1.ParamValue) value {
+	out := value{Type: string(v.Type)}
+	switch v.Type {
+	case v1.ParamTypeArray:
+		out.Arr = slices.Clone(v.ArrayVal)
+	case v1.ParamTypeObject:
+		out.Obj = maps.Clone(v.ObjectVal)
+	default:
+		out.Type, out.Str = "string", v.StringVal
+	}
+	return out
+}
+
+func valueFromPlan(v *planpb.Value) value {
+	switch v.GetType() {
+	case planpb.ValueType_ARRAY:
+		return value{Type: "array", Arr: slices.Clone(v.GetArrayValue())}
+	case planpb.ValueType_OBJECT:
+		return value{Type: "object", Obj: maps.Clone(v.GetObjectValue())}
+	}
+	return value{Type: "string", Str: v.GetStringValue()}
+}
+
+func paramsFromTekton(ps v1.Params) []param {
+	var out []param
+	for _, p := range ps {
+		out = append(out, param{Name: p.Name, Value: valueFromTekton(p.Value)})
+	}
+	return out
+}
+
+func paramsFromPlan(ps []*planpb.Param) []param {
+	var out []param
+	for _, p := range ps {
+		out = append(out, param{Name: p.GetName(), Value: valueFromPlan(p.GetValue())})
+	}
+	return out
+}
+
+func whenFromTekton(ws v1.WhenExpressions) []whenExpr {
+	var out []whenExpr
+	for _, w := range ws {
+		out = append(out, whenExpr{Input: w.Input, Operator: string(w.Operator), Values: slices.Clone(w.Values)})
+	}
+	return out
+}
+
+func whenFromPlan(ws []*planpb.WhenExpression) []whenExpr {
+	var out []whenExpr
+	for _, w := range ws {
+		out = append(out, whenExpr{Input: w.GetInput(), Operator: w.GetOperator(), Values: slices.Clone(w.GetValues())})
+	}
+	return out
+}
+
+func resultsFromTekton(rs []v1.PipelineRunResult) []result {
+	var out []result
+	for _, r := range rs {
+		out = append(out, result{Name: r.Name, Value: valueFromTekton(r.Value)})
+	}
+	return out
+}
+
+func resultsFromPlan(rs []*planpb.ResultValue) []result {
+	var out []result
+	for _, r := range rs {
+		out = append(out, result{Name: r.GetName(), Value: valueFromPlan(r.GetValue())})
+	}
+	return out
+}
+
+// --- the Plan, from the same v1 objects ---
+
+// toPlan is a minimal stand-in for internal/compile: what Facts and the
+// supervisor read of a pipeline (names, dependencies, params, when, finally,
+// onError, retries, results, timeouts).
+func toPlan(spec *v1.PipelineSpec, pr *v1.PipelineRun, tr *tektonRun) *planpb.Plan {
+	p := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: runName, PipelineName: runName}
+	for _, pt := range spec.Tasks {
+		t := toTask(pt)
+		t.RunAfter = pt.Deps()
+		p.Tasks = append(p.Tasks, t)
+	}
+	for _, pt := range spec.Finally {
+		p.Finally = append(p.Finally, toTask(pt))
+	}
+	for _, r := range spec.Results {
+		p.Results = append(p.Results, &planpb.PipelineResult{Name: r.Name, Type: toType(v1.ParamType(r.Type)), Value: toValue(r.Value)})
+	}
+	// The limits Tekton applies (pr.PipelineTimeout, TasksTimeout, FinallyTimeout).
+	if pr.Spec.Timeouts != nil {
+		p.Timeouts = &planpb.Timeouts{}
+		if d := pr.PipelineTimeout(tr.ctx); d > 0 {
+			p.Timeouts.Pipeline = durationpb.New(d)
+		}
+		if d := pr.TasksTimeout(); d != nil {
+			p.Timeouts.Tasks = durationpb.New(d.Duration)
+		}
+		if d := pr.FinallyTimeout(); d != nil {
+			p.Timeouts.Finally = durationpb.New(d.Duration)
+		}
+	}
+	return p
+}
+
+func toTask(pt v1.PipelineTask) *planpb.Task {
+	t := &planpb.Task{
+		Name:            pt.Name,
+		TaskRunName:     kmeta.ChildName(runName, "-"+pt.Name),
+		Retries:         int32(pt.Retries),
+		OnErrorContinue: pt.OnError == v1.PipelineTaskContinue,
+		Spec:            &planpb.TaskSpec{},
+	}
+	for _, p := range pt.Params {
+		t.Params = append(t.Params, &planpb.Param{Name: p.Name, Value: toValue(p.Value)})
+	}
+	for _, w := range pt.When {
+		t.When = append(t.When, &planpb.WhenExpression{Input: w.Input, Operator: string(w.Operator), Values: slices.Clone(w.Values), Cel: w.CEL})
+	}
+	if pt.TaskSpec != nil {
+		for _, ps := range pt.TaskSpec.Params {
+			t.Spec.Params = append(t.Spec.Params, &planpb.ParamSpec{Name: ps.Name, Type: toType(ps.Type), Properties: slices.Sorted(maps.Keys(ps.Properties))})
+		}
+		for _, r := range pt.TaskSpec.Results {
+			t.Spec.Results = append(t.Spec.Results, &planpb.ResultSpec{Name: r.Name, Type: toType(v1.ParamType(r.Type)), Properties: slices.Sorted(maps.Keys(r.Properties))})
+		}
+		for _, s := range pt.TaskSpec.Steps {
+			t.Spec.Steps = append(t.Spec.Steps, &planpb.Step{Name: s.Name, Image: s.Image, Script: s.Script})
+		}
+	}
+	return t
+}
+
+func toType(t v1.ParamType) planpb.ValueType {
+	switch t {
+	case v1.ParamTypeArray:
+		return planpb.ValueType_ARRAY
+	case v1.ParamTypeObject:
+		return planpb.ValueType_OBJECT
+	}
+	return planpb.ValueType_STRING
+}
+
+func toValue(v v1.ParamValue) *planpb.Value {
+	return &planpb.Value{Type: toType(v.Type), StringValue: v.StringVal, ArrayValue: slices.Clone(v.ArrayVal), ObjectValue: maps.Clone(v.ObjectVal)}
+}
+
+// --- our engine ---
+
+// oursRun drives supervisor.Facts with the same events.
+type oursRun struct {
+	t     *testing.T
+	plan  *planpb.Plan
+	facts *supervisor.Facts
+	store *results.Store
+	// announced are the tasks Next reported skipped so far.
+	announced []string
+}
+
+func newOursRun(t *testing.T, plan *planpb.Plan) *oursRun {
+	t.Helper()
+	store := &results.Store{}
+	f, err := supervisor.NewFacts(plan, store)
+	if err != nil {
+		t.Fatalf("ours: NewFacts: %v", err)
+	}
+	return &oursRun{t: t, plan: plan, facts: f, store: store}
+}
+
+// next is one decision round.
+func (o *oursRun) next() []start {
+	d := o.facts.Next()
+	var started []start
+	for _, r := range d.Start {
+		started = append(started, start{Task: r.Task.GetName(), Params: paramsFromPlan(r.Params)})
+	}
+	for _, s := range d.Skipped {
+		o.announced = append(o.announced, s.GetName())
+	}
+	return started
+}
+
+func (o *oursRun) finish(task string, e end) {
+	var rs []*planpb.ResultValue
+	for _, r := range e.results {
+		rs = append(rs, &planpb.ResultValue{Name: r.name, Value: toValue(r.val)})
+	}
+	o.store.Set(task, rs)
+	o.facts.Finished(task, e.kind == succeeded, e.reason(), e.kind == cancelledByRun || e.kind == cancelledByTimeout, e.kind == cancelledByTimeout)
+}
+
+func (o *oursRun) snapshot() status {
+	c := o.facts.Condition(runName, o.plan.GetTimeouts())
+	st := status{Cond: cond{Status: c.GetStatus(), Reason: c.GetReason(), Message: c.GetMessage()}}
+	for _, s := range o.facts.Skipped() {
+		st.Skipped = append(st.Skipped, skip{Task: s.GetName(), Reason: s.GetReason(), When: whenFromPlan(s.GetWhen())})
+	}
+	return st
+}

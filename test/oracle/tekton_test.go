@@ -1,0 +1,369 @@
+package oracle
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/reconciler/pipeline/dag"
+	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clocktesting "k8s.io/utils/clock/testing"
+	"knative.dev/pkg/apis"
+)
+
+// runName is the PipelineRun of every scenario.
+const runName = "run"
+
+// epoch is when every scenario's PipelineRun starts.
+var epoch = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// tektonRun drives Tekton's PipelineRun decision logic the way the
+// reconciler does (pipelinerun.go reconcile and runNextSchedulableTask), with
+// synthetic TaskRuns in a map instead of an API server.
+type tektonRun struct {
+	t        *testing.T
+	ctx      context.Context
+	spec     *v1.PipelineSpec
+	pr       *v1.PipelineRun
+	clock    *clocktesting.FakePassiveClock
+	taskRuns map[string]*v1.TaskRun // by TaskRun name
+	graph    *dag.Graph
+	final    *dag.Graph
+	// validated: the checks Tekton makes before the first TaskRun ran.
+	validated bool
+	// results are the pipeline results once the run is done.
+	results []v1.PipelineRunResult
+}
+
+// testContext is the context Tekton's defaulting and validation read their
+// configuration from: Tekton's defaults.
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	flags, err := config.NewFeatureFlagsFromMap(map[string]string{})
+	if err != nil {
+		t.Fatalf("feature flags: %v", err)
+	}
+	defaults, err := config.NewDefaultsFromMap(map[string]string{})
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	return config.ToContext(context.Background(), &config.Config{FeatureFlags: flags, Defaults: defaults})
+}
+
+// newTektonRun defaults and validates the pipeline as the reconciler does, and
+// starts the PipelineRun at epoch.
+func newTektonRun(t *testing.T, spec *v1.PipelineSpec, timeouts *v1.TimeoutFields) *tektonRun {
+	t.Helper()
+	ctx := testContext(t)
+	pr := &v1.PipelineRun{
+		ObjectMeta: metav1.ObjectMeta{Name: runName, Namespace: "ns", CreationTimestamp: metav1.NewTime(epoch)},
+		Spec:       v1.PipelineRunSpec{PipelineSpec: spec, Timeouts: timeouts},
+	}
+	pr.SetDefaults(ctx)
+	if err := pr.Validate(apis.WithinCreate(ctx)); err != nil {
+		t.Fatalf("invalid scenario: PipelineRun: %v", err)
+	}
+	if err := spec.Validate(ctx); err != nil {
+		t.Fatalf("invalid scenario: Pipeline: %v", err)
+	}
+	g, err := dag.Build(v1.PipelineTaskList(spec.Tasks), v1.PipelineTaskList(spec.Tasks).Deps())
+	if err != nil {
+		t.Fatalf("invalid scenario: DAG: %v", err)
+	}
+	fg, err := dag.Build(v1.PipelineTaskList(spec.Finally), map[string][]string{})
+	if err != nil {
+		t.Fatalf("invalid scenario: finally DAG: %v", err)
+	}
+	applied, err := resources.ApplyParameters(spec, pr)
+	if err != nil {
+		t.Fatalf("invalid scenario: params: %v", err)
+	}
+	applied = resources.ApplyContexts(applied, runName, pr)
+	clock := clocktesting.NewFakePassiveClock(epoch)
+	pr.Status.InitializeConditions(clock)
+	return &tektonRun{t: t, ctx: ctx, spec: applied, pr: pr, clock: clock,
+		taskRuns: map[string]*v1.TaskRun{}, graph: g, final: fg}
+}
+
+// tick moves the clock forward: every event happens a second after the last.
+func (r *tektonRun) tick() { r.clock.SetTime(r.clock.Now().Add(time.Second)) }
+
+// passDeadline moves the clock just past start+d.
+func (r *tektonRun) passDeadline(start time.Time, d time.Duration) {
+	if at := start.Add(d + time.Second); at.After(r.clock.Now()) {
+		r.clock.SetTime(at)
+	}
+}
+
+func (r *tektonRun) taskRunName(pipelineTask string) string {
+	return resources.GetTaskRunName(r.pr.Status.ChildReferences, pipelineTask, runName)
+}
+
+func (r *tektonRun) getTaskRun(name string) (*v1.TaskRun, error) {
+	if tr, ok := r.taskRuns[name]; ok {
+		return tr, nil
+	}
+	return nil, kerrors.NewNotFound(schema.GroupResource{Group: "tekton.dev", Resource: "taskruns"}, name)
+}
+
+// resolve is resolvePipelineState: tasks that have a TaskRun first, so that
+// their results are known when the others are resolved.
+func (r *tektonRun) resolve() resources.PipelineRunState {
+	tasks := append(slices.Clone(r.spec.Tasks), r.spec.Finally...)
+	ran := map[string]bool{}
+	for _, c := range r.pr.Status.ChildReferences {
+		ran[c.PipelineTaskName] = true
+	}
+	var first, second []v1.PipelineTask
+	for _, pt := range tasks {
+		if ran[pt.Name] {
+			first = append(first, pt)
+		} else {
+			second = append(second, pt)
+		}
+	}
+	state := resources.PipelineRunState{}
+	for _, group := range [][]v1.PipelineTask{first, second} {
+		for _, pt := range group {
+			rpt, err := resources.ResolvePipelineTask(r.ctx, *r.pr, nil, nil, nil, r.getTaskRun, nil, pt, state)
+			if err != nil {
+				r.t.Fatalf("tekton: resolve %q: %v", pt.Name, err)
+			}
+			state = append(state, rpt)
+		}
+	}
+	return state
+}
+
+func (r *tektonRun) facts(state resources.PipelineRunState) *resources.PipelineRunFacts {
+	f := &resources.PipelineRunFacts{
+		State:           state,
+		SpecStatus:      r.pr.Spec.Status,
+		TasksGraph:      r.graph,
+		FinalTasksGraph: r.final,
+		TimeoutsState:   resources.PipelineRunTimeoutsState{Clock: r.clock},
+	}
+	if r.pr.Status.StartTime != nil {
+		f.TimeoutsState.StartTime = &r.pr.Status.StartTime.Time
+	}
+	if r.pr.Status.FinallyStartTime != nil {
+		f.TimeoutsState.FinallyStartTime = &r.pr.Status.FinallyStartTime.Time
+	}
+	if d := r.pr.TasksTimeout(); d != nil {
+		f.TimeoutsState.TasksTimeout = &d.Duration
+	}
+	if d := r.pr.FinallyTimeout(); d != nil {
+		f.TimeoutsState.FinallyTimeout = &d.Duration
+	}
+	if d := r.pr.PipelineTimeout(r.ctx); d != 0 {
+		f.TimeoutsState.PipelineTimeout = &d
+	}
+	return f
+}
+
+// settle reconciles until nothing changes any more, as the controller does:
+// every status update of the PipelineRun queues another reconcile.
+func (r *tektonRun) settle() []start {
+	var started []start
+	for range 20 {
+		before := r.pr.Status.DeepCopy()
+		s := r.reconcile()
+		started = append(started, s...)
+		if len(s) == 0 && equalStatus(before, &r.pr.Status) {
+			return started
+		}
+	}
+	r.t.Fatalf("tekton: the run does not settle")
+	return nil
+}
+
+func equalStatus(a, b *v1.PipelineRunStatus) bool {
+	ca, cb := a.GetCondition(apis.ConditionSucceeded), b.GetCondition(apis.ConditionSucceeded)
+	if ca == nil || cb == nil || ca.Status != cb.Status || ca.Reason != cb.Reason || ca.Message != cb.Message {
+		return false
+	}
+	return fmt.Sprint(a.SkippedTasks) == fmt.Sprint(b.SkippedTasks)
+}
+
+// reconcile is one pass of the reconciler over the run; it returns the
+// TaskRuns it created.
+func (r *tektonRun) reconcile() []start {
+	if r.pr.IsDone() {
+		return nil
+	}
+	if r.pr.IsCancelled() {
+		// cancelPipelineRun: the run ends now, its status otherwise untouched.
+		r.pr.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionFalse,
+			Reason: v1.PipelineRunReasonCancelled.String(), Message: fmt.Sprintf("PipelineRun %q was cancelled", runName)})
+		return nil
+	}
+	state := r.resolve()
+	facts := r.facts(state)
+	for _, rpt := range state {
+		if err := rpt.EvaluateCEL(); err != nil {
+			r.t.Fatalf("tekton: CEL: %v", err)
+		}
+	}
+	if !r.validated && state.IsBeforeFirstTaskRun() {
+		if err := resources.ValidatePipelineTaskResults(state); err != nil {
+			r.t.Fatalf("invalid scenario: %v", err)
+		}
+		if err := resources.ValidatePipelineResults(r.spec, state); err != nil {
+			r.t.Fatalf("invalid scenario: %v", err)
+		}
+		r.validated = true
+	}
+
+	started := r.runNextSchedulableTask(facts)
+
+	facts.ResetSkippedCache()
+	logger := zap.NewNop().Sugar()
+	after := facts.GetPipelineConditionStatus(r.ctx, r.pr, logger, r.clock)
+	switch after.Status {
+	case corev1.ConditionTrue:
+		r.pr.Status.MarkSucceeded(after.Reason, "%s", after.Message)
+	case corev1.ConditionFalse:
+		r.pr.Status.MarkFailed(after.Reason, "%s", after.Message)
+	default:
+		r.pr.Status.MarkRunning(after.Reason, "%s", after.Message)
+	}
+	r.pr.Status.ChildReferences = facts.GetChildReferences()
+	r.pr.Status.SkippedTasks = facts.GetSkippedTasks()
+	status := facts.GetPipelineTaskStatus()
+	for k, v := range facts.GetPipelineFinalTaskStatus() {
+		status[k] = v
+	}
+	if after.Status != corev1.ConditionUnknown {
+		res, err := resources.ApplyTaskResultsToPipelineResults(r.spec.Results, state.GetTaskRunsResults(), state.GetRunsResults(), status)
+		r.results = res
+		if err != nil {
+			r.pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipelineResult.String(),
+				"Failed to get PipelineResult from TaskRun Results for PipelineRun %s: %s", runName, err)
+		}
+	}
+	return started
+}
+
+// runNextSchedulableTask is the reconciler's function of that name, creating
+// synthetic TaskRuns.
+func (r *tektonRun) runNextSchedulableTask(facts *resources.PipelineRunFacts) []start {
+	next, err := facts.DAGExecutionQueue()
+	if err != nil {
+		// "invalid list of done tasks" while stopping: no new DAG task.
+		next = nil
+	}
+	for _, rpt := range next {
+		if err := resources.CheckMissingResultReferences(facts.State, rpt); err != nil {
+			next = nil
+			facts.ValidationFailedTask = append(facts.ValidationFailedTask, rpt)
+			if facts.ValidationFailedErrors == nil {
+				facts.ValidationFailedErrors = map[string]string{}
+			}
+			facts.ValidationFailedErrors[rpt.PipelineTask.Name] = err.Error()
+		}
+	}
+	if finals := facts.GetFinalTasks(); len(finals) > 0 {
+		resources.ApplyPipelineTaskStateContext(finals, facts.GetPipelineTaskStatus())
+		for _, rpt := range finals {
+			refs, _, err := resources.ResolveResultRef(facts.State, rpt)
+			if err != nil {
+				continue
+			}
+			resources.ApplyTaskResults(resources.PipelineRunState{rpt}, refs)
+			if err := rpt.EvaluateCEL(); err != nil {
+				r.t.Fatalf("tekton: CEL: %v", err)
+			}
+			next = append(next, rpt)
+		}
+	}
+	if r.pr.Status.FinallyStartTime == nil && facts.IsFinalTaskStarted() {
+		r.setFinallyStartTime(facts)
+	}
+	var started []start
+	for _, rpt := range next {
+		if rpt.IsFinalTask(facts) {
+			r.setFinallyStartTime(facts)
+		}
+		if rpt.Skip(facts).IsSkipped || rpt.IsFinallySkipped(facts).IsSkipped {
+			continue
+		}
+		tr := r.createTaskRun(rpt)
+		rpt.TaskRuns = []*v1.TaskRun{tr}
+		started = append(started, start{Task: rpt.PipelineTask.Name, Params: paramsFromTekton(tr.Spec.Params)})
+	}
+	return started
+}
+
+func (r *tektonRun) setFinallyStartTime(facts *resources.PipelineRunFacts) {
+	if r.pr.Status.FinallyStartTime == nil {
+		r.pr.Status.FinallyStartTime = &metav1.Time{Time: r.clock.Now()}
+	}
+	if facts.TimeoutsState.FinallyStartTime == nil {
+		facts.TimeoutsState.FinallyStartTime = &r.pr.Status.FinallyStartTime.Time
+	}
+}
+
+// createTaskRun makes the running TaskRun Tekton would create.
+func (r *tektonRun) createTaskRun(rpt *resources.ResolvedPipelineTask) *v1.TaskRun {
+	name := rpt.TaskRunNames[0]
+	tr := &v1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", CreationTimestamp: metav1.NewTime(r.clock.Now())},
+		Spec:       v1.TaskRunSpec{Params: rpt.PipelineTask.Params.DeepCopy()},
+	}
+	tr.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionUnknown, Reason: v1.TaskRunReasonRunning.String()})
+	tr.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
+	r.taskRuns[name] = tr
+	return tr
+}
+
+// running tells whether the pipeline task has a TaskRun that has not ended.
+func (r *tektonRun) running(task string) bool {
+	tr := r.taskRuns[r.taskRunName(task)]
+	return tr != nil && !tr.IsDone()
+}
+
+// finish ends a running TaskRun as the scenario says.
+func (r *tektonRun) finish(task string, e end) {
+	tr := r.taskRuns[r.taskRunName(task)]
+	if tr == nil || tr.IsDone() {
+		r.t.Fatalf("invalid scenario: task %q is not running in Tekton", task)
+	}
+	cond := &apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionFalse, Reason: e.reason()}
+	switch e.kind {
+	case succeeded:
+		cond.Status = corev1.ConditionTrue
+	case cancelledByRun, cancelledByTimeout:
+		tr.Spec.Status = v1.TaskRunSpecStatusCancelled
+		tr.Spec.StatusMessage = v1.TaskRunCancelledByPipelineMsg
+		if e.kind == cancelledByTimeout {
+			tr.Spec.StatusMessage = v1.TaskRunCancelledByPipelineTimeoutMsg
+		}
+	}
+	tr.Status.SetCondition(cond)
+	tr.Status.CompletionTime = &metav1.Time{Time: r.clock.Now()}
+	for _, res := range e.results {
+		tr.Status.Results = append(tr.Status.Results, v1.TaskRunResult{Name: res.name, Type: v1.ResultsType(res.val.Type), Value: res.val})
+	}
+	for range e.retries {
+		tr.Status.RetriesStatus = append(tr.Status.RetriesStatus, v1.TaskRunStatus{})
+	}
+}
+
+// snapshot is the run's status as Tekton reports it now.
+func (r *tektonRun) snapshot() status {
+	c := r.pr.Status.GetCondition(apis.ConditionSucceeded)
+	st := status{Cond: cond{Status: string(c.Status), Reason: c.Reason, Message: c.Message}}
+	for _, s := range r.pr.Status.SkippedTasks {
+		st.Skipped = append(st.Skipped, skip{Task: s.Name, Reason: string(s.Reason), When: whenFromTekton(s.WhenExpressions)})
+	}
+	return st
+}
