@@ -38,7 +38,7 @@ func Summary(w io.Writer, c *compile.Compiled, st *planpb.RunStatus) {
 	if tasks := startOrder(st.GetTasks()); len(tasks) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "TASK\tSTATUS\tDURATION\tRETRIES\t")
+		fmt.Fprintln(tw, "TASK\tSTATUS\tDURATION\tRETRIES")
 		for _, ts := range tasks {
 			name := ts.GetName()
 			if ts.GetFinally() {
@@ -54,7 +54,7 @@ func Summary(w io.Writer, c *compile.Compiled, st *planpb.RunStatus) {
 			if n := len(ts.GetRetries()); n > 0 {
 				retries = fmt.Sprint(n)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, orDash(ts.GetCondition().GetReason()), d, retries)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, orDash(ts.GetCondition().GetReason()), d, retries)
 		}
 		tw.Flush()
 		for _, ts := range tasks {
