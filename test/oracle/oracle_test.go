@@ -22,7 +22,9 @@ type scenario struct {
 	// one; params and steps missing from a taskSpec are declared for it.
 	pipeline string
 	timeouts *v1.TimeoutFields
-	events   []event
+	// flags are Tekton feature flags (feature-flags ConfigMap keys).
+	flags  map[string]string
+	events []event
 	// disagreement, when set, is a known difference between Facts and Tekton
 	// that the lead has to fix; the scenario is skipped until then.
 	disagreement string
@@ -188,7 +190,7 @@ type harness struct {
 func newHarness(t *testing.T, sc scenario) *harness {
 	t.Helper()
 	spec := parsePipeline(t, sc.pipeline)
-	tk := newTektonRun(t, spec, sc.timeouts)
+	tk := newTektonRun(t, spec, sc.timeouts, sc.flags)
 	plan := toPlan(tk.spec, tk.pr, tk)
 	return &harness{t: t, tekton: tk, ours: newOursRun(t, plan), known: map[string]bool{}}
 }

@@ -34,6 +34,7 @@ type (
 	whenExpr struct {
 		Input, Operator string
 		Values          []string
+		CEL             string
 	}
 	skip struct {
 		Task, Reason string
@@ -93,7 +94,7 @@ func paramsFromPlan(ps []*planpb.Param) []param {
 func whenFromTekton(ws v1.WhenExpressions) []whenExpr {
 	var out []whenExpr
 	for _, w := range ws {
-		out = append(out, whenExpr{Input: w.Input, Operator: string(w.Operator), Values: slices.Clone(w.Values)})
+		out = append(out, whenExpr{Input: w.Input, Operator: string(w.Operator), Values: slices.Clone(w.Values), CEL: w.CEL})
 	}
 	return out
 }
@@ -101,7 +102,7 @@ func whenFromTekton(ws v1.WhenExpressions) []whenExpr {
 func whenFromPlan(ws []*planpb.WhenExpression) []whenExpr {
 	var out []whenExpr
 	for _, w := range ws {
-		out = append(out, whenExpr{Input: w.GetInput(), Operator: w.GetOperator(), Values: slices.Clone(w.GetValues())})
+		out = append(out, whenExpr{Input: w.GetInput(), Operator: w.GetOperator(), Values: slices.Clone(w.GetValues()), CEL: w.GetCel()})
 	}
 	return out
 }

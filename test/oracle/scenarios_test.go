@@ -475,4 +475,23 @@ results:
 `,
 		events: []event{ok("a", str("other", "o"))},
 	},
+	{
+		name: "CEL when expressions",
+		disagreement: "Facts ignores `cel` when expressions (whenAllows in state.go handles in/notin only), so it " +
+			"starts cel-false; Tekton evaluates them after result substitution (ResolvedPipelineTask.EvaluateCEL, " +
+			"WhenExpressions.AllowsExecution(EvaluatedCEL)) and skips it. Needs a CEL evaluator, or compile must " +
+			"reject CEL when the in-pod engine cannot evaluate it",
+		flags: map[string]string{"enable-cel-in-whenexpression": "true"},
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: r}]}
+- name: cel-true
+  when: [{cel: "'$(tasks.a.results.r)' == 'yes'"}]
+- name: cel-false
+  when: [{cel: "'$(tasks.a.results.r)' != 'yes'"}]
+- {name: after-false, runAfter: [cel-false]}
+`,
+		events: []event{ok("a", str("r", "yes")), ok("cel-true"), ok("after-false")},
+	},
 }

@@ -45,10 +45,10 @@ type tektonRun struct {
 }
 
 // testContext is the context Tekton's defaulting and validation read their
-// configuration from: Tekton's defaults.
-func testContext(t *testing.T) context.Context {
+// configuration from: Tekton's defaults and the given feature flags.
+func testContext(t *testing.T, featureFlags map[string]string) context.Context {
 	t.Helper()
-	flags, err := config.NewFeatureFlagsFromMap(map[string]string{})
+	flags, err := config.NewFeatureFlagsFromMap(featureFlags)
 	if err != nil {
 		t.Fatalf("feature flags: %v", err)
 	}
@@ -61,9 +61,9 @@ func testContext(t *testing.T) context.Context {
 
 // newTektonRun defaults and validates the pipeline as the reconciler does, and
 // starts the PipelineRun at epoch.
-func newTektonRun(t *testing.T, spec *v1.PipelineSpec, timeouts *v1.TimeoutFields) *tektonRun {
+func newTektonRun(t *testing.T, spec *v1.PipelineSpec, timeouts *v1.TimeoutFields, flags map[string]string) *tektonRun {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := testContext(t, flags)
 	pr := &v1.PipelineRun{
 		ObjectMeta: metav1.ObjectMeta{Name: runName, Namespace: "ns", CreationTimestamp: metav1.NewTime(epoch)},
 		Spec:       v1.PipelineRunSpec{PipelineSpec: spec, Timeouts: timeouts},
