@@ -192,7 +192,7 @@ func indexDocs(ctx context.Context, docs []load.Doc, namespace string) (*objects
 			obj = obj.DeepCopy()
 			if err = checkPipelineSpec(where{d.Display, "spec"}, &obj.Spec); err == nil {
 				obj.SetDefaults(create)
-				err = validation(d.Display, "", obj.Validate(create))
+				err = validation(d.Display, "", obj.DeepCopy().Validate(create))
 			}
 			if err == nil {
 				err = add(o.pipelines, d, obj, &obj.ObjectMeta, namespace)
@@ -200,13 +200,13 @@ func indexDocs(ctx context.Context, docs []load.Doc, namespace string) (*objects
 		case *v1.Task:
 			obj = obj.DeepCopy()
 			obj.SetDefaults(create)
-			if err = validation(d.Display, "", obj.Validate(create)); err == nil {
+			if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err == nil {
 				err = add(o.tasks, d, obj, &obj.ObjectMeta, namespace)
 			}
 		case *v1beta1.StepAction:
 			obj = obj.DeepCopy()
 			obj.SetDefaults(create)
-			if err = validation(d.Display, "", obj.Validate(create)); err == nil {
+			if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err == nil {
 				err = add(o.stepActions, d, obj, &obj.ObjectMeta, namespace)
 			}
 		case *corev1.ConfigMap:

@@ -43,6 +43,10 @@ func joinPath(prefix, field string) string {
 //
 // Validate returns a *apis.FieldError; a nil one stored in an error
 // interface is not nil, which is why this takes the concrete type.
+//
+// The webhook validates a copy of what it admits, and some Validate methods
+// write to the object (TaskRun and PipelineRun validation merge declared
+// object defaults into the run's param values): validate a DeepCopy.
 func validation(doc, prefix string, fe *apis.FieldError) error {
 	fe = fe.Filter(apis.ErrorLevel)
 	if fe == nil {

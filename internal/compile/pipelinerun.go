@@ -43,7 +43,7 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	}
 	create := apis.WithinCreate(ctx)
 	pr.SetDefaults(create)
-	if err := validation(c.run.Display, "", pr.Validate(create)); err != nil {
+	if err := validation(c.run.Display, "", pr.DeepCopy().Validate(create)); err != nil {
 		return nil, err
 	}
 	if err := pipelineNameLabel(pr); err != nil {

@@ -143,9 +143,11 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 			return nil, in.specAt.errorf(at+".name", "StepAction %q not found", s.Ref.Name)
 		}
 	}
+	// Tekton's code may write to the TaskRun it is given: give it a copy.
 	tr := in.tr.DeepCopy()
+	given := tr.Spec.Params
 	tr.Spec.Params = nil
-	for _, p := range in.tr.Spec.Params {
+	for _, p := range given {
 		if in.known == nil || in.known(p) {
 			tr.Spec.Params = append(tr.Spec.Params, p)
 		} else {

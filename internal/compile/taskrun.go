@@ -30,7 +30,7 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 	}
 	create := apis.WithinCreate(ctx)
 	tr.SetDefaults(create)
-	if err := validation(c.run.Display, "", tr.Validate(create)); err != nil {
+	if err := validation(c.run.Display, "", tr.DeepCopy().Validate(create)); err != nil {
 		return nil, err
 	}
 
