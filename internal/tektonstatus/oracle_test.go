@@ -55,8 +55,7 @@ func TestChildReferencesMatchTekton(t *testing.T) {
 			var state resources.PipelineRunState
 			for _, list := range [][]v1.PipelineTask{ps.Tasks, ps.Finally} {
 				for i := range list {
-					rpt := &resources.ResolvedPipelineTask{PipelineTask: &list[i], TaskRunNames: []string{"pr-1-" + list[i].Name},
-						ResolvedTask: nil}
+					rpt := &resources.ResolvedPipelineTask{PipelineTask: &list[i], TaskRunNames: []string{"pr-1-" + list[i].Name}}
 					if ts := ran[list[i].Name]; ts != nil {
 						rpt.TaskRuns = []*v1.TaskRun{syntheticTaskRun(ts)}
 					}
