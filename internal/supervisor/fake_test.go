@@ -18,6 +18,8 @@ type outcome struct {
 	// ignoreStop keeps the step running after its context ends (as a process
 	// that traps SIGTERM would until SIGKILL), for this long.
 	ignoreStop time.Duration
+	// then runs when the step has ended normally, before RunStep returns.
+	then func()
 }
 
 // fakeLauncher runs steps in memory. Outcomes are keyed "task/step" for
@@ -83,6 +85,9 @@ func (a *fakeAttempt) RunStep(ctx context.Context, s *Step) StepExit {
 	}
 	for k, v := range o.results {
 		a.results[k] = v
+	}
+	if o.then != nil {
+		o.then()
 	}
 	return StepExit{ExitCode: o.exit, Started: start, Finished: time.Now()}
 }

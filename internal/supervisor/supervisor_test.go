@@ -248,3 +248,23 @@ func TestRejectsUnknownPlanVersion(t *testing.T) {
 		t.Fatal("want an error for plan version 99")
 	}
 }
+
+// TestCancelBetweenSteps: a cancel that lands just as a step ends normally
+// still stops the task: the steps after it do not run and it is not Succeeded.
+func TestCancelBetweenSteps(t *testing.T) {
+	a := task("a", nil, step("s1"), step("s2"))
+	ctx, cancel := context.WithCancel(context.Background())
+	f := newFake(map[string]outcome{"a/s1": {then: func() {
+		cancel()
+		time.Sleep(20 * time.Millisecond) // let the supervisor stop the task's context
+	}}})
+	st := runPlan(t, ctx, plan([]*planpb.Task{a}), f)
+	if c := taskStatus(st, "a").GetCondition(); c.GetReason() != ReasonTaskCancelled {
+		t.Errorf("a = %v", c)
+	}
+	for _, ran := range f.ran {
+		if ran == "a/s2#0" {
+			t.Errorf("s2 ran after the cancel: %v", f.ran)
+		}
+	}
+}

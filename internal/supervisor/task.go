@@ -93,6 +93,10 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 			failure = exit
 		}
 	}
+	if cause := context.Cause(ctx); ctx.Err() != nil {
+		// Stopped between two steps.
+		return s.stopped(st, t, att, cause)
+	}
 	resultsErr := s.collectResults(st, t, att)
 	if failure != "" {
 		return fail(st, ReasonFailed, failure)
@@ -176,7 +180,11 @@ func (s *Supervisor) stopped(st *planpb.TaskStatus, t *planpb.Task, att Attempt,
 		end := fail(st, ReasonTaskTimeout, fmt.Sprintf("TaskRun %q failed to finish within %q", t.GetTaskRunName(), durationString(t.GetTimeout().AsDuration())))
 		return end
 	case errors.Is(cause, errCancelled):
-		end := fail(st, ReasonTaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), msgCancelledByPipeline))
+		msg := msgCancelledByPipeline
+		if s.Plan.GetKind() == planpb.RunKind_TASK_RUN {
+			msg = "" // a TaskRun cancelled by its user has no status message
+		}
+		end := fail(st, ReasonTaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), msg))
 		end.cancelled = true
 		return end
 	default: // a pipeline, tasks or finally timeout
