@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -183,4 +184,41 @@ func readExample(path string) ([]load.Doc, error) {
 		kept.Write(chunk)
 	}
 	return load.Read(filepath.Base(path), &kept)
+}
+
+// TestStepActionParamsExample compiles Tekton's example of params passed to
+// a StepAction (examples/v1/taskruns/stepaction-params.yaml) and checks the
+// environment against the values the example's own script expects.
+func TestStepActionParamsExample(t *testing.T) {
+	path := filepath.Join(tektonDir(t), "examples/v1/taskruns/stepaction-params.yaml")
+	docs, err := readExample(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(context.Background(), docs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := c.Plan.GetTasks()[0].GetSpec().GetSteps()[0]
+	// ARRAYVALUE=("${arrayparam0}" ...) names the variables, ARRAYEXPECTED=(...) their values.
+	names := regexp.MustCompile(`ARRAYVALUE=\((.*)\)`).FindStringSubmatch(step.GetScript())
+	want := regexp.MustCompile(`ARRAYEXPECTED=\((.*)\)`).FindStringSubmatch(step.GetScript())
+	if names == nil || want == nil {
+		t.Fatalf("script has no ARRAYVALUE/ARRAYEXPECTED: %q", step.GetScript())
+	}
+	quoted := regexp.MustCompile(`"([^"]*)"`)
+	vars, values := quoted.FindAllStringSubmatch(names[1], -1), quoted.FindAllStringSubmatch(want[1], -1)
+	if len(vars) != len(values) || len(vars) == 0 {
+		t.Fatalf("%d variables, %d expected values", len(vars), len(values))
+	}
+	env := map[string]string{}
+	for _, e := range step.GetEnv() {
+		env[e.GetName()] = e.GetValue()
+	}
+	for i, v := range vars {
+		name := strings.Trim(v[1], "${}")
+		if env[name] != values[i][1] {
+			t.Errorf("%s = %q, want %q", name, env[name], values[i][1])
+		}
+	}
 }
