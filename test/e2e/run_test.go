@@ -177,7 +177,11 @@ spec:
     - name: flaky
       retries: 3
       workspaces: [{name: state}]
+      # context.pipelineTask.retries is a PipelineTask variable: it reaches
+      # the steps through a param, as in Tekton's docs/variables.md.
+      params: [{name: retries, value: "$(context.pipelineTask.retries)"}]
       taskSpec:
+        params: [{name: retries}]
         workspaces: [{name: state}]
         results: [{name: tries}, {name: retries}]
         steps:
@@ -185,7 +189,7 @@ spec:
           script: |
             echo x >> $(workspaces.state.path)/count
             printf '%s' "$(context.task.retry-count)" > $(results.tries.path)
-            printf '%s' "$(context.pipelineTask.retries)" > $(results.retries.path)
+            printf '%s' "$(params.retries)" > $(results.retries.path)
             [ "$(context.task.retry-count)" -ge 2 ]
 `, "--workspace", "state="+dir)
 	if r.code != 0 {
