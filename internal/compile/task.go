@@ -49,14 +49,15 @@ func (c *compiler) task(in taskInput) (*planpb.Task, *v1.TaskSpec, error) {
 			tr.Labels[pipeline.TaskLabelKey] = in.taskMeta.Name
 		}
 	}
-	if err := checkTaskSpec(in.specAt, spec); err != nil {
-		return nil, nil, err
-	}
 	steps, err := c.stepActions(in)
 	if err != nil {
 		return nil, nil, err
 	}
 	spec.Steps = steps
+	// After StepActions, which may bring volumeMounts of their own.
+	if err := checkTaskSpec(in.specAt, spec); err != nil {
+		return nil, nil, err
+	}
 	status := spec.DeepCopy()
 
 	merged, err := v1.MergeStepsWithStepTemplate(spec.StepTemplate, spec.Steps)
