@@ -477,12 +477,22 @@ spec:
       requests: {cpu: 100m}
       limits: {memory: 64Mi}
     script: echo $(params.msg)
+  sidecars:
+  - name: db
+    image: postgres
+    env: [{name: PGDATA, value: /tmp/pg}]
 `, Options{Params: map[string]string{"n": "2"}})
 	p := c.Plan
 	if p.GetKind() != planpb.RunKind_TASK_RUN || len(p.GetTasks()) != 1 || c.TaskRun == nil || c.PipelineRun != nil {
 		t.Fatalf("plan = %v", p)
 	}
+	if p.GetNamespace() != "default" {
+		t.Errorf("namespace = %q, want default", p.GetNamespace())
+	}
 	task := p.GetTasks()[0]
+	diff(t, "sidecars", task.GetSpec().GetSidecars(), []*planpb.Step{
+		{Name: "db", Image: "postgres", Env: []*planpb.EnvVar{{Name: "PGDATA", Value: "/tmp/pg"}}},
+	})
 	if task.GetName() != p.GetName() || task.GetTaskRunName() != p.GetName() || task.GetTaskRefName() != "echo" {
 		t.Errorf("task names = %q %q %q, run %q", task.GetName(), task.GetTaskRunName(), task.GetTaskRefName(), p.GetName())
 	}
