@@ -35,7 +35,7 @@ params:
 steps:
 - name: s
   image: img:$(params.b)
-  script: echo $(params.a) $(params["b"]) $(params['c.dotted'])
+  script: echo $(params.a) $(params["b"]) $(params['c.dotted']) $(inputs.params.a)
   workingDir: /w/$(params.a)
   env: [{name: E, value: "$(params.b)-x"}]
 `,

@@ -55,13 +55,14 @@ func (v *Vars) SetResult(task, result string, val *planpb.Value) {
 }
 
 // SetParam sets a param under Tekton's names for it: params.N, params["N"],
-// params['N'], with [i] for array elements and params.N.KEY for object keys
-// (taskrun/resources replacementsFromParams).
+// params['N'] and v1beta1's inputs.params.N, with [i] for array elements and
+// params.N.KEY for object keys (taskrun/resources replacementsFromParams).
 func (v *Vars) SetParam(name string, val *planpb.Value) {
 	for _, base := range []string{
 		"params." + name,
 		fmt.Sprintf("params[%q]", name),
 		fmt.Sprintf("params['%s']", name),
+		"inputs.params." + name, // v1beta1's old form, still honoured by Tekton
 	} {
 		v.set(base, val, "")
 	}
