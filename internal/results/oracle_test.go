@@ -20,11 +20,11 @@ import (
 // results.TaskSteps: every substituted step field must agree.
 func TestTaskStepsAgainstTekton(t *testing.T) {
 	tests := []struct {
-		name     string
-		spec     string // v1.TaskSpec YAML
-		params   string // v1.Params YAML
-		bound    []string
-		retries  int
+		name    string
+		spec    string // v1.TaskSpec YAML
+		params  string // v1.Params YAML
+		bound   []string
+		retries int
 	}{{
 		name: "string params, defaults, bracket forms",
 		spec: `

@@ -120,8 +120,8 @@ func TestApplyValue(t *testing.T) {
 // fakePaths are the paths Tekton's pod uses.
 type fakePaths struct{ bound map[string]string }
 
-func (fakePaths) ResultsDir() string          { return "/tekton/results" }
-func (fakePaths) StepDir(step string) string  { return "/tekton/steps/step-" + step }
+func (fakePaths) ResultsDir() string         { return "/tekton/results" }
+func (fakePaths) StepDir(step string) string { return "/tekton/steps/step-" + step }
 func (p fakePaths) Workspace(name string) (string, bool) {
 	path, ok := p.bound[name]
 	return path, ok

@@ -39,7 +39,7 @@ func newFake(outcomes map[string]outcome) *fakeLauncher {
 }
 
 func (f *fakeLauncher) Prepare(context.Context, *planpb.Plan) error { return nil }
-func (f *fakeLauncher) Close() error                                 { f.closed = true; return nil }
+func (f *fakeLauncher) Close() error                                { f.closed = true; return nil }
 
 func (f *fakeLauncher) StartAttempt(_ context.Context, t *planpb.Task, attempt int) (Attempt, error) {
 	return &fakeAttempt{f: f, task: t.GetName(), attempt: attempt, results: map[string]string{}}, nil
@@ -62,7 +62,7 @@ func (a *fakeAttempt) ReadResult(name string) (string, bool, error) {
 	return v, ok, nil
 }
 func (a *fakeAttempt) ReadStepResult(string, string) (string, bool, error) { return "", false, nil }
-func (a *fakeAttempt) Finish()                                            {}
+func (a *fakeAttempt) Finish()                                             {}
 
 func (a *fakeAttempt) RunStep(ctx context.Context, s *Step) StepExit {
 	key := a.task + "/" + s.Name
