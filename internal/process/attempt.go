@@ -20,14 +20,15 @@ type attempt struct {
 	l          *Launcher
 	env        []string // the launcher's base env
 	task       string
-	dir        string // run/tasks/TASK/ATTEMPT
+	dir        string // STATE/tasks/TASK/ATTEMPT: results, steps, scripts
+	work       string // RUN/tasks/TASK/ATTEMPT/workspace: the default working dir
 	workspaces map[string]string
 }
 
 // StartAttempt makes the attempt's directories and resolves its workspaces.
 func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (supervisor.Attempt, error) {
 	l.mu.Lock()
-	runDir, volumes, env := l.runDir, l.volumes, l.env
+	runDir, state, volumes, env := l.runDir, l.state, l.volumes, l.env
 	l.mu.Unlock()
 	if runDir == "" {
 		return nil, errors.New("launcher not prepared")
@@ -35,7 +36,8 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 	if err := checkName(task.GetName()); err != nil {
 		return nil, fmt.Errorf("task name: %w", err)
 	}
-	a := &attempt{l: l, env: env, task: task.GetName(), dir: filepath.Join(runDir, "tasks", task.GetName(), strconv.Itoa(n))}
+	rel := filepath.Join("tasks", task.GetName(), strconv.Itoa(n))
+	a := &attempt{l: l, env: env, task: task.GetName(), dir: filepath.Join(state, rel), work: filepath.Join(runDir, rel, "workspace")}
 	dirs := []string{a.ResultsDir(), a.scriptsDir(), a.workspaceDir()}
 	for i, s := range task.GetSpec().GetSteps() {
 		dirs = append(dirs, filepath.Join(a.StepDir(results.StepName(s.GetName(), i)), "results"))
@@ -69,7 +71,7 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 
 func (a *attempt) ResultsDir() string   { return filepath.Join(a.dir, "results") }
 func (a *attempt) scriptsDir() string   { return filepath.Join(a.dir, "scripts") }
-func (a *attempt) workspaceDir() string { return filepath.Join(a.dir, "workspace") }
+func (a *attempt) workspaceDir() string { return a.work }
 
 // StepDir is Tekton's /tekton/steps/step-NAME.
 func (a *attempt) StepDir(step string) string {

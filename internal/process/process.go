@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
@@ -33,8 +34,15 @@ type Options struct {
 	// Grace is the time between SIGTERM and SIGKILL when a step is stopped
 	// (DefaultGrace when zero).
 	Grace time.Duration
-	// Dir is the parent of the run directory (os.TempDir() when empty).
+	// Dir is the parent of the run directory (os.TempDir() when empty):
+	// volumes, HOME and each attempt's default working directory.
 	Dir string
+	// StateDir is the parent of the run's state directory: results, step
+	// directories and scripts, small files written and read on every task
+	// (a pod keeps them in an in-memory volume too). When empty it is
+	// $XDG_RUNTIME_DIR or /dev/shm if writable, else Dir; with Keep it is the
+	// run directory itself, so everything kept is in one place.
+	StateDir string
 	// Env is the base environment of every step (KEY=VALUE). When nil, steps
 	// get PATH and a few harmless host variables (locale, time zone), not the
 	// whole host environment: a container does not inherit it either. HOME is
@@ -55,6 +63,7 @@ type Launcher struct {
 
 	mu      sync.Mutex
 	runDir  string
+	state   string            // run directory of the state: results, steps, scripts
 	env     []string          // base env, HOME included
 	volumes map[string]string // plan volume name → directory
 	closed  bool
@@ -90,9 +99,8 @@ func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 		return errors.New("launcher already prepared")
 	}
 	err := l.prepare(plan)
-	if err != nil && l.runDir != "" {
-		_ = removeAll(l.runDir)
-		l.runDir = ""
+	if err != nil {
+		l.removeDirs()
 	}
 	return err
 }
@@ -111,6 +119,12 @@ func (l *Launcher) prepare(plan *planpb.Plan) error {
 		return fmt.Errorf("run dir: %w", err)
 	}
 	l.runDir = dir
+	l.state = dir
+	if parent := l.stateParent(); parent != "" {
+		if l.state, err = os.MkdirTemp(parent, "pod-runner-state-"); err != nil {
+			return fmt.Errorf("create state dir: %w", err)
+		}
+	}
 	home := filepath.Join(dir, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
 		return fmt.Errorf("create home dir: %w", err)
@@ -125,6 +139,34 @@ func (l *Launcher) prepare(plan *planpb.Plan) error {
 		l.volumes[v.GetName()] = p
 	}
 	return nil
+}
+
+// stateParent is where the state directory goes, or "" for the run directory.
+func (l *Launcher) stateParent() string {
+	if l.opts.Keep {
+		return ""
+	}
+	if l.opts.StateDir != "" {
+		return l.opts.StateDir
+	}
+	for _, d := range []string{os.Getenv("XDG_RUNTIME_DIR"), "/dev/shm"} {
+		if d != "" && syscall.Access(d, 2 /* W_OK */) == nil {
+			return d
+		}
+	}
+	return ""
+}
+
+// removeDirs removes the run and state directories.
+func (l *Launcher) removeDirs() error {
+	var errs []error
+	for _, d := range []string{l.state, l.runDir} {
+		if d != "" && (d != l.state || l.state != l.runDir) {
+			errs = append(errs, removeAll(d))
+		}
+	}
+	l.runDir, l.state = "", ""
+	return errors.Join(errs...)
 }
 
 // baseEnv is the environment every step starts from.
@@ -226,7 +268,7 @@ func (l *Launcher) Close() error {
 		return nil
 	}
 	l.closed = true
-	return removeAll(l.runDir)
+	return l.removeDirs()
 }
 
 // removeAll removes dir. Read-only volumes and whatever steps made read-only

@@ -207,3 +207,36 @@ func TestClose(t *testing.T) {
 		})
 	}
 }
+
+// TestStateDir: results, step dirs and scripts live in the state directory
+// (in memory by default), workspaces in the run directory; with Keep both
+// are the run directory; Close removes both.
+func TestStateDir(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		dir, state := t.TempDir(), t.TempDir()
+		l := New(Options{Dir: dir, StateDir: state, Keep: keep})
+		if err := l.Prepare(context.Background(), &planpb.Plan{Name: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		att := startTask(t, l, "t", []string{"s"})
+		wantState := state
+		if keep {
+			wantState = l.RunDir()
+		}
+		if !strings.HasPrefix(att.ResultsDir(), wantState+"/") || !strings.HasPrefix(att.StepDir("s"), wantState+"/") {
+			t.Errorf("keep=%v: results %s, step dir %s, want them under %s", keep, att.ResultsDir(), att.StepDir("s"), wantState)
+		}
+		if ws := att.(*attempt).workspaceDir(); !strings.HasPrefix(ws, l.RunDir()+"/") {
+			t.Errorf("keep=%v: working dir %s not under the run dir %s", keep, ws, l.RunDir())
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Kept: the run dir stays, and the state was never apart from it.
+		inDir, _ := os.ReadDir(dir)
+		inState, _ := os.ReadDir(state)
+		if len(inDir) != map[bool]int{false: 0, true: 1}[keep] || len(inState) != 0 {
+			t.Errorf("keep=%v: after Close %s holds %d entries, %s holds %d", keep, dir, len(inDir), state, len(inState))
+		}
+	}
+}

@@ -247,8 +247,7 @@ func TestOutputConfigAndLog(t *testing.T) {
 	if e := runStep(t, att, s); e.Err != nil || e.ExitCode != 0 {
 		t.Fatalf("exit = %d, %v", e.ExitCode, e.Err)
 	}
-	ws, _ := filepath.Split(att.ResultsDir())
-	if got := readString(t, filepath.Join(ws, "workspace", "logs", "out.txt")); got != "out1\npartial" {
+	if got := readString(t, filepath.Join(att.(*attempt).workspaceDir(), "logs", "out.txt")); got != "out1\npartial" {
 		t.Errorf("stdout copy = %q", got)
 	}
 	if got := readString(t, errFile); got != "old\nerr1\n" {
