@@ -50,7 +50,8 @@ type Doc struct {
 	// Object is the decoded object. Tekton kinds are in their storage
 	// version: *v1.PipelineRun, *v1.TaskRun, *v1.Pipeline, *v1.Task (v1beta1
 	// converted to v1), *v1beta1.StepAction (v1alpha1 converted); then
-	// *corev1.ConfigMap, *corev1.Secret.
+	// *corev1.ConfigMap, *corev1.Secret. It is nil for the cluster objects a
+	// local run does not use (clusterKinds).
 	Object runtime.Object
 }
 
@@ -74,6 +75,20 @@ var supported = map[string][]string{
 	KindStepAction:  {"tekton.dev/v1beta1", "tekton.dev/v1alpha1"},
 	KindConfigMap:   {"v1"},
 	KindSecret:      {"v1"},
+}
+
+// clusterKinds are Kubernetes objects that come with a run meant for a
+// cluster (its ServiceAccount and RBAC, the claims it binds): a local run
+// needs none of them. They are accepted, their kind and version checked, and
+// not decoded further: Doc.Object is nil. A claim a run binds becomes a
+// directory of the run either way.
+var clusterKinds = map[string][]string{
+	"PersistentVolumeClaim": {"v1"},
+	"ServiceAccount":        {"v1"},
+	"Role":                  {"rbac.authorization.k8s.io/v1"},
+	"RoleBinding":           {"rbac.authorization.k8s.io/v1"},
+	"ClusterRole":           {"rbac.authorization.k8s.io/v1"},
+	"ClusterRoleBinding":    {"rbac.authorization.k8s.io/v1"},
 }
 
 // header is what is read of a document before decoding it.
@@ -132,11 +147,17 @@ func decode(file string, index int, chunk []byte) (doc Doc, empty bool, err erro
 	if h.Kind != "" {
 		doc.Display = fmt.Sprintf("%s#%d (%s/%s)", file, index, h.Kind, doc.Name)
 	}
-	switch versions, known := supported[h.Kind]; {
+	versions, known := supported[h.Kind]
+	cluster, isCluster := clusterKinds[h.Kind]
+	switch {
 	case h.Kind == "":
 		return doc, false, Errorf(doc.Display, "kind", "missing kind")
+	case isCluster && slices.Contains(cluster, h.APIVersion):
+		return doc, false, nil
+	case isCluster:
+		return doc, false, Errorf(doc.Display, "apiVersion", "%s is not served for %s: want %s", quoteOrEmpty(h.APIVersion), h.Kind, strings.Join(cluster, ", "))
 	case !known:
-		return doc, false, Errorf(doc.Display, "kind", "unknown kind %q: want one of PipelineRun, TaskRun, Pipeline, Task, StepAction, ConfigMap, Secret", h.Kind)
+		return doc, false, Errorf(doc.Display, "kind", "unknown kind %q: want one of PipelineRun, TaskRun, Pipeline, Task, StepAction, ConfigMap, Secret (PersistentVolumeClaim, ServiceAccount and RBAC objects are accepted and not used)", h.Kind)
 	case !slices.Contains(versions, h.APIVersion):
 		return doc, false, Errorf(doc.Display, "apiVersion", "%s is not served for %s: want one of %s", quoteOrEmpty(h.APIVersion), h.Kind, strings.Join(versions, ", "))
 	}

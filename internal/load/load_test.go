@@ -136,13 +136,24 @@ func TestReadInvalid(t *testing.T) {
 		{
 			name: "unknown kind",
 			in: `apiVersion: v1
-kind: PersistentVolumeClaim
+kind: Deployment
 metadata:
-  name: pvc
+  name: d
 `,
-			doc:       "f.yaml#1 (PersistentVolumeClaim/pvc)",
+			doc:       "f.yaml#1 (Deployment/d)",
 			field:     "kind",
-			msgSubstr: `unknown kind "PersistentVolumeClaim"`,
+			msgSubstr: `unknown kind "Deployment"`,
+		},
+		{
+			name: "cluster object in the wrong version",
+			in: `apiVersion: rbac.authorization.k8s.io/v1beta1
+kind: RoleBinding
+metadata:
+  name: rb
+`,
+			doc:       "f.yaml#1 (RoleBinding/rb)",
+			field:     "apiVersion",
+			msgSubstr: `not served for RoleBinding`,
 		},
 		{
 			name:      "missing kind",
@@ -221,6 +232,37 @@ spec:
 					le.Doc, le.Field, le.Msg, tt.doc, tt.field, tt.msgSubstr)
 			}
 		})
+	}
+}
+
+// TestReadClusterObjects: the ServiceAccount, RBAC and claims that come with
+// runs meant for a cluster are read and not used.
+func TestReadClusterObjects(t *testing.T) {
+	in := `
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: pvc}
+spec: {accessModes: [ReadWriteOnce]}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sa}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: crb}
+`
+	docs, err := Read("f.yaml", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 3 {
+		t.Fatalf("%d docs", len(docs))
+	}
+	for _, d := range docs {
+		if d.Object != nil || d.Kind == "" {
+			t.Errorf("%s: object %T, kind %q", d.Display, d.Object, d.Kind)
+		}
 	}
 }
 
