@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF         := github.com/bufbuild/buf/cmd/buf@v1.75.0
 EXAMPLE     ?= examples/build-and-test.yaml
 
-.PHONY: all build test unit e2e lint bench run proto clean
+.PHONY: all build deps test unit e2e lint bench run proto clean
 
 all: build
 
@@ -17,8 +17,13 @@ build:
 run: build
 	$(BIN)/pod-runner run -f $(EXAMPLE)
 
+## deps: what the tests need on this machine: busybox (sh and ash of the
+## busybox and alpine images Tekton's examples use)
+deps:
+	@command -v busybox >/dev/null || { apt-get update -q && apt-get install -y -q busybox-static; }
+
 ## test: lint, then unit, integration and conformance tests with the race detector
-test: lint unit e2e
+test: deps lint unit e2e
 
 unit:
 	$(GO) test -race ./internal/... ./proto/... ./cmd/...

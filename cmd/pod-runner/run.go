@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -73,7 +74,7 @@ func runMain(args []string) int {
 	if *quiet {
 		progressOut = io.Discard
 	}
-	launcher := process.New(process.Options{Keep: *keep, Log: progressOut})
+	launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox()})
 	sup := &supervisor.Supervisor{
 		Plan:     compiled.Plan,
 		Launcher: launcher,
@@ -126,6 +127,14 @@ func open(name string) (io.Reader, func(), error) {
 		return nil, nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return f, func() { f.Close() }, nil
+}
+
+// busybox is the busybox binary on PATH, or "". Most Tekton steps run in
+// busybox or alpine images, whose sh is busybox's ash: locally it stands for
+// sh and ash when installed.
+func busybox() string {
+	p, _ := exec.LookPath("busybox")
+	return p
 }
 
 // keyValues parses NAME=VALUE flags.

@@ -43,6 +43,13 @@ type Options struct {
 	// $XDG_RUNTIME_DIR or /dev/shm if writable, else Dir; with Keep it is the
 	// run directory itself, so everything kept is in one place.
 	StateDir string
+	// Shell is the POSIX shell that stands for sh and ash: a busybox binary
+	// makes scripts written for the busybox and alpine images most Tekton
+	// steps use behave as they do there (ash accepts "[ a == b ]", dash does
+	// not). A script's #!/bin/sh or #!/bin/ash, a command /bin/sh or
+	// /bin/ash, and sh or ash looked up in PATH all run it. Empty: the host's
+	// shells.
+	Shell string
 	// Env is the base environment of every step (KEY=VALUE). When nil, steps
 	// get PATH and a few harmless host variables (locale, time zone), not the
 	// whole host environment: a container does not inherit it either. HOME is
@@ -61,12 +68,14 @@ type Launcher struct {
 	opts Options
 	log  *lockedWriter
 
-	mu      sync.Mutex
-	runDir  string
-	state   string            // run directory of the state: results, steps, scripts
-	env     []string          // base env, HOME included
-	volumes map[string]string // plan volume name → directory
-	closed  bool
+	mu     sync.Mutex
+	runDir string
+	state  string // run directory of the state: results, steps, scripts
+	// shellDir holds sh and ash standing for Options.Shell, or is "".
+	shellDir string
+	env      []string          // base env, HOME included
+	volumes  map[string]string // plan volume name → directory
+	closed   bool
 }
 
 // New returns a Launcher; nothing is created on disk before Prepare.
@@ -130,6 +139,11 @@ func (l *Launcher) prepare(plan *planpb.Plan) error {
 		return fmt.Errorf("create home dir: %w", err)
 	}
 	l.env = baseEnv(l.opts.Env, home)
+	if l.opts.Shell != "" {
+		if err := l.installShell(); err != nil {
+			return err
+		}
+	}
 	l.volumes = make(map[string]string, len(plan.GetVolumes()))
 	for _, v := range plan.GetVolumes() {
 		p, err := l.prepareVolume(v)
@@ -155,6 +169,39 @@ func (l *Launcher) stateParent() string {
 		}
 	}
 	return ""
+}
+
+// installShell links sh and ash to opts.Shell in the state's bin directory
+// and puts that directory first in PATH.
+func (l *Launcher) installShell() error {
+	shell, err := filepath.Abs(l.opts.Shell)
+	if err != nil {
+		return fmt.Errorf("shell: %w", err)
+	}
+	bin := filepath.Join(l.state, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return fmt.Errorf("shell: %w", err)
+	}
+	for _, name := range []string{"sh", "ash"} {
+		if err := os.Symlink(shell, filepath.Join(bin, name)); err != nil {
+			return fmt.Errorf("shell: %w", err)
+		}
+	}
+	l.shellDir = bin
+	for i, kv := range l.env {
+		if path, ok := strings.CutPrefix(kv, "PATH="); ok {
+			l.env[i] = "PATH=" + bin + string(os.PathListSeparator) + path
+		}
+	}
+	return nil
+}
+
+// shellFor returns the shell standing for interpreter, or interpreter.
+func (l *Launcher) shellFor(interpreter string) string {
+	if l.shellDir != "" && (interpreter == "/bin/sh" || interpreter == "/bin/ash") {
+		return filepath.Join(l.shellDir, filepath.Base(interpreter))
+	}
+	return interpreter
 }
 
 // removeDirs removes the run and state directories.

@@ -198,6 +198,7 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 			// without "#!" could not be executed at all.
 			script = "#!/bin/sh\nset -e\n" + script
 		}
+		script = a.l.withShell(script)
 		path := filepath.Join(a.scriptsDir(), fmt.Sprintf("script-%d-%s", step.Index, step.Name))
 		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 			return nil, fmt.Errorf("write script: %w", err)
@@ -205,7 +206,7 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 		p.argv = append([]string{path}, step.Args...)
 	case len(step.Command) > 0:
 		search, _ := lookupEnv(p.env, "PATH")
-		bin, err := lookPath(step.Command[0], search, p.dir)
+		bin, err := lookPath(a.l.shellFor(step.Command[0]), search, p.dir)
 		if err != nil {
 			return nil, err
 		}
@@ -322,4 +323,18 @@ var signalNames = map[syscall.Signal]string{
 	syscall.SIGUSR1: "SIGUSR1", syscall.SIGSEGV: "SIGSEGV", syscall.SIGUSR2: "SIGUSR2",
 	syscall.SIGPIPE: "SIGPIPE", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM",
 	syscall.SIGXCPU: "SIGXCPU", syscall.SIGXFSZ: "SIGXFSZ", syscall.SIGSYS: "SIGSYS",
+}
+
+// withShell points a script's #!/bin/sh or #!/bin/ash line at Options.Shell.
+func (l *Launcher) withShell(script string) string {
+	line, rest, _ := strings.Cut(script, "\n")
+	interp, args, _ := strings.Cut(strings.TrimPrefix(line, "#!"), " ")
+	if sh := l.shellFor(strings.TrimSpace(interp)); sh != strings.TrimSpace(interp) {
+		line = "#!" + sh
+		if args != "" {
+			line += " " + args
+		}
+		return line + "\n" + rest
+	}
+	return script
 }

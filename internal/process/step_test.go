@@ -335,3 +335,25 @@ func TestManyConcurrentScripts(t *testing.T) {
 		}
 	}
 }
+
+// TestShell: with Options.Shell, sh and ash in shebangs, commands and PATH
+// run that shell; busybox's ash accepts what alpine-based steps write.
+func TestShell(t *testing.T) {
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox is not installed (make deps installs busybox-static)")
+	}
+	l := newPrepared(t, Options{Shell: busybox})
+	att := startTask(t, l, "t", nil)
+	steps := []*supervisor.Step{
+		{Task: "t", Name: "shebang", Script: "#!/bin/sh -e\n[ a == a ]"},
+		{Task: "t", Name: "ash", Script: "#!/usr/bin/env ash\n[ a == a ]"},
+		{Task: "t", Name: "command", Command: []string{"/bin/sh", "-c"}, Args: []string{"[ a == a ]"}},
+		{Task: "t", Name: "path", Command: []string{"sh", "-c", "[ a == a ]"}},
+	}
+	for _, s := range steps {
+		if e := runStep(t, att, s); e.Err != nil || e.ExitCode != 0 {
+			t.Errorf("%s: exit %d, %v", s.Name, e.ExitCode, e.Err)
+		}
+	}
+}
