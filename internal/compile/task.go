@@ -280,3 +280,22 @@ func refersToTasks(v v1.ParamValue) bool {
 	}
 	return false
 }
+
+// workspaceContext adds what Tekton's ApplyWorkspaces knows of each bound
+// workspace before the pod exists: $(workspaces.W.claim), the claim behind
+// it or "", and $(workspaces.W.volume), the name of its volume in the pod
+// ("ws-" and the plan volume, where Tekton generates "ws-" and a random suffix).
+func workspaceContext(t *planpb.Task, bindings []v1.WorkspaceBinding) {
+	volumes := map[string]string{}
+	for _, b := range t.Workspaces {
+		volumes[b.GetName()] = b.GetVolume()
+	}
+	for _, b := range bindings {
+		claim := ""
+		if b.PersistentVolumeClaim != nil {
+			claim = b.PersistentVolumeClaim.ClaimName
+		}
+		t.Context["workspaces."+b.Name+".claim"] = claim
+		t.Context["workspaces."+b.Name+".volume"] = "ws-" + volumes[b.Name]
+	}
+}

@@ -166,7 +166,8 @@ func exitCodeVars(steps []*planpb.Step, paths Paths) *Vars {
 
 // workspaceVars are $(workspaces.W.path) and $(workspaces.W.bound)
 // (ApplyWorkspaces); an optional workspace left unbound has an empty path.
-// $(workspaces.W.claim) is empty: no claim backs a workspace here.
+// $(workspaces.W.claim) and .volume are static: the compiler puts them in
+// the task's context.
 func workspaceVars(spec *planpb.TaskSpec, paths Paths) *Vars {
 	v := NewVars()
 	for _, w := range spec.GetWorkspaces() {
@@ -174,7 +175,6 @@ func workspaceVars(spec *planpb.TaskSpec, paths Paths) *Vars {
 		prefix := "workspaces." + w.GetName() + "."
 		v.SetString(prefix+"bound", strconv.FormatBool(bound))
 		v.SetString(prefix+"path", p)
-		v.SetString(prefix+"claim", "")
 	}
 	return v
 }

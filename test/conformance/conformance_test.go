@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -102,11 +103,54 @@ func TestTektonExamples(t *testing.T) {
 	}
 }
 
-// runExample runs one example and requires it to succeed.
+// runExample runs one example and requires it to succeed. pod-runner runs
+// one PipelineRun or TaskRun per invocation; a file holding several is run
+// once per run, with every other document of the file.
 func runExample(file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	inputs := splitRuns(string(data))
+	for i, in := range inputs {
+		if err := runInput(in); err != nil {
+			if len(inputs) > 1 {
+				return fmt.Errorf("run %d of %d: %w", i+1, len(inputs), err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// splitRuns returns one input per PipelineRun or TaskRun document: that run
+// and all the documents that are not runs.
+func splitRuns(yaml string) []string {
+	docs := regexp.MustCompile(`(?m)^---\s*$`).Split(yaml, -1)
+	isRun := regexp.MustCompile(`(?m)^kind:\s*(PipelineRun|TaskRun)\s*$`)
+	var runs, others []string
+	for _, d := range docs {
+		if isRun.MatchString(d) {
+			runs = append(runs, d)
+		} else {
+			others = append(others, d)
+		}
+	}
+	if len(runs) <= 1 {
+		return []string{yaml}
+	}
+	inputs := make([]string, len(runs))
+	for i, r := range runs {
+		inputs[i] = strings.Join(append(append([]string{}, others...), r), "\n---\n")
+	}
+	return inputs
+}
+
+func runInput(yaml string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "run", "-f", file, "-o", "json")
+	cmd := exec.CommandContext(ctx, binary, "run", "-f", "-", "-o", "json")
+	cmd.Stdin = strings.NewReader(yaml)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -126,4 +170,16 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+func TestSplitRuns(t *testing.T) {
+	in := "kind: Task\n---\nkind: PipelineRun\nmetadata: {name: a}\n---\nkind: PipelineRun\nmetadata: {name: b}\n"
+	got := splitRuns(in)
+	if len(got) != 2 || !strings.Contains(got[0], "name: a") || strings.Contains(got[0], "name: b") ||
+		!strings.Contains(got[1], "kind: Task") {
+		t.Errorf("splitRuns = %q", got)
+	}
+	if one := splitRuns("kind: TaskRun\n"); len(one) != 1 {
+		t.Errorf("one run split into %d", len(one))
+	}
 }

@@ -361,11 +361,12 @@ spec:
           script: |
             printf '%s %s %s %s' "$(cat $(workspaces.in.path)/sub/one)" "$(cat $(workspaces.in.path)/sub/two)" \
               "$(cat $(workspaces.cfg.path)/mode)" "$(workspaces.extra.bound)" > $(results.seen.path)
+            printf ' %s claim=%s' "$(workspaces.in.volume)" "$(workspaces.in.claim)" >> $(results.seen.path)
 `)
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
-	if got := r.taskResult(t, "read", "seen").StringVal; got != "one two fast false" {
+	if got := r.taskResult(t, "read", "seen").StringVal; got != "one two fast false ws-data claim=" {
 		t.Errorf("read saw %q", got)
 	}
 	if len(r.pr.Status.ChildReferences) != 3 {
