@@ -347,12 +347,15 @@ tasks:
 		pipeline: `
 tasks:
 - {name: a}
-- {name: b}
+- name: b
+  taskSpec: {results: [{name: r}]}
 - {name: c, runAfter: [a]}
 finally:
 - name: f
+results:
+- {name: from-b, value: $(tasks.b.results.r)}
 `,
-		events: []event{ok("b"), cancelRun, cancelled("a")},
+		events: []event{ok("b", str("r", "B")), cancelRun, cancelled("a")},
 	},
 	{
 		name: "cancel, then run finally",

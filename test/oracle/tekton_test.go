@@ -108,6 +108,17 @@ func (r *tektonRun) taskRunName(pipelineTask string) string {
 	return resources.GetTaskRunName(r.pr.Status.ChildReferences, pipelineTask, runName)
 }
 
+// taskRunTask is the pipeline task of a TaskRun.
+func (r *tektonRun) taskRunTask(taskRun string) string {
+	for _, c := range r.pr.Status.ChildReferences {
+		if c.Name == taskRun {
+			return c.PipelineTaskName
+		}
+	}
+	r.t.Fatalf("tekton: no child reference for TaskRun %q", taskRun)
+	return ""
+}
+
 func (r *tektonRun) getTaskRun(name string) (*v1.TaskRun, error) {
 	if tr, ok := r.taskRuns[name]; ok {
 		return tr, nil
