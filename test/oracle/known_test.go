@@ -27,9 +27,11 @@ var known = map[string]string{
 		"for a done PipelineRun (pipelinerun.go, `if pr.IsDone()`) and cancelPipelineRun sets only the condition, so " +
 		"skippedTasks stay as the last reconcile left them; Facts.Skipped keeps recomputing, e.g. `PipelineRun was stopping` " +
 		"for the dependents of a task that ended cancelled, `PipelineRun timeout has been reached` for finally",
-	"pipeline-result-error": "a pipeline result that references a result a succeeded task did not produce fails the " +
-		"run in Tekton: reconcile marks it False/CouldntGetPipelineResult when ApplyTaskResultsToPipelineResults returns " +
-		"an error (pipelinerun.go); Facts.Condition says Succeeded and pipelineResults drops the result",
+	"pipeline-result-error": "a pipeline result that cannot be resolved although its task succeeded (a result it did " +
+		"not produce, an array index out of range, a missing object key) fails the run in Tekton: reconcile marks it " +
+		"False/CouldntGetPipelineResult when ApplyTaskResultsToPipelineResults returns an error (pipelinerun.go) and " +
+		"leaves that result out; Facts.Condition says Succeeded and Supervisor.pipelineResults drops a missing result " +
+		"but returns an out-of-range one as the unsubstituted text",
 	"failure-ignored-reason": "a failed task with onError: continue ends with reason FailureIgnored in Tekton " +
 		"(pod/status.go: markStatusFailure(trs, v1.TaskRunReasonFailureIgnored, ...) when the PipelineTask's onError is " +
 		"continue), which $(tasks.X.reason) shows; the supervisor's task runner (task.go) sets Failed",

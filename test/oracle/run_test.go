@@ -314,6 +314,8 @@ func (h *harness) classifyResults(want, got []result) string {
 		return "results-after-cancel"
 	case strings.Contains(fmt.Sprint(got), "$(finally."):
 		return "finally-results"
+	case h.tekton.snapshot().Cond.Reason == v1.PipelineRunReasonCouldntGetPipelineResult.String():
+		return "pipeline-result-error"
 	}
 	return ""
 }

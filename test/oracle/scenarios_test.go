@@ -497,4 +497,49 @@ tasks:
 `,
 		events: []event{ok("a", str("r", "yes")), ok("cel-true"), ok("after-false")},
 	},
+	{
+		name: "stop, then a running task fails",
+		pipeline: `
+tasks:
+- {name: a}
+- {name: b}
+- {name: c, runAfter: [a]}
+finally:
+- name: f
+  params: [{name: p, value: "$(tasks.b.status) $(tasks.status)"}]
+`,
+		events: []event{stopRunFinally, fail("b"), ok("a"), ok("f")},
+	},
+	{
+		name: "array result index out of range in a param",
+		disagreement: "Tekton fails the whole run as soon as a task's params index an array result out of range: " +
+			"ResolvePipelineTask returns validateArrayResultsIndex's error (resultrefresolution.go) and " +
+			"resolvePipelineState marks the run False/PipelineValidationFailed `PipelineRun ns/run can't be Run; couldn't " +
+			"resolve all references: array Result Index 5 for Task a Result list is out of bound of size 2` (pipelinerun.go), " +
+			"running tasks left to the cancel-free end; Facts starts b with $(tasks.a.results.list[5]) unsubstituted",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: list, type: array}]}
+- name: b
+  params: [{name: p, value: "$(tasks.a.results.list[5])"}]
+- {name: c}
+`,
+		events: []event{ok("a", arr("list", "x", "y")), ok("c")},
+	},
+	{
+		name: "pipeline results out of range or missing a key",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec:
+    results:
+    - {name: list, type: array}
+    - {name: o, type: object, properties: {k: {type: string}}}
+results:
+- {name: item, value: "$(tasks.a.results.list[5])"}
+- {name: ok, value: "$(tasks.a.results.list[0])"}
+`,
+		events: []event{ok("a", arr("list", "x"), obj("o", "k", "v"))},
+	},
 }

@@ -127,7 +127,9 @@ func (r *tektonRun) getTaskRun(name string) (*v1.TaskRun, error) {
 }
 
 // resolve is resolvePipelineState: tasks that have a TaskRun first, so that
-// their results are known when the others are resolved.
+// their results are known when the others are resolved. A task that cannot
+// be resolved (an array result index out of range) fails the run, as the
+// reconciler does; resolve then returns nil.
 func (r *tektonRun) resolve() resources.PipelineRunState {
 	tasks := append(slices.Clone(r.spec.Tasks), r.spec.Finally...)
 	ran := map[string]bool{}
@@ -147,7 +149,9 @@ func (r *tektonRun) resolve() resources.PipelineRunState {
 		for _, pt := range group {
 			rpt, err := resources.ResolvePipelineTask(r.ctx, *r.pr, nil, nil, nil, r.getTaskRun, nil, pt, state)
 			if err != nil {
-				r.t.Fatalf("tekton: resolve %q: %v", pt.Name, err)
+				r.pr.Status.MarkFailed(v1.PipelineRunReasonFailedValidation.String(),
+					"PipelineRun %s/%s can't be Run; couldn't resolve all references: %s", r.pr.Namespace, runName, err)
+				return nil
 			}
 			state = append(state, rpt)
 		}
@@ -218,6 +222,9 @@ func (r *tektonRun) reconcile() []start {
 		return nil
 	}
 	state := r.resolve()
+	if state == nil {
+		return nil
+	}
 	facts := r.facts(state)
 	for _, rpt := range state {
 		if err := rpt.EvaluateCEL(); err != nil {
