@@ -194,7 +194,7 @@ func newHarness(t *testing.T, sc scenario) *harness {
 	t.Helper()
 	spec := parsePipeline(t, sc.pipeline)
 	tk := newTektonRun(t, spec, sc.timeouts, sc.flags)
-	plan := toPlan(tk.spec, tk.pr, tk)
+	plan := toPlan(tk)
 	return &harness{t: t, tekton: tk, ours: newOursRun(t, plan), known: map[string]bool{}}
 }
 

@@ -126,9 +126,10 @@ func resultsFromPlan(rs []*planpb.ResultValue) []result {
 // --- the Plan, from the same v1 objects ---
 
 // toPlan is a minimal stand-in for internal/compile: what Facts and the
-// supervisor read of a pipeline (names, dependencies, params, when, finally,
-// onError, retries, results, timeouts).
-func toPlan(spec *v1.PipelineSpec, pr *v1.PipelineRun, tr *tektonRun) *planpb.Plan {
+// supervisor read of the Tekton run's pipeline (names, dependencies, params,
+// when, finally, onError, retries, results, timeouts).
+func toPlan(tr *tektonRun) *planpb.Plan {
+	spec, pr := tr.spec, tr.pr
 	p := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: runName, PipelineName: runName}
 	for _, pt := range spec.Tasks {
 		t := toTask(pt)
