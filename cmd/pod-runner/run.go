@@ -63,6 +63,9 @@ func runMain(args []string) int {
 	}
 
 	compiled, err := compileFiles(*files, opts)
+	if err == nil {
+		err = process.Unsupported(compiled.Plan)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pod-runner run: %v\n", err)
 		return 2

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -367,4 +368,16 @@ func lookupEnv(env []string, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Unsupported reports what in plan host processes cannot run, before
+// anything runs: a task's sidecars (containers that run beside its steps)
+// need pod mode.
+func Unsupported(plan *planpb.Plan) error {
+	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
+		if n := len(t.GetSpec().GetSidecars()); n > 0 {
+			return fmt.Errorf("task %q has %d sidecar(s): sidecars run in pod mode only, not as host processes", t.GetName(), n)
+		}
+	}
+	return nil
 }

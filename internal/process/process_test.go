@@ -240,3 +240,14 @@ func TestStateDir(t *testing.T) {
 		}
 	}
 }
+
+func TestUnsupported(t *testing.T) {
+	plain := &planpb.Task{Name: "a", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}
+	withSidecar := &planpb.Task{Name: "b", Spec: &planpb.TaskSpec{Sidecars: []*planpb.Step{{Name: "db"}}}}
+	if err := Unsupported(&planpb.Plan{Tasks: []*planpb.Task{plain}}); err != nil {
+		t.Errorf("plain plan: %v", err)
+	}
+	if err := Unsupported(&planpb.Plan{Tasks: []*planpb.Task{plain}, Finally: []*planpb.Task{withSidecar}}); err == nil || !strings.Contains(err.Error(), `"b"`) {
+		t.Errorf("sidecar in finally: %v", err)
+	}
+}
