@@ -1,6 +1,8 @@
 // Package load reads the Tekton and Kubernetes documents of a run from YAML.
 package load
 
+//lint:file-ignore SA1019 deprecated v1beta1 documents are read to be converted to v1
+
 import (
 	"bufio"
 	"context"
