@@ -1,0 +1,44 @@
+package podlayout
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var dns = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+func TestNames(t *testing.T) {
+	long := strings.Repeat("very-long-task-name-", 5)
+	names := map[string]string{
+		"plain":         StepContainer("build", "compile"),
+		"upper":         StepContainer("Build", "Compile"),
+		"long":          StepContainer(long, "step"),
+		"long2":         StepContainer(long, "step2"),
+		"unnamed":       StepContainer("t", "unnamed-0"),
+		"sidecar":       SidecarContainer("t", "db"),
+		"volume":        WorkspaceVolume("source", "uid-1"),
+		"volume-long":   WorkspaceVolume(long, "uid-1"),
+		"task dir":      TaskDir("build"),
+		"task dir dots": TaskDir("a.b"),
+	}
+	seen := map[string]string{}
+	for what, n := range names {
+		if len(n) > 63 || !dns.MatchString(n) {
+			t.Errorf("%s: %q is not a DNS label", what, n)
+		}
+		if prev, ok := seen[n]; ok {
+			t.Errorf("%s and %s share the name %q", what, prev, n)
+		}
+		seen[n] = what
+	}
+	if got := StepContainer("build", "compile"); got != "build-compile" {
+		t.Errorf("readable names stay as they are: %q", got)
+	}
+	if StepContainer(long, "step") != StepContainer(long, "step") {
+		t.Error("shortening is not deterministic")
+	}
+	if WorkspaceVolume("source", "uid-1") == WorkspaceVolume("source", "uid-2") {
+		t.Error("two runs share a volume name")
+	}
+}
