@@ -125,6 +125,22 @@ func Refs(s string) []Ref {
 	return refs
 }
 
+// Expressions returns the text inside each $(...) variable reference in s,
+// in order, duplicates kept: what Tekton's GetVarSubstitutionExpressions
+// finds (VariableSubstitutionRegex, "$(" and ")" stripped).
+func Expressions(s string) []string { return expressions(s) }
+
+// SplitIndex splits a result name as written after "results." into the
+// name and its index: "list[1]" is ("list", "1"), "list[*]" is ("list", "*"),
+// "r" is ("r", "") (Tekton's ParseResultName).
+func SplitIndex(name string) (string, string) {
+	base := trimIndex(name)
+	if base == name {
+		return name, ""
+	}
+	return base, name[len(base)+1 : len(name)-1]
+}
+
 // expressions returns the text inside each $(...) in s whose content is
 // Tekton's variable syntax ([_a-zA-Z0-9.-] and an optional [i] or [*]).
 func expressions(s string) []string {

@@ -32,6 +32,14 @@ func (v *Vars) SetString(key, value string) {
 	v.replacer = nil
 }
 
+// SetArray sets an array variable: a value that is exactly $(KEY) or
+// $(KEY[*]) becomes its elements (Tekton's arrayReplacements).
+func (v *Vars) SetArray(key string, value []string) { v.arr[key] = value }
+
+// SetObject sets an object variable: a value that is exactly $(KEY) or
+// $(KEY[*]) becomes the object (Tekton's objectReplacements).
+func (v *Vars) SetObject(key string, value map[string]string) { v.obj[key] = value }
+
 // SetResult sets the variables of a task result under every name Tekton
 // gives it: tasks.T.results.R, tasks.T.results["R"], tasks.T.results['R'],
 // with [i] for array elements and .KEY for object keys
