@@ -383,7 +383,7 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 	for _, b := range ws {
 		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: volumeOf(pt, b.Name), SubPath: b.SubPath})
 	}
-	workspaceContext(t, ws)
+	workspaceContext(t, ws, string(pr.UID))
 	compiled.TaskSpecs[pt.Name] = ts
 	compiled.TaskRuns[pt.Name] = tr
 	return t, nil

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -114,6 +115,10 @@ stringData:
 		{Name: "cfg", MountPath: "/etc/cfg", ReadOnly: true},
 		{Name: "maybe", MountPath: "/workspace/maybe", Optional: true},
 	})
+	// $(workspaces.W.volume) is the run's pod volume behind the binding.
+	if got, want := build.GetContext()["workspaces.source.volume"], podlayout.WorkspaceVolume("shared", c.Plan.GetUid()); got != want {
+		t.Errorf("workspaces.source.volume = %q, want %q", got, want)
+	}
 	// An embedded spec gets the workspaces it uses without declaring them.
 	embedded := planTask(t, c.Plan, "embedded")
 	diff(t, "embedded bindings", embedded.GetWorkspaces(), []*planpb.WorkspaceBinding{{Name: "scratch", Volume: "scratch"}})

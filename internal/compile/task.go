@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/kmap"
 
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -283,9 +284,10 @@ func refersToTasks(v v1.ParamValue) bool {
 
 // workspaceContext adds what Tekton's ApplyWorkspaces knows of each bound
 // workspace before the pod exists: $(workspaces.W.claim), the claim behind
-// it or "", and $(workspaces.W.volume), the name of its volume in the pod
-// ("ws-" and the plan volume, where Tekton generates "ws-" and a random suffix).
-func workspaceContext(t *planpb.Task, bindings []v1.WorkspaceBinding) {
+// it or "", and $(workspaces.W.volume), the name of its volume in the run's
+// pod (podlayout.WorkspaceVolume: "ws-", the plan volume and the run's
+// suffix, where Tekton generates "ws-" and a random suffix).
+func workspaceContext(t *planpb.Task, bindings []v1.WorkspaceBinding, uid string) {
 	volumes := map[string]string{}
 	for _, b := range t.Workspaces {
 		volumes[b.GetName()] = b.GetVolume()
@@ -296,6 +298,6 @@ func workspaceContext(t *planpb.Task, bindings []v1.WorkspaceBinding) {
 			claim = b.PersistentVolumeClaim.ClaimName
 		}
 		t.Context["workspaces."+b.Name+".claim"] = claim
-		t.Context["workspaces."+b.Name+".volume"] = "ws-" + volumes[b.Name]
+		t.Context["workspaces."+b.Name+".volume"] = podlayout.WorkspaceVolume(volumes[b.Name], uid)
 	}
 }

@@ -91,7 +91,7 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 	for _, b := range tr.Spec.Workspaces {
 		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: b.Name, SubPath: b.SubPath})
 	}
-	workspaceContext(t, tr.Spec.Workspaces)
+	workspaceContext(t, tr.Spec.Workspaces, string(tr.UID))
 	tr.Status.TaskSpec = ts
 	plan := &planpb.Plan{
 		Version:   supervisor.Version,

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 )
 
 // TestResultsParamsWhen passes string, array and object results into params,
@@ -366,7 +368,7 @@ spec:
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
-	if got := r.taskResult(t, "read", "seen").StringVal; got != "one two fast false ws-data claim=" {
+	if got, want := r.taskResult(t, "read", "seen").StringVal, "one two fast false "+podlayout.WorkspaceVolume("data", string(r.pr.UID))+" claim="; got != want {
 		t.Errorf("read saw %q", got)
 	}
 	if len(r.pr.Status.ChildReferences) != 3 {
