@@ -9,6 +9,8 @@ const (
 	ReasonTaskTimeout   = "TaskRunTimeout"
 	ReasonTaskCancelled = "TaskRunCancelled"
 	ReasonRunning       = "Running"
+	// ReasonFailureIgnored: a task with onError: continue failed.
+	ReasonFailureIgnored = "FailureIgnored"
 	// ReasonTaskValidation: the steps succeeded but the results do not match
 	// their declarations.
 	ReasonTaskValidation = "TaskRunValidationFailed"
@@ -20,8 +22,11 @@ const (
 	ReasonStopping                = "PipelineRunStopping"
 	ReasonCancelledRunningFinally = "CancelledRunningFinally"
 	ReasonStoppedRunningFinally   = "StoppedRunningFinally"
-	ReasonTimedOutRunningFinally  = "PipelineRunTimedOutRunningFinally"
+	ReasonTimedOutRunningFinally  = "PipelineRunTimeoutRunningFinally"
 	ReasonFailedValidation        = "PipelineValidationFailed"
+	// ReasonCouldntGetPipelineResult: a pipeline result cannot be resolved
+	// although the task it reads succeeded.
+	ReasonCouldntGetPipelineResult = "CouldntGetPipelineResult"
 
 	// Skipping reasons (v1.SkippingReason).
 	SkipWhen                = "When Expressions evaluated to false"
@@ -38,10 +43,16 @@ const (
 	StepCompleted       = "Completed"
 	StepError           = "Error"
 	StepTimeoutExceeded = "TimeoutExceeded"
+	// StepCancelled: the step was stopped because its task was.
+	StepCancelled = "Cancelled"
+	// StepContinued: the step failed and has onError: continue.
+	StepContinued = "Continued"
+	// StepSkipped: the step did not run because an earlier one failed.
+	StepSkipped = "Skipped"
 
 	// TaskRun spec status messages for a TaskRun cancelled by its PipelineRun.
-	msgCancelledByPipeline        = "TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
-	msgCancelledByPipelineTimeout = "TaskRun cancelled as the PipelineRun it belongs to has timed out."
+	MsgCancelledByPipeline        = "TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
+	MsgCancelledByPipelineTimeout = "TaskRun cancelled as the PipelineRun it belongs to has timed out."
 
 	// Values of $(tasks.X.status) and $(tasks.status).
 	stateNone = "None"

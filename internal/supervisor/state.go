@@ -30,8 +30,10 @@ type node struct {
 	// index in the DAG (DAG tasks only).
 	index int
 	// refs are the result references in the task's params and when
-	// expressions, which are fixed by the plan.
-	refs []results.Ref
+	// expressions, which are fixed by the plan; indexed are those that read
+	// one element of an array result.
+	refs    []results.Ref
+	indexed []indexedRef
 
 	phase phase
 	// reason is the TaskRun condition reason once the task ended.
@@ -70,10 +72,28 @@ type Facts struct {
 
 	// skipCache memoizes skip reasons for one decision round.
 	skipCache map[*node]string
+
+	// lastSkipped is the skipped list after the last change, which a run
+	// that ends on a cancel or a resolution error keeps.
+	lastSkipped []*planpb.SkippedTask
+	// frozen is the run's status once it ended; set, it never changes.
+	frozen *frozenStatus
 }
 
-// NewFacts builds the facts of a plan that has not started.
+// NewFacts builds the facts of a plan that has not started. It refuses a
+// plan with CEL when expressions: Tekton rejects them at validation unless
+// the feature flag enable-cel-in-whenexpression is on, which it is not by
+// default, and this engine does not evaluate CEL.
 func NewFacts(plan *planpb.Plan, store *results.Store) (*Facts, error) {
+	for _, t := range append(slices.Clip(plan.GetTasks()), plan.GetFinally()...) {
+		for _, w := range t.GetWhen() {
+			if w.GetCel() != "" {
+				return nil, fmt.Errorf("plan %q: task %q: CEL when expression %q is not supported "+
+					"(Tekton accepts CEL only with the feature flag enable-cel-in-whenexpression, off by default)",
+					plan.GetName(), t.GetName(), w.GetCel())
+			}
+		}
+	}
 	f := &Facts{plan: plan, byName: map[string]*node{}, results: store}
 	nodes := make([]dag.Node, len(plan.GetTasks()))
 	for i, t := range plan.GetTasks() {
@@ -96,29 +116,30 @@ func NewFacts(plan *planpb.Plan, store *results.Store) (*Facts, error) {
 
 func (f *Facts) newNode(t *planpb.Task, final bool, index int) *node {
 	n := &node{task: t, final: final, index: index}
+	// In Tekton's order (PipelineTaskResultRefs): params, then when.
+	var texts []string
 	for _, p := range t.GetParams() {
-		n.refs = append(n.refs, valueRefs(p.GetValue())...)
+		texts = append(texts, valueTexts(p.GetValue())...)
 	}
 	for _, w := range t.GetWhen() {
-		n.refs = append(n.refs, results.Refs(w.GetInput())...)
-		for _, v := range w.GetValues() {
-			n.refs = append(n.refs, results.Refs(v)...)
-		}
-		n.refs = append(n.refs, results.Refs(w.GetCel())...)
+		texts = append(texts, w.GetInput())
+		texts = append(texts, w.GetValues()...)
+	}
+	for _, s := range texts {
+		n.refs = append(n.refs, results.Refs(s)...)
+		n.indexed = append(n.indexed, indexedRefs(s)...)
 	}
 	f.byName[t.GetName()] = n
 	return n
 }
 
-func valueRefs(v *planpb.Value) []results.Ref {
-	refs := results.Refs(v.GetStringValue())
-	for _, s := range v.GetArrayValue() {
-		refs = append(refs, results.Refs(s)...)
-	}
+// valueTexts are the strings of a value: object values in key order.
+func valueTexts(v *planpb.Value) []string {
+	texts := append([]string{v.GetStringValue()}, v.GetArrayValue()...)
 	for _, k := range sortedKeys(v.GetObjectValue()) {
-		refs = append(refs, results.Refs(v.GetObjectValue()[k])...)
+		texts = append(texts, v.GetObjectValue()[k])
 	}
-	return refs
+	return texts
 }
 
 // Decision is what the run must do now.
@@ -140,21 +161,31 @@ type Ready struct {
 // now. Tasks it returns in Start are marked running.
 func (f *Facts) Next() Decision {
 	var d Decision
-	if f.cancelled {
-		// A cancelled run schedules nothing more, finally included: Tekton's
-		// reconciler only cancels the TaskRuns of a Cancelled PipelineRun.
-		return d
-	}
-	for {
-		f.skipCache = map[*node]string{}
-		progressed := f.nextDAG(&d)
-		if f.dagDone() {
-			progressed = f.nextFinally(&d) || progressed
+	if f.frozen == nil {
+		for {
+			f.skipCache = map[*node]string{}
+			progressed := f.nextDAG(&d)
+			if f.dagDone() {
+				progressed = f.nextFinally(&d) || progressed
+			}
+			if !progressed {
+				break
+			}
 		}
-		if !progressed {
-			return d
+		f.settle()
+	}
+	if f.frozen != nil {
+		// An ended run schedules nothing more, finally included: Tekton's
+		// reconciler returns early for a done PipelineRun. Its skipped
+		// list is final; announce what it holds.
+		for _, sk := range f.frozen.skipped {
+			if n := f.byName[sk.GetName()]; !n.skipped && n.phase == pending {
+				n.skipped = true
+				d.Skipped = append(d.Skipped, sk)
+			}
 		}
 	}
+	return d
 }
 
 // nextDAG is DAGExecutionQueue plus the reconciler's checks before it creates
@@ -381,17 +412,28 @@ func (f *Facts) resultsMissing(n *node) bool {
 	return n.task.GetOnErrorContinue() || (ref != nil && f.skip(ref) == SkipWhen)
 }
 
-// missingResult is CheckMissingResultReferences: a message when a result
-// reference cannot be resolved although the referenced task succeeded.
+// missingResult is CheckMissingResultReferences for a task about to start:
+// the error for the first result reference that cannot be resolved, whatever
+// the referenced task's outcome, or "".
 func (f *Facts) missingResult(n *node) string {
 	for _, r := range n.refs {
 		ref := f.byName[r.Task]
-		if ref == nil || ref.phase != succeeded {
+		switch {
+		case ref == nil:
+			return fmt.Sprintf("Result reference error: Could not find ref \"%s\" in internal pipelineRunState", r.Task)
+		case ref.phase == pending || ref.phase == invalid:
+			return fmt.Sprintf("Result reference error: Internal result ref \"%s\" has zero-length TaskRuns", r.Task)
+		}
+		if _, ok := f.results.Get(r.Task, r.Result); ok {
 			continue
 		}
-		if _, ok := f.results.Get(r.Task, r.Result); !ok {
-			return fmt.Sprintf("Invalid task result reference: %q did not produce result %q referenced by %q", r.Task, r.Result, n.task.GetName())
+		if ref.phase == succeeded {
+			// MissingResultFromCompletedTaskError
+			return fmt.Sprintf("task %q completed successfully but did not emit the result %q, which is referenced by task %q",
+				r.Task, r.Result, n.task.GetName())
 		}
+		// findTaskResultForParam's ErrInvalidTaskResultReference
+		return fmt.Sprintf("Invalid task result reference: Could not find result with name %s for pipeline task %s", r.Result, r.Task)
 	}
 	return ""
 }
@@ -431,14 +473,7 @@ func (f *Facts) resolve(n *node, status map[string]string) ([]*planpb.Param, []*
 func (f *Facts) taskStatusVars() map[string]string {
 	vars := map[string]string{}
 	for _, n := range f.dagN {
-		s := stateNone
-		switch n.phase {
-		case succeeded:
-			s = ReasonSucceeded
-		case failed:
-			s = ReasonFailed
-		}
-		vars["tasks."+n.task.GetName()+".status"] = s
+		vars["tasks."+n.task.GetName()+".status"] = taskState(n)
 		vars["tasks."+n.task.GetName()+".reason"] = n.reason
 	}
 	aggregate := stateNone
@@ -458,34 +493,17 @@ func (f *Facts) taskStatusVars() map[string]string {
 	return vars
 }
 
-// Finished records the end of a task that was started.
-func (f *Facts) Finished(name string, ok bool, reason string, cancelled, byTimeout bool) {
-	n := f.byName[name]
-	if ok {
-		n.phase = succeeded
-	} else {
-		n.phase = failed
+// taskState is $(tasks.X.status): Succeeded, Failed, or None for a task
+// that has not finished or was skipped.
+func taskState(n *node) string {
+	switch n.phase {
+	case succeeded:
+		return ReasonSucceeded
+	case failed:
+		return ReasonFailed
 	}
-	n.reason, n.cancelled, n.byTimeout = reason, cancelled, byTimeout
+	return stateNone
 }
-
-// Cancel records spec.status Cancelled: nothing new starts, finally included.
-func (f *Facts) Cancel() { f.cancelled = true }
-
-// CancelRunFinally records spec.status CancelledRunFinally.
-func (f *Facts) CancelRunFinally() { f.gracefullyCancelled = true }
-
-// StopRunFinally records spec.status StoppedRunFinally.
-func (f *Facts) StopRunFinally() { f.gracefullyStopped = true }
-
-// PipelineTimedOut records that timeouts.pipeline was reached.
-func (f *Facts) PipelineTimedOut() { f.pipelineTimedOut = true }
-
-// TasksTimedOut records that timeouts.tasks was reached.
-func (f *Facts) TasksTimedOut() { f.tasksTimedOut = true }
-
-// FinallyTimedOut records that timeouts.finally was reached.
-func (f *Facts) FinallyTimedOut() { f.finallyTimedOut = true }
 
 // Running lists the tasks that run now.
 func (f *Facts) Running() []string {
@@ -504,14 +522,17 @@ func (f *Facts) IsFinal(name string) bool { return f.byName[name].final }
 // FinallyStarted tells whether a finally task was started.
 func (f *Facts) FinallyStarted() bool { return f.finallyStarted }
 
-// Skipped lists the skipped tasks with the reasons Tekton would report at
-// this moment (GetSkippedTasks).
-func (f *Facts) Skipped() []*planpb.SkippedTask {
+// liveSkipped lists the skipped tasks with the reasons Tekton would report
+// at this moment (GetSkippedTasks), their when expressions with what can be
+// substituted (results, and for finally the task status variables), as
+// ResolvePipelineTask and runNextSchedulableTask leave them.
+func (f *Facts) liveSkipped() []*planpb.SkippedTask {
 	f.skipCache = map[*node]string{}
 	var out []*planpb.SkippedTask
 	for _, n := range f.dagN {
 		if r := f.skip(n); r != "" {
-			out = append(out, &planpb.SkippedTask{Name: n.task.GetName(), Reason: r, When: n.task.GetWhen()})
+			_, when := f.resolve(n, nil)
+			out = append(out, &planpb.SkippedTask{Name: n.task.GetName(), Reason: r, When: when})
 		}
 	}
 	if f.dagDone() {
@@ -521,174 +542,11 @@ func (f *Facts) Skipped() []*planpb.SkippedTask {
 				continue
 			}
 			if r := f.finallySkip(n, status); r != "" {
-				out = append(out, &planpb.SkippedTask{Name: n.task.GetName(), Reason: r, When: whenIfSkippedByWhen(r, n.task.GetWhen())})
+				out = append(out, &planpb.SkippedTask{Name: n.task.GetName(), Reason: r, When: whenIfSkippedByWhen(r, n.when)})
 			}
 		}
 	}
 	return out
-}
-
-// counts is pipelineRunStatusCount.
-type counts struct {
-	succeeded, failed, cancelled, ignoredFailed, invalid, skipped, skippedByTimeout, incomplete int
-}
-
-func (f *Facts) count() counts {
-	f.skipCache = map[*node]string{}
-	var c counts
-	finallySkips := map[*node]string{}
-	if f.dagDone() {
-		status := f.taskStatusVars()
-		for _, n := range f.finalN {
-			if n.phase == pending {
-				finallySkips[n] = f.finallySkip(n, status)
-			}
-		}
-	}
-	for _, n := range append(slices.Clip(f.dagN), f.finalN...) {
-		skip := f.skip(n)
-		switch {
-		case n.phase == succeeded:
-			c.succeeded++
-		case n.phase == failed && n.cancelled && n.byTimeout:
-			c.failed++
-		case n.phase == failed && n.cancelled:
-			c.cancelled++
-		case n.phase == failed && n.task.GetOnErrorContinue():
-			c.ignoredFailed++
-		case n.phase == failed:
-			c.failed++
-		case n.phase == invalid:
-			c.invalid++
-		case skip == SkipPipelineTimedOut || skip == SkipTasksTimedOut || finallySkips[n] == SkipFinallyTimedOut:
-			c.skipped++
-			c.skippedByTimeout++
-		case skip != "" || finallySkips[n] != "":
-			c.skipped++
-		default:
-			c.incomplete++
-		}
-	}
-	return c
-}
-
-// Condition is GetPipelineConditionStatus: the run's Succeeded condition now.
-// timeouts are the run's configured limits, for the timeout messages.
-func (f *Facts) Condition(runName string, timeouts *planpb.Timeouts) *planpb.Condition {
-	if f.cancelled {
-		return &planpb.Condition{Status: "False", Reason: ReasonCancelled, Message: fmt.Sprintf("PipelineRun %q was cancelled", runName)}
-	}
-	if f.pipelineTimedOut {
-		return &planpb.Condition{Status: "False", Reason: ReasonPipelineTimeout,
-			Message: fmt.Sprintf("PipelineRun %q failed to finish within %q", runName, durationString(timeouts.GetPipeline().AsDuration()))}
-	}
-	finallyDone := f.finallyDone()
-	if f.tasksTimedOut && (len(f.finalN) == 0 || finallyDone) {
-		return &planpb.Condition{Status: "False", Reason: ReasonPipelineTimeout,
-			Message: fmt.Sprintf("PipelineRun %q failed due to tasks failed to finish within %q", runName, durationString(timeouts.GetTasks().AsDuration()))}
-	}
-	s := f.count()
-	completed := s.succeeded + s.failed + s.cancelled + s.ignoredFailed
-	totalFailed := s.failed + s.ignoredFailed
-	if s.incomplete == 0 {
-		status, reason := "True", ReasonSucceeded
-		var msg string
-		if s.ignoredFailed > 0 {
-			msg = fmt.Sprintf("Tasks Completed: %d (Failed: %d (Ignored: %d), Cancelled %d), Skipped: %d", completed, totalFailed, s.ignoredFailed, s.cancelled, s.skipped)
-		} else {
-			msg = fmt.Sprintf("Tasks Completed: %d (Failed: %d, Cancelled %d), Skipped: %d", completed, totalFailed, s.cancelled, s.skipped)
-		}
-		if s.invalid > 0 {
-			msg += fmt.Sprintf(", Failed Validation: %d", s.invalid)
-			if errs := f.invalidErrors(); errs != "" {
-				msg += " (" + errs + ")"
-			}
-		}
-		if s.skipped > 0 {
-			reason = ReasonCompleted
-		}
-		switch {
-		case s.invalid > 0:
-			status, reason = "False", ReasonFailedValidation
-		case s.failed > 0 || s.skippedByTimeout > 0:
-			status, reason = "False", ReasonFailed
-		case f.gracefullyCancelled || f.gracefullyStopped:
-			status, reason = "False", ReasonCancelled
-			msg = fmt.Sprintf("PipelineRun %q was cancelled", runName)
-		case s.cancelled > 0:
-			status, reason = "False", ReasonCancelled
-		}
-		return &planpb.Condition{Status: status, Reason: reason, Message: msg}
-	}
-	reason := ReasonRunning
-	switch {
-	case f.tasksTimedOut && len(f.finalN) > 0 && !finallyDone:
-		reason = ReasonTimedOutRunningFinally
-	case f.gracefullyCancelled:
-		reason = ReasonCancelledRunningFinally
-	case f.gracefullyStopped:
-		reason = ReasonStoppedRunningFinally
-	case s.cancelled > 0 || (s.failed > 0 && finallyDone):
-		reason = ReasonStopping
-	}
-	return &planpb.Condition{Status: "Unknown", Reason: reason,
-		Message: fmt.Sprintf("Tasks Completed: %d (Failed: %d, Cancelled %d), Incomplete: %d, Skipped: %d", completed, s.failed, s.cancelled, s.incomplete, s.skipped)}
-}
-
-func (f *Facts) finallyDone() bool {
-	f.skipCache = map[*node]string{}
-	if !f.dagDone() {
-		return len(f.finalN) == 0
-	}
-	status := f.taskStatusVars()
-	for _, n := range f.finalN {
-		switch n.phase {
-		case succeeded, failed:
-		case pending:
-			if f.finallySkip(n, status) == "" {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func (f *Facts) invalidErrors() string {
-	var names []string
-	byName := map[string]string{}
-	for _, n := range f.dagN {
-		if n.phase == invalid {
-			names = append(names, n.task.GetName())
-			byName[n.task.GetName()] = n.invalidErr
-		}
-	}
-	slices.Sort(names)
-	msg := ""
-	for i, name := range names {
-		if i > 0 {
-			msg += "; "
-		}
-		msg += byName[name]
-	}
-	if len(msg) > 1024 {
-		msg = msg[:1024] + "..."
-	}
-	return msg
-}
-
-// Done tells whether nothing runs and nothing more will start.
-func (f *Facts) Done() bool {
-	for _, n := range append(slices.Clip(f.dagN), f.finalN...) {
-		if n.phase == running {
-			return false
-		}
-	}
-	if f.cancelled {
-		return true
-	}
-	return f.count().incomplete == 0
 }
 
 // durationString formats like Go's time.Duration, which Tekton uses in its

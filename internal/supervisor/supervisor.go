@@ -38,9 +38,15 @@ type Supervisor struct {
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 
-	mu       sync.Mutex // serializes reports
-	results  *results.Store
-	controls chan control
+	mu      sync.Mutex // serializes reports
+	results *results.Store
+
+	// Requests from outside (CancelRunFinally, StopRunFinally), in order;
+	// wake holds a token while some are pending.
+	ctlMu    sync.Mutex
+	controls []control
+	wakeOnce sync.Once
+	wake     chan struct{}
 }
 
 // control is a request from outside while the run goes.
@@ -52,12 +58,39 @@ const (
 )
 
 // CancelRunFinally asks the run to cancel its running tasks and run finally
-// (spec.status: CancelledRunFinally). Safe to call from any goroutine once Run started.
-func (s *Supervisor) CancelRunFinally() { s.controls <- ctlCancelRunFinally }
+// (spec.status: CancelledRunFinally). It never blocks and is safe to call
+// from any goroutine at any time: a request made before Run starts applies
+// from its start, one made after Run returned does nothing.
+func (s *Supervisor) CancelRunFinally() { s.request(ctlCancelRunFinally) }
 
 // StopRunFinally asks the run to start no new task and run finally once the
-// running ones end (spec.status: StoppedRunFinally).
-func (s *Supervisor) StopRunFinally() { s.controls <- ctlStopRunFinally }
+// running ones end (spec.status: StoppedRunFinally). Like CancelRunFinally,
+// it never blocks.
+func (s *Supervisor) StopRunFinally() { s.request(ctlStopRunFinally) }
+
+func (s *Supervisor) wakeChan() chan struct{} {
+	s.wakeOnce.Do(func() { s.wake = make(chan struct{}, 1) })
+	return s.wake
+}
+
+func (s *Supervisor) request(c control) {
+	s.ctlMu.Lock()
+	s.controls = append(s.controls, c)
+	s.ctlMu.Unlock()
+	select {
+	case s.wakeChan() <- struct{}{}:
+	default: // a token is already there
+	}
+}
+
+// takeControls returns the pending requests and forgets them.
+func (s *Supervisor) takeControls() []control {
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
+	cs := s.controls
+	s.controls = nil
+	return cs
+}
 
 func (s *Supervisor) now() time.Time {
 	if s.Now != nil {
@@ -88,9 +121,6 @@ func (s *Supervisor) Run(ctx context.Context) (*planpb.RunStatus, error) {
 		return nil, fmt.Errorf("plan version %d is not supported (want %d)", v, Version)
 	}
 	s.results = &results.Store{}
-	if s.controls == nil {
-		s.controls = make(chan control, 4)
-	}
 	facts, err := NewFacts(s.Plan, s.results)
 	if err != nil {
 		return nil, err
@@ -126,8 +156,13 @@ func (r *run) loop(ctx context.Context) {
 	var finallyTimer <-chan time.Time
 	finallyArmed := false
 	cancelled := ctx.Done()
+	wake := r.s.wakeChan()
 	r.report(&planpb.Event{Kind: &planpb.Event_Run{Run: r.snapshot()}})
+	lastCond := r.facts.Condition()
 	for {
+		// Requests made before Run or since the last round apply before
+		// anything else is decided.
+		controlled := r.applyControls()
 		d := r.facts.Next()
 		for _, sk := range d.Skipped {
 			r.report(&planpb.Event{Kind: &planpb.Event_Skipped{Skipped: sk}})
@@ -139,7 +174,11 @@ func (r *run) loop(ctx context.Context) {
 			finallyArmed = true
 			finallyTimer = timer(t.GetFinally())
 		}
-		if len(d.Start) > 0 || len(d.Skipped) > 0 {
+		// Report the run when something happened to it, its condition included
+		// (a cancel or a timeout changes only that).
+		cond := r.facts.Condition()
+		if controlled || len(d.Start) > 0 || len(d.Skipped) > 0 || !proto.Equal(cond, lastCond) {
+			lastCond = cond
 			r.report(&planpb.Event{Kind: &planpb.Event_Run{Run: r.snapshot()}})
 		}
 		if r.facts.Done() {
@@ -164,16 +203,25 @@ func (r *run) loop(ctx context.Context) {
 			finallyTimer = nil
 			r.facts.FinallyTimedOut()
 			r.stopTasks(func(rt *runningTask) bool { return rt.final }, errFinallyTimeout)
-		case c := <-r.s.controls:
-			switch c {
-			case ctlCancelRunFinally:
-				r.facts.CancelRunFinally()
-				r.stopTasks(func(rt *runningTask) bool { return !rt.final }, errCancelled)
-			case ctlStopRunFinally:
-				r.facts.StopRunFinally()
-			}
+		case <-wake:
 		}
 	}
+}
+
+// applyControls applies the pending requests from outside, and tells
+// whether there were any.
+func (r *run) applyControls() bool {
+	cs := r.s.takeControls()
+	for _, c := range cs {
+		switch c {
+		case ctlCancelRunFinally:
+			r.facts.CancelRunFinally()
+			r.stopTasks(func(rt *runningTask) bool { return !rt.final }, errCancelled)
+		case ctlStopRunFinally:
+			r.facts.StopRunFinally()
+		}
+	}
+	return len(cs) > 0
 }
 
 // timer fires after d, or never when d is unset or zero (no timeout).
@@ -232,7 +280,7 @@ func (r *run) report(e *planpb.Event) {
 // snapshot is the run's status now.
 func (r *run) snapshot() *planpb.RunStatus {
 	st := proto.Clone(r.status).(*planpb.RunStatus)
-	st.Condition = r.facts.Condition(r.s.Plan.GetName(), r.s.Plan.GetTimeouts())
+	st.Condition = r.facts.Condition()
 	st.Tasks = nil
 	for _, t := range append(r.s.Plan.GetTasks(), r.s.Plan.GetFinally()...) {
 		if ts := r.taskStatus[t.GetName()]; ts != nil {
@@ -256,38 +304,8 @@ func (r *run) finish() *planpb.RunStatus {
 	if r.s.Plan.GetKind() == planpb.RunKind_TASK_RUN && len(st.Tasks) == 1 {
 		st.Condition = st.Tasks[0].GetCondition()
 	} else {
-		st.Results = r.s.pipelineResults(r.facts.taskStatusVars())
+		st.Results = r.facts.Results()
 	}
 	r.report(&planpb.Event{Kind: &planpb.Event_Run{Run: st}})
 	return st
-}
-
-// pipelineResults is ApplyTaskResultsToPipelineResults: each pipeline result
-// whose references all resolve, with its declared type.
-func (s *Supervisor) pipelineResults(status map[string]string) []*planpb.ResultValue {
-	var out []*planpb.ResultValue
-	for _, pr := range s.Plan.GetResults() {
-		vars := results.NewVars()
-		for k, v := range status {
-			vars.SetString(k, v)
-		}
-		ok := true
-		for _, ref := range valueRefs(pr.GetValue()) {
-			v, found := s.results.Get(ref.Task, ref.Result)
-			if !found {
-				ok = false
-				break
-			}
-			vars.SetResult(ref.Task, ref.Result, v)
-		}
-		if !ok {
-			continue
-		}
-		v := vars.ApplyValue(pr.GetValue())
-		if v.GetType() != pr.GetType() && pr.GetType() == planpb.ValueType_STRING {
-			continue
-		}
-		out = append(out, &planpb.ResultValue{Name: pr.GetName(), Value: v})
-	}
-	return out
 }

@@ -99,6 +99,11 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 	}
 	resultsErr := s.collectResults(st, t, att)
 	if failure != "" {
+		// A step failure of a task whose failure the pipeline ignores is
+		// FailureIgnored (pod.updateCompletedTaskRunStatus).
+		if t.GetOnErrorContinue() {
+			return fail(st, ReasonFailureIgnored, failure)
+		}
 		return fail(st, ReasonFailed, failure)
 	}
 	if resultsErr != nil {
@@ -135,7 +140,7 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, task string, inde
 	switch {
 	case ctx.Err() != nil:
 		// The task was stopped from outside; runAttempt sets the reason.
-		state.Reason = "Cancelled"
+		state.Reason = StepCancelled
 		return ""
 	case errors.Is(context.Cause(stepCtx), errStepTimeout):
 		state.Reason = StepTimeoutExceeded
@@ -153,7 +158,7 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, task string, inde
 		state.Reason = StepCompleted
 		return ""
 	case step.GetOnError() == planpb.OnError_CONTINUE:
-		state.Reason = "Continued"
+		state.Reason = StepContinued
 		return ""
 	default:
 		state.Reason = StepError
@@ -168,7 +173,7 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, task string, inde
 func skipStep(state *planpb.StepState) {
 	state.Terminated = true
 	state.ExitCode = 1
-	state.Reason = "Skipped"
+	state.Reason = StepSkipped
 	state.Skipped = true
 }
 
@@ -180,7 +185,7 @@ func (s *Supervisor) stopped(st *planpb.TaskStatus, t *planpb.Task, att Attempt,
 		end := fail(st, ReasonTaskTimeout, fmt.Sprintf("TaskRun %q failed to finish within %q", t.GetTaskRunName(), durationString(t.GetTimeout().AsDuration())))
 		return end
 	case errors.Is(cause, errCancelled):
-		msg := msgCancelledByPipeline
+		msg := MsgCancelledByPipeline
 		if s.Plan.GetKind() == planpb.RunKind_TASK_RUN {
 			msg = "" // a TaskRun cancelled by its user has no status message
 		}
@@ -188,7 +193,7 @@ func (s *Supervisor) stopped(st *planpb.TaskStatus, t *planpb.Task, att Attempt,
 		end.cancelled = true
 		return end
 	default: // a pipeline, tasks or finally timeout
-		end := fail(st, ReasonTaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), msgCancelledByPipelineTimeout))
+		end := fail(st, ReasonTaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), MsgCancelledByPipelineTimeout))
 		end.cancelled, end.timeout = true, true
 		return end
 	}

@@ -130,7 +130,7 @@ func resultsFromPlan(rs []*planpb.ResultValue) []result {
 // when, finally, onError, retries, results, timeouts).
 func toPlan(tr *tektonRun) *planpb.Plan {
 	spec, pr := tr.spec, tr.pr
-	p := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: runName, PipelineName: runName}
+	p := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: pr.Name, Namespace: pr.Namespace, PipelineName: pr.Name}
 	for _, pt := range spec.Tasks {
 		t := toTask(pt)
 		t.RunAfter = pt.Deps()
@@ -245,7 +245,7 @@ func (o *oursRun) finish(task string, e end) {
 }
 
 func (o *oursRun) snapshot() status {
-	c := o.facts.Condition(runName, o.plan.GetTimeouts())
+	c := o.facts.Condition()
 	st := status{Cond: cond{Status: c.GetStatus(), Reason: c.GetReason(), Message: c.GetMessage()}}
 	for _, s := range o.facts.Skipped() {
 		st.Skipped = append(st.Skipped, skip{Task: s.GetName(), Reason: s.GetReason(), When: whenFromPlan(s.GetWhen())})

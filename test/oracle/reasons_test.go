@@ -26,6 +26,7 @@ func TestReasons(t *testing.T) {
 		{"ReasonTaskCancelled", supervisor.ReasonTaskCancelled, v1.TaskRunReasonCancelled.String(), ""},
 		{"ReasonRunning", supervisor.ReasonRunning, v1.TaskRunReasonRunning.String(), ""},
 		{"ReasonTaskValidation", supervisor.ReasonTaskValidation, v1.TaskRunReasonFailedValidation.String(), ""},
+		{"ReasonFailureIgnored", supervisor.ReasonFailureIgnored, v1.TaskRunReasonFailureIgnored.String(), ""},
 
 		{"ReasonCompleted", supervisor.ReasonCompleted, v1.PipelineRunReasonCompleted.String(), ""},
 		{"ReasonPipelineTimeout", supervisor.ReasonPipelineTimeout, v1.PipelineRunReasonTimedOut.String(), ""},
@@ -33,7 +34,8 @@ func TestReasons(t *testing.T) {
 		{"ReasonStopping", supervisor.ReasonStopping, v1.PipelineRunReasonStopping.String(), ""},
 		{"ReasonCancelledRunningFinally", supervisor.ReasonCancelledRunningFinally, v1.PipelineRunReasonCancelledRunningFinally.String(), ""},
 		{"ReasonStoppedRunningFinally", supervisor.ReasonStoppedRunningFinally, v1.PipelineRunReasonStoppedRunningFinally.String(), ""},
-		{"ReasonTimedOutRunningFinally", supervisor.ReasonTimedOutRunningFinally, v1.PipelineRunReasonTimedOutRunningFinally.String(), "timed-out-running-finally"},
+		{"ReasonTimedOutRunningFinally", supervisor.ReasonTimedOutRunningFinally, v1.PipelineRunReasonTimedOutRunningFinally.String(), ""},
+		{"ReasonCouldntGetPipelineResult", supervisor.ReasonCouldntGetPipelineResult, v1.PipelineRunReasonCouldntGetPipelineResult.String(), ""},
 		{"ReasonFailedValidation", supervisor.ReasonFailedValidation, v1.PipelineRunReasonFailedValidation.String(), ""},
 		// The PipelineRun's Succeeded reason is the TaskRun's one too.
 		{"ReasonSucceeded (PipelineRun)", supervisor.ReasonSucceeded, v1.PipelineRunReasonSuccessful.String(), ""},
@@ -51,6 +53,12 @@ func TestReasons(t *testing.T) {
 		{"SkipFinallyTimedOut", supervisor.SkipFinallyTimedOut, string(v1.FinallyTimedOutSkip), ""},
 
 		{"StepTimeoutExceeded", supervisor.StepTimeoutExceeded, pod.TerminationReasonTimeoutExceeded, ""},
+		{"StepCancelled", supervisor.StepCancelled, pod.TerminationReasonCancelled, ""},
+		{"StepContinued", supervisor.StepContinued, pod.TerminationReasonContinued, ""},
+		{"StepSkipped", supervisor.StepSkipped, pod.TerminationReasonSkipped, ""},
+
+		{"MsgCancelledByPipeline", supervisor.MsgCancelledByPipeline, string(v1.TaskRunCancelledByPipelineMsg), ""},
+		{"MsgCancelledByPipelineTimeout", supervisor.MsgCancelledByPipelineTimeout, string(v1.TaskRunCancelledByPipelineTimeoutMsg), ""},
 		// Kubernetes' own container terminated reasons, which Tekton copies
 		// into steps[].terminated.reason; no Go package exports them.
 		{"StepCompleted", supervisor.StepCompleted, "Completed", ""},

@@ -287,11 +287,6 @@ finally:
 	},
 	{
 		name: "onError continue: a dependent that may not ignore the missing result",
-		disagreement: "a task whose parent failed (onError: continue) without the result it references: Tekton " +
-			"fails it validation (CheckMissingResultReferences, pipelinerunresolution.go, returns the " +
-			"findTaskResultForParam error for any finished task, not only a succeeded one) and the run ends " +
-			"PipelineValidationFailed; Facts.missingResult only checks succeeded tasks, so Facts starts it with " +
-			"$(tasks.a.results.r) unsubstituted",
 		pipeline: `
 tasks:
 - name: a
@@ -512,11 +507,6 @@ finally:
 	},
 	{
 		name: "array result index out of range in a param",
-		disagreement: "Tekton fails the whole run as soon as a task's params index an array result out of range: " +
-			"ResolvePipelineTask returns validateArrayResultsIndex's error (resultrefresolution.go) and " +
-			"resolvePipelineState marks the run False/PipelineValidationFailed `PipelineRun ns/run can't be Run; couldn't " +
-			"resolve all references: array Result Index 5 for Task a Result list is out of bound of size 2` (pipelinerun.go), " +
-			"running tasks left to the cancel-free end; Facts starts b with $(tasks.a.results.list[5]) unsubstituted",
 		pipeline: `
 tasks:
 - name: a

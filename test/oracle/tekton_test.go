@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/config"
+	pipelineErrors "github.com/tektoncd/pipeline/pkg/apis/pipeline/errors"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipeline/dag"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
@@ -150,7 +151,7 @@ func (r *tektonRun) resolve() resources.PipelineRunState {
 			rpt, err := resources.ResolvePipelineTask(r.ctx, *r.pr, nil, nil, nil, r.getTaskRun, nil, pt, state)
 			if err != nil {
 				r.pr.Status.MarkFailed(v1.PipelineRunReasonFailedValidation.String(),
-					"PipelineRun %s/%s can't be Run; couldn't resolve all references: %s", r.pr.Namespace, runName, err)
+					"PipelineRun %s/%s can't be Run; couldn't resolve all references: %s", r.pr.Namespace, runName, pipelineErrors.WrapUserError(err))
 				return nil
 			}
 			state = append(state, rpt)
