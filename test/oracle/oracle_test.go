@@ -4,10 +4,15 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
 // A scenario is a pipeline and what happens while it runs. The harness feeds
@@ -23,6 +28,13 @@ type scenario struct {
 	// flags are Tekton feature flags (feature-flags ConfigMap keys).
 	flags  map[string]string
 	events []event
+	// refused, when set, is what NewFacts and Supervisor.Run must refuse the
+	// plan with (part of the error): the pipeline uses a feature that Tekton
+	// rejects at validation under its default feature flags, which
+	// internal/compile uses, so no such plan can reach the engine. flags
+	// turn the feature on, so that Tekton accepts the run and the plan can be
+	// made from it; events are not played.
+	refused string
 	// disagreement, when set, is a known difference between Facts and Tekton
 	// that the lead has to fix; the scenario is skipped until then.
 	disagreement string
@@ -277,12 +289,33 @@ func runScenario(t *testing.T, sc scenario) *harness {
 func TestFactsAgainstTekton(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			if sc.disagreement != "" {
+			switch {
+			case sc.disagreement != "":
 				t.Skip("known disagreement: " + sc.disagreement)
+			case sc.refused != "":
+				plan := refusedPlan(t, sc)
+				if _, err := supervisor.NewFacts(plan, &results.Store{}); err == nil || !strings.Contains(err.Error(), sc.refused) {
+					t.Errorf("NewFacts: error %v, want one saying %q", err, sc.refused)
+				}
+			default:
+				runScenario(t, sc)
 			}
-			runScenario(t, sc)
 		})
 	}
+}
+
+// refusedPlan checks that Tekton, with its default feature flags, rejects a
+// refused scenario, and returns the plan made from the Tekton run its flags
+// allow.
+func refusedPlan(t *testing.T, sc scenario) *planpb.Plan {
+	t.Helper()
+	spec := parsePipeline(t, sc.pipeline)
+	if _, err := newPipelineRun(testContext(t, nil), spec.DeepCopy(), sc.timeouts); err == nil {
+		t.Fatalf("invalid scenario: Tekton's default feature flags accept it")
+	} else {
+		t.Logf("Tekton with its default feature flags: %v", err)
+	}
+	return toPlan(newTektonRun(t, spec, sc.timeouts, sc.flags))
 }
 
 // The harness itself must be able to see a difference: a plan that loses a

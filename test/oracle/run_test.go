@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,13 @@ func TestRunAgainstTekton(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			if why := notReplayable(sc); why != "" {
 				t.Skip("not replayed: " + why)
+			}
+			if sc.refused != "" {
+				s := &supervisor.Supervisor{Plan: refusedPlan(t, sc), Launcher: newScriptedLauncher()}
+				if _, err := s.Run(context.Background()); err == nil || !strings.Contains(err.Error(), sc.refused) {
+					t.Errorf("Supervisor.Run: error %v, want one saying %q", err, sc.refused)
+				}
+				return
 			}
 			replay(t, sc)
 		})

@@ -60,21 +60,31 @@ func testContext(t *testing.T, featureFlags map[string]string) context.Context {
 	return config.ToContext(context.Background(), &config.Config{FeatureFlags: flags, Defaults: defaults})
 }
 
-// newTektonRun defaults and validates the pipeline as the reconciler does, and
-// starts the PipelineRun at epoch.
-func newTektonRun(t *testing.T, spec *v1.PipelineSpec, timeouts *v1.TimeoutFields, flags map[string]string) *tektonRun {
-	t.Helper()
-	ctx := testContext(t, flags)
+// newPipelineRun is the scenario's PipelineRun, defaulted and validated as
+// the webhook and the reconciler do with the given feature flags.
+func newPipelineRun(ctx context.Context, spec *v1.PipelineSpec, timeouts *v1.TimeoutFields) (*v1.PipelineRun, error) {
 	pr := &v1.PipelineRun{
 		ObjectMeta: metav1.ObjectMeta{Name: runName, Namespace: "ns", CreationTimestamp: metav1.NewTime(epoch)},
 		Spec:       v1.PipelineRunSpec{PipelineSpec: spec, Timeouts: timeouts},
 	}
 	pr.SetDefaults(ctx)
 	if err := pr.Validate(apis.WithinCreate(ctx)); err != nil {
-		t.Fatalf("invalid scenario: PipelineRun: %v", err)
+		return nil, fmt.Errorf("PipelineRun: %w", err)
 	}
 	if err := spec.Validate(ctx); err != nil {
-		t.Fatalf("invalid scenario: Pipeline: %v", err)
+		return nil, fmt.Errorf("Pipeline: %w", err)
+	}
+	return pr, nil
+}
+
+// newTektonRun defaults and validates the pipeline as the reconciler does, and
+// starts the PipelineRun at epoch.
+func newTektonRun(t *testing.T, spec *v1.PipelineSpec, timeouts *v1.TimeoutFields, flags map[string]string) *tektonRun {
+	t.Helper()
+	ctx := testContext(t, flags)
+	pr, err := newPipelineRun(ctx, spec, timeouts)
+	if err != nil {
+		t.Fatalf("invalid scenario: %v", err)
 	}
 	g, err := dag.Build(v1.PipelineTaskList(spec.Tasks), v1.PipelineTaskList(spec.Tasks).Deps())
 	if err != nil {
