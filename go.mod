@@ -3,6 +3,7 @@ module github.com/e7763abc/pod-runner
 go 1.26.4
 
 require (
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/google/go-cmp v0.7.0
 	github.com/spf13/pflag v1.0.10
 	github.com/tektoncd/pipeline v1.15.1
