@@ -50,3 +50,52 @@ proto:
 
 clean:
 	rm -rf $(BIN)
+
+# ---- Pod mode under podman (issue 3) ----------------------------------------
+# podman runs with a private configuration and storage under .cache/podman,
+# never the machine's: runc, cgroupfs, a file events log and lowered
+# default rlimits, as the CI machines need (hack/podman/containers.conf.in).
+PODMAN_DIR := $(CURDIR)/.cache/podman
+PODMAN_ENV := CONTAINERS_CONF=$(PODMAN_DIR)/containers.conf \
+              CONTAINERS_STORAGE_CONF=$(PODMAN_DIR)/storage.conf \
+              CONTAINERS_REGISTRIES_CONF=$(CURDIR)/hack/podman/registries.conf
+PODMAN      := $(PODMAN_ENV) podman
+INPOD_BIN   := $(PODMAN_DIR)/pod-runner-inpod
+
+.PHONY: podman-install podman-setup images image-busybox image-pod-runner podman-e2e podman-clean
+
+## podman-install: Debian's podman and runc, when missing (CI starts fresh)
+podman-install:
+	@command -v podman >/dev/null && command -v runc >/dev/null || \
+	  { apt-get update -q && apt-get install -y -q podman runc; }
+
+## podman-setup: the private podman configuration under .cache/podman
+podman-setup: podman-install $(PODMAN_DIR)/containers.conf $(PODMAN_DIR)/storage.conf
+
+$(PODMAN_DIR)/%.conf: hack/podman/%.conf.in
+	@mkdir -p $(PODMAN_DIR)/networks $(PODMAN_DIR)/events $(PODMAN_DIR)/tmp
+	sed 's|@ROOT@|$(PODMAN_DIR)|g' $< >$@
+
+## images: localhost/busybox:pod-runner and localhost/pod-runner:dev, built
+## offline into the private storage; rebuilt only when their content changes
+images: image-busybox image-pod-runner
+
+image-busybox: podman-setup deps
+	@$(PODMAN_ENV) images/busybox/build.sh
+
+image-pod-runner: podman-setup
+	CGO_ENABLED=0 $(GO) build -tags inpod -trimpath -o $(INPOD_BIN) ./cmd/pod-runner
+	@$(PODMAN_ENV) images/pod-runner/build.sh $(INPOD_BIN)
+
+# The e2e tests (./test/...) include the podman ones, which need the images.
+e2e: images
+
+## podman-e2e: only the podman end-to-end tests, verbose
+podman-e2e: images
+	$(GO) test -race -count=1 -v ./test/podman/
+
+## podman-clean: remove every pod, container and volume of the private podman
+podman-clean:
+	-$(PODMAN) pod rm -af
+	-$(PODMAN) rm -af
+	-$(PODMAN) volume rm -af

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Build localhost/busybox:pod-runner, the small shell image of the tests,
+# from Debian's busybox-static (no registry is reachable here): /bin/busybox
+# and a symlink per applet.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+busybox=${BUSYBOX:-/bin/busybox}
+name=${1:-localhost/busybox:pod-runner}
+
+rootfs=$(mktemp -d)
+trap 'rm -rf "$rootfs"' EXIT
+chmod 0755 "$rootfs"
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/root" "$rootfs/tmp" "$rootfs/workspace"
+chmod 1777 "$rootfs/tmp"
+cp "$busybox" "$rootfs/bin/busybox"
+for applet in $("$busybox" --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"
+
+"$here/../mkimage.sh" "$name" "$rootfs" \
+    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    'CMD ["/bin/sh"]'
