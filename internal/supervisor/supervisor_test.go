@@ -271,3 +271,79 @@ func TestCancelBetweenSteps(t *testing.T) {
 		}
 	}
 }
+
+// A failed task whose failure the pipeline ignores ends FailureIgnored, which
+// $(tasks.X.reason) shows, and the run counts it as ignored.
+func TestFailureIgnored(t *testing.T) {
+	a := task("a", nil, step("s"))
+	a.OnErrorContinue = true
+	fin := task("fin", nil, &planpb.Step{Name: "s", Command: []string{"echo", "$(params.p)"}})
+	fin.Spec.Params = []*planpb.ParamSpec{{Name: "p"}}
+	fin.Params = []*planpb.Param{{Name: "p", Value: &planpb.Value{StringValue: "$(tasks.a.reason)/$(tasks.a.status)"}}}
+	f := newFake(map[string]outcome{"a/s": {exit: 1}})
+	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}, fin), f)
+	if c := taskStatus(st, "a").GetCondition(); c.GetStatus() != "False" || c.GetReason() != ReasonFailureIgnored {
+		t.Errorf("a = %v", c)
+	}
+	if got := f.commands["fin/s"]; !slices.Equal(got, []string{"echo", "FailureIgnored/Failed"}) {
+		t.Errorf("fin ran %v", got)
+	}
+	if c := st.GetCondition(); c.GetStatus() != "True" || c.GetMessage() != "Tasks Completed: 2 (Failed: 1 (Ignored: 1), Cancelled 0), Skipped: 0" {
+		t.Errorf("run = %v", c)
+	}
+}
+
+// The control requests never block: before Run they apply from its start,
+// after it they do nothing.
+func TestControlsAnyTime(t *testing.T) {
+	a := task("a", nil, step("s"))
+	fin := task("fin", nil, step("s"))
+	f := newFake(nil)
+	s := &Supervisor{Plan: plan([]*planpb.Task{a}, fin), Launcher: f}
+	for range 10 {
+		s.StopRunFinally()
+	}
+	st, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.ran, []string{"fin/s#0"}) {
+		t.Errorf("ran %v, want only finally", f.ran)
+	}
+	if sk := st.GetSkipped(); len(sk) != 1 || sk[0].GetName() != "a" || sk[0].GetReason() != SkipGracefullyStopped {
+		t.Errorf("skipped = %v", sk)
+	}
+	if c := st.GetCondition(); c.GetReason() != ReasonCancelled {
+		t.Errorf("run = %v", c)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.CancelRunFinally()
+		s.StopRunFinally()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a request after Run blocks")
+	}
+}
+
+// A request racing with the start of Run is applied.
+func TestCancelRunFinallyRacesRun(t *testing.T) {
+	a := task("a", nil, step("s"))
+	fin := task("fin", nil, step("s"))
+	f := newFake(map[string]outcome{"a/s": {sleep: time.Hour}})
+	s := &Supervisor{Plan: plan([]*planpb.Task{a}, fin), Launcher: f}
+	go s.CancelRunFinally()
+	st, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.GetCondition(); c.GetReason() != ReasonCancelled {
+		t.Errorf("run = %v", c)
+	}
+	if c := taskStatus(st, "fin").GetCondition(); c.GetStatus() != "True" {
+		t.Errorf("finally did not run: %v", c)
+	}
+}
