@@ -18,7 +18,8 @@ import (
 // A scenario is a pipeline and what happens while it runs. The harness feeds
 // the same events to Tekton's logic and to supervisor.Facts and compares,
 // after every event, the tasks started (with their resolved params), the
-// skipped tasks (reasons, when expressions) and the run's condition.
+// skipped tasks (reasons, when expressions), the run's condition and its
+// pipeline results.
 type scenario struct {
 	name string
 	// pipeline is a v1 PipelineSpec in YAML. Tasks without a taskSpec get
@@ -247,6 +248,10 @@ func (h *harness) step(when string) {
 	}
 	if !reflect.DeepEqual(ws.Skipped, gs.Skipped) {
 		h.t.Errorf("%s: skipped tasks:\n tekton: %+v\n ours:   %+v", when, ws.Skipped, gs.Skipped)
+	}
+	// Pipeline results exist once the run has ended, except after a cancel.
+	if wr, gr := resultsFromTekton(h.tekton.results), resultsFromPlan(h.ours.facts.Results()); !reflect.DeepEqual(wr, gr) {
+		h.t.Errorf("%s: pipeline results:\n tekton: %+v\n ours:   %+v", when, wr, gr)
 	}
 	// Every task Skipped lists was announced by Next.
 	var names []string

@@ -518,6 +518,65 @@ tasks:
 		events: []event{ok("a", arr("list", "x", "y")), ok("c")},
 	},
 	{
+		// Tekton computes pipeline results in the reconcile that ends the run:
+		// at the timeout, from the tasks done by then.
+		name: "pipeline results at a pipeline timeout",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: r}]}
+- name: slow
+  taskSpec: {results: [{name: r}]}
+finally:
+- name: f
+  taskSpec: {results: [{name: r}]}
+results:
+- {name: from-a, value: $(tasks.a.results.r)}
+- {name: from-slow, value: $(tasks.slow.results.r)}
+- {name: from-f, value: $(finally.f.results.r)}
+`,
+		timeouts: &v1.TimeoutFields{Pipeline: dur(time.Hour)},
+		events:   []event{ok("a", str("r", "A")), pipelineTimeout, timedOut("slow")},
+	},
+	{
+		name: "pipeline results after a tasks timeout and finally",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: r}]}
+- name: slow
+  taskSpec: {results: [{name: r}]}
+finally:
+- name: f
+  taskSpec: {results: [{name: r}]}
+results:
+- {name: from-a, value: $(tasks.a.results.r)}
+- {name: from-slow, value: $(tasks.slow.results.r)}
+- {name: from-f, value: "$(finally.f.results.r)/$(tasks.a.results.r)"}
+`,
+		timeouts: &v1.TimeoutFields{Pipeline: dur(2 * time.Hour), Tasks: dur(time.Hour)},
+		events:   []event{ok("a", str("r", "A")), tasksTimeout, timedOut("slow"), ok("f", str("r", "F"))},
+	},
+	{
+		// Unlike a cancel, a graceful cancel reaches the end of the reconcile
+		// and computes the pipeline results.
+		name: "pipeline results after cancel, then run finally",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: r}]}
+- name: slow
+  taskSpec: {results: [{name: r}]}
+finally:
+- name: f
+  taskSpec: {results: [{name: r}]}
+results:
+- {name: from-a, value: $(tasks.a.results.r)}
+- {name: from-f, value: $(finally.f.results.r)}
+`,
+		events: []event{ok("a", str("r", "A")), cancelRunFinally, cancelled("slow"), ok("f", str("r", "F"))},
+	},
+	{
 		name: "pipeline results out of range or missing a key",
 		pipeline: `
 tasks:
