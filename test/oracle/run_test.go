@@ -292,7 +292,7 @@ func (a *scriptedAttempt) RunStep(ctx context.Context, _ *supervisor.Step) super
 func rawResult(v v1.ParamValue) string {
 	switch v.Type {
 	case v1.ParamTypeArray:
-		b, _ := json.Marshal(v.ArrayVal)
+		b, _ := json.Marshal(append([]string{}, v.ArrayVal...)) // [], not null, for no elements
 		return string(b)
 	case v1.ParamTypeObject:
 		b, _ := json.Marshal(v.ObjectVal)

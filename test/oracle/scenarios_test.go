@@ -577,6 +577,38 @@ results:
 		events: []event{ok("a", str("r", "A")), cancelRunFinally, cancelled("slow"), ok("f", str("r", "F"))},
 	},
 	{
+		// Every task is resolved on every reconcile, finally and skipped ones
+		// too: an index out of range ends the run as soon as the array is known.
+		name: "array result index out of range in finally and in a skipped task's when",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: list, type: array}]}
+- {name: b}
+- name: guarded
+  runAfter: [a]
+  when:
+  - {input: "x", operator: in, values: ["y"]}
+  - {input: "$(tasks.a.results.list[1])", operator: in, values: ["y"]}
+finally:
+- name: f
+  params: [{name: p, value: "$(tasks.a.results.list[3])"}]
+`,
+		events: []event{ok("a", arr("list", "x")), ok("b")},
+	},
+	{
+		name: "pipeline result reading a whole array without [*]",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: list, type: array}, {name: empty, type: array}]}
+results:
+- {name: first, value: "$(tasks.a.results.list)"}
+- {name: none, value: "$(tasks.a.results.empty)"}
+`,
+		events: []event{ok("a", arr("list", "x", "y"), arr("empty"))},
+	},
+	{
 		name: "pipeline results out of range or missing a key",
 		pipeline: `
 tasks:
