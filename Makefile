@@ -99,3 +99,30 @@ podman-clean:
 	-$(PODMAN) pod rm -af
 	-$(PODMAN) rm -af
 	-$(PODMAN) volume rm -af
+
+# ---- Pod mode on a real Kubernetes (issue 3) ---------------------------------
+# The local single-node cluster of ../shared/tools/local-k8s (not part of this
+# repository; build it once with its build.sh). Not part of `make test`.
+LOCAL_K8S ?= $(abspath $(CURDIR)/../shared/tools/local-k8s)
+K8S_STATE ?= $(HOME)/.cache/local-k8s
+
+.PHONY: k8s-up k8s-images k8s-e2e
+
+## k8s-up: start the local cluster (idempotent)
+k8s-up:
+	@test -x $(LOCAL_K8S)/up.sh || { echo "no local-k8s at $(LOCAL_K8S) (set LOCAL_K8S)"; exit 1; }
+	$(LOCAL_K8S)/up.sh
+
+## k8s-images: the two local images, imported into the cluster's containerd
+k8s-images: images k8s-up
+	@mkdir -p $(PODMAN_DIR)/k8s
+	for img in localhost/busybox:pod-runner localhost/pod-runner:dev; do \
+	  tar=$(PODMAN_DIR)/k8s/$$(echo $$img | tr '/:' '__').tar; \
+	  rm -f $$tar && $(PODMAN) save --quiet --format docker-archive -o $$tar $$img && \
+	  ctr -a $(K8S_STATE)/containerd/containerd.sock -n k8s.io images import $$tar >/dev/null || exit 1; \
+	done
+
+## k8s-e2e: create compiled run Pods on the local cluster
+k8s-e2e: k8s-images
+	POD_RUNNER_K8S=1 KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
+	  $(GO) test -count=1 -v ./test/k8s/
