@@ -6,6 +6,11 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=${BUSYBOX:-/bin/busybox}
 name=${1:-localhost/busybox:pod-runner}
+# The image has no libc: a dynamically linked busybox would not start.
+if ldd "$busybox" >/dev/null 2>&1; then
+    echo "$busybox is dynamically linked: install Debian's busybox-static" >&2
+    exit 1
+fi
 
 rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
