@@ -116,7 +116,11 @@ func (f *Facts) Condition() *planpb.Condition {
 // every change while the run goes, then as they were when it ended.
 func (f *Facts) Skipped() []*planpb.SkippedTask {
 	if f.frozen != nil {
-		return f.frozen.skipped
+		out := make([]*planpb.SkippedTask, len(f.frozen.skipped))
+		for i, sk := range f.frozen.skipped {
+			out[i] = proto.Clone(sk).(*planpb.SkippedTask)
+		}
+		return out
 	}
 	return f.liveSkipped()
 }
