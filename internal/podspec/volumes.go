@@ -1,0 +1,197 @@
+package podspec
+
+import (
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/e7763abc/pod-runner/internal/load"
+	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// collectClaimTemplates keeps the run's volumeClaimTemplates, which the Plan
+// reduces to "a fresh volume".
+func (b *builder) collectClaimTemplates() {
+	var ws []v1.WorkspaceBinding
+	if b.c.PipelineRun != nil {
+		ws = b.c.PipelineRun.Spec.Workspaces
+	} else if b.c.TaskRun != nil {
+		ws = b.c.TaskRun.Spec.Workspaces
+	}
+	for _, w := range ws {
+		if t := w.VolumeClaimTemplate; t != nil {
+			b.bindings[w.Name] = &corev1.PersistentVolumeClaimTemplate{
+				ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: t.Annotations},
+				Spec:       t.Spec,
+			}
+		}
+	}
+}
+
+// taskMounts are the mounts of every step container of t: the bin volume
+// (read-only), the run volume, the task's own results and steps
+// directories of the state volume, its own /workspace and /tekton/home, and
+// the workspaces it binds. Nothing of another task is mounted.
+func (b *builder) taskMounts(t *planpb.Task) ([]corev1.VolumeMount, error) {
+	state := podlayout.VolumeName(podlayout.StateVolume, b.uid)
+	dir := podlayout.TaskDir(t.GetName())
+	work, home := b.taskVolume(t, "work"), b.taskVolume(t, "home")
+	mounts := []corev1.VolumeMount{
+		{Name: podlayout.VolumeName(podlayout.BinVolume, b.uid), MountPath: podlayout.BinDir, ReadOnly: true},
+		{Name: podlayout.VolumeName(podlayout.RunVolume, b.uid), MountPath: podlayout.RunDir},
+		{Name: state, MountPath: podlayout.ResultsDir, SubPath: dir + "/results"},
+		{Name: state, MountPath: podlayout.StepsDir, SubPath: dir + "/steps"},
+		{Name: work, MountPath: podlayout.WorkspaceDir},
+		{Name: home, MountPath: podlayout.HomeDir},
+	}
+	decls := map[string]*planpb.WorkspaceDeclaration{}
+	for _, d := range t.GetSpec().GetWorkspaces() {
+		decls[d.GetName()] = d
+	}
+	// Optional workspaces the run leaves unbound have no binding: nothing
+	// is mounted, and $(workspaces.W.bound) is "false".
+	for _, wb := range t.GetWorkspaces() {
+		vol, readOnly, err := b.workspaceVolume(wb.GetVolume())
+		if err != nil {
+			return nil, load.Errorf("", "", "task %q, workspace %q: %v", t.GetName(), wb.GetName(), err)
+		}
+		mounts = append(mounts, corev1.VolumeMount{
+			Name:      vol,
+			MountPath: mountPath(t, wb.GetName()),
+			SubPath:   wb.GetSubPath(),
+			ReadOnly:  readOnly || decls[wb.GetName()].GetReadOnly(),
+		})
+	}
+	return mounts, nil
+}
+
+// taskVolume adds one of a task's own emptyDirs. Its name must be unique
+// per run (podman shares emptyDirs by name) and per task: a long task name
+// is replaced by its hash, since VolumeName keeps only a prefix.
+func (b *builder) taskVolume(t *planpb.Task, kind string) string {
+	n := kind + "-" + podlayout.TaskDir(t.GetName())
+	if len(n) > 50 {
+		n = kind + "-" + podlayout.RunSuffix(t.GetName())
+	}
+	name := podlayout.VolumeName(n, b.uid)
+	b.addVolume(corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	return name
+}
+
+// workspaceVolume is the Pod volume behind a plan volume, added the first
+// time a task binds it: an emptyDir is one volume for every task that binds
+// it. It also tells whether the binding is read-only.
+func (b *builder) workspaceVolume(planVolume string) (string, bool, error) {
+	var v *planpb.Volume
+	for _, pv := range b.plan.GetVolumes() {
+		if pv.GetName() == planVolume {
+			v = pv
+		}
+	}
+	if v == nil {
+		return "", false, fmt.Errorf("no volume %q in the plan", planVolume)
+	}
+	name := podlayout.WorkspaceVolume(planVolume, b.uid)
+	if _, done := b.volumes[planVolume]; done {
+		return name, v.GetReadOnly(), nil
+	}
+	var src corev1.VolumeSource
+	switch s := v.GetSource().(type) {
+	case *planpb.Volume_EmptyDir:
+		src.EmptyDir = &corev1.EmptyDirVolumeSource{}
+	case *planpb.Volume_ClaimTemplate:
+		tmpl := b.bindings[planVolume]
+		if tmpl == nil {
+			return "", false, fmt.Errorf("volumeClaimTemplate of workspace %q not found in the run", planVolume)
+		}
+		src.Ephemeral = &corev1.EphemeralVolumeSource{VolumeClaimTemplate: tmpl.DeepCopy()}
+	case *planpb.Volume_PersistentVolumeClaim:
+		src.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: s.PersistentVolumeClaim, ReadOnly: v.GetReadOnly()}
+	case *planpb.Volume_ConfigMap:
+		cm, items := b.filesObject(name, s.ConfigMap, false)
+		src.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}, Items: items}
+		if s.ConfigMap.GetOptional() {
+			src.ConfigMap.Optional = ptr(true)
+		}
+	case *planpb.Volume_Secret:
+		sec, items := b.filesObject(name, s.Secret, true)
+		src.Secret = &corev1.SecretVolumeSource{SecretName: sec, Items: items}
+		if s.Secret.GetOptional() {
+			src.Secret.Optional = ptr(true)
+		}
+	case *planpb.Volume_HostPath:
+		return "", false, fmt.Errorf("a host directory (--workspace) cannot back a workspace in a Pod")
+	default:
+		return "", false, fmt.Errorf("volume %q has no source the Pod can mount", planVolume)
+	}
+	b.volumes[planVolume] = name
+	b.addVolume(corev1.Volume{Name: name, VolumeSource: src})
+	return name, v.GetReadOnly(), nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var notKey = regexp.MustCompile(`[^-._a-zA-Z0-9]+`)
+
+// filesObject is the ConfigMap or Secret a workspace volume mounts. The
+// compiler read its data from the given documents; the Pod mounts a copy
+// named after the run's volume, in the same List, so the Pod holds exactly
+// what was compiled and runs under podman kube play, which finds objects
+// only in its YAML. Files are laid out by items (keys cannot hold "/").
+// An optional object that was not given stays a reference to its name.
+func (b *builder) filesObject(name string, f *planpb.Files, secret bool) (string, []corev1.KeyToPath) {
+	if len(f.GetData()) == 0 && f.GetOptional() {
+		return f.GetName(), nil
+	}
+	meta := metav1.ObjectMeta{Name: name, Namespace: b.plan.GetNamespace(), Labels: map[string]string{ManagedByLabel: ManagedBy}}
+	var items []corev1.KeyToPath
+	keys := map[string]bool{}
+	data := map[string][]byte{}
+	for i, path := range sortedKeys(f.GetData()) {
+		key := notKey.ReplaceAllString(path, "_")
+		if keys[key] {
+			key = fmt.Sprintf("%s.%d", key, i)
+		}
+		keys[key] = true
+		data[key] = f.GetData()[path]
+		items = append(items, corev1.KeyToPath{Key: key, Path: path})
+	}
+	if same := func() bool {
+		for _, it := range items {
+			if it.Key != it.Path {
+				return false
+			}
+		}
+		return true
+	}(); same {
+		items = nil // every file at its key, as a volume lays out by default
+	}
+	if secret {
+		b.objs = append(b.objs, &corev1.Secret{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: meta,
+			Type: corev1.SecretTypeOpaque, Data: data,
+		})
+		return name, items
+	}
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: meta}
+	for k, v := range data {
+		if utf8.Valid(v) {
+			if cm.Data == nil {
+				cm.Data = map[string]string{}
+			}
+			cm.Data[k] = string(v)
+		} else {
+			if cm.BinaryData == nil {
+				cm.BinaryData = map[string][]byte{}
+			}
+			cm.BinaryData[k] = v
+		}
+	}
+	b.objs = append(b.objs, cm)
+	return name, items
+}
