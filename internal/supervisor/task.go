@@ -226,6 +226,7 @@ func (s *Supervisor) collectResults(st *planpb.TaskStatus, t *planpb.Task, att A
 		st.Results = append(st.Results, &planpb.ResultValue{Name: spec.GetName(), Value: v})
 	}
 	if len(bad) > 0 {
+		//lint:ignore ST1005 Tekton's message, word for word
 		return fmt.Errorf("Provided results don't match declared results; may be invalid JSON or missing result declaration: %s", strings.Join(bad, ", "))
 	}
 	return nil

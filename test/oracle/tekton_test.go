@@ -354,11 +354,6 @@ func (r *tektonRun) createTaskRun(rpt *resources.ResolvedPipelineTask) *v1.TaskR
 	return tr
 }
 
-// running tells whether the pipeline task has a TaskRun that has not ended.
-func (r *tektonRun) running(task string) bool {
-	tr := r.taskRuns[r.taskRunName(task)]
-	return tr != nil && !tr.IsDone()
-}
 
 // finish ends a running TaskRun as the scenario says.
 func (r *tektonRun) finish(task string, e end) {
