@@ -354,7 +354,6 @@ func (r *tektonRun) createTaskRun(rpt *resources.ResolvedPipelineTask) *v1.TaskR
 	return tr
 }
 
-
 // finish ends a running TaskRun as the scenario says.
 func (r *tektonRun) finish(task string, e end) {
 	tr := r.taskRuns[r.taskRunName(task)]
