@@ -1,0 +1,601 @@
+package podspec
+
+import (
+	"context"
+	"encoding/base64"
+	"reflect"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/e7763abc/pod-runner/internal/compile"
+	"github.com/e7763abc/pod-runner/internal/load"
+	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+func compileYAML(t *testing.T, in string) *compile.Compiled {
+	t.Helper()
+	docs, err := load.Read("test.yaml", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := compile.Compile(context.Background(), docs, compile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const longTask = "a-task-name-long-enough-that-its-containers-need-shortening-x"
+
+// pipeline binds every kind of workspace: an emptyDir shared by two tasks,
+// a Secret and a PVC for one task each, a ConfigMap, a volumeClaimTemplate,
+// and an optional workspace left unbound.
+const pipelineYAML = `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: build
+  labels: {team: a}
+  annotations: {note: kept}
+spec:
+  workspaces:
+  - {name: shared, emptyDir: {}}
+  - {name: creds, secret: {secretName: creds}}
+  - {name: cache, persistentVolumeClaim: {claimName: cache-pvc}}
+  - {name: settings, configMap: {name: settings, items: [{key: mode, path: conf/mode}]}}
+  - name: scratch
+    volumeClaimTemplate:
+      spec:
+        accessModes: [ReadWriteOnce]
+        resources: {requests: {storage: 1Gi}}
+  pipelineSpec:
+    workspaces: [{name: shared}, {name: creds}, {name: cache}, {name: settings}, {name: scratch}, {name: extra, optional: true}]
+    tasks:
+    - name: fetch
+      workspaces: [{name: out, workspace: shared, subPath: src}, {name: creds, workspace: creds}]
+      taskSpec:
+        workspaces: [{name: out}, {name: creds, mountPath: /creds, readOnly: true}]
+        results: [{name: rev}]
+        steps:
+        - image: busybox
+          script: echo abc > $(results.rev.path)
+          computeResources: {requests: {cpu: "1", memory: 1Gi}, limits: {memory: 2Gi}}
+        - name: check
+          image: busybox
+          command: [ls]
+          env:
+          - name: MAYBE
+            valueFrom: {secretKeyRef: {name: absent, key: k, optional: true}}
+    - name: ` + longTask + `
+      runAfter: [fetch]
+      params: [{name: rev, value: $(tasks.fetch.results.rev)}]
+      workspaces: [{name: src, workspace: shared}, {name: cache, workspace: cache}, {name: cfg, workspace: settings}, {name: tmp, workspace: scratch}]
+      taskSpec:
+        params: [{name: rev}]
+        workspaces: [{name: src}, {name: cache}, {name: cfg}, {name: tmp}, {name: opt, optional: true}]
+        steps:
+        - name: compile-with-an-equally-long-step-name
+          image: golang:1.26
+          command: [go, build]
+          computeResources: {requests: {cpu: 500m, memory: 3Gi}, limits: {cpu: "2"}}
+    finally:
+    - name: report
+      taskSpec:
+        steps:
+        - image: busybox
+          script: echo done
+          computeResources: {requests: {cpu: "3"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {token: s3cret}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: fast}
+`
+
+func mounts(c corev1.Container) map[string]corev1.VolumeMount {
+	m := map[string]corev1.VolumeMount{}
+	for _, vm := range c.VolumeMounts {
+		m[vm.MountPath] = vm
+	}
+	return m
+}
+
+func volumes(p *corev1.Pod) map[string]corev1.Volume {
+	m := map[string]corev1.Volume{}
+	for _, v := range p.Spec.Volumes {
+		m[v.Name] = v
+	}
+	return m
+}
+
+func TestPipelinePod(t *testing.T) {
+	c := compileYAML(t, pipelineYAML)
+	pod, objs, err := Pod(context.Background(), c, Options{Image: "pr:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := c.Plan.GetUid()
+	vol := func(n string) string { return podlayout.VolumeName(n, uid) }
+	ws := func(n string) string { return podlayout.WorkspaceVolume(n, uid) }
+	checkValid(t, pod)
+
+	if pod.Name != "build" || pod.Namespace != "default" || pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("pod %s/%s restartPolicy %q", pod.Namespace, pod.Name, pod.Spec.RestartPolicy)
+	}
+	for k, v := range map[string]string{"team": "a", "tekton.dev/pipelineRun": "build", "tekton.dev/pipelineRunUID": uid, "tekton.dev/pipeline": "build", ManagedByLabel: ManagedBy} {
+		if pod.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, pod.Labels[k], v)
+		}
+	}
+	if pod.Annotations["note"] != "kept" || pod.Annotations[InitContainerTypeAnnotation] != "always" {
+		t.Errorf("annotations = %v", pod.Annotations)
+	}
+
+	// Init container installs the binary into the bin volume.
+	if len(pod.Spec.InitContainers) != 1 {
+		t.Fatalf("init containers: %d", len(pod.Spec.InitContainers))
+	}
+	ic := pod.Spec.InitContainers[0]
+	if ic.Name != podlayout.InitContainer || ic.Image != "pr:test" || !reflect.DeepEqual(ic.Command, []string{podlayout.ImageBinary, "init", podlayout.BinDir}) ||
+		mounts(ic)[podlayout.BinDir].Name != vol(podlayout.BinVolume) {
+		t.Errorf("init container = %+v", ic)
+	}
+
+	// Supervisor first, then every step of every task, finally last.
+	var names []string
+	for _, ct := range pod.Spec.Containers {
+		names = append(names, ct.Name)
+	}
+	wantNames := []string{
+		podlayout.SupervisorContainer,
+		"fetch-unnamed-0", "fetch-check",
+		podlayout.StepContainer(longTask, "compile-with-an-equally-long-step-name"),
+		"report-unnamed-0",
+	}
+	if !reflect.DeepEqual(names, wantNames) {
+		t.Errorf("containers = %q, want %q", names, wantNames)
+	}
+	if n := names[3]; len(n) > 63 || !strings.HasPrefix(n, "a-task-name") {
+		t.Errorf("long container name %q", n)
+	}
+
+	sup := pod.Spec.Containers[0]
+	if !reflect.DeepEqual(sup.Command, []string{podlayout.ImageBinary, "supervise"}) || sup.Image != "pr:test" ||
+		sup.TerminationMessagePath != podlayout.TerminationLog ||
+		mounts(sup)[podlayout.RunDir].Name != vol(podlayout.RunVolume) || mounts(sup)[podlayout.StateDir].Name != vol(podlayout.StateVolume) {
+		t.Errorf("supervisor = %+v", sup)
+	}
+	// The plan decodes back to the compiled one.
+	if len(sup.Env) != 1 || sup.Env[0].Name != podlayout.EnvPlan {
+		t.Fatalf("supervisor env = %+v", sup.Env)
+	}
+	raw, err := base64.StdEncoding.DecodeString(sup.Env[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &planpb.Plan{}
+	if err := proto.Unmarshal(raw, got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, c.Plan) {
+		t.Errorf("decoded plan differs from the compiled one")
+	}
+	// Peak: fetch (1 cpu, 1Gi) → build (500m, 3Gi); finally 3 cpu.
+	if cpu, mem := sup.Resources.Requests[corev1.ResourceCPU], sup.Resources.Requests[corev1.ResourceMemory]; cpu.Cmp(resource.MustParse("3")) != 0 || mem.Cmp(resource.MustParse("3Gi")) != 0 {
+		t.Errorf("supervisor requests = %v", sup.Resources.Requests)
+	}
+
+	byName := map[string]corev1.Container{}
+	for _, ct := range pod.Spec.Containers {
+		byName[ct.Name] = ct
+	}
+	fetch, check, build, report := byName["fetch-unnamed-0"], byName["fetch-check"], byName[names[3]], byName["report-unnamed-0"]
+	for _, ct := range []corev1.Container{fetch, check, build, report} {
+		if !reflect.DeepEqual(ct.Command, []string{podlayout.Binary, "step"}) || len(ct.Args) != 0 {
+			t.Errorf("%s: command %q args %q", ct.Name, ct.Command, ct.Args)
+		}
+		if ct.Env[0].Name != podlayout.EnvContainer || ct.Env[0].Value != ct.Name {
+			t.Errorf("%s: env %+v", ct.Name, ct.Env)
+		}
+		m := mounts(ct)
+		if bin := m[podlayout.BinDir]; bin.Name != vol(podlayout.BinVolume) || !bin.ReadOnly {
+			t.Errorf("%s: bin mount %+v", ct.Name, bin)
+		}
+		if m[podlayout.RunDir].Name != vol(podlayout.RunVolume) {
+			t.Errorf("%s: run mount %+v", ct.Name, m[podlayout.RunDir])
+		}
+		if m[podlayout.ResultsDir].Name != vol(podlayout.StateVolume) || m[podlayout.StepsDir].Name != vol(podlayout.StateVolume) {
+			t.Errorf("%s: state mounts %+v %+v", ct.Name, m[podlayout.ResultsDir], m[podlayout.StepsDir])
+		}
+	}
+	if fetch.Image != "busybox" || build.Image != "golang:1.26" {
+		t.Errorf("images %q %q", fetch.Image, build.Image)
+	}
+
+	// Each task mounts only its own results and steps directories.
+	for ct, task := range map[*corev1.Container]string{&fetch: "fetch", &check: "fetch", &build: longTask, &report: "report"} {
+		m := mounts(*ct)
+		if got, want := m[podlayout.ResultsDir].SubPath, podlayout.TaskDir(task)+"/results"; got != want {
+			t.Errorf("%s: results subPath %q, want %q", ct.Name, got, want)
+		}
+		if got, want := m[podlayout.StepsDir].SubPath, podlayout.TaskDir(task)+"/steps"; got != want {
+			t.Errorf("%s: steps subPath %q, want %q", ct.Name, got, want)
+		}
+	}
+	// Steps of a task share its /workspace and /tekton/home; tasks do not.
+	if mounts(fetch)[podlayout.WorkspaceDir].Name != mounts(check)[podlayout.WorkspaceDir].Name ||
+		mounts(fetch)[podlayout.WorkspaceDir].Name == mounts(build)[podlayout.WorkspaceDir].Name ||
+		mounts(fetch)[podlayout.HomeDir].Name == mounts(report)[podlayout.HomeDir].Name {
+		t.Errorf("per-task emptyDirs shared wrongly")
+	}
+
+	// The emptyDir workspace is one volume, in both tasks that bind it.
+	if m := mounts(fetch)["/workspace/out"]; m.Name != ws("shared") || m.SubPath != "src" {
+		t.Errorf("fetch out = %+v", m)
+	}
+	if m := mounts(build)["/workspace/src"]; m.Name != ws("shared") || m.SubPath != "" {
+		t.Errorf("build src = %+v", m)
+	}
+	vs := volumes(pod)
+	if v := vs[ws("shared")]; v.EmptyDir == nil || v.EmptyDir.Medium != "" {
+		t.Errorf("shared volume = %+v", v)
+	}
+	// The Secret is mounted into fetch's containers only, read-only.
+	if m := mounts(fetch)["/creds"]; m.Name != ws("creds") || !m.ReadOnly {
+		t.Errorf("fetch creds = %+v", m)
+	}
+	for _, ct := range []corev1.Container{build, report, sup} {
+		for _, m := range ct.VolumeMounts {
+			if m.Name == ws("creds") {
+				t.Errorf("%s mounts the Secret of fetch", ct.Name)
+			}
+		}
+	}
+	// PVC, ConfigMap (items kept) and the claim template for build only.
+	if m := mounts(build)["/workspace/cache"]; m.Name != ws("cache") || vs[ws("cache")].PersistentVolumeClaim.ClaimName != "cache-pvc" {
+		t.Errorf("cache = %+v %+v", m, vs[ws("cache")])
+	}
+	if cm := vs[ws("settings")].ConfigMap; cm == nil || cm.Name != ws("settings") || len(cm.Items) != 1 || cm.Items[0].Path != "conf/mode" {
+		t.Errorf("settings volume = %+v", vs[ws("settings")])
+	}
+	if e := vs[ws("scratch")].Ephemeral; e == nil || e.VolumeClaimTemplate.Spec.Resources.Requests.Storage().String() != "1Gi" {
+		t.Errorf("scratch volume = %+v", vs[ws("scratch")])
+	}
+	// The optional workspace the run leaves unbound is not mounted.
+	for _, m := range build.VolumeMounts {
+		if strings.Contains(m.MountPath, "opt") || strings.Contains(m.Name, "extra") {
+			t.Errorf("unbound optional workspace mounted: %+v", m)
+		}
+	}
+
+	// The objects: a copy of the Secret and the ConfigMap, named as their volumes.
+	if len(objs) != 2 {
+		t.Fatalf("objects = %d", len(objs))
+	}
+	sec, ok := objs[0].(*corev1.Secret)
+	if !ok || sec.Name != ws("creds") || string(sec.Data["token"]) != "s3cret" {
+		t.Errorf("secret = %+v", objs[0])
+	}
+	cm, ok := objs[1].(*corev1.ConfigMap)
+	if !ok || cm.Name != ws("settings") || cm.Data[vs[ws("settings")].ConfigMap.Items[0].Key] != "fast" {
+		t.Errorf("configMap = %+v", objs[1])
+	}
+
+	// Step resources: limits as declared, shared requests moved to the supervisor.
+	if l, r := fetch.Resources.Limits[corev1.ResourceMemory], fetch.Resources.Requests[corev1.ResourceMemory]; l.String() != "2Gi" || !r.IsZero() {
+		t.Errorf("fetch resources = %+v", fetch.Resources)
+	}
+	if _, ok := fetch.Resources.Requests[corev1.ResourceCPU]; ok {
+		t.Errorf("fetch has a cpu request without a cpu limit: %+v", fetch.Resources)
+	}
+	if l, r := build.Resources.Limits[corev1.ResourceCPU], build.Resources.Requests[corev1.ResourceCPU]; l.String() != "2" || !r.IsZero() {
+		t.Errorf("build resources = %+v", build.Resources)
+	}
+	// valueFrom env is left to the kubelet.
+	if e := check.Env; len(e) != 2 || e[1].Name != "MAYBE" || e[1].ValueFrom.SecretKeyRef.Name != "absent" || !*e[1].ValueFrom.SecretKeyRef.Optional {
+		t.Errorf("check env = %+v", check.Env)
+	}
+}
+
+// TestVolumeNamesPerRun: two runs of the same PipelineRun (two uids) share
+// no emptyDir, ConfigMap or Secret name (podman shares them by name).
+func TestVolumeNamesPerRun(t *testing.T) {
+	a, b := compileYAML(t, pipelineYAML), compileYAML(t, pipelineYAML)
+	pa, _, err := Pod(context.Background(), a, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _, err := Pod(context.Background(), b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, v := range pa.Spec.Volumes {
+		names[v.Name] = true
+		if !strings.HasSuffix(v.Name, podlayout.RunSuffix(a.Plan.GetUid())) {
+			t.Errorf("volume %q lacks the run's suffix", v.Name)
+		}
+	}
+	for _, v := range pb.Spec.Volumes {
+		if names[v.Name] {
+			t.Errorf("volume %q in both runs", v.Name)
+		}
+	}
+	// A pod-runner run's $(workspaces.W.volume) names the Pod volume.
+	for _, tk := range a.Plan.GetTasks() {
+		for k, v := range tk.GetContext() {
+			if strings.HasSuffix(k, ".volume") && !names[v] {
+				t.Errorf("%s: %s = %q, not a volume of the Pod", tk.GetName(), k, v)
+			}
+		}
+	}
+}
+
+// checkValid applies the checks of Kubernetes' ValidatePod that
+// apimachinery exports (k8s.io/kubernetes itself cannot be imported): names,
+// labels, mounts naming volumes, no mount path twice in a container.
+func checkValid(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	for _, msg := range validation.IsDNS1123Subdomain(pod.Name) {
+		t.Errorf("pod name %q: %s", pod.Name, msg)
+	}
+	for k, v := range pod.Labels {
+		for _, msg := range append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...) {
+			t.Errorf("label %s=%s: %s", k, v, msg)
+		}
+	}
+	vs := volumes(pod)
+	if len(vs) != len(pod.Spec.Volumes) {
+		t.Errorf("duplicate volume names")
+	}
+	for _, v := range pod.Spec.Volumes {
+		for _, msg := range validation.IsDNS1123Label(v.Name) {
+			t.Errorf("volume %q: %s", v.Name, msg)
+		}
+	}
+	seen := map[string]bool{}
+	for _, ct := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		for _, msg := range validation.IsDNS1123Label(ct.Name) {
+			t.Errorf("container %q: %s", ct.Name, msg)
+		}
+		if seen[ct.Name] {
+			t.Errorf("container %q twice", ct.Name)
+		}
+		seen[ct.Name] = true
+		paths := map[string]bool{}
+		for _, m := range ct.VolumeMounts {
+			if _, ok := vs[m.Name]; !ok {
+				t.Errorf("%s mounts unknown volume %q", ct.Name, m.Name)
+			}
+			if paths[m.MountPath] {
+				t.Errorf("%s mounts %s twice", ct.Name, m.MountPath)
+			}
+			paths[m.MountPath] = true
+		}
+		for n, q := range ct.Resources.Requests {
+			if l, ok := ct.Resources.Limits[n]; ok && q.Cmp(l) > 0 {
+				t.Errorf("%s: request %s above limit", ct.Name, n)
+			}
+		}
+	}
+}
+
+// fakeResolver answers from a map and records what it was asked.
+type fakeResolver struct {
+	cmds  map[string][]string
+	asked []string
+}
+
+func (f *fakeResolver) Entrypoint(_ context.Context, image string, hasArgs bool) (Entrypoint, error) {
+	f.asked = append(f.asked, image)
+	cmd, ok := f.cmds[image]
+	if !ok {
+		return Entrypoint{}, &notFound{image}
+	}
+	if !hasArgs {
+		cmd = append(cmd, "default-arg")
+	}
+	return Entrypoint{Command: cmd, Image: image + "@sha256:0"}, nil
+}
+
+type notFound struct{ image string }
+
+func (e *notFound) Error() string { return "MANIFEST_UNKNOWN: " + e.image }
+
+func TestTaskRunPodAndEntrypoints(t *testing.T) {
+	c := compileYAML(t, `
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: tr}
+spec:
+  params: [{name: tag, value: "3"}]
+  taskRef: {name: t}
+---
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: t}
+spec:
+  params: [{name: tag}]
+  steps:
+  - name: no-args
+    image: tool:$(params.tag)
+  - name: with-args
+    image: tool:$(params.tag)
+    args: [x]
+  - name: script
+    image: other
+    script: echo
+`)
+	r := &fakeResolver{cmds: map[string][]string{"tool:3": {"/tool"}}}
+	pod, _, err := Pod(context.Background(), c, Options{Resolver: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, pod)
+	if pod.Labels["tekton.dev/taskRun"] != "tr" || pod.Labels["tekton.dev/task"] != "t" || pod.Labels["tekton.dev/taskRunUID"] != c.Plan.GetUid() {
+		t.Errorf("labels = %v", pod.Labels)
+	}
+	if !reflect.DeepEqual(r.asked, []string{"tool:3", "tool:3"}) {
+		t.Errorf("looked up %q", r.asked)
+	}
+	var images []string
+	for _, ct := range pod.Spec.Containers[1:] {
+		images = append(images, ct.Image)
+	}
+	if want := []string{"tool:3@sha256:0", "tool:3@sha256:0", "other"}; !reflect.DeepEqual(images, want) {
+		t.Errorf("images = %q, want %q", images, want)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(pod.Spec.Containers[0].Env[0].Value)
+	plan := &planpb.Plan{}
+	if err := proto.Unmarshal(raw, plan); err != nil {
+		t.Fatal(err)
+	}
+	steps := plan.GetTasks()[0].GetSpec().GetSteps()
+	if got := steps[0].GetCommand(); !reflect.DeepEqual(got, []string{"/tool", "default-arg"}) {
+		t.Errorf("no-args command = %q", got)
+	}
+	if got := steps[1].GetCommand(); !reflect.DeepEqual(got, []string{"/tool"}) {
+		t.Errorf("with-args command = %q", got)
+	}
+	if len(steps[2].GetCommand()) != 0 || len(c.Plan.GetTasks()[0].GetSpec().GetSteps()[0].GetCommand()) != 0 {
+		t.Errorf("script step or the compiled plan got a command")
+	}
+}
+
+func TestPodErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		yaml     string
+		resolver Resolver
+		want     []string
+	}{
+		{
+			name: "entrypoint not found",
+			yaml: `
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: tr}
+spec:
+  taskSpec:
+    steps: [{name: run, image: "registry.invalid/app:1"}]
+`,
+			resolver: &fakeResolver{},
+			want:     []string{`step "run"`, `registry.invalid/app:1`, "MANIFEST_UNKNOWN"},
+		},
+		{
+			name: "lookups off",
+			yaml: `
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: tr}
+spec:
+  taskSpec:
+    steps: [{image: app}]
+`,
+			want: []string{`step "unnamed-0"`, `"app"`, "lookups are off"},
+		},
+		{
+			name: "image from a result",
+			yaml: `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: pr}
+spec:
+  pipelineSpec:
+    tasks:
+    - name: a
+      taskSpec:
+        results: [{name: img}]
+        steps: [{image: busybox, script: "printf busybox > $(results.img.path)"}]
+    - name: b
+      params: [{name: img, value: $(tasks.a.results.img)}]
+      taskSpec:
+        params: [{name: img}]
+        steps: [{image: $(params.img), script: echo}]
+`,
+			want: []string{`task "b"`, "known only at run time"},
+		},
+		{
+			name: "sidecars",
+			yaml: `
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: tr}
+spec:
+  taskSpec:
+    sidecars: [{name: db, image: postgres}]
+    steps: [{image: busybox, script: echo}]
+`,
+			want: []string{"sidecars"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Pod(context.Background(), compileYAML(t, tt.yaml), Options{Resolver: tt.resolver})
+			var le *load.Error
+			if err == nil || !asLoadError(err, &le) {
+				t.Fatalf("err = %v (%T), want a *load.Error", err, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func asLoadError(err error, le **load.Error) bool {
+	e, ok := err.(*load.Error)
+	*le = e
+	return ok
+}
+
+// TestContainerNameClash: deterministic names can clash ("a-b"+"c" and
+// "a"+"b-c"); the injector refuses rather than build an invalid Pod.
+func TestContainerNameClash(t *testing.T) {
+	c := compileYAML(t, `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: pr}
+spec:
+  pipelineSpec:
+    tasks:
+    - {name: a-b, taskSpec: {steps: [{name: c, image: busybox, script: echo}]}}
+    - {name: a, taskSpec: {steps: [{name: b-c, image: busybox, script: echo}]}}
+`)
+	_, _, err := Pod(context.Background(), c, Options{})
+	if err == nil || !strings.Contains(err.Error(), `"a-b-c"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestBuildList(t *testing.T) {
+	c := compileYAML(t, pipelineYAML)
+	list, err := Build(context.Background(), c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, it := range list.Items {
+		kinds = append(kinds, it.Object.GetObjectKind().GroupVersionKind().Kind)
+	}
+	if list.Kind != "List" || list.APIVersion != "v1" || !reflect.DeepEqual(kinds, []string{"Secret", "ConfigMap", "Pod"}) {
+		t.Errorf("list %s/%s of %q", list.APIVersion, list.Kind, kinds)
+	}
+	pod := list.Items[2].Object.(*corev1.Pod)
+	if pod.Spec.InitContainers[0].Image != DefaultImage {
+		t.Errorf("default image = %q", pod.Spec.InitContainers[0].Image)
+	}
+}
