@@ -19,13 +19,9 @@ import (
 )
 
 // compileMain is `injector compile`: print the Pod (and the objects it
-// needs) that runs the given PipelineRun or TaskRun, as a v1 List. resolver
-// replaces the registry lookup in tests; nil means the registry.
+// needs) that runs the given PipelineRun or TaskRun, as a v1 List. Invalid
+// input exits 2 with the message `pod-runner run` gives.
 func compileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return compileWith(args, stdin, stdout, stderr, nil)
-}
-
-func compileWith(args []string, stdin io.Reader, stdout, stderr io.Writer, registry podspec.Resolver) int {
 	fs := pflag.NewFlagSet("compile", pflag.ContinueOnError)
 	files := fs.StringArrayP("filename", "f", nil, "YAML file with the PipelineRun or TaskRun and what it references (repeatable; - for stdin)")
 	output := fs.StringP("output", "o", "yaml", "manifest format: yaml or json")
@@ -69,10 +65,7 @@ func compileWith(args []string, stdin io.Reader, stdout, stderr io.Writer, regis
 		over.Commands[img] = cmd
 	}
 	if !*offline {
-		over.Next = registry
-		if over.Next == nil {
-			over.Next = &podspec.Registry{Platform: *platform}
-		}
+		over.Next = &podspec.Registry{Platform: *platform}
 	}
 
 	ctx := context.Background()
