@@ -37,6 +37,10 @@ const (
 	InitContainerTypeAnnotation = "io.podman.annotations.init.container.type"
 )
 
+// maxEnvString is Linux's MAX_ARG_STRLEN: the longest "NAME=value" string
+// (with its NUL) execve accepts; a longer one fails the supervisor's start.
+const maxEnvString = 32 * 4096
+
 // Options are the injector's choices.
 type Options struct {
 	// Image is the pod-runner image (DefaultImage when empty).
@@ -198,6 +202,10 @@ func (b *builder) supervisor() (corev1.Container, error) {
 	if err != nil {
 		return corev1.Container{}, fmt.Errorf("encode plan: %w", err)
 	}
+	enc := base64.StdEncoding.EncodeToString(raw)
+	if n := len(podlayout.EnvPlan) + 1 + len(enc) + 1; n > maxEnvString {
+		return corev1.Container{}, load.Errorf("", "", "the plan takes %d bytes in the %s environment variable, over Linux's %d-byte limit on one variable: the run has too many tasks for one Pod's environment", n, podlayout.EnvPlan, maxEnvString)
+	}
 	peak, err := Peak(b.plan)
 	if err != nil {
 		return corev1.Container{}, load.Errorf("", "", "compute resources: %v", err)
@@ -207,7 +215,7 @@ func (b *builder) supervisor() (corev1.Container, error) {
 		Image:           b.opts.Image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         []string{podlayout.ImageBinary, "supervise"},
-		Env:             []corev1.EnvVar{{Name: podlayout.EnvPlan, Value: base64.StdEncoding.EncodeToString(raw)}},
+		Env:             []corev1.EnvVar{{Name: podlayout.EnvPlan, Value: enc}},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: podlayout.VolumeName(podlayout.RunVolume, b.uid), MountPath: podlayout.RunDir},
 			{Name: podlayout.VolumeName(podlayout.StateVolume, b.uid), MountPath: podlayout.StateDir},

@@ -599,3 +599,17 @@ func TestBuildList(t *testing.T) {
 		t.Errorf("default image = %q", pod.Spec.InitContainers[0].Image)
 	}
 }
+
+// TestPlanTooLarge: a plan over Linux's limit on one environment variable
+// is refused when compiled rather than failing the supervisor's exec.
+func TestPlanTooLarge(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: big}\nspec:\n  taskSpec:\n    steps:\n    - image: busybox\n      script: |\n")
+	for i := 0; i < 2000; i++ {
+		b.WriteString("        echo 'a line long enough to make the script weigh about one hundred bytes in the plan'\n")
+	}
+	_, _, err := Pod(context.Background(), compileYAML(t, b.String()), Options{})
+	if err == nil || !strings.Contains(err.Error(), "over Linux's 131072-byte limit") {
+		t.Fatalf("err = %v", err)
+	}
+}
