@@ -23,7 +23,18 @@ import (
 	"github.com/e7763abc/pod-runner/internal/tektonstatus"
 )
 
-func init() { commands["run"] = runMain }
+func init() {
+	commands["run"] = runMain
+	commands[process.ReadOnlyCommand] = readOnlyMain
+}
+
+// readOnlyMain runs a step with its readOnly workspaces mounted read-only;
+// the process launcher starts it (process.Options.Self).
+func readOnlyMain(args []string) int {
+	err := process.ReadOnlyExec(args)
+	fmt.Fprintf(os.Stderr, "pod-runner: %v\n", err)
+	return 126
+}
 
 // runMain is `pod-runner run`: run a PipelineRun or TaskRun on this machine.
 func runMain(args []string) int {
@@ -77,7 +88,8 @@ func runMain(args []string) int {
 	if *quiet {
 		progressOut = io.Discard
 	}
-	launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox()})
+	self, _ := os.Executable()
+	launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox(), Self: self})
 	sup := &supervisor.Supervisor{
 		Plan:     compiled.Plan,
 		Launcher: launcher,

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/e7763abc/pod-runner/internal/results"
@@ -23,6 +24,9 @@ type attempt struct {
 	dir        string // STATE/tasks/TASK/ATTEMPT: results, steps, scripts
 	work       string // RUN/tasks/TASK/ATTEMPT/workspace: the default working dir
 	workspaces map[string]string
+	// mounts, when set, are the workspaces' own mount points: a Task that
+	// declares a readOnly workspace gets Tekton's mounts (root only).
+	mounts []mount
 }
 
 // StartAttempt makes the attempt's directories and resolves its workspaces.
@@ -66,7 +70,33 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 		}
 		a.workspaces[b.GetName()] = p
 	}
+	if err := a.mountWorkspaces(task.GetSpec().GetWorkspaces()); err != nil {
+		return nil, fmt.Errorf("task %q: %w", task.GetName(), err)
+	}
 	return a, nil
+}
+
+// mountWorkspaces gives each bound workspace its own mount point when one of
+// them is readOnly and the launcher can mount: then a readOnly workspace is
+// read-only for the steps, even where another binding of the same volume is
+// writable, as Tekton's mounts are.
+func (a *attempt) mountWorkspaces(declared []*planpb.WorkspaceDeclaration) error {
+	if !a.l.canMount() || !slices.ContainsFunc(declared, (*planpb.WorkspaceDeclaration).GetReadOnly) {
+		return nil
+	}
+	for _, w := range declared {
+		src, ok := a.workspaces[w.GetName()]
+		if !ok {
+			continue
+		}
+		dst := filepath.Join(a.dir, "workspaces", w.GetName())
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return fmt.Errorf("mount point of workspace %q: %w", w.GetName(), err)
+		}
+		a.mounts = append(a.mounts, mount{readOnly: w.GetReadOnly(), src: src, dst: dst})
+		a.workspaces[w.GetName()] = dst
+	}
+	return nil
 }
 
 func (a *attempt) ResultsDir() string   { return filepath.Join(a.dir, "results") }

@@ -51,6 +51,10 @@ type Options struct {
 	// /bin/ash, and sh or ash looked up in PATH all run it. Empty: the host's
 	// shells.
 	Shell string
+	// Self is the pod-runner binary, which can run a step with its readOnly
+	// workspaces mounted read-only (ReadOnlyCommand; root only). Empty: a
+	// readOnly workspace is not enforced.
+	Self string
 	// Env is the base environment of every step (KEY=VALUE). When nil, steps
 	// get PATH and a few harmless host variables (locale, time zone), not the
 	// whole host environment: a container does not inherit it either. HOME is

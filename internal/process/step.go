@@ -215,6 +215,8 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 		return nil, fmt.Errorf("step %q has no command or script: the entrypoint of image %q is only known in pod mode", step.Name, step.Image)
 	}
 
+	p.argv = a.wrapMounts(p.argv)
+
 	var err error
 	if p.stdout, err = openOutput(step.StdoutPath, p.dir); err != nil {
 		return nil, fmt.Errorf("stdoutConfig: %w", err)

@@ -80,7 +80,6 @@ var skip = map[string]skipReason{
 	"taskruns/beta/workspace-in-sidecar.yaml":                                            later(podMode + "sidecars"),
 	"taskruns/ignore-step-error.yaml":                                                    later(podMode + "reads /tekton/steps/... by its container path"),
 	"taskruns/stepaction-passing-results.yaml":                                           later(podMode + "reads /tekton/scripts by its container path"),
-	"taskruns/workspace-readonly.yaml":                                                   later(podMode + "a readOnly workspace is a read-only mount"),
 	"taskruns/beta/workspace-isolation.yaml":                                             later(podMode + "isolated (step-level) workspaces are per-container mounts"),
 	"pipelineruns/beta/isolated-workspaces.yaml":                                         later("misspells workspaces[].mountpath, which strict decoding rejects (Tekton's CRD drops unknown fields); isolated workspaces need pod mode"),
 	"pipelineruns/workspaces-projected.yaml":                                             later(podMode + "projected workspaces"),

@@ -1,0 +1,88 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"syscall"
+)
+
+// ReadOnlyCommand is the hidden command of the pod-runner binary
+// (Options.Self) that runs a step with its workspaces mounted as Tekton
+// mounts them: `SELF ReadOnlyCommand MODE SRC DST... -- ARGV...`, MODE "ro"
+// or "rw". A readOnly workspace is a read-only mount in Tekton, and two
+// bindings of one volume are two mounts; as root, a private mount namespace
+// gives a step the same, while other tasks sharing the volume keep writing
+// to it.
+const ReadOnlyCommand = "_read-only-exec"
+
+// ReadOnlyExec is ReadOnlyCommand: in a new mount namespace it bind-mounts
+// each SRC at DST, read-only for "ro", then execs ARGV in place, so the step
+// keeps the process (and process group) it was started as. It returns only
+// on failure.
+func ReadOnlyExec(args []string) error {
+	sep := slices.Index(args, "--")
+	if sep < 0 || sep == len(args)-1 || sep%3 != 0 {
+		return errors.New("usage: " + ReadOnlyCommand + " [ro|rw SRC DST]... -- ARGV...")
+	}
+	mounts, argv := args[:sep], args[sep+1:]
+	// Namespaces belong to threads: unshare, mount and exec on this one.
+	runtime.LockOSThread()
+	if err := syscall.Unshare(syscall.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("new mount namespace: %w", err)
+	}
+	// Keep the mounts below from propagating back to the host.
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	for i := 0; i < len(mounts); i += 3 {
+		mode, src, dst := mounts[i], mounts[i+1], mounts[i+2]
+		if mode != "ro" && mode != "rw" {
+			return fmt.Errorf("%s: mode %q is neither ro nor rw", ReadOnlyCommand, mode)
+		}
+		if err := syscall.Mount(src, dst, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s at %s: %w", src, dst, err)
+		}
+		if mode == "ro" {
+			if err := syscall.Mount("", dst, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+				return fmt.Errorf("make %s read-only: %w", dst, err)
+			}
+		}
+	}
+	// The working directory may lie under a mount just made: enter it again
+	// to be on the new mounts.
+	if wd, err := os.Getwd(); err == nil {
+		_ = os.Chdir(wd)
+	}
+	return syscall.Exec(argv[0], argv, os.Environ())
+}
+
+// mount is a workspace of an attempt whose steps see it at its own mount
+// point.
+type mount struct {
+	readOnly bool
+	src, dst string
+}
+
+// canMount tells whether steps can get their own mounts: root, and the
+// pod-runner binary to start them through.
+func (l *Launcher) canMount() bool { return l.opts.Self != "" && os.Geteuid() == 0 }
+
+// wrapMounts prefixes argv with the mount wrapper when the attempt mounts
+// its workspaces.
+func (a *attempt) wrapMounts(argv []string) []string {
+	if len(a.mounts) == 0 {
+		return argv
+	}
+	out := []string{a.l.opts.Self, ReadOnlyCommand}
+	for _, m := range a.mounts {
+		mode := "rw"
+		if m.readOnly {
+			mode = "ro"
+		}
+		out = append(out, mode, m.src, m.dst)
+	}
+	return append(append(out, "--"), argv...)
+}
