@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/e7763abc/pod-runner/internal/compile"
@@ -24,7 +25,7 @@ import (
 func compileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("compile", pflag.ContinueOnError)
 	files := fs.StringArrayP("filename", "f", nil, "YAML file with the PipelineRun or TaskRun and what it references (repeatable; - for stdin)")
-	output := fs.StringP("output", "o", "yaml", "manifest format: yaml or json")
+	output := fs.StringP("output", "o", "yaml", "manifest format: yaml or json (a v1 List), or yaml-docs (one YAML document per object, for podman kube play, which reads no List)")
 	image := fs.String("image", podspec.DefaultImage, "the pod-runner image (init and supervisor containers)")
 	namespace := fs.String("namespace", "default", "namespace of runs that name none")
 	params := fs.StringArrayP("param", "p", nil, "set a param: NAME=VALUE (repeatable; JSON for array and object params)")
@@ -45,8 +46,10 @@ func compileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(*files) == 0 {
 		return fail(errors.New("at least one -f FILE is required"))
 	}
-	if *output != "yaml" && *output != "json" {
-		return fail(fmt.Errorf("--output: %q is not one of yaml, json", *output))
+	switch *output {
+	case "yaml", "json", "yaml-docs":
+	default:
+		return fail(fmt.Errorf("--output: %q is not one of yaml, json, yaml-docs", *output))
 	}
 	ps := map[string]string{}
 	for _, kv := range *params {
@@ -77,13 +80,7 @@ func compileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	var out []byte
-	if *output == "json" {
-		out, err = json.MarshalIndent(list, "", "  ")
-		out = append(out, '\n')
-	} else {
-		out, err = yaml.Marshal(list)
-	}
+	out, err := encode(list, *output)
 	if err != nil {
 		fmt.Fprintf(stderr, "injector compile: encode: %v\n", err)
 		return 1
@@ -119,4 +116,27 @@ func compileFiles(ctx context.Context, files []string, stdin io.Reader, opts com
 		docs = append(docs, d...)
 	}
 	return compile.Compile(ctx, docs, opts)
+}
+
+// encode prints the list as format says.
+func encode(list *metav1.List, format string) ([]byte, error) {
+	switch format {
+	case "json":
+		out, err := json.MarshalIndent(list, "", "  ")
+		return append(out, '\n'), err
+	case "yaml-docs":
+		var out []byte
+		for i, it := range list.Items {
+			doc, err := yaml.Marshal(it.Object)
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 {
+				out = append(out, "---\n"...)
+			}
+			out = append(out, doc...)
+		}
+		return out, nil
+	}
+	return yaml.Marshal(list)
 }

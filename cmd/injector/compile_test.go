@@ -184,7 +184,7 @@ func TestCompileInvalid(t *testing.T) {
 		{name: "no run", stdin: "apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec: {steps: [{image: busybox, script: echo}]}\n", args: []string{"-f", "-"}},
 		{name: "missing Task", args: []string{"-f", missingTask}},
 		{name: "no file", args: []string{}, want: "injector compile: at least one -f FILE is required\n"},
-		{name: "bad output", stdin: taskRun, args: []string{"-f", "-", "-o", "text"}, want: "injector compile: --output: \"text\" is not one of yaml, json\n"},
+		{name: "bad output", stdin: taskRun, args: []string{"-f", "-", "-o", "text"}, want: "injector compile: --output: \"text\" is not one of yaml, json, yaml-docs\n"},
 		{name: "bad entrypoint flag", stdin: taskRun, args: []string{"-f", "-", "--entrypoint", "x"}, want: "injector compile: --entrypoint \"x\": want IMAGE=CMD\n"},
 		{name: "offline without override", stdin: strings.ReplaceAll(taskRun, "IMAGE", "tool:1"), args: []string{"-f", "-", "--offline"}},
 		{name: "unreadable file", args: []string{"-f", filepath.Join(dir, "nope.yaml")}},
@@ -236,4 +236,39 @@ func compileError(t *testing.T, stdin string, args []string) string {
 		t.Errorf("%T is not a *load.Error: %v", err, err)
 	}
 	return err.Error()
+}
+
+// TestCompileYAMLDocs: one document per object, the Pod last.
+func TestCompileYAMLDocs(t *testing.T) {
+	in := `
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: cfg}
+spec:
+  workspaces: [{name: c, configMap: {name: settings}}]
+  taskSpec:
+    workspaces: [{name: c}]
+    steps: [{image: busybox, script: cat $(workspaces.c.path)/mode}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: fast}
+`
+	code, out, errOut := run(t, in, "-f", "-", "-o", "yaml-docs")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	docs := strings.Split(out, "---\n")
+	if len(docs) != 2 {
+		t.Fatalf("%d documents:\n%s", len(docs), out)
+	}
+	var cm corev1.ConfigMap
+	var p corev1.Pod
+	if err := yaml.Unmarshal([]byte(docs[0]), &cm); err != nil || cm.Kind != "ConfigMap" || cm.Data["mode"] != "fast" {
+		t.Errorf("first document: %v %+v", err, cm)
+	}
+	if err := yaml.Unmarshal([]byte(docs[1]), &p); err != nil || p.Kind != "Pod" || p.Spec.Volumes[len(p.Spec.Volumes)-1].ConfigMap.Name != cm.Name {
+		t.Errorf("second document: %v %+v", err, p.Spec.Volumes)
+	}
 }
