@@ -117,6 +117,21 @@ func TestPeak(t *testing.T) {
 			cpu: "2100m", memory: "2Gi",
 		},
 		{
+			// The README's example.
+			name: "README: fetch, then build, lint and test at once, then publish; finally notify",
+			plan: &planpb.Plan{
+				Tasks: []*planpb.Task{
+					task("fetch", nil, req("1", "512Mi")),
+					task("build", []string{"fetch"}, req("2", "2Gi")),
+					task("lint", []string{"fetch"}, req("1", "1Gi")),
+					task("test", []string{"fetch"}, req("500m", "256Mi"), req("1500m", "3Gi")),
+					task("publish", []string{"build", "lint", "test"}, req("500m", "256Mi")),
+				},
+				Finally: []*planpb.Task{task("notify", nil, req("100m", "64Mi"))},
+			},
+			cpu: "4500m", memory: "6Gi",
+		},
+		{
 			name: "no requests: none",
 			plan: &planpb.Plan{Tasks: []*planpb.Task{task("a", nil, req("", ""))}},
 		},
