@@ -147,6 +147,13 @@ func TestCompiledPod(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "cmd", "injector")); err != nil {
 		t.Skip("waiting for cmd/injector (injector compile, issue 3 item 1)")
 	}
+	// The in-pod binary of localhost/pod-runner:dev, as make images built it.
+	usage, _ := exec.Command(filepath.Join(root, ".cache", "podman", "pod-runner-inpod"), "help").CombinedOutput()
+	for _, cmd := range []string{"init", "supervise", "step"} {
+		if !strings.Contains(string(usage), cmd) {
+			t.Skipf("waiting for `pod-runner %s` in the in-pod binary (issue 3 item 3)", cmd)
+		}
+	}
 	injector := filepath.Join(t.TempDir(), "injector")
 	build := exec.Command("go", "build", "-o", injector, "./cmd/injector")
 	build.Dir = root
@@ -194,7 +201,8 @@ spec:
 	p := waitEnded(t, pod, 3*time.Minute)
 	t.Logf("created to %s: %s", p.Status.Phase, time.Since(start).Round(time.Millisecond))
 	if p.Status.Phase != corev1.PodSucceeded {
-		t.Errorf("phase %s; supervisor log:\n%s", p.Status.Phase, logs(t, pod, podlayout.SupervisorContainer))
+		st, _ := json.MarshalIndent(p.Status, "", "  ")
+		t.Fatalf("phase %s:\n%s", p.Status.Phase, st)
 	}
 	var message string
 	for _, c := range p.Status.ContainerStatuses {
