@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // TestSmoke plays a plain busybox Pod with the shapes the run Pod relies
@@ -13,7 +15,8 @@ import (
 // emptyDir shared by parallel containers (named per run, as podman names
 // the volume by its name alone), a ConfigMap volume in the same YAML (podman
 // 4.3 has no downward API volumes), exit codes, per-container logs and the
-// lowered rlimits.
+// lowered rlimits; and a subPath of an emptyDir, which podman 4.3 ignores
+// (splitSubPaths).
 func TestSmoke(t *testing.T) {
 	needPodman(t)
 	suffix := fmt.Sprintf("%x", time.Now().UnixNano())
@@ -44,13 +47,14 @@ items:
     containers:
     - name: writer
       image: localhost/busybox:pod-runner
-      command: ["sh", "-c", "cat /shared/init; echo from-writer > /shared/w; cat /plan/plan; echo; ulimit -n"]
+      command: ["sh", "-c", "cat /shared/init; echo sub > /results/r; echo from-writer > /shared/w; cat /plan/plan; echo; ulimit -n"]
       volumeMounts:
       - {name: shared-SUFFIX, mountPath: /shared}
+      - {name: shared-SUFFIX, mountPath: /results, subPath: task/results}
       - {name: plan-SUFFIX, mountPath: /plan}
     - name: reader
       image: localhost/busybox:pod-runner
-      command: ["sh", "-c", "while [ ! -f /shared/w ]; do sleep 0.1; done; cat /shared/w; echo to-stderr >&2; exit 3"]
+      command: ["sh", "-c", "while [ ! -f /shared/w ]; do sleep 0.1; done; cat /shared/w /shared/task/results/r; ls /shared; echo to-stderr >&2; exit 3"]
       volumeMounts: [{name: shared-SUFFIX, mountPath: /shared}]
     volumes:
     - name: shared-SUFFIX
@@ -74,7 +78,7 @@ items:
 	}{
 		{"init", 0, []string{"init-ran"}},
 		{"writer", 0, []string{"init", "hello-from-configmap", "4096"}},
-		{"reader", 3, []string{"from-writer", "to-stderr"}},
+		{"reader", 3, []string{"from-writer", "sub", "to-stderr"}},
 	}
 	for _, c := range cases {
 		if got := p.exitCode(t, c.container); got != c.code {
@@ -86,5 +90,48 @@ items:
 				t.Errorf("%s's log lacks %q:\n%s", c.container, want, log)
 			}
 		}
+	}
+}
+
+func TestSplitSubPaths(t *testing.T) {
+	p := &corev1.Pod{Spec: corev1.PodSpec{
+		Volumes: []corev1.Volume{
+			{Name: "state", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+			{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+		},
+		Containers: []corev1.Container{
+			{Name: "supervisor", VolumeMounts: []corev1.VolumeMount{{Name: "state", MountPath: "/state"}}},
+			{Name: "a", VolumeMounts: []corev1.VolumeMount{
+				{Name: "state", MountPath: "/tekton/results", SubPath: "a/results"},
+				{Name: "cm", MountPath: "/cm", SubPath: "key"},
+			}},
+			{Name: "b", VolumeMounts: []corev1.VolumeMount{{Name: "state", MountPath: "/tekton/results", SubPath: "b/results/", ReadOnly: true}}},
+		},
+	}}
+	if !splitSubPaths(p) {
+		t.Fatal("nothing split")
+	}
+	got := map[string][]string{}
+	for _, c := range p.Spec.Containers {
+		for _, m := range c.VolumeMounts {
+			got[c.Name] = append(got[c.Name], fmt.Sprintf("%s:%s:%s:%v", m.Name, m.MountPath, m.SubPath, m.ReadOnly))
+		}
+	}
+	va, vb := got["a"][0][:strings.Index(got["a"][0], ":")], got["b"][0][:strings.Index(got["b"][0], ":")]
+	want := map[string][]string{
+		"supervisor": {"state:/state::false", va + ":/state/a/results::false", vb + ":/state/b/results::false"},
+		"a":          {va + ":/tekton/results::false", "cm:/cm:key:false"},
+		"b":          {vb + ":/tekton/results::true"},
+	}
+	if va == vb || !strings.HasPrefix(va, "state-") {
+		t.Errorf("split volumes %q and %q", va, vb)
+	}
+	for c, w := range want {
+		if strings.Join(got[c], " ") != strings.Join(w, " ") {
+			t.Errorf("%s mounts:\n got %v\nwant %v", c, got[c], w)
+		}
+	}
+	if n := len(p.Spec.Volumes); n != 4 || p.Spec.Volumes[2].EmptyDir.Medium != corev1.StorageMediumMemory {
+		t.Errorf("volumes: %+v", p.Spec.Volumes)
 	}
 }
