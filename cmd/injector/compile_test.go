@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http/httptest"
 	"os"
@@ -69,7 +68,7 @@ func pod(t *testing.T, out string, format string) *corev1.Pod {
 
 func plan(t *testing.T, p *corev1.Pod) *planpb.Plan {
 	t.Helper()
-	raw, err := base64.StdEncoding.DecodeString(p.Spec.Containers[0].Env[0].Value)
+	raw, err := podlayout.DecodePlan(p.Spec.Containers[0].Env[0].Value)
 	if err != nil {
 		t.Fatal(err)
 	}

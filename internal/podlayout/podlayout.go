@@ -4,8 +4,13 @@
 package podlayout
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"regexp"
 	"strings"
 )
@@ -46,10 +51,10 @@ const (
 // Environment variables.
 const (
 	// EnvPlan carries the Plan to the supervisor: the proto message in
-	// binary form, base64 (standard encoding). An environment variable works
+	// binary form, gzipped, base64 (EncodePlan). An environment variable works
 	// on Kubernetes and under podman kube play alike (podman 4.3 has no
-	// downward API volumes), and a Plan is small next to the 1.5 MB object
-	// limit.
+	// downward API volumes). Linux caps one variable at 128 KiB; gzip makes
+	// that room for well over a thousand tasks.
 	EnvPlan = "POD_RUNNER_PLAN"
 	// EnvContainer names the step container to its `pod-runner step`.
 	EnvContainer = "POD_RUNNER_CONTAINER"
@@ -118,18 +123,38 @@ func RunSuffix(uid string) string {
 }
 
 // VolumeName is the Pod volume of a run's volume (a plan volume, or one of
-// the fixed ones above), unique to the run: NAME-SUFFIX within 63 characters.
+// the fixed ones above), unique to the run: NAME-SUFFIX, shortened with a
+// hash past 63 characters.
 func VolumeName(name, uid string) string {
-	return dnsLabel(shorten(name, maxName-9) + "-" + RunSuffix(uid))
+	return dnsLabel(name + "-" + RunSuffix(uid))
 }
 
 // WorkspaceVolume is the Pod volume behind a plan volume (a workspace): its
 // name is what $(workspaces.W.volume) gives.
 func WorkspaceVolume(planVolume, uid string) string { return VolumeName("ws-"+planVolume, uid) }
 
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
+// EncodePlan is the value of EnvPlan for a Plan's binary proto form.
+func EncodePlan(plan []byte) string {
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	zw.Write(plan) // writes to a bytes.Buffer do not fail
+	zw.Close()
+	return base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+// DecodePlan reverses EncodePlan.
+func DecodePlan(value string) ([]byte, error) {
+	z, err := base64.StdEncoding.DecodeString(value)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvPlan, err)
 	}
-	return s[:n]
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvPlan, err)
+	}
+	plan, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvPlan, err)
+	}
+	return plan, nil
 }

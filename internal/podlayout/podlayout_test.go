@@ -42,3 +42,21 @@ func TestNames(t *testing.T) {
 		t.Error("two runs share a volume name")
 	}
 }
+
+func TestPlanEncoding(t *testing.T) {
+	plan := []byte(strings.Repeat("task with steps and params ", 1000))
+	enc := EncodePlan(plan)
+	if len(enc) >= len(plan)/4 {
+		t.Errorf("encoded %d bytes into %d: not compressed", len(plan), len(enc))
+	}
+	got, err := DecodePlan(enc)
+	if err != nil || string(got) != string(plan) {
+		t.Fatalf("DecodePlan = %d bytes, %v", len(got), err)
+	}
+	if _, err := DecodePlan("not base64!"); err == nil {
+		t.Error("bad input decoded")
+	}
+	if long := VolumeName(strings.Repeat("x", 60)+"a", "u"); long == VolumeName(strings.Repeat("x", 60)+"b", "u") {
+		t.Errorf("long volume names collide: %q", long)
+	}
+}

@@ -4,7 +4,6 @@ package podspec
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"maps"
 
@@ -202,7 +201,7 @@ func (b *builder) supervisor() (corev1.Container, error) {
 	if err != nil {
 		return corev1.Container{}, fmt.Errorf("encode plan: %w", err)
 	}
-	enc := base64.StdEncoding.EncodeToString(raw)
+	enc := podlayout.EncodePlan(raw)
 	if n := len(podlayout.EnvPlan) + 1 + len(enc) + 1; n > maxEnvString {
 		return corev1.Container{}, load.Errorf("", "", "the plan takes %d bytes in the %s environment variable, over Linux's %d-byte limit on one variable: the run has too many tasks for one Pod's environment", n, podlayout.EnvPlan, maxEnvString)
 	}

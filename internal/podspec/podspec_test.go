@@ -2,7 +2,6 @@ package podspec
 
 import (
 	"context"
-	"encoding/base64"
 	"reflect"
 	"strings"
 	"testing"
@@ -180,7 +179,7 @@ func TestPipelinePod(t *testing.T) {
 	if len(sup.Env) != 1 || sup.Env[0].Name != podlayout.EnvPlan {
 		t.Fatalf("supervisor env = %+v", sup.Env)
 	}
-	raw, err := base64.StdEncoding.DecodeString(sup.Env[0].Value)
+	raw, err := podlayout.DecodePlan(sup.Env[0].Value)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,8 @@ package podspec
 
 import (
 	"context"
-	"encoding/base64"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/e7763abc/pod-runner/internal/load"
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -79,7 +81,7 @@ spec:
 	if want := []string{"tool:3@sha256:0", "tool:3@sha256:0", "other"}; !reflect.DeepEqual(images, want) {
 		t.Errorf("images = %q, want %q", images, want)
 	}
-	raw, _ := base64.StdEncoding.DecodeString(pod.Spec.Containers[0].Env[0].Value)
+	raw, _ := podlayout.DecodePlan(pod.Spec.Containers[0].Env[0].Value)
 	plan := &planpb.Plan{}
 	if err := proto.Unmarshal(raw, plan); err != nil {
 		t.Fatal(err)
@@ -228,8 +230,10 @@ func TestBuildList(t *testing.T) {
 func TestPlanTooLarge(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: big}\nspec:\n  taskSpec:\n    steps:\n    - image: busybox\n      script: |\n")
-	for i := 0; i < 2000; i++ {
-		b.WriteString("        echo 'a line long enough to make the script weigh about one hundred bytes in the plan'\n")
+	// Random text, which gzip cannot shrink much.
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 4000; i++ {
+		fmt.Fprintf(&b, "        echo '%016x%016x%016x%016x%016x'\n", r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64())
 	}
 	_, _, err := Pod(context.Background(), compileYAML(t, b.String()), Options{})
 	if err == nil || !strings.Contains(err.Error(), "over Linux's 131072-byte limit") {
