@@ -1,0 +1,231 @@
+package podlaunch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+	"github.com/e7763abc/pod-runner/proto/steppb"
+)
+
+// stopMargin is how long past the grace period a stopped step may take to
+// report; past it the container is taken as lost.
+const stopMargin = 5 * time.Second
+
+// ReasonContainerEnded is StepExit.Reason when a step's container ended
+// (killed, evicted, crashed) before its step did.
+const ReasonContainerEnded = "ContainerEnded"
+
+// attempt is one attempt of a task, whose steps see the state volume's task
+// directory at Tekton's paths.
+type attempt struct {
+	l          *Launcher
+	task       string
+	dir        string // the supervisor's mount of the task's state directory
+	results    string // the results directory as the steps see it
+	steps      string // the steps directory as the steps see it
+	workspaces map[string]string
+}
+
+// StartAttempt makes (or, for a retry, empties) the task's results and step
+// directories in the state volume.
+func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (supervisor.Attempt, error) {
+	l.mu.Lock()
+	prepared, decls := l.ln != nil, l.workspaces[task.GetName()]
+	l.mu.Unlock()
+	if !prepared {
+		return nil, errors.New("launcher not prepared")
+	}
+	a := &attempt{l: l, task: task.GetName(), dir: filepath.Join(l.opts.StateDir, podlayout.TaskDir(task.GetName())),
+		workspaces: map[string]string{}}
+	a.results, a.steps = l.opts.StepView(task.GetName())
+	// The step containers mount these directories: a retry empties them
+	// rather than replacing them, which would leave the mounts on deleted
+	// directories.
+	dirs := []string{filepath.Join(a.dir, "results"), filepath.Join(a.dir, "steps")}
+	for _, d := range dirs {
+		if err := emptyDir(d); err != nil {
+			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
+		}
+	}
+	for i, s := range task.GetSpec().GetSteps() {
+		if err := mkdir(filepath.Join(a.dir, "steps", "step-"+results.StepName(s.GetName(), i), "results")); err != nil {
+			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
+		}
+	}
+	for _, b := range task.GetWorkspaces() {
+		p, ok := decls[b.GetName()]
+		if !ok {
+			p = podlayout.WorkspaceDir + "/" + b.GetName()
+		}
+		a.workspaces[b.GetName()] = p
+	}
+	return a, nil
+}
+
+// emptyDir makes dir, or removes what it holds.
+func emptyDir(dir string) error {
+	if err := mkdir(dir); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdir makes dir and its parents writable by every user: a step's image
+// may run as any user, as with Tekton's emptyDir volumes.
+func mkdir(dir string) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o777)
+}
+
+// ResultsDir is Tekton's /tekton/results, as the task's containers mount it.
+func (a *attempt) ResultsDir() string { return a.results }
+
+// StepDir is /tekton/steps/step-NAME, as the task's containers mount it.
+func (a *attempt) StepDir(step string) string { return a.steps + "/step-" + step }
+
+// Workspace is the mount path of a bound workspace in the task's containers.
+func (a *attempt) Workspace(name string) (string, bool) {
+	p, ok := a.workspaces[name]
+	return p, ok
+}
+
+// ReadResult reads a result the steps wrote, through the supervisor's mount.
+func (a *attempt) ReadResult(name string) (string, bool, error) {
+	return readFile(filepath.Join(a.dir, "results"), name)
+}
+
+// ReadStepResult reads a step result through the supervisor's mount.
+func (a *attempt) ReadStepResult(step, name string) (string, bool, error) {
+	return readFile(filepath.Join(a.dir, "steps", "step-"+step, "results"), name)
+}
+
+// Finish keeps the files: a retry empties them, the pod's end removes them.
+func (a *attempt) Finish() {}
+
+func readFile(dir, name string) (string, bool, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return "", false, fmt.Errorf("result name %q is not a file name", name)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read result: %w", err)
+	}
+	return string(b), true, nil
+}
+
+// RunStep waits for the step's container to connect, sends it the step, and
+// waits for it to end. When ctx ends first the step is told to stop.
+func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor.StepExit {
+	l := a.l
+	stepName := results.StepName(step.Name, step.Index)
+	name := podlayout.StepContainer(a.task, stepName)
+	l.mu.Lock()
+	c := l.container(name)
+	secret := l.secretEnv[name]
+	l.mu.Unlock()
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return supervisor.StepExit{Err: fmt.Errorf("container %q never connected: %w", name, context.Cause(ctx))}
+	}
+	p := c.peer
+	lost := func(since time.Time) supervisor.StepExit {
+		return supervisor.StepExit{Started: since, Finished: time.Now(), ExitCode: 1, Reason: ReasonContainerEnded,
+			Err: fmt.Errorf("container %q ended unexpectedly (%v)", name, p.err)}
+	}
+	select {
+	case <-p.gone:
+		return lost(time.Time{})
+	default:
+	}
+	seq := l.nextSeq()
+	run := &steppb.Run{
+		Seq: seq, Command: step.Command, Args: step.Args, Script: step.Script,
+		Env: dropEnv(step.Env, secret), WorkingDir: step.WorkingDir,
+		StdoutPath: step.StdoutPath, StderrPath: step.StderrPath,
+		ExitCodePath: a.StepDir(stepName) + "/exitCode", Name: stepName,
+	}
+	sent := time.Now()
+	if err := p.send(&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Run{Run: run}}); err != nil {
+		<-p.gone // a failed write means the connection is going
+		return lost(time.Time{})
+	}
+	var deadline <-chan time.Time
+	done := ctx.Done()
+	for {
+		select {
+		case ex := <-p.exited:
+			if ex.GetSeq() == seq {
+				return toExit(ex)
+			}
+		case <-p.gone:
+			return lost(sent)
+		case <-done:
+			done = nil
+			stop := &steppb.Stop{Seq: seq, GraceMs: l.opts.Grace.Milliseconds()}
+			if err := p.send(&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Stop{Stop: stop}}); err != nil {
+				<-p.gone
+				return lost(sent)
+			}
+			deadline = time.After(l.opts.Grace + stopMargin)
+		case <-deadline:
+			return supervisor.StepExit{Started: sent, Finished: time.Now(), ExitCode: 1,
+				Err: fmt.Errorf("container %q did not stop its step within %v", name, l.opts.Grace+stopMargin)}
+		}
+	}
+}
+
+// toExit reads an Exited message.
+func toExit(ex *steppb.Exited) supervisor.StepExit {
+	out := supervisor.StepExit{ExitCode: int(ex.GetExitCode()), Reason: ex.GetReason()}
+	if t := ex.GetStartedUnixNano(); t != 0 {
+		out.Started = time.Unix(0, t)
+	}
+	if t := ex.GetFinishedUnixNano(); t != 0 {
+		out.Finished = time.Unix(0, t)
+	}
+	if e := ex.GetError(); e != "" {
+		out.Err = errors.New(e)
+	}
+	return out
+}
+
+// dropEnv leaves out the variables the container sets itself from a
+// ConfigMap or Secret.
+func dropEnv(env []string, drop map[string]bool) []string {
+	if len(drop) == 0 {
+		return env
+	}
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -1,0 +1,316 @@
+// Package podlaunch is the pod's launcher: the supervisor container runs each
+// step in its step container, telling that container's `pod-runner step`
+// what to run over a Unix socket.
+package podlaunch
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/internal/stepper"
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+	"github.com/e7763abc/pod-runner/proto/steppb"
+)
+
+var _ supervisor.Launcher = (*Launcher)(nil)
+
+// DefaultGrace is how long a stopped step has between SIGTERM and SIGKILL.
+const DefaultGrace = 5 * time.Second
+
+// helloTimeout bounds how long a new connection may take to say who it is.
+const helloTimeout = 10 * time.Second
+
+// Options configure a Launcher; zero values take the pod's layout.
+type Options struct {
+	// Socket is where the supervisor listens (podlayout.Socket). Close
+	// creates stepper.DoneFile beside it.
+	Socket string
+	// StateDir is the supervisor's mount of the state volume
+	// (podlayout.StateDir): each task's results and step directories.
+	StateDir string
+	// Grace is the time between SIGTERM and SIGKILL when a step is stopped
+	// (DefaultGrace).
+	Grace time.Duration
+	// Log receives the launcher's own messages (os.Stderr).
+	Log io.Writer
+	// StepView is where a task's step containers see its results and steps
+	// directories (podlayout.ResultsDir and podlayout.StepsDir, their mounts
+	// of the task's part of the state volume). Tests that run steps outside
+	// containers point it at StateDir.
+	StepView func(task string) (resultsDir, stepsDir string)
+}
+
+// Launcher runs steps in step containers. It implements supervisor.Launcher.
+type Launcher struct {
+	opts Options
+
+	mu         sync.Mutex
+	ln         net.Listener
+	containers map[string]*container
+	// secretEnv: per container, env names set from a ConfigMap or Secret
+	// (valueFrom): the container has them from its spec, and the plan's
+	// empty value must not hide them.
+	secretEnv map[string]map[string]bool
+	// workspaces: per task, each declared workspace's mount path.
+	workspaces map[string]map[string]string
+	closing    bool
+	seq        uint64
+}
+
+// container is a step container the supervisor knows of.
+type container struct {
+	name     string
+	expected bool          // a step of the plan runs there
+	ready    chan struct{} // closed when it connected
+	peer     *peer
+	told     bool // sent Exit
+}
+
+// New returns a Launcher; it listens from Prepare on.
+func New(opts Options) *Launcher {
+	if opts.Socket == "" {
+		opts.Socket = podlayout.Socket
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = podlayout.StateDir
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	if opts.StepView == nil {
+		opts.StepView = func(string) (string, string) { return podlayout.ResultsDir, podlayout.StepsDir }
+	}
+	return &Launcher{opts: opts, containers: map[string]*container{}, secretEnv: map[string]map[string]bool{},
+		workspaces: map[string]map[string]string{}}
+}
+
+// Prepare learns the plan's step containers and listens on the socket.
+func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return errors.New("launcher already prepared")
+	}
+	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
+		ws := map[string]string{}
+		for _, d := range t.GetSpec().GetWorkspaces() {
+			p := d.GetMountPath()
+			if p == "" {
+				p = podlayout.WorkspaceDir + "/" + d.GetName() // Tekton's default
+			}
+			ws[d.GetName()] = p
+		}
+		l.workspaces[t.GetName()] = ws
+		for i, s := range t.GetSpec().GetSteps() {
+			name := podlayout.StepContainer(t.GetName(), results.StepName(s.GetName(), i))
+			l.container(name).expected = true
+			for _, e := range s.GetEnv() {
+				if e.GetValueFrom() != nil {
+					if l.secretEnv[name] == nil {
+						l.secretEnv[name] = map[string]bool{}
+					}
+					l.secretEnv[name][e.GetName()] = true
+				}
+			}
+		}
+	}
+	// A socket left by an earlier supervisor of this pod (none with
+	// restartPolicy Never, but a test may reuse a directory) would make
+	// Listen fail.
+	_ = os.Remove(l.opts.Socket)
+	_ = os.Remove(l.doneFile())
+	ln, err := net.Listen("unix", l.opts.Socket)
+	if err != nil {
+		return fmt.Errorf("listen for step containers: %w", err)
+	}
+	l.ln = ln
+	go l.accept(ln)
+	return nil
+}
+
+func (l *Launcher) doneFile() string {
+	return filepath.Join(filepath.Dir(l.opts.Socket), stepper.DoneFile)
+}
+
+// container returns the entry of a container, made on first use. l.mu held.
+func (l *Launcher) container(name string) *container {
+	c, ok := l.containers[name]
+	if !ok {
+		c = &container{name: name, ready: make(chan struct{})}
+		l.containers[name] = c
+	}
+	return c
+}
+
+// accept registers each step container that connects and says Hello.
+func (l *Launcher) accept(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return // closed by Wait
+		}
+		go l.hello(conn)
+	}
+}
+
+func (l *Launcher) hello(conn net.Conn) {
+	r := bufio.NewReader(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	m := &steppb.StepMessage{}
+	if err := stepper.ReadMsg(r, m); err != nil || m.GetHello().GetContainer() == "" {
+		fmt.Fprintf(l.opts.Log, "pod-runner: a connection said no hello (%v); closing it\n", err)
+		conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	name := m.GetHello().GetContainer()
+	p := &peer{name: name, conn: conn, exited: make(chan *steppb.Exited, 4), gone: make(chan struct{})}
+
+	l.mu.Lock()
+	c := l.container(name)
+	if c.peer != nil {
+		l.mu.Unlock()
+		fmt.Fprintf(l.opts.Log, "pod-runner: container %q connected twice; closing the second connection\n", name)
+		conn.Close()
+		return
+	}
+	if !c.expected {
+		fmt.Fprintf(l.opts.Log, "pod-runner: container %q runs no step of this plan\n", name)
+	}
+	c.peer = p
+	close(c.ready)
+	if l.closing {
+		l.tellExit(c)
+	}
+	l.mu.Unlock()
+	p.read(r)
+}
+
+// tellExit sends Exit to a connected container. l.mu held.
+func (l *Launcher) tellExit(c *container) {
+	if c.told || c.peer == nil {
+		return
+	}
+	c.told = true
+	if err := c.peer.send(&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Exit{Exit: &steppb.Exit{}}}); err != nil {
+		select {
+		case <-c.peer.gone: // it ended on its own: nothing to tell
+		default:
+			fmt.Fprintf(l.opts.Log, "pod-runner: tell container %q to exit: %v\n", c.name, err)
+		}
+	}
+}
+
+// Close tells every connected step container to exit, and those that
+// connect later too. It marks the run done (stepper.DoneFile beside the
+// socket): a container that has not connected yet — its task was skipped, or
+// its image is still being pulled — sees it and exits 0 without waiting for
+// anyone. Close does not wait: Wait does.
+func (l *Launcher) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing || l.ln == nil {
+		return nil
+	}
+	l.closing = true
+	for _, c := range l.containers {
+		l.tellExit(c)
+	}
+	if err := os.WriteFile(l.doneFile(), nil, 0o644); err != nil {
+		return fmt.Errorf("mark the run done: %w", err)
+	}
+	return nil
+}
+
+// Wait waits, after Close, until every connected step container has gone
+// (it was told to exit) or ctx ends, then stops listening.
+func (l *Launcher) Wait(ctx context.Context) error {
+	l.mu.Lock()
+	ln, closing := l.ln, l.closing
+	var peers []*peer
+	for _, c := range l.containers {
+		if c.peer != nil {
+			peers = append(peers, c.peer)
+		}
+	}
+	l.mu.Unlock()
+	if ln == nil {
+		return nil
+	}
+	if !closing {
+		return errors.New("wait before close")
+	}
+	var stuck []string
+	for _, p := range peers {
+		select {
+		case <-p.gone:
+		case <-ctx.Done():
+			stuck = append(stuck, p.name)
+		}
+	}
+	ln.Close()
+	_ = os.Remove(l.opts.Socket)
+	if len(stuck) > 0 {
+		slices.Sort(stuck)
+		return fmt.Errorf("step containers %v have not exited: %w", stuck, ctx.Err())
+	}
+	return nil
+}
+
+// nextSeq numbers Run messages.
+func (l *Launcher) nextSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seq++
+	return l.seq
+}
+
+// peer is the connection of one step container.
+type peer struct {
+	name   string
+	conn   net.Conn
+	wmu    sync.Mutex
+	exited chan *steppb.Exited
+	gone   chan struct{} // closed when the connection ended
+	err    error         // why, set before gone is closed
+}
+
+func (p *peer) send(m *steppb.SupervisorMessage) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return stepper.WriteMsg(p.conn, m)
+}
+
+// read delivers Exited messages until the connection ends.
+func (p *peer) read(r *bufio.Reader) {
+	defer close(p.gone)
+	defer p.conn.Close()
+	for {
+		m := &steppb.StepMessage{}
+		if err := stepper.ReadMsg(r, m); err != nil {
+			p.err = err
+			return
+		}
+		if ex := m.GetExited(); ex != nil {
+			select {
+			case p.exited <- ex:
+			default: // nobody waits for that many: a stale answer
+			}
+		}
+	}
+}
