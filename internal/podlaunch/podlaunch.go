@@ -220,11 +220,12 @@ func (l *Launcher) tellExit(c *container) {
 // connect later too. It marks the run done (stepper.DoneFile beside the
 // socket): a container that has not connected yet — its task was skipped, or
 // its image is still being pulled — sees it and exits 0 without waiting for
-// anyone. Close does not wait: Wait does.
+// anyone. Close does not wait: Wait does. A supervisor that fails before or
+// in Prepare calls Close too, so that no step container waits for ever.
 func (l *Launcher) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closing || l.ln == nil {
+	if l.closing {
 		return nil
 	}
 	l.closing = true

@@ -1,0 +1,233 @@
+// Package sidecar publishes a pod run's status where a controller can read it
+// through the Kubernetes API alone, and reads it back: every supervisor event
+// as a line of the supervisor container's log, and a compact final status as
+// its termination message.
+package sidecar
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// LinePrefix starts every event line in the supervisor's log; the rest of
+// the line is the planpb.Event in protojson, on one line. Other lines (the
+// supervisor's own messages) are left alone by Read.
+const LinePrefix = "pod-runner.event/v1 "
+
+// MaxTermination is Kubernetes' cap on a container's termination message.
+const MaxTermination = 4096
+
+// Publisher writes events as log lines. It implements supervisor.Reporter.
+type Publisher struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+// NewPublisher writes to w (the supervisor's stdout).
+func NewPublisher(w io.Writer) *Publisher { return &Publisher{w: w} }
+
+// Report writes one event line. A write error is kept for Err: the run goes
+// on, its termination message still tells the outcome.
+func (p *Publisher) Report(e *planpb.Event) {
+	b, err := protojson.MarshalOptions{}.Marshal(e)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		line := make([]byte, 0, len(LinePrefix)+len(b)+1)
+		line = append(append(append(line, LinePrefix...), b...), '\n')
+		_, err = p.w.Write(line)
+	}
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("publish event: %w", err)
+	}
+}
+
+// Err is the first error writing an event.
+func (p *Publisher) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Summary is the compact form of a final status that fits a termination
+// message: the run's condition and times, each task's name, condition and
+// times, the skipped tasks. Results, steps and params travel in the log
+// lines. Messages are shortened until the whole fits MaxTermination.
+func Summary(st *planpb.RunStatus) []byte {
+	s := &planpb.RunStatus{Name: st.GetName(), Condition: st.GetCondition(), StartTime: st.GetStartTime(), CompletionTime: st.GetCompletionTime()}
+	for _, t := range st.GetTasks() {
+		s.Tasks = append(s.Tasks, &planpb.TaskStatus{Name: t.GetName(), Finally: t.GetFinally(),
+			Condition: proto.Clone(t.GetCondition()).(*planpb.Condition), StartTime: t.GetStartTime(), CompletionTime: t.GetCompletionTime()})
+	}
+	for _, sk := range st.GetSkipped() {
+		s.Skipped = append(s.Skipped, &planpb.SkippedTask{Name: sk.GetName(), Reason: sk.GetReason()})
+	}
+	for limit := 1024; ; limit /= 2 {
+		b, _ := protojson.Marshal(s)
+		if len(b) <= MaxTermination {
+			return b
+		}
+		if limit < 8 {
+			// Too many tasks even without messages: keep the run's
+			// condition; the log lines have the rest.
+			s.Tasks, s.Skipped = nil, nil
+			b, _ = protojson.Marshal(s)
+			return b
+		}
+		for _, t := range s.Tasks {
+			if c := t.GetCondition(); c != nil {
+				c.Message = truncate(c.GetMessage(), limit)
+			}
+		}
+		s.Condition = proto.Clone(s.GetCondition()).(*planpb.Condition)
+		s.Condition.Message = truncate(s.Condition.GetMessage(), 2*limit)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// WriteTermination writes the final status's Summary to path (the
+// container's terminationMessagePath).
+func WriteTermination(path string, st *planpb.RunStatus) error {
+	if err := os.WriteFile(path, Summary(st), 0o644); err != nil {
+		return fmt.Errorf("write termination message: %w", err)
+	}
+	return nil
+}
+
+// FailurePrefix starts the termination message of a supervisor that could
+// not run the plan (bad plan, setup error, panic); the rest is plain text.
+const FailurePrefix = "pod-runner supervise failed: "
+
+// WriteFailure writes a failure as the termination message.
+func WriteFailure(path, msg string) error {
+	b := []byte(truncate(FailurePrefix+msg, MaxTermination-4))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write termination message: %w", err)
+	}
+	return nil
+}
+
+// ParseTermination reads a termination message: the summary of a run that
+// ended, or the error of a supervisor that failed.
+func ParseTermination(msg string) (*planpb.RunStatus, error) {
+	if text, ok := strings.CutPrefix(msg, FailurePrefix); ok {
+		return nil, errors.New(text)
+	}
+	st := &planpb.RunStatus{}
+	if err := protojson.Unmarshal([]byte(msg), st); err != nil {
+		return nil, fmt.Errorf("termination message is neither a status nor a failure: %w", err)
+	}
+	return st, nil
+}
+
+// Stream is what Read found in a supervisor's log.
+type Stream struct {
+	// Events in the order they were published.
+	Events []*planpb.Event
+	// Final is the run's final status (from the last event, which carries
+	// results), or nil when the log ends before it: the supervisor is still
+	// running, or died.
+	Final *planpb.RunStatus
+}
+
+// maxLine bounds one log line: an event carries a task's results.
+const maxLine = 64 << 20
+
+// Read reads a supervisor's log (kubectl logs, podman logs), keeps the event
+// lines and skips everything else.
+func Read(r io.Reader) (*Stream, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	s := &Stream{}
+	for n := 1; sc.Scan(); n++ {
+		// A log reader may prefix each line with a timestamp
+		// (kubectl logs --timestamps): find the prefix anywhere.
+		line := sc.Text()
+		i := strings.Index(line, LinePrefix)
+		if i < 0 {
+			continue
+		}
+		e := &planpb.Event{}
+		if err := protojson.Unmarshal([]byte(line[i+len(LinePrefix):]), e); err != nil {
+			return s, fmt.Errorf("event on log line %d: %w", n, err)
+		}
+		s.Events = append(s.Events, e)
+		if run := e.GetRun(); run != nil && run.GetCompletionTime() != nil {
+			s.Final = run
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return s, fmt.Errorf("read log: %w", err)
+	}
+	return s, nil
+}
+
+// Current is the latest status the events tell: the last run status, with
+// each task's latest status laid over it. It is the final status when the
+// run ended, and what is known when it did not.
+func (s *Stream) Current() *planpb.RunStatus {
+	if s.Final != nil {
+		return s.Final
+	}
+	var st *planpb.RunStatus
+	tasks := map[string]*planpb.TaskStatus{}
+	var order []string
+	skipped := map[string]bool{}
+	for _, e := range s.Events {
+		switch k := e.GetKind().(type) {
+		case *planpb.Event_Run:
+			st = proto.Clone(k.Run).(*planpb.RunStatus)
+			for _, t := range k.Run.GetTasks() {
+				if _, ok := tasks[t.GetName()]; !ok {
+					order = append(order, t.GetName())
+				}
+				tasks[t.GetName()] = t
+			}
+			for _, sk := range k.Run.GetSkipped() {
+				skipped[sk.GetName()] = true
+			}
+		case *planpb.Event_Task:
+			if _, ok := tasks[k.Task.GetName()]; !ok {
+				order = append(order, k.Task.GetName())
+			}
+			tasks[k.Task.GetName()] = k.Task
+		case *planpb.Event_Skipped:
+			if st == nil {
+				st = &planpb.RunStatus{}
+			}
+			if !skipped[k.Skipped.GetName()] {
+				skipped[k.Skipped.GetName()] = true
+				st.Skipped = append(st.Skipped, k.Skipped)
+			}
+		}
+	}
+	if st == nil {
+		return nil
+	}
+	st.Tasks = nil
+	for _, name := range order {
+		st.Tasks = append(st.Tasks, tasks[name])
+	}
+	return st
+}
