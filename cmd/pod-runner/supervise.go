@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -38,13 +39,21 @@ func superviseMain(args []string) (code int) {
 	socket := fs.String("socket", podlayout.Socket, "the Unix socket step containers connect to")
 	stateDir := fs.String("state-dir", podlayout.StateDir, "the supervisor's mount of the state volume")
 	termLog := fs.String("termination-log", podlayout.TerminationLog, "where the final status goes")
+	hostPaths := fs.Bool("steps-see-state-dir", false, "the steps see the state directory at --state-dir, not at Tekton's paths (steps outside containers, as in tests)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	launcher := podlaunch.New(podlaunch.Options{Socket: *socket, StateDir: *stateDir})
+	opts := podlaunch.Options{Socket: *socket, StateDir: *stateDir}
+	if *hostPaths {
+		opts.StepView = func(task string) (string, string) {
+			dir := filepath.Join(*stateDir, podlayout.TaskDir(task))
+			return filepath.Join(dir, "results"), filepath.Join(dir, "steps")
+		}
+	}
+	launcher := podlaunch.New(opts)
 	fail := func(msg string) int {
 		fmt.Fprintf(os.Stderr, "pod-runner supervise: %s\n", msg)
 		if err := sidecar.WriteFailure(*termLog, msg); err != nil {
