@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -300,5 +301,41 @@ func TestInit(t *testing.T) {
 	}
 	if err := exec.Command(bin, "init", filepath.Join(dir, "missing")).Run(); err == nil {
 		t.Error("init into a missing dir succeeded")
+	}
+}
+
+// Hand-off latency with the real binaries: one task's step process ended →
+// the next task's step process started, along a 30-task chain. The goal is
+// under 5 ms; the test only catches gross regressions (a loaded CI machine).
+func TestHandoffLatency(t *testing.T) {
+	plan := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "chain"}
+	var containers []string
+	for i := range 30 {
+		task := &planpb.Task{Name: "t" + strconv.Itoa(i), TaskRunName: "chain-t" + strconv.Itoa(i),
+			Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s", Command: []string{"true"}}}}}
+		if i > 0 {
+			task.RunAfter = []string{"t" + strconv.Itoa(i-1)}
+		}
+		plan.Tasks = append(plan.Tasks, task)
+		containers = append(containers, task.Name+"-s")
+	}
+	p := startPod(t, plan, "", containers...)
+	if code, msg := p.wait(); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	s, err := sidecar.Read(strings.NewReader(p.stdout.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d []time.Duration
+	tasks := s.Final.GetTasks()
+	for i := 1; i < len(tasks); i++ {
+		d = append(d, tasks[i].GetSteps()[0].GetStartedAt().AsTime().Sub(tasks[i-1].GetSteps()[0].GetFinishedAt().AsTime()))
+	}
+	slices.Sort(d)
+	median, p99 := d[len(d)/2], d[len(d)*99/100]
+	t.Logf("hand-off over %d dependencies: median %v, p99 %v", len(d), median, p99)
+	if median > 50*time.Millisecond {
+		t.Errorf("median hand-off %v", median)
 	}
 }

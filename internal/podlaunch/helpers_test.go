@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 // pod is a run's socket and state directory, with a `pod-runner step`
 // goroutine per "step container".
 type pod struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	l        *Launcher
 	mu       sync.Mutex
@@ -54,7 +54,7 @@ type stepContainer struct {
 	result chan error
 }
 
-func newPod(t *testing.T) *pod {
+func newPod(t testing.TB) *pod {
 	t.Helper()
 	dir := t.TempDir()
 	p := &pod{t: t, dir: dir, steps: map[string]*stepContainer{}, stateDir: filepath.Join(dir, "state")}
@@ -173,7 +173,7 @@ func result(st *planpb.RunStatus, name string) string {
 	return ""
 }
 
-func waitFile(t *testing.T, path string) {
+func waitFile(t testing.TB, path string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
