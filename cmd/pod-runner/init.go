@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,21 +13,55 @@ import (
 
 func init() { commands["init"] = initMain }
 
-// initMain is `pod-runner init DIR`, the init container: it installs this
-// binary as DIR/pod-runner for the pod's other containers.
+// initMain is `pod-runner init [--mkdir DIR]... BINDIR`, the init
+// container: it installs this binary as BINDIR/pod-runner for the pod's
+// other containers, and makes each --mkdir directory (the tasks' results and
+// steps directories in the state volume, which step containers mount with a
+// subPath) writable by any user, before any of them starts.
 func initMain(args []string) int {
-	if len(args) != 1 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(os.Stderr, "usage: pod-runner init DIR (the pod's bin volume, e.g. %s)\n", podlayout.BinDir)
-		if len(args) == 1 {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	var dirs []string
+	fs.Func("mkdir", "make this directory, mode 0777 (repeatable)", func(d string) error {
+		dirs = append(dirs, d)
+		return nil
+	})
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: pod-runner init [--mkdir DIR]... BINDIR (the pod's bin volume, e.g. %s)\n", podlayout.BinDir)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if err := install(args[0]); err != nil {
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	for _, d := range dirs {
+		if err := mkdirAll(d); err != nil {
+			fmt.Fprintf(os.Stderr, "pod-runner init: %v\n", err)
+			return 1
+		}
+	}
+	if err := install(fs.Arg(0)); err != nil {
 		fmt.Fprintf(os.Stderr, "pod-runner init: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// mkdirAll makes dir with mode 0777 whatever the umask: a step's image may
+// run as any user.
+func mkdirAll(dir string) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return fmt.Errorf("mkdir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return fmt.Errorf("mkdir: %w", err)
+	}
+	return nil
 }
 
 // install copies the running executable to dir/pod-runner, mode 0755,

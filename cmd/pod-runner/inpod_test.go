@@ -284,7 +284,9 @@ func TestInit(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, bin, "init", dir).CombinedOutput(); err != nil {
+	state := filepath.Join(t.TempDir(), "state")
+	made := []string{filepath.Join(state, "a", "results"), filepath.Join(state, "a", "steps", "step-s")}
+	if out, err := exec.CommandContext(ctx, bin, "init", "--mkdir", made[0], "--mkdir", made[1], dir).CombinedOutput(); err != nil {
 		t.Fatalf("init: %v: %s", err, out)
 	}
 	want, _ := os.ReadFile(bin)
@@ -295,6 +297,11 @@ func TestInit(t *testing.T) {
 	info, _ := os.Stat(filepath.Join(dir, "pod-runner"))
 	if info.Mode().Perm() != 0o755 {
 		t.Errorf("mode %v", info.Mode())
+	}
+	for _, d := range made {
+		if info, err := os.Stat(d); err != nil || info.Mode().Perm() != 0o777 || !info.IsDir() {
+			t.Errorf("--mkdir %s: %v %v", d, info.Mode(), err)
+		}
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("left behind: %v", entries)

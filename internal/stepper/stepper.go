@@ -201,6 +201,7 @@ func (s *server) serve(ctx context.Context) error {
 			}
 		case ex := <-done:
 			s.cur = nil
+			reapOrphans()
 			if err := s.send(&steppb.StepMessage{Kind: &steppb.StepMessage_Exited{Exited: ex}}); err != nil {
 				return err
 			}
@@ -260,5 +261,21 @@ func (s *server) handle(m *steppb.SupervisorMessage) (exit bool, err error) {
 func (s *server) cleanup() {
 	if s.scriptDir != "" {
 		os.RemoveAll(s.scriptDir)
+	}
+}
+
+// reapOrphans collects the step's children that outlived it: in a container
+// this program is PID 1, and the killed process group's orphans become its
+// children. Only between steps, when no exec.Cmd waits for its own child.
+func reapOrphans() {
+	if os.Getpid() != 1 {
+		return
+	}
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
 	}
 }
