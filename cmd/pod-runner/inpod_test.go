@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
 	"github.com/e7763abc/pod-runner/internal/stepper"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
@@ -150,7 +150,7 @@ func startPod(t *testing.T, plan *planpb.Plan, planEnv string, containers ...str
 		if err != nil {
 			t.Fatal(err)
 		}
-		planEnv = base64.StdEncoding.EncodeToString(b)
+		planEnv = podlayout.EncodePlan(b)
 	}
 	for _, c := range containers {
 		cmd := exec.Command(bin, "step", "--socket", socket)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -99,14 +98,14 @@ func superviseMain(args []string) (code int) {
 	return 1
 }
 
-// decodePlan reads the Plan: base64 (standard) of the binary proto.
+// decodePlan reads the Plan (podlayout.EncodePlan).
 func decodePlan(env string) (*planpb.Plan, error) {
 	if env == "" {
 		return nil, fmt.Errorf("no plan: $%s is empty", podlayout.EnvPlan)
 	}
-	b, err := base64.StdEncoding.DecodeString(env)
+	b, err := podlayout.DecodePlan(env)
 	if err != nil {
-		return nil, fmt.Errorf("plan in $%s: %w", podlayout.EnvPlan, err)
+		return nil, fmt.Errorf("plan in $%w", err)
 	}
 	plan := &planpb.Plan{}
 	if err := proto.Unmarshal(b, plan); err != nil {
