@@ -86,7 +86,7 @@ image-busybox: podman-setup deps
 
 image-pod-runner: podman-setup
 	CGO_ENABLED=0 $(GO) build -tags inpod -trimpath -o $(INPOD_BIN) ./cmd/pod-runner
-	@$(PODMAN_ENV) images/pod-runner/build.sh $(INPOD_BIN)
+	@$(PODMAN_ENV) images/pod-runner/build.sh $(INPOD_BIN) $$($(GO) run ./hack/podman/imagebinary)
 
 # The e2e tests (./test/...) include the podman ones, which need the images.
 e2e: images

@@ -154,6 +154,11 @@ func TestCompiledPod(t *testing.T) {
 			t.Skipf("waiting for `pod-runner %s` in the in-pod binary (issue 3 item 3)", cmd)
 		}
 	}
+	for _, dir := range []string{podlayout.BinDir, podlayout.RunDir, podlayout.StateDir} {
+		if strings.HasPrefix(dir, podlayout.ImageBinary+"/") {
+			t.Skipf("waiting for podlayout.ImageBinary to move: the image's binary %s is a file where the Pod mounts %s", podlayout.ImageBinary, dir)
+		}
+	}
 	injector := filepath.Join(t.TempDir(), "injector")
 	build := exec.Command("go", "build", "-o", injector, "./cmd/injector")
 	build.Dir = root

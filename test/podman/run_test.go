@@ -58,6 +58,10 @@ func buildBinaries() {
 			return
 		}
 	}
+	if err := layoutConflict(); err != "" {
+		bins.skip = err
+		return
+	}
 	if statusReader == nil {
 		bins.skip = "waiting for internal/sidecar's reader of the supervisor's published status (issue 3 item 6)"
 		return
@@ -78,6 +82,18 @@ func buildBinaries() {
 			return
 		}
 	}
+}
+
+// layoutConflict says why the run Pod's init and supervisor containers
+// cannot start, if the image's binary is a file where the Pod mounts a
+// volume: no runtime can make a mount point inside a file ("" if none).
+func layoutConflict() string {
+	for _, dir := range []string{podlayout.BinDir, podlayout.RunDir, podlayout.StateDir} {
+		if strings.HasPrefix(dir, podlayout.ImageBinary+"/") {
+			return fmt.Sprintf("waiting for podlayout.ImageBinary to move: the pod-runner image holds the binary at %s, a file, where the init and supervisor containers mount %s (podman: \"not a directory\"; a kubelet fails the same way)", podlayout.ImageBinary, dir)
+		}
+	}
+	return ""
 }
 
 // compilePod runs `injector compile` on the run's YAML.
@@ -273,6 +289,7 @@ func runInPod(t *testing.T, runName, yaml string, timeout time.Duration, during 
 	if err != nil {
 		t.Fatalf("status published by the supervisor: %v\nsupervisor log:\n%s", err, log)
 	}
+	t.Logf("published status:\n%s", run.summary())
 	return &podRun{tektonRun: run, pod: p}
 }
 

@@ -8,25 +8,25 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/compile"
 	"github.com/e7763abc/pod-runner/internal/load"
+	"github.com/e7763abc/pod-runner/internal/sidecar"
 	"github.com/e7763abc/pod-runner/internal/tektonstatus"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
-// readPublished rebuilds the run's final status from the supervisor
-// container's log (internal/sidecar's published status). Nil until that
-// reader exists.
-var readPublished func(supervisorLog string) (*planpb.RunStatus, error)
+func init() { statusReader = readPublished }
 
-func init() {
-	if readPublished != nil {
-		statusReader = func(yaml, log string) (*tektonRun, error) {
-			st, err := readPublished(log)
-			if err != nil {
-				return nil, err
-			}
-			return tektonStatus(yaml, st)
-		}
+// readPublished rebuilds the run's Tekton status from the supervisor
+// container's log, where internal/sidecar publishes every event and the
+// final status.
+func readPublished(yaml, supervisorLog string) (*tektonRun, error) {
+	stream, err := sidecar.Read(strings.NewReader(supervisorLog))
+	if err != nil {
+		return nil, err
 	}
+	if stream.Final == nil {
+		return nil, fmt.Errorf("no final status among %d events", len(stream.Events))
+	}
+	return tektonStatus(yaml, stream.Final)
 }
 
 // tektonStatus is the Tekton status of a run's final RunStatus, as
