@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/internal/sidecar"
 )
 
 // enabled: these tests need a running cluster with the images imported,
@@ -215,8 +216,27 @@ spec:
 			message = c.State.Terminated.Message
 		}
 	}
-	if message == "" {
-		t.Errorf("the supervisor left no termination message: %+v", p.Status.ContainerStatuses)
+	// A controller reads the condition from the termination message and
+	// the results from the supervisor's log, through the API server alone.
+	summary, err := sidecar.ParseTermination(message)
+	if err != nil {
+		t.Fatalf("termination message %q: %v", message, err)
+	}
+	if c := summary.GetCondition(); c.GetStatus() != "True" || c.GetReason() != "Succeeded" {
+		t.Errorf("termination message condition: %v", c)
+	}
+	stream, err := sidecar.Read(strings.NewReader(logs(t, pod, podlayout.SupervisorContainer)))
+	if err != nil || stream.Final == nil {
+		t.Fatalf("supervisor log: final status missing (err %v)", err)
+	}
+	var both string
+	for _, r := range stream.Final.GetResults() {
+		if r.GetName() == "both" {
+			both = r.GetValue().GetStringValue()
+		}
+	}
+	if both != "ab" {
+		t.Errorf("pipeline result both: %s", both)
 	}
 	if got := logs(t, pod, podlayout.StepContainer("read", "read")); !strings.Contains(got, "ab") {
 		t.Errorf("read's log: %q", got)
