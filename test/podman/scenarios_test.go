@@ -247,6 +247,10 @@ spec:
 		if r.taskReason("after") != "" {
 			t.Errorf("after ran after its dependency was killed: %s", r.taskReason("after"))
 		}
+		// Tekton's StoppingSkip: a failed task stops the DAG.
+		if sk := r.pr.Status.SkippedTasks; len(sk) != 1 || sk[0].Name != "after" || sk[0].Reason != "PipelineRun was stopping" {
+			t.Errorf("skipped tasks: %+v, want after (PipelineRun was stopping)", sk)
+		}
 	},
 }, {
 	name: "ten tasks, one pod",
