@@ -23,7 +23,7 @@ const (
 	// Binary is the pod-runner binary in BinDir.
 	Binary = BinDir + "/pod-runner"
 	// ImageBinary is where the pod-runner image holds the binary.
-	ImageBinary = "/pod-runner"
+	ImageBinary = "/usr/local/bin/pod-runner"
 	// RunDir is the in-memory volume shared by the supervisor and every
 	// step container: the supervisor's socket lives there.
 	RunDir = "/pod-runner/run"
