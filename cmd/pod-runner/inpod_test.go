@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,26 +52,10 @@ func inpod(t *testing.T) string {
 	return inpodBin
 }
 
-func vmRSS(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return kb
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
-}
 
-// `pod-runner step` lives in every step container for the whole run: its
-// idle resident memory, waiting for the socket and connected, stays within
-// 8 MiB.
-func TestStepIdleRSS(t *testing.T) {
+// `pod-runner step` waits for the socket, says hello, runs a step, and exits
+// when told. (Its idle memory is measured by make bench.)
+func TestStepServesAndExits(t *testing.T) {
 	bin := inpod(t)
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "s.sock")
@@ -83,9 +65,6 @@ func TestStepIdleRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	time.Sleep(500 * time.Millisecond)
-	waiting := vmRSS(t, cmd.Process.Pid)
-
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		t.Fatal(err)
@@ -107,14 +86,6 @@ func TestStepIdleRSS(t *testing.T) {
 	}
 	if err := stepper.ReadMsg(r, m); err != nil || m.GetExited().GetSeq() != 1 {
 		t.Fatalf("exited %v, %v", m, err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	connected := vmRSS(t, cmd.Process.Pid)
-	t.Logf("pod-runner step idle RSS: %d KiB waiting for the socket, %d KiB connected after one step", waiting, connected)
-	for _, kb := range []int{waiting, connected} {
-		if kb > 8*1024 {
-			t.Errorf("idle RSS %d KiB > 8 MiB", kb)
-		}
 	}
 	if err := stepper.WriteMsg(conn, &steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Exit{Exit: &steppb.Exit{}}}); err != nil {
 		t.Fatal(err)
@@ -311,38 +282,3 @@ func TestInit(t *testing.T) {
 	}
 }
 
-// Hand-off latency with the real binaries: one task's step process ended →
-// the next task's step process started, along a 30-task chain. The goal is
-// under 5 ms; the test only catches gross regressions (a loaded CI machine).
-func TestHandoffLatency(t *testing.T) {
-	plan := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "chain"}
-	var containers []string
-	for i := range 30 {
-		task := &planpb.Task{Name: "t" + strconv.Itoa(i), TaskRunName: "chain-t" + strconv.Itoa(i),
-			Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s", Command: []string{"true"}}}}}
-		if i > 0 {
-			task.RunAfter = []string{"t" + strconv.Itoa(i-1)}
-		}
-		plan.Tasks = append(plan.Tasks, task)
-		containers = append(containers, task.Name+"-s")
-	}
-	p := startPod(t, plan, "", containers...)
-	if code, msg := p.wait(); code != 0 {
-		t.Fatalf("exit %d: %s", code, msg)
-	}
-	s, err := sidecar.Read(strings.NewReader(p.stdout.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d []time.Duration
-	tasks := s.Final.GetTasks()
-	for i := 1; i < len(tasks); i++ {
-		d = append(d, tasks[i].GetSteps()[0].GetStartedAt().AsTime().Sub(tasks[i-1].GetSteps()[0].GetFinishedAt().AsTime()))
-	}
-	slices.Sort(d)
-	median, p99 := d[len(d)/2], d[len(d)*99/100]
-	t.Logf("hand-off over %d dependencies: median %v, p99 %v", len(d), median, p99)
-	if median > 50*time.Millisecond {
-		t.Errorf("median hand-off %v", median)
-	}
-}

@@ -104,7 +104,10 @@ func (s shape) shellScript() string {
 	return b.String()
 }
 
-var binary string
+// binary is pod-runner as `pod-runner run` uses it; inpod is the static
+// in-pod build that runs in the Pod's containers; minimal is the smallest Go
+// program that waits, the baseline of the step's memory.
+var binary, inpod, minimal string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "pod-runner-bench-")
@@ -113,11 +116,25 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "pod-runner")
-	build := exec.Command("go", "build", "-o", binary, "github.com/e7763abc/pod-runner/cmd/pod-runner")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pod-runner:", err)
+	inpod = filepath.Join(dir, "pod-runner-inpod")
+	minimal = filepath.Join(dir, "minimal")
+	src := filepath.Join(dir, "minimal.go")
+	if err := os.WriteFile(src, []byte("package main\n\nimport \"time\"\n\nfunc main() { time.Sleep(time.Hour) }\n"), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	for _, args := range [][]string{
+		{"build", "-o", binary, "github.com/e7763abc/pod-runner/cmd/pod-runner"},
+		{"build", "-tags", "inpod", "-o", inpod, "github.com/e7763abc/pod-runner/cmd/pod-runner"},
+		{"build", "-o", minimal, src},
+	} {
+		build := exec.Command("go", args...)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "go", strings.Join(args, " "), err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
