@@ -762,8 +762,12 @@ type Task struct {
 	// onError of the PipelineTask: "continue" lets the pipeline go on (Tekton's
 	// "FailureIgnored").
 	OnErrorContinue bool `protobuf:"varint,15,opt,name=on_error_continue,json=onErrorContinue,proto3" json:"on_error_continue,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Hermetic: the TaskRun carries Tekton's annotation
+	// experimental.tekton.dev/execution-mode: hermetic, so its steps run with
+	// no network (new user and network namespaces); its sidecars keep theirs.
+	Hermetic      bool `protobuf:"varint,16,opt,name=hermetic,proto3" json:"hermetic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -897,6 +901,13 @@ func (x *Task) GetAnnotations() map[string]string {
 func (x *Task) GetOnErrorContinue() bool {
 	if x != nil {
 		return x.OnErrorContinue
+	}
+	return false
+}
+
+func (x *Task) GetHermetic() bool {
+	if x != nil {
+		return x.Hermetic
 	}
 	return false
 }
@@ -2471,7 +2482,7 @@ const file_plan_proto_rawDesc = "" +
 	"\x0ePipelineResult\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x17.podrunner.v1.ValueTypeR\x04type\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.podrunner.v1.ValueR\x05value\"\xd9\x06\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.podrunner.v1.ValueR\x05value\"\xf5\x06\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\rtask_run_name\x18\x02 \x01(\tR\vtaskRunName\x12\"\n" +
@@ -2490,7 +2501,8 @@ const file_plan_proto_rawDesc = "" +
 	"\acontext\x18\f \x03(\v2\x1f.podrunner.v1.Task.ContextEntryR\acontext\x126\n" +
 	"\x06labels\x18\r \x03(\v2\x1e.podrunner.v1.Task.LabelsEntryR\x06labels\x12E\n" +
 	"\vannotations\x18\x0e \x03(\v2#.podrunner.v1.Task.AnnotationsEntryR\vannotations\x12*\n" +
-	"\x11on_error_continue\x18\x0f \x01(\bR\x0fonErrorContinue\x1a:\n" +
+	"\x11on_error_continue\x18\x0f \x01(\bR\x0fonErrorContinue\x12\x1a\n" +
+	"\bhermetic\x18\x10 \x01(\bR\bhermetic\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +

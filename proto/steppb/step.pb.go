@@ -295,7 +295,12 @@ type Run struct {
 	// (/tekton/steps/step-NAME/exitCode). Empty: not written.
 	ExitCodePath string `protobuf:"bytes,9,opt,name=exit_code_path,json=exitCodePath,proto3" json:"exit_code_path,omitempty"`
 	// Names the script file, for error messages and ps.
-	Name          string `protobuf:"bytes,10,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,10,opt,name=name,proto3" json:"name,omitempty"`
+	// Run the process in new user and network namespaces: no network, only a
+	// loopback interface that is down, as Tekton's hermetic execution mode. When they cannot be
+	// made the step fails with Exited.error saying why; it never runs with
+	// the network.
+	Hermetic      bool `protobuf:"varint,11,opt,name=hermetic,proto3" json:"hermetic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +403,13 @@ func (x *Run) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *Run) GetHermetic() bool {
+	if x != nil {
+		return x.Hermetic
+	}
+	return false
 }
 
 // Stop ends the running step: SIGTERM to its process group, SIGKILL after
@@ -597,7 +609,7 @@ const file_step_proto_rawDesc = "" +
 	"\x04kind\"7\n" +
 	"\x05Hello\x12\x1c\n" +
 	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x10\n" +
-	"\x03pid\x18\x02 \x01(\x05R\x03pid\"\x8c\x02\n" +
+	"\x03pid\x18\x02 \x01(\x05R\x03pid\"\xa8\x02\n" +
 	"\x03Run\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x12\n" +
@@ -612,7 +624,8 @@ const file_step_proto_rawDesc = "" +
 	"stderrPath\x12$\n" +
 	"\x0eexit_code_path\x18\t \x01(\tR\fexitCodePath\x12\x12\n" +
 	"\x04name\x18\n" +
-	" \x01(\tR\x04name\"3\n" +
+	" \x01(\tR\x04name\x12\x1a\n" +
+	"\bhermetic\x18\v \x01(\bR\bhermetic\"3\n" +
 	"\x04Stop\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x19\n" +
 	"\bgrace_ms\x18\x02 \x01(\x03R\agraceMs\"\x06\n" +
