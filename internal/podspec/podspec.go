@@ -77,6 +77,9 @@ type builder struct {
 	// bindings are the run's workspace bindings by name (templates and
 	// sources the Plan does not carry).
 	bindings map[string]*corev1.PersistentVolumeClaimTemplate
+	// taskState are the supervisor's mounts of every task's results and
+	// steps volumes, under StateDir/TaskDir(task).
+	taskState []corev1.VolumeMount
 }
 
 // Pod builds the run's Pod and the objects it needs. c.Plan is not
@@ -215,12 +218,14 @@ func (b *builder) supervisor() (corev1.Container, error) {
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         []string{podlayout.ImageBinary, "supervise"},
 		Env:             []corev1.EnvVar{{Name: podlayout.EnvPlan, Value: enc}},
-		VolumeMounts: []corev1.VolumeMount{
+		VolumeMounts: append([]corev1.VolumeMount{
 			{Name: podlayout.VolumeName(podlayout.RunVolume, b.uid), MountPath: podlayout.RunDir},
 			{Name: podlayout.VolumeName(podlayout.StateVolume, b.uid), MountPath: podlayout.StateDir},
-		},
-		TerminationMessagePath:   podlayout.TerminationLog,
-		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		}, b.taskState...),
+		TerminationMessagePath: podlayout.TerminationLog,
+		// A supervisor that dies before writing its status (an uncaught
+		// panic, a kill) still leaves a message: the tail of its log.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 	if len(peak) > 0 {
 		c.Resources.Requests = peak

@@ -34,18 +34,24 @@ func (b *builder) collectClaimTemplates() {
 }
 
 // taskMounts are the mounts of every step container of t: the bin volume
-// (read-only), the run volume, the task's own results and steps
-// directories of the state volume, its own /workspace and /tekton/home, and
-// the workspaces it binds. Nothing of another task is mounted.
+// (read-only), the run volume, the task's own results and steps volumes,
+// its own /workspace and /tekton/home, and the workspaces it binds. Nothing
+// of another task is mounted. The results and steps volumes are emptyDirs
+// of their own, not subPaths of the state volume: podman 4.3 ignores
+// subPath on an emptyDir and would show every task the whole volume. The
+// supervisor mounts them under StateDir (b.taskState).
 func (b *builder) taskMounts(t *planpb.Task) ([]corev1.VolumeMount, error) {
-	state := podlayout.VolumeName(podlayout.StateVolume, b.uid)
 	dir := podlayout.TaskDir(t.GetName())
 	work, home := b.taskVolume(t, "work"), b.taskVolume(t, "home")
+	res, steps := b.taskVolume(t, "results"), b.taskVolume(t, "steps")
+	b.taskState = append(b.taskState,
+		corev1.VolumeMount{Name: res, MountPath: podlayout.StateDir + "/" + dir + "/results"},
+		corev1.VolumeMount{Name: steps, MountPath: podlayout.StateDir + "/" + dir + "/steps"})
 	mounts := []corev1.VolumeMount{
 		{Name: podlayout.VolumeName(podlayout.BinVolume, b.uid), MountPath: podlayout.BinDir, ReadOnly: true},
 		{Name: podlayout.VolumeName(podlayout.RunVolume, b.uid), MountPath: podlayout.RunDir},
-		{Name: state, MountPath: podlayout.ResultsDir, SubPath: dir + "/results"},
-		{Name: state, MountPath: podlayout.StepsDir, SubPath: dir + "/steps"},
+		{Name: res, MountPath: podlayout.ResultsDir},
+		{Name: steps, MountPath: podlayout.StepsDir},
 		{Name: work, MountPath: podlayout.WorkspaceDir},
 		{Name: home, MountPath: podlayout.HomeDir},
 	}
@@ -72,7 +78,8 @@ func (b *builder) taskMounts(t *planpb.Task) ([]corev1.VolumeMount, error) {
 
 // taskVolume adds one of a task's own emptyDirs. Its name must be unique
 // per run (podman shares emptyDirs by name) and per task: a long task name
-// is replaced by its hash, since VolumeName keeps only a prefix.
+// is replaced by its hash, since VolumeName keeps only a prefix. All are on
+// disk, as Tekton's own tekton-internal-results and -steps emptyDirs.
 func (b *builder) taskVolume(t *planpb.Task, kind string) string {
 	n := kind + "-" + podlayout.TaskDir(t.GetName())
 	if len(n) > 50 {

@@ -367,6 +367,9 @@ func podsLabelled(t *testing.T, label, value string) int {
 // volume of its own, mounted where the subPath was and, in every container
 // that mounts the whole emptyDir at P, at P/subPath, so each container sees
 // the same files as under a kubelet. It reports whether it changed the Pod.
+// The injector's own volumes use no subPath (each task has its own results
+// and steps emptyDirs); only a workspace bound with a subPath still needs
+// this under podman.
 func splitSubPaths(p *corev1.Pod) bool {
 	emptyDirs := map[string]*corev1.EmptyDirVolumeSource{}
 	for _, v := range p.Spec.Volumes {

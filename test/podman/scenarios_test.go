@@ -253,6 +253,40 @@ spec:
 		}
 	},
 }, {
+	// The injector gives each task its own results and steps volumes, no
+	// subPath of a shared one (which podman 4.3 would ignore): a later task
+	// sees none of an earlier task's files at Tekton's paths.
+	name: "each task sees only its own results",
+	yaml: `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: NAME}
+spec:
+  pipelineSpec:
+    results: [{name: second, value: "$(tasks.second.results.r)"}]
+    tasks:
+    - name: first
+      taskSpec:
+        results: [{name: r}]
+        steps: [{name: s, image: localhost/busybox:pod-runner, script: "echo -n one > $(results.r.path)"}]
+    - name: second
+      runAfter: [first]
+      taskSpec:
+        results: [{name: r}]
+        steps:
+        - name: s
+          image: localhost/busybox:pod-runner
+          script: |
+            results=$(dirname $(results.r.path)) steps=$(dirname $(dirname $(steps.step-s.exitCode.path)))
+            ls -A $results $steps
+            [ -z "$(ls -A $results)" ] || { echo another task's results are visible; exit 1; }
+            [ "$(ls -A $steps)" = step-s ] || { echo another task's steps are visible; exit 1; }
+            echo -n two > $(results.r.path)
+`,
+	check: func(t *testing.T, r *podRun) {
+		expect(t, "run", r.reason(), "True/Succeeded")
+		expect(t, "result second", r.result("second"), `"two"`)
+	},
+}, {
 	name: "ten tasks, one pod",
 	yaml: tenTasks,
 	check: func(t *testing.T, r *podRun) {

@@ -96,16 +96,16 @@ items:
 func TestSplitSubPaths(t *testing.T) {
 	p := &corev1.Pod{Spec: corev1.PodSpec{
 		Volumes: []corev1.Volume{
-			{Name: "state", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+			{Name: "shared", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 			{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
 		},
 		Containers: []corev1.Container{
-			{Name: "supervisor", VolumeMounts: []corev1.VolumeMount{{Name: "state", MountPath: "/state"}}},
+			{Name: "whole", VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/workspace/all"}}},
 			{Name: "a", VolumeMounts: []corev1.VolumeMount{
-				{Name: "state", MountPath: "/tekton/results", SubPath: "a/results"},
+				{Name: "shared", MountPath: "/workspace/src", SubPath: "a/src"},
 				{Name: "cm", MountPath: "/cm", SubPath: "key"},
 			}},
-			{Name: "b", VolumeMounts: []corev1.VolumeMount{{Name: "state", MountPath: "/tekton/results", SubPath: "b/results/", ReadOnly: true}}},
+			{Name: "b", VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/workspace/src", SubPath: "b/src/", ReadOnly: true}}},
 		},
 	}}
 	if !splitSubPaths(p) {
@@ -119,11 +119,11 @@ func TestSplitSubPaths(t *testing.T) {
 	}
 	va, vb := got["a"][0][:strings.Index(got["a"][0], ":")], got["b"][0][:strings.Index(got["b"][0], ":")]
 	want := map[string][]string{
-		"supervisor": {"state:/state::false", va + ":/state/a/results::false", vb + ":/state/b/results::false"},
-		"a":          {va + ":/tekton/results::false", "cm:/cm:key:false"},
-		"b":          {vb + ":/tekton/results::true"},
+		"whole": {"shared:/workspace/all::false", va + ":/workspace/all/a/src::false", vb + ":/workspace/all/b/src::false"},
+		"a":     {va + ":/workspace/src::false", "cm:/cm:key:false"},
+		"b":     {vb + ":/workspace/src::true"},
 	}
-	if va == vb || !strings.HasPrefix(va, "state-") {
+	if va == vb || !strings.HasPrefix(va, "shared-") {
 		t.Errorf("split volumes %q and %q", va, vb)
 	}
 	for c, w := range want {
