@@ -168,6 +168,7 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 		Env: dropEnv(step.Env, secret), WorkingDir: step.WorkingDir,
 		StdoutPath: step.StdoutPath, StderrPath: step.StderrPath,
 		ExitCodePath: a.StepDir(stepName) + "/exitCode", Name: stepName,
+		Hermetic: step.Hermetic,
 	}
 	sent := time.Now()
 	if err := p.send(&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Run{Run: run}}); err != nil {

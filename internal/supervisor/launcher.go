@@ -59,6 +59,10 @@ type Step struct {
 	// StdoutPath / StderrPath: also copy the stream to this file (stdoutConfig).
 	StdoutPath string
 	StderrPath string
+	// Hermetic: run the step with no network (Tekton's
+	// experimental.tekton.dev/execution-mode: hermetic on its TaskRun). A
+	// launcher that cannot must fail the step, never run it with network.
+	Hermetic bool
 }
 
 // StepExit is how a step ended.

@@ -84,7 +84,7 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 			skipStep(state)
 			continue
 		}
-		exit := s.runStep(ctx, att, t.GetName(), i, step, state)
+		exit := s.runStep(ctx, att, t, i, step, state)
 		s.reportTask(st)
 		if cause := context.Cause(ctx); ctx.Err() != nil {
 			return s.stopped(st, t, att, cause)
@@ -115,7 +115,7 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 
 // runStep runs one step and records its state; it returns a failure message
 // when the step fails the task.
-func (s *Supervisor) runStep(ctx context.Context, att Attempt, task string, index int, step *planpb.Step, state *planpb.StepState) string {
+func (s *Supervisor) runStep(ctx context.Context, att Attempt, t *planpb.Task, index int, step *planpb.Step, state *planpb.StepState) string {
 	stepCtx := ctx
 	if d := step.GetTimeout().AsDuration(); step.GetTimeout() != nil && d > 0 {
 		var cancel context.CancelFunc
@@ -124,7 +124,7 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, task string, inde
 	}
 	state.Running = true
 	state.StartedAt = timestamppb.New(s.now())
-	exit := att.RunStep(stepCtx, launchable(task, index, step))
+	exit := att.RunStep(stepCtx, launchable(t, index, step))
 	state.Running = false
 	state.Terminated = true
 	state.ExitCode = int32(exit.ExitCode)
@@ -233,15 +233,16 @@ func (s *Supervisor) collectResults(st *planpb.TaskStatus, t *planpb.Task, att A
 }
 
 // launchable turns a substituted plan step into what a Launcher runs.
-func launchable(task string, index int, step *planpb.Step) *Step {
+func launchable(t *planpb.Task, index int, step *planpb.Step) *Step {
 	env := make([]string, 0, len(step.GetEnv()))
 	for _, e := range step.GetEnv() {
 		env = append(env, e.GetName()+"="+e.GetValue())
 	}
 	l := &Step{
-		Task: task, Name: step.GetName(), Index: index, Image: step.GetImage(),
+		Task: t.GetName(), Name: step.GetName(), Index: index, Image: step.GetImage(),
 		Command: step.GetCommand(), Args: step.GetArgs(), Env: env, WorkingDir: step.GetWorkingDir(),
 		StdoutPath: step.GetStdoutPath(), StderrPath: step.GetStderrPath(),
+		Hermetic: t.GetHermetic(),
 	}
 	if script := step.GetScript(); script != "" {
 		l.Script = withShebang(script)
