@@ -52,7 +52,6 @@ func inpod(t *testing.T) string {
 	return inpodBin
 }
 
-
 // `pod-runner step` waits for the socket, says hello, runs a step, and exits
 // when told. (Its idle memory is measured by make bench.)
 func TestStepServesAndExits(t *testing.T) {
@@ -281,4 +280,3 @@ func TestInit(t *testing.T) {
 		t.Error("init into a missing dir succeeded")
 	}
 }
-
