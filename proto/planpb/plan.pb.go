@@ -2062,7 +2062,11 @@ type TaskStatus struct {
 	// Earlier attempts, oldest first (TaskRun status.retriesStatus).
 	Retries []*TaskAttempt `protobuf:"bytes,9,rep,name=retries,proto3" json:"retries,omitempty"`
 	// Params the task ran with, after substitution.
-	Params        []*Param `protobuf:"bytes,10,rep,name=params,proto3" json:"params,omitempty"`
+	Params []*Param `protobuf:"bytes,10,rep,name=params,proto3" json:"params,omitempty"`
+	// The task's sidecars (TaskRun status.sidecars), in declaration order:
+	// container "sidecar-NAME", running while the steps run, then terminated
+	// once stopped (reason "Completed") or ended on their own.
+	Sidecars      []*StepState `protobuf:"bytes,11,rep,name=sidecars,proto3" json:"sidecars,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2163,6 +2167,13 @@ func (x *TaskStatus) GetRetries() []*TaskAttempt {
 func (x *TaskStatus) GetParams() []*Param {
 	if x != nil {
 		return x.Params
+	}
+	return nil
+}
+
+func (x *TaskStatus) GetSidecars() []*StepState {
+	if x != nil {
+		return x.Sidecars
 	}
 	return nil
 }
@@ -2624,7 +2635,7 @@ const file_plan_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12C\n" +
 	"\x0fcompletion_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0ecompletionTime\x12-\n" +
-	"\x05steps\x18\x04 \x03(\v2\x17.podrunner.v1.StepStateR\x05steps\"\xdb\x03\n" +
+	"\x05steps\x18\x04 \x03(\v2\x17.podrunner.v1.StepStateR\x05steps\"\x90\x04\n" +
 	"\n" +
 	"TaskStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
@@ -2638,7 +2649,8 @@ const file_plan_proto_rawDesc = "" +
 	"\aresults\x18\b \x03(\v2\x19.podrunner.v1.ResultValueR\aresults\x123\n" +
 	"\aretries\x18\t \x03(\v2\x19.podrunner.v1.TaskAttemptR\aretries\x12+\n" +
 	"\x06params\x18\n" +
-	" \x03(\v2\x13.podrunner.v1.ParamR\x06params\"k\n" +
+	" \x03(\v2\x13.podrunner.v1.ParamR\x06params\x123\n" +
+	"\bsidecars\x18\v \x03(\v2\x17.podrunner.v1.StepStateR\bsidecars\"k\n" +
 	"\vSkippedTask\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
@@ -2786,22 +2798,23 @@ var file_plan_proto_depIdxs = []int32{
 	24, // 55: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
 	25, // 56: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
 	7,  // 57: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	16, // 58: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	22, // 59: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	38, // 60: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	38, // 61: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	26, // 62: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	27, // 63: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	24, // 64: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	38, // 65: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	26, // 66: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	27, // 67: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	28, // 68: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	69, // [69:69] is the sub-list for method output_type
-	69, // [69:69] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	23, // 58: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	16, // 59: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	22, // 60: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	38, // 61: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	38, // 62: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	26, // 63: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	27, // 64: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	24, // 65: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	38, // 66: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	26, // 67: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	27, // 68: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	28, // 69: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	70, // [70:70] is the sub-list for method output_type
+	70, // [70:70] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
