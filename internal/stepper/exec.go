@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/hermetic"
 	"github.com/e7763abc/pod-runner/proto/steppb"
 )
 
@@ -71,10 +72,24 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 		WaitDelay:   waitDelay,
 	}
+	if run.GetHermetic() {
+		hermetic.Isolate(cmd.SysProcAttr)
+	}
 	oomBefore := oomKills(s.opts.Cgroup)
 	if err := cmd.Start(); err != nil {
 		closeFile(outFile)
 		closeFile(errFile)
+		if script != "" {
+			os.Remove(script)
+		}
+		if run.GetHermetic() {
+			// Never run it with the network instead: say what is missing.
+			err = hermetic.StartError(err)
+			var he *hermetic.Error
+			if errors.As(err, &he) {
+				return nil, err
+			}
+		}
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	p := &process{seq: run.GetSeq(), pgid: cmd.Process.Pid, done: make(chan *steppb.Exited, 1)}
