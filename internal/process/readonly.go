@@ -46,7 +46,11 @@ func ReadOnlyExec(args []string) error {
 			return fmt.Errorf("bind %s at %s: %w", src, dst, err)
 		}
 		if mode == "ro" {
-			if err := syscall.Mount("", dst, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+			kept, err := keptFlags(dst)
+			if err != nil {
+				return fmt.Errorf("make %s read-only: %w", dst, err)
+			}
+			if err := syscall.Mount("", dst, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|kept, ""); err != nil {
 				return fmt.Errorf("make %s read-only: %w", dst, err)
 			}
 		}
@@ -85,4 +89,40 @@ func (a *attempt) wrapMounts(argv []string) []string {
 		out = append(out, mode, m.src, m.dst)
 	}
 	return append(append(out, "--"), argv...)
+}
+
+// statfs(2) f_flags (ST_* of <sys/statvfs.h>, not in package syscall).
+const (
+	stNosuid     = 0x2
+	stNodev      = 0x4
+	stNoexec     = 0x8
+	stNoatime    = 0x400
+	stNodiratime = 0x800
+	stRelatime   = 0x1000
+)
+
+// keptFlags are the flags of the mount at path that a read-only remount
+// must repeat: a remount sets them all anew, and in a user namespace (a
+// hermetic step) the kernel refuses to clear the ones it inherited
+// locked; as root, a nosuid or noexec volume stays so too.
+func keptFlags(path string) (uintptr, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	var kept uintptr
+	for st0, ms := range map[int64]uintptr{stNosuid: syscall.MS_NOSUID, stNodev: syscall.MS_NODEV, stNoexec: syscall.MS_NOEXEC, stNodiratime: syscall.MS_NODIRATIME} {
+		if st.Flags&st0 != 0 {
+			kept |= ms
+		}
+	}
+	switch {
+	case st.Flags&stNoatime != 0:
+		kept |= syscall.MS_NOATIME
+	case st.Flags&stRelatime != 0:
+		kept |= syscall.MS_RELATIME
+	default:
+		kept |= syscall.MS_STRICTATIME
+	}
+	return kept, nil
 }

@@ -11,8 +11,12 @@ import (
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
-// TestMain lets the test binary serve as Options.Self.
+// TestMain lets the test binary serve as Options.Self, and as the helper
+// of TestHermeticStepRefused.
 func TestMain(m *testing.M) {
+	if os.Getenv(deniedHelper) == "1" {
+		os.Exit(runDeniedHelper())
+	}
 	if len(os.Args) > 1 && os.Args[1] == ReadOnlyCommand {
 		err := ReadOnlyExec(os.Args[2:])
 		fmt.Fprintln(os.Stderr, err)

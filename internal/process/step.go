@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/hermetic"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 )
 
@@ -50,7 +51,7 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 		return supervisor.StepExit{Err: fmt.Errorf("stderr pipe: %w", err)}
 	}
 	cmd, startErr := start(func() *exec.Cmd {
-		return &exec.Cmd{
+		cmd := &exec.Cmd{
 			Path: p.argv[0], Args: p.argv, Env: p.env, Dir: p.dir,
 			// Our own *os.File pipes: exec then starts no copying
 			// goroutine that Wait would block on while a grandchild
@@ -60,6 +61,10 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 			// stop reaches the step's children too.
 			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 		}
+		if step.Hermetic {
+			hermetic.Isolate(cmd.SysProcAttr)
+		}
+		return cmd
 	})
 	started := time.Now()
 	outW.Close()
@@ -67,6 +72,14 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 	if startErr != nil {
 		outR.Close()
 		errR.Close()
+		if step.Hermetic {
+			// Never run it with the network instead: say what is missing.
+			startErr = hermetic.StartError(startErr)
+			var he *hermetic.Error
+			if errors.As(startErr, &he) {
+				return supervisor.StepExit{Err: startErr}
+			}
+		}
 		return supervisor.StepExit{Err: fmt.Errorf("start step %q: %w", step.Name, startErr)}
 	}
 	var copiers sync.WaitGroup
