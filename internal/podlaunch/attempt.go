@@ -34,6 +34,7 @@ type attempt struct {
 	results    string // the results directory as the steps see it
 	steps      string // the steps directory as the steps see it
 	workspaces map[string]string
+	sidecars   []*sidecarRun // StartSidecars' sidecars, nil where one never started
 }
 
 // StartAttempt makes (or, for a retry, empties) the task's results and step

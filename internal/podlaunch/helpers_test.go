@@ -74,11 +74,14 @@ func (p *pod) stepView(task string) (string, string) {
 	return filepath.Join(d, "results"), filepath.Join(d, "steps")
 }
 
-// start starts the step container of every step of plan.
+// start starts the container of every step and sidecar of plan.
 func (p *pod) start(plan *planpb.Plan) {
 	for _, task := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
 		for i, s := range task.GetSpec().GetSteps() {
 			p.startContainer(podlayout.StepContainer(task.GetName(), results.StepName(s.GetName(), i)))
+		}
+		for i, s := range task.GetSpec().GetSidecars() {
+			p.startContainer(podlayout.SidecarContainer(task.GetName(), results.StepName(s.GetName(), i)))
 		}
 	}
 }

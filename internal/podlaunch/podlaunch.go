@@ -117,16 +117,10 @@ func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 		}
 		l.workspaces[t.GetName()] = ws
 		for i, s := range t.GetSpec().GetSteps() {
-			name := podlayout.StepContainer(t.GetName(), results.StepName(s.GetName(), i))
-			l.container(name).expected = true
-			for _, e := range s.GetEnv() {
-				if e.GetValueFrom() != nil {
-					if l.secretEnv[name] == nil {
-						l.secretEnv[name] = map[string]bool{}
-					}
-					l.secretEnv[name][e.GetName()] = true
-				}
-			}
+			l.expect(podlayout.StepContainer(t.GetName(), results.StepName(s.GetName(), i)), s)
+		}
+		for i, s := range t.GetSpec().GetSidecars() {
+			l.expect(podlayout.SidecarContainer(t.GetName(), results.StepName(s.GetName(), i)), s)
 		}
 	}
 	// A socket left by an earlier supervisor of this pod (none with
@@ -141,6 +135,20 @@ func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 	l.ln = ln
 	go l.accept(ln)
 	return nil
+}
+
+// expect registers the container of a step or sidecar of the plan, and
+// the env names its spec sets from a ConfigMap or Secret. l.mu held.
+func (l *Launcher) expect(name string, s *planpb.Step) {
+	l.container(name).expected = true
+	for _, e := range s.GetEnv() {
+		if e.GetValueFrom() != nil {
+			if l.secretEnv[name] == nil {
+				l.secretEnv[name] = map[string]bool{}
+			}
+			l.secretEnv[name][e.GetName()] = true
+		}
+	}
 }
 
 func (l *Launcher) doneFile() string {

@@ -75,6 +75,13 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 	if err != nil {
 		return fail(st, ReasonFailed, fmt.Sprintf("invalid task %q: %v", t.GetName(), err))
 	}
+	// Sidecars start before the steps and are stopped once they end,
+	// whichever way the attempt ends.
+	stopSidecars, err := s.startSidecars(ctx, att, t, ready.Params, taskCtx, st)
+	if err != nil {
+		return fail(st, ReasonFailed, err.Error())
+	}
+	defer stopSidecars()
 
 	var failure string // message of the first step failure
 	for i, step := range steps {

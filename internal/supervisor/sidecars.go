@@ -1,0 +1,120 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// SidecarAttempt is an Attempt that can run its task's sidecars beside the
+// steps (pod mode: each sidecar has a container of its own). Launchers whose
+// attempts do not implement it cannot run sidecars; the supervisor then
+// fails a task that declares some.
+type SidecarAttempt interface {
+	Attempt
+	// StartSidecars starts every sidecar, fully substituted, in the
+	// background, and returns once each has started or ended: Tekton starts
+	// a task's steps once its sidecars are ready or terminated. For each
+	// sidecar, in order, the result is nil while it runs, or how it ended.
+	StartSidecars(ctx context.Context, sidecars []*Step) []*StepExit
+	// StopSidecars stops the sidecars that still run (SIGTERM, then SIGKILL
+	// after a grace period) and returns how each ended, in StartSidecars'
+	// order, for those StartSidecars found running and those that ended
+	// since. stopped tells which were still running when told to stop.
+	StopSidecars() (exits []StepExit, stopped []bool)
+}
+
+// Sidecar states' reasons. A sidecar Tekton stops once the steps end is
+// "Completed" (updateStoppedSidecarStatus); one that ended on its own has
+// its container's reason: Completed or Error (or OOMKilled).
+const (
+	SidecarCompleted = "Completed"
+	SidecarError     = "Error"
+)
+
+// taskSidecars substitutes the task's sidecars as the steps are: params,
+// contexts, result paths, workspaces (Tekton applies the same replacements
+// to sidecars and steps). Unnamed sidecars get "unnamed-i" names.
+func taskSidecars(t *planpb.Task, params []*planpb.Param, taskCtx map[string]string, att Attempt) ([]*planpb.Step, error) {
+	spec := t.GetSpec()
+	if len(spec.GetSidecars()) == 0 {
+		return nil, nil
+	}
+	asSteps := &planpb.TaskSpec{Params: spec.GetParams(), Results: spec.GetResults(), Workspaces: spec.GetWorkspaces(), Steps: spec.GetSidecars()}
+	return results.TaskSteps(asSteps, params, taskCtx, att)
+}
+
+// startSidecars starts the attempt's sidecars, records them in st.Sidecars,
+// and returns what stops them once the steps have ended (a no-op for a
+// task without sidecars).
+func (s *Supervisor) startSidecars(ctx context.Context, att Attempt, t *planpb.Task, params []*planpb.Param, taskCtx map[string]string, st *planpb.TaskStatus) (stop func(), err error) {
+	st.Sidecars = nil
+	sidecars, err := taskSidecars(t, params, taskCtx, att)
+	if err != nil {
+		return nil, fmt.Errorf("invalid task %q: sidecars: %w", t.GetName(), err)
+	}
+	if len(sidecars) == 0 {
+		return func() {}, nil
+	}
+	sa, ok := att.(SidecarAttempt)
+	if !ok {
+		return nil, fmt.Errorf("task %q has %d sidecar(s), which this launcher cannot run", t.GetName(), len(sidecars))
+	}
+	runs := make([]*Step, len(sidecars))
+	for i, sc := range sidecars {
+		runs[i] = launchable(t, i, sc)
+		st.Sidecars = append(st.Sidecars, &planpb.StepState{
+			Name: sc.GetName(), Container: "sidecar-" + sc.GetName(), Image: sc.GetImage(),
+			Running: true, StartedAt: timestamppb.New(s.now()),
+		})
+	}
+	started := sa.StartSidecars(ctx, runs)
+	for i, ex := range started {
+		if ex != nil && i < len(st.Sidecars) {
+			s.sidecarEnded(st.Sidecars[i], *ex, false)
+		}
+	}
+	s.reportTask(st)
+	return func() {
+		exits, stopped := sa.StopSidecars()
+		for i := range st.Sidecars {
+			if i < len(exits) && st.Sidecars[i].GetRunning() {
+				s.sidecarEnded(st.Sidecars[i], exits[i], i < len(stopped) && stopped[i])
+			}
+		}
+	}, nil
+}
+
+// sidecarEnded records how a sidecar ended.
+func (s *Supervisor) sidecarEnded(state *planpb.StepState, exit StepExit, stopped bool) {
+	state.Running = false
+	state.Terminated = true
+	state.ExitCode = int32(exit.ExitCode)
+	if !exit.Started.IsZero() {
+		state.StartedAt = timestamppb.New(exit.Started)
+	}
+	finished := exit.Finished
+	if finished.IsZero() {
+		finished = s.now()
+	}
+	state.FinishedAt = timestamppb.New(finished)
+	switch {
+	case stopped:
+		state.Reason = SidecarCompleted
+	case exit.Reason == "OOMKilled":
+		state.Reason = exit.Reason
+	case exit.Err != nil:
+		state.Reason = SidecarError
+		if state.ExitCode == 0 {
+			state.ExitCode = 1
+		}
+	case exit.ExitCode == 0:
+		state.Reason = SidecarCompleted
+	default:
+		state.Reason = SidecarError
+	}
+}
