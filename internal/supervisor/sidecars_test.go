@@ -137,8 +137,8 @@ func TestSidecarLifecycle(t *testing.T) {
 		// A sidecar's end does not decide the task's.
 		taskReason: ReasonFailed, states: []string{"db Completed 143"},
 	}, {
-		name: "a sidecar that could not start: the steps run, the task succeeds",
-		task: withSidecars(task("a", nil, step("one")), "db", "web"),
+		name:    "a sidecar that could not start: the steps run, the task succeeds",
+		task:    withSidecars(task("a", nil, step("one")), "db", "web"),
 		started: map[string]*StepExit{"db": {Err: errors.New("exec: no such file")}},
 		want:    []string{"start a/db#0", "start a/web#0", "step a/one#0", "stop a/web#0"},
 		// Tekton counts a terminated sidecar as ready (SidecarsReady).
