@@ -7,6 +7,7 @@ import (
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/pod"
 	trresources "github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
 	"github.com/tektoncd/pipeline/pkg/workspace"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,8 +102,22 @@ func (c *compiler) task(in taskInput) (*planpb.Task, *v1.TaskSpec, error) {
 		})
 	}
 
+	// Tekton's pod builder reads the TaskRun's annotations (its own, the
+	// PipelineRun's, taskRunSpecs' and the Task's, merged above). It honours
+	// the annotation only with enable-api-fields: alpha; pod-runner always
+	// does: it is an explicit request that only takes the network away.
+	hermetic := tr.Annotations[pod.ExecutionModeAnnotation] == pod.ExecutionModeHermetic
+	if hermetic {
+		// As Tekton's pod builder: last in every step's env (not the
+		// sidecars'), so that it wins.
+		for _, s := range ps.Steps {
+			s.Env = append(s.Env, &planpb.EnvVar{Name: pod.TektonHermeticEnvVar, Value: "1"})
+		}
+	}
+
 	t := &planpb.Task{
 		Name:        in.name,
+		Hermetic:    hermetic,
 		TaskRunName: tr.Name,
 		Retries:     int32(tr.Spec.Retries),
 		Timeout:     duration(tr.Spec.Timeout),
