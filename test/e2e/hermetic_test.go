@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"knative.dev/pkg/apis"
+
+	"github.com/e7763abc/pod-runner/internal/hermetic"
+)
+
+// hermeticPipeline: a server's address as params; "open" and "sealed" run
+// the same Task, "sealed" marked hermetic through taskRunSpecs, as Tekton
+// users do (docs/hermetic.md, docs/pipelineruns.md).
+const hermeticPipeline = `
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: probe}
+spec:
+  params: [{name: host}, {name: port}]
+  results: [{name: server}, {name: links}, {name: mode}]
+  steps:
+  - image: busybox
+    script: |
+      if busybox nc -w 2 $(params.host) $(params.port) </dev/null; then r=reached; else r=unreachable; fi
+      printf %s "$r" > $(results.server.path)
+      busybox ip -o link | cut -d' ' -f2 | tr -d '\n' > $(results.links.path)
+      printf %s "${TEKTON_HERMETIC:-unset}" > $(results.mode.path)
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: hermetic}
+spec:
+  params: [{name: host, value: HOST}, {name: port, value: "PORT"}]
+  taskRunSpecs:
+  - pipelineTaskName: sealed
+    metadata:
+      annotations: {experimental.tekton.dev/execution-mode: hermetic}
+  pipelineSpec:
+    params: [{name: host}, {name: port}]
+    tasks:
+    - name: open
+      taskRef: {name: probe}
+      params: [{name: host, value: $(params.host)}, {name: port, value: $(params.port)}]
+    - name: sealed
+      taskRef: {name: probe}
+      params: [{name: host, value: $(params.host)}, {name: port, value: $(params.port)}]
+`
+
+// server accepts TCP connections on every address of this host and
+// returns an address of it other than loopback when there is one.
+func server(t *testing.T) (host, port string) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	host = "127.0.0.1"
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			host = n.IP.String()
+			break
+		}
+	}
+	return host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// A hermetic task of a PipelineRun cannot reach a server that the other
+// task of the same run reaches, sees only lo, and has TEKTON_HERMETIC=1.
+func TestHermeticTask(t *testing.T) {
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Skip("busybox is not installed (make deps installs busybox-static)")
+	}
+	if err := hermetic.Check(); err != nil {
+		t.Skipf("this machine cannot run hermetic tasks: %v", err)
+	}
+	host, port := server(t)
+	r := run(t, strings.NewReplacer("HOST", host, "PORT", port).Replace(hermeticPipeline))
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	for task, want := range map[string][3]string{
+		"open":   {"reached", "", "unset"},
+		"sealed": {"unreachable", "lo:", "1"},
+	} {
+		if got := r.taskResult(t, task, "server").StringVal; got != want[0] {
+			t.Errorf("%s: server %s:%s %s, want %s", task, host, port, got, want[0])
+		}
+		links := r.taskResult(t, task, "links").StringVal
+		if want[1] != "" && links != want[1] || want[1] == "" && (links == "lo:" || links == "") {
+			t.Errorf("%s: links %q", task, links)
+		}
+		if got := r.taskResult(t, task, "mode").StringVal; got != want[2] {
+			t.Errorf("%s: TEKTON_HERMETIC %q, want %q", task, got, want[2])
+		}
+	}
+}
+
+// Where user namespaces are refused, the hermetic task fails with a message
+// saying what is missing, the other task runs, and the run fails (exit 1).
+// The refusal is real: pod-runner runs as root of a user namespace that
+// forbids namespaces below it.
+func TestHermeticTaskRefused(t *testing.T) {
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Skip("busybox is not installed (make deps installs busybox-static)")
+	}
+	if err := hermetic.Check(); err != nil {
+		t.Skipf("this machine cannot make user namespaces at all: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("pod-runner must be root of its namespace to lower its limits")
+	}
+	cmd := exec.Command("sh", "-c", `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" run -f - -o json`, binary)
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	hermetic.Isolate(cmd.SysProcAttr)
+	cmd.Stdin = strings.NewReader(strings.NewReplacer("HOST", "127.0.0.1", "PORT", "1").Replace(hermeticPipeline))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := &result{stdout: stdout.String(), stderr: stderr.String(), taskRuns: map[string]*v1.TaskRun{}}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("run: %v, want exit 1\nstderr:\n%s", err, r.stderr)
+	}
+	r.code = 1
+	r.decode(t)
+	if got := r.taskReason(t, "open"); got != "Succeeded" {
+		t.Errorf("open: %s, want Succeeded", got)
+	}
+	c := r.taskRuns["sealed"].Status.GetCondition(apis.ConditionSucceeded)
+	if c.Reason != "Failed" {
+		t.Errorf("sealed: %s, want Failed", c.Reason)
+	}
+	for _, want := range []string{"hermetic task: cannot create the step's user and network namespaces", "user.max_user_namespaces is 0", "the step was not run"} {
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("sealed's message %q\nlacks %q", c.Message, want)
+		}
+	}
+}
