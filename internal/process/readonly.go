@@ -25,7 +25,7 @@ const ReadOnlyCommand = "_read-only-exec"
 func ReadOnlyExec(args []string) error {
 	sep := slices.Index(args, "--")
 	if sep < 0 || sep == len(args)-1 || sep%3 != 0 {
-		return errors.New("usage: " + ReadOnlyCommand + " [ro|rw SRC DST]... -- ARGV...")
+		return errors.New("usage: " + ReadOnlyCommand + " [ro|rw SRC DST]... -- COMMAND [ARG]")
 	}
 	mounts, argv := args[:sep], args[sep+1:]
 	// Namespaces belong to threads: unshare, mount and exec on this one.
