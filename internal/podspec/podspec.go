@@ -258,61 +258,99 @@ func mountPath(t *planpb.Task, name string) string {
 	return podlayout.WorkspaceDir + "/" + name
 }
 
-// taskContainers are a task's step containers. Images and env references
-// must be known when the Pod is created: they are substituted with what is
-// known at compile time (params that do not wait for results, contexts).
+// taskContainers are a task's step containers, then its sidecars'. Images
+// and env references must be known when the Pod is created: they are
+// substituted with what is known at compile time (params that do not wait
+// for results, contexts). A sidecar's container runs `pod-runner step` too:
+// the supervisor tells it when to start the sidecar and when to stop it.
 func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
-	if len(t.GetSpec().GetSidecars()) > 0 {
-		return nil, load.Errorf("", "", "task %q: sidecars are not supported in pod mode yet", t.GetName())
-	}
 	static, err := results.TaskSteps(t.GetSpec(), t.GetParams(), t.GetContext(), podPaths{t})
 	if err != nil {
 		return nil, load.Errorf("", "", "task %q: %v", t.GetName(), err)
+	}
+	spec := t.GetSpec()
+	// Tekton substitutes sidecars as it does steps.
+	asSteps := &planpb.TaskSpec{Params: spec.GetParams(), Results: spec.GetResults(), Workspaces: spec.GetWorkspaces(), Steps: spec.GetSidecars()}
+	staticSidecars, err := results.TaskSteps(asSteps, t.GetParams(), t.GetContext(), podPaths{t})
+	if err != nil {
+		return nil, load.Errorf("", "", "task %q: sidecars: %v", t.GetName(), err)
 	}
 	mounts, err := b.taskMounts(t)
 	if err != nil {
 		return nil, err
 	}
 	var out []corev1.Container
-	for i, s := range t.GetSpec().GetSteps() {
-		st := static[i]
+	for i, s := range spec.GetSteps() {
 		stepName := results.StepName(s.GetName(), i)
-		where := fmt.Sprintf("task %q, step %q", t.GetName(), stepName)
-		image := st.GetImage()
-		if refersToRunTime(image) {
-			return nil, load.Errorf("", "", "%s: image %q depends on a value known only at run time; in pod mode every image must be known when the Pod is created", where, s.GetImage())
-		}
-		if len(s.GetCommand()) == 0 && s.GetScript() == "" {
-			if image, err = b.resolve(s, image, where); err != nil {
-				return nil, err
-			}
-		}
-		name := podlayout.StepContainer(t.GetName(), stepName)
-		env := []corev1.EnvVar{{Name: podlayout.EnvContainer, Value: name}}
-		for _, e := range st.GetEnv() {
-			ref := e.GetValueFrom()
-			if ref == nil {
-				continue
-			}
-			if refersToRunTime(ref.GetName()) || refersToRunTime(ref.GetKey()) {
-				return nil, load.Errorf("", "", "%s: env %s refers to %q/%q, known only at run time; in pod mode the kubelet resolves it when the Pod is created", where, e.GetName(), ref.GetName(), ref.GetKey())
-			}
-			env = append(env, keyRefEnv(e.GetName(), ref))
-		}
-		res, err := stepResources(s)
+		c, err := b.container(s, static[i], podlayout.StepContainer(t.GetName(), stepName), fmt.Sprintf("task %q, step %q", t.GetName(), stepName), mounts)
 		if err != nil {
-			return nil, load.Errorf("", "", "%s: %v", where, err)
+			return nil, err
 		}
-		out = append(out, corev1.Container{
-			Name:         name,
-			Image:        image,
-			Command:      []string{podlayout.Binary, "step"},
-			Env:          env,
-			VolumeMounts: mounts,
-			Resources:    res,
-		})
+		out = append(out, c)
+	}
+	for i, s := range spec.GetSidecars() {
+		name := results.StepName(s.GetName(), i)
+		c, err := b.container(s, staticSidecars[i], podlayout.SidecarContainer(t.GetName(), name), fmt.Sprintf("task %q, sidecar %q", t.GetName(), name), sidecarMounts(mounts))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
 	return out, nil
+}
+
+// sidecarMounts are a task's mounts for its sidecars: as Tekton mounts
+// them, the task's workspaces but not its /workspace, /tekton/home,
+// results and steps (pod.go's implicit mounts are for steps only); and
+// what `pod-runner step` needs, the bin and run volumes.
+func sidecarMounts(steps []corev1.VolumeMount) []corev1.VolumeMount {
+	var out []corev1.VolumeMount
+	for _, m := range steps {
+		switch m.MountPath {
+		case podlayout.ResultsDir, podlayout.StepsDir, podlayout.WorkspaceDir, podlayout.HomeDir:
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// container is the container of a step or sidecar s (st: s substituted
+// with what is known at compile time).
+func (b *builder) container(s, st *planpb.Step, name, where string, mounts []corev1.VolumeMount) (corev1.Container, error) {
+	image := st.GetImage()
+	if refersToRunTime(image) {
+		return corev1.Container{}, load.Errorf("", "", "%s: image %q depends on a value known only at run time; in pod mode every image must be known when the Pod is created", where, s.GetImage())
+	}
+	if len(s.GetCommand()) == 0 && s.GetScript() == "" {
+		var err error
+		if image, err = b.resolve(s, image, where); err != nil {
+			return corev1.Container{}, err
+		}
+	}
+	env := []corev1.EnvVar{{Name: podlayout.EnvContainer, Value: name}}
+	for _, e := range st.GetEnv() {
+		ref := e.GetValueFrom()
+		if ref == nil {
+			continue
+		}
+		if refersToRunTime(ref.GetName()) || refersToRunTime(ref.GetKey()) {
+			return corev1.Container{}, load.Errorf("", "", "%s: env %s refers to %q/%q, known only at run time; in pod mode the kubelet resolves it when the Pod is created", where, e.GetName(), ref.GetName(), ref.GetKey())
+		}
+		env = append(env, keyRefEnv(e.GetName(), ref))
+	}
+	res, err := stepResources(s)
+	if err != nil {
+		return corev1.Container{}, load.Errorf("", "", "%s: %v", where, err)
+	}
+	return corev1.Container{
+		Name:         name,
+		Image:        image,
+		Command:      []string{podlayout.Binary, "step"},
+		Env:          env,
+		VolumeMounts: mounts,
+		Resources:    res,
+	}, nil
 }
 
 // resolve looks up the entrypoint of a step that names no command, puts it

@@ -57,10 +57,11 @@ func stepRequest(s *planpb.Step, n corev1.ResourceName) (int64, error) {
 	return amount(n, q), nil
 }
 
-// taskRequest is the most any one step of t asks of n: steps run one after
-// another.
+// taskRequest is what t asks of n at its busiest: the most any one step
+// asks (steps run one after another) plus what its sidecars ask (they run
+// beside every step).
 func taskRequest(t *planpb.Task, n corev1.ResourceName) (int64, error) {
-	var most int64
+	var most, sidecars int64
 	for _, s := range t.GetSpec().GetSteps() {
 		v, err := stepRequest(s, n)
 		if err != nil {
@@ -68,7 +69,14 @@ func taskRequest(t *planpb.Task, n corev1.ResourceName) (int64, error) {
 		}
 		most = max(most, v)
 	}
-	return most, nil
+	for _, s := range t.GetSpec().GetSidecars() {
+		v, err := stepRequest(s, n)
+		if err != nil {
+			return 0, fmt.Errorf("task %q: sidecar: %w", t.GetName(), err)
+		}
+		sidecars += v
+	}
+	return most + sidecars, nil
 }
 
 // Peak is what the run asks of each shared resource at its busiest: per

@@ -56,6 +56,18 @@ func TestPeak(t *testing.T) {
 			cpu: "3", memory: "3Gi",
 		},
 		{
+			name: "sidecars run beside every step of their task",
+			plan: &planpb.Plan{Tasks: []*planpb.Task{
+				func() *planpb.Task {
+					t := task("a", nil, req("1", "1Gi"), req("2", "100Mi"))
+					t.Spec.Sidecars = task("", nil, req("500m", "256Mi"), [4]string{"", "", "250m", ""}).Spec.Steps
+					return t
+				}(),
+				task("b", []string{"a"}, req("2", "1Gi")),
+			}},
+			cpu: "2750m", memory: "1280Mi",
+		},
+		{
 			name: "fan-out and fan-in: the parallel middle",
 			plan: &planpb.Plan{Tasks: []*planpb.Task{
 				task("start", nil, req("4", "4Gi")),

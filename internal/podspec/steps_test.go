@@ -152,7 +152,26 @@ spec:
 			want: []string{`task "b"`, "known only at run time"},
 		},
 		{
-			name: "sidecars",
+			name: "a sidecar's image known only at run time",
+			yaml: `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: pr}
+spec:
+  pipelineSpec:
+    tasks:
+    - {name: a, taskSpec: {results: [{name: img}], steps: [{image: busybox, script: echo}]}}
+    - name: b
+      params: [{name: img, value: $(tasks.a.results.img)}]
+      taskSpec:
+        params: [{name: img}]
+        sidecars: [{name: db, image: $(params.img), script: echo}]
+        steps: [{image: busybox, script: echo}]
+`,
+			want: []string{`task "b", sidecar "db"`, "known only at run time"},
+		},
+		{
+			name: "a sidecar with no command, image lookups off",
 			yaml: `
 apiVersion: tekton.dev/v1
 kind: TaskRun
@@ -162,7 +181,7 @@ spec:
     sidecars: [{name: db, image: postgres}]
     steps: [{image: busybox, script: echo}]
 `,
-			want: []string{"sidecars"},
+			want: []string{`sidecar "db"`, "image lookups are off"},
 		},
 	}
 	for _, tt := range tests {
