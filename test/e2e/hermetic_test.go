@@ -129,7 +129,8 @@ func TestHermeticTaskRefused(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("pod-runner must be root of its namespace to lower its limits")
 	}
-	cmd := exec.Command("sh", "-c", `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" run -f - -o json`, binary)
+	// Exit 4: /proc/sys is read-only here (a container): skip.
+	cmd := exec.Command("sh", "-c", `echo 0 > /proc/sys/user/max_user_namespaces || exit 4; exec "$0" run -f - -o json`, binary)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	hermetic.Isolate(cmd.SysProcAttr)
 	cmd.Stdin = strings.NewReader(strings.NewReplacer("HOST", "127.0.0.1", "PORT", "1").Replace(hermeticPipeline))
@@ -138,6 +139,9 @@ func TestHermeticTaskRefused(t *testing.T) {
 	err := cmd.Run()
 	r := &result{stdout: stdout.String(), stderr: stderr.String(), taskRuns: map[string]*v1.TaskRun{}}
 	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 4 {
+		t.Skipf("cannot lower user.max_user_namespaces here: %s", r.stderr)
+	}
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("run: %v, want exit 1\nstderr:\n%s", err, r.stderr)
 	}
