@@ -1,0 +1,71 @@
+package podlaunch
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/e7763abc/pod-runner/internal/hermetic"
+	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// A hermetic task's step container runs its step with no network while a
+// task beside it in the same pod reaches a server: supervisor → launcher →
+// `pod-runner step`, with real namespaces.
+func TestHermeticTaskInPod(t *testing.T) {
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Skip("busybox is not installed (make deps installs busybox-static)")
+	}
+	if err := hermetic.Check(); err != nil {
+		t.Skipf("this machine cannot run hermetic steps: %v", err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	probe := func(name string, hermetic bool) *planpb.Task {
+		return &planpb.Task{
+			Name: name, TaskRunName: "pr-" + name, Hermetic: hermetic,
+			Spec: &planpb.TaskSpec{
+				Results: []*planpb.ResultSpec{{Name: "server"}},
+				Steps: []*planpb.Step{{
+					Name:   "probe",
+					Script: "if busybox nc -w 2 127.0.0.1 " + port + " </dev/null; then r=reached; else r=unreachable; fi; printf $r > $(results.server.path)",
+				}},
+			},
+		}
+	}
+	plan := &planpb.Plan{
+		Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
+		Tasks: []*planpb.Task{probe("open", false), probe("sealed", true)},
+		Results: []*planpb.PipelineResult{
+			{Name: "open", Value: str("$(tasks.open.results.server)")},
+			{Name: "sealed", Value: str("$(tasks.sealed.results.server)")},
+		},
+	}
+	p := newPod(t)
+	p.start(plan)
+	st := p.run(context.Background(), plan)
+	if c := st.GetCondition(); c.GetStatus() != "True" {
+		t.Fatalf("run condition = %v\n%v", c, st)
+	}
+	for name, want := range map[string]string{"open": "reached", "sealed": "unreachable"} {
+		if got := result(st, name); got != want {
+			t.Errorf("%s: server %s, want %s", name, got, want)
+		}
+	}
+}
