@@ -23,7 +23,8 @@ func (r *hermeticRecorder) StartAttempt(ctx context.Context, t *planpb.Task, att
 
 type hermeticAttempt struct {
 	Attempt
-	r *hermeticRecorder
+	r        *hermeticRecorder
+	sidecars int
 }
 
 func (a *hermeticAttempt) RunStep(ctx context.Context, s *Step) StepExit {
@@ -33,10 +34,31 @@ func (a *hermeticAttempt) RunStep(ctx context.Context, s *Step) StepExit {
 	return a.Attempt.RunStep(ctx, s)
 }
 
+// StartSidecars notes the sidecars as running, StopSidecars stops them.
+func (a *hermeticAttempt) StartSidecars(_ context.Context, sidecars []*Step) []*StepExit {
+	a.r.mu.Lock()
+	defer a.r.mu.Unlock()
+	for _, s := range sidecars {
+		a.r.hermetic[s.Task+"/sidecar-"+s.Name] = s.Hermetic
+	}
+	a.sidecars = len(sidecars)
+	return make([]*StepExit, len(sidecars))
+}
+
+func (a *hermeticAttempt) StopSidecars() ([]StepExit, []bool) {
+	stopped := make([]bool, a.sidecars)
+	for i := range stopped {
+		stopped[i] = true
+	}
+	return make([]StepExit, a.sidecars), stopped
+}
+
 // A hermetic task's steps, and only its, reach the launcher as hermetic;
-// its finally tasks too when they are marked.
+// its finally tasks too when they are marked. Sidecars keep their network,
+// as in Tekton (docs/hermetic.md).
 func TestHermeticReachesTheLauncher(t *testing.T) {
 	sealed := task("sealed", nil, step("build"), step("test"))
+	sealed.Spec.Sidecars = []*planpb.Step{{Name: "db", Image: "busybox", Command: []string{"true"}}}
 	sealed.Hermetic = true
 	open := task("open", nil, step("fetch"))
 	last := task("last", nil, step("report"))
@@ -46,7 +68,7 @@ func TestHermeticReachesTheLauncher(t *testing.T) {
 	if _, err := s.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"sealed/build": true, "sealed/test": true, "open/fetch": false, "last/report": true}
+	want := map[string]bool{"sealed/build": true, "sealed/test": true, "sealed/sidecar-db": false, "open/fetch": false, "last/report": true}
 	for k, w := range want {
 		got, ran := r.hermetic[k]
 		if !ran {

@@ -131,7 +131,10 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, t *planpb.Task, i
 	}
 	state.Running = true
 	state.StartedAt = timestamppb.New(s.now())
-	exit := att.RunStep(stepCtx, launchable(t, index, step))
+	l := launchable(t, index, step)
+	// Steps only: Tekton's hermetic mode leaves the sidecars their network.
+	l.Hermetic = t.GetHermetic()
+	exit := att.RunStep(stepCtx, l)
 	state.Running = false
 	state.Terminated = true
 	state.ExitCode = int32(exit.ExitCode)
@@ -249,7 +252,6 @@ func launchable(t *planpb.Task, index int, step *planpb.Step) *Step {
 		Task: t.GetName(), Name: step.GetName(), Index: index, Image: step.GetImage(),
 		Command: step.GetCommand(), Args: step.GetArgs(), Env: env, WorkingDir: step.GetWorkingDir(),
 		StdoutPath: step.GetStdoutPath(), StderrPath: step.GetStderrPath(),
-		Hermetic: t.GetHermetic(),
 	}
 	if script := step.GetScript(); script != "" {
 		l.Script = withShebang(script)
