@@ -169,7 +169,7 @@ func (l *Launcher) stateParent() string {
 		return l.opts.StateDir
 	}
 	for _, d := range []string{os.Getenv("XDG_RUNTIME_DIR"), "/dev/shm"} {
-		if d != "" && syscall.Access(d, 2 /* W_OK */) == nil {
+		if d != "" && syscall.Access(d, 2 /* W_OK */) == nil && !noexec(d) {
 			return d
 		}
 	}
@@ -207,6 +207,13 @@ func (l *Launcher) shellFor(interpreter string) string {
 		return filepath.Join(l.shellDir, filepath.Base(interpreter))
 	}
 	return interpreter
+}
+
+// noexec tells whether dir's filesystem is mounted noexec (as /dev/shm is
+// in many containers): scripts could not run from it.
+func noexec(dir string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) != nil || st.Flags&0x8 /* ST_NOEXEC */ != 0
 }
 
 // removeDirs removes the run and state directories.

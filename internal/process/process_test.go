@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
@@ -249,5 +250,24 @@ func TestUnsupported(t *testing.T) {
 	}
 	if err := Unsupported(&planpb.Plan{Tasks: []*planpb.Task{plain}, Finally: []*planpb.Task{withSidecar}}); err == nil || !strings.Contains(err.Error(), `"b"`) {
 		t.Errorf("sidecar in finally: %v", err)
+	}
+}
+
+// TestNoexec: a noexec filesystem is not used for the state, whose scripts
+// must run.
+func TestNoexec(t *testing.T) {
+	if noexec(t.TempDir()) {
+		t.Error("the test's temp dir is noexec")
+	}
+	if !hasCapSysAdmin() {
+		t.Skip("mounting a noexec tmpfs needs CAP_SYS_ADMIN")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOEXEC, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(dir, 0)
+	if !noexec(dir) {
+		t.Error("a noexec tmpfs is not seen as noexec")
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -72,7 +74,26 @@ type mount struct {
 
 // canMount tells whether steps can get their own mounts: root, and the
 // pod-runner binary to start them through.
-func (l *Launcher) canMount() bool { return l.opts.Self != "" && os.Geteuid() == 0 }
+func (l *Launcher) canMount() bool { return l.opts.Self != "" && hasCapSysAdmin() }
+
+// capSysAdmin is CAP_SYS_ADMIN's bit in /proc/self/status's CapEff.
+const capSysAdmin = 21
+
+// hasCapSysAdmin tells whether this process may make mounts: root in a
+// container usually may not.
+func hasCapSysAdmin() bool {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err == nil && caps&(1<<capSysAdmin) != 0
+		}
+	}
+	return false
+}
 
 // wrapMounts prefixes argv with the mount wrapper when the attempt mounts
 // its workspaces.
