@@ -67,6 +67,10 @@ type Launcher struct {
 	workspaces map[string]map[string]string
 	closing    bool
 	seq        uint64
+	// accepting ends when the accept loop has returned; hellos counts the
+	// connections accepted but not yet registered (or refused).
+	accepting chan struct{}
+	hellos    sync.WaitGroup
 }
 
 // container is a step container the supervisor knows of.
@@ -133,6 +137,7 @@ func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 		return fmt.Errorf("listen for step containers: %w", err)
 	}
 	l.ln = ln
+	l.accepting = make(chan struct{})
 	go l.accept(ln)
 	return nil
 }
@@ -167,16 +172,24 @@ func (l *Launcher) container(name string) *container {
 
 // accept registers each step container that connects and says Hello.
 func (l *Launcher) accept(ln net.Listener) {
+	defer close(l.accepting)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			return // closed by Wait
+			return // closed, or drained, by Wait
 		}
+		l.hellos.Add(1)
 		go l.hello(conn)
 	}
 }
 
 func (l *Launcher) hello(conn net.Conn) {
+	registered := false
+	defer func() {
+		if !registered {
+			l.hellos.Done()
+		}
+	}()
 	r := bufio.NewReader(conn)
 	_ = conn.SetReadDeadline(time.Now().Add(helloTimeout))
 	m := &steppb.StepMessage{}
@@ -206,6 +219,8 @@ func (l *Launcher) hello(conn net.Conn) {
 		l.tellExit(c)
 	}
 	l.mu.Unlock()
+	registered = true
+	l.hellos.Done()
 	p.read(r)
 }
 
@@ -246,17 +261,18 @@ func (l *Launcher) Close() error {
 	return nil
 }
 
-// Wait waits, after Close, until every connected step container has gone
-// (it was told to exit) or ctx ends, then stops listening.
+// drainQueued is how long Wait keeps accepting, once the socket's path is
+// gone, the connections the kernel had already queued.
+const drainQueued = 50 * time.Millisecond
+
+// Wait, after Close, stops listening and waits until every step container
+// that connected has gone (it was told to exit) or ctx ends. A container
+// that dials after Wait began finds no socket, sees the done file and exits
+// 0; one whose connection was already queued is accepted and told to exit,
+// not reset by a closed listener (which would end it with an error).
 func (l *Launcher) Wait(ctx context.Context) error {
 	l.mu.Lock()
 	ln, closing := l.ln, l.closing
-	var peers []*peer
-	for _, c := range l.containers {
-		if c.peer != nil {
-			peers = append(peers, c.peer)
-		}
-	}
 	l.mu.Unlock()
 	if ln == nil {
 		return nil
@@ -264,6 +280,27 @@ func (l *Launcher) Wait(ctx context.Context) error {
 	if !closing {
 		return errors.New("wait before close")
 	}
+	_ = os.Remove(l.opts.Socket)
+	if ul, ok := ln.(*net.UnixListener); ok {
+		_ = ul.SetDeadline(time.Now().Add(drainQueued))
+	} else {
+		ln.Close()
+	}
+	<-l.accepting
+	hellos := make(chan struct{})
+	go func() { l.hellos.Wait(); close(hellos) }()
+	select {
+	case <-hellos:
+	case <-ctx.Done(): // a connection that says nothing: its peer is not waited for
+	}
+	l.mu.Lock()
+	var peers []*peer
+	for _, c := range l.containers {
+		if c.peer != nil {
+			peers = append(peers, c.peer)
+		}
+	}
+	l.mu.Unlock()
 	var stuck []string
 	for _, p := range peers {
 		select {
@@ -273,7 +310,6 @@ func (l *Launcher) Wait(ctx context.Context) error {
 		}
 	}
 	ln.Close()
-	_ = os.Remove(l.opts.Socket)
 	if len(stuck) > 0 {
 		slices.Sort(stuck)
 		return fmt.Errorf("step containers %v have not exited: %w", stuck, ctx.Err())

@@ -1,8 +1,10 @@
 package podlaunch
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"github.com/e7763abc/pod-runner/internal/stepper"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
+	"github.com/e7763abc/pod-runner/proto/steppb"
 )
 
 // A real Supervisor runs a two-task plan through step containers: a result
@@ -313,5 +316,62 @@ func TestAttemptPaths(t *testing.T) {
 	}
 	if _, ok, _ := a.ReadResult("r"); ok {
 		t.Error("the retry still sees the first attempt's result")
+	}
+}
+
+// A container whose connection is accepted as the run ends (it checked for
+// the done mark just before Close made it) is told to exit and waited
+// for; one that dials once Wait began finds no socket and exits 0. A
+// listener closed under a queued connection would reset it instead, and
+// the container would exit 1, failing the Pod.
+func TestConnectionAsWaitBegins(t *testing.T) {
+	p := newPod(t)
+	plan := &planpb.Plan{Version: supervisor.Version, Tasks: []*planpb.Task{{Name: "t", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}}}
+	if err := p.l.Prepare(context.Background(), plan); err != nil {
+		t.Fatal(err)
+	}
+	late, err := net.Dial("unix", p.l.opts.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if err := p.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- p.l.Wait(context.Background()) }()
+	// Wait keeps the queued connection and waits for it to say who it is.
+	time.Sleep(2 * drainQueued)
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait returned (%v) before the queued container had gone", err)
+	default:
+	}
+	hello := &steppb.StepMessage{Kind: &steppb.StepMessage_Hello{Hello: &steppb.Hello{Container: "t-s"}}}
+	if err := stepper.WriteMsg(late, hello); err != nil {
+		t.Fatalf("the queued connection was reset: %v", err)
+	}
+	m := &steppb.SupervisorMessage{}
+	if err := stepper.ReadMsg(bufio.NewReader(late), m); err != nil || m.GetExit() == nil {
+		t.Fatalf("the queued container was not told to exit: %v %v", m, err)
+	}
+	// A container dialing now finds the done mark and exits 0.
+	p.startContainer("other")
+	if err := p.exits(2 * time.Second)["other"]; err != nil && !errors.Is(err, stepper.ErrSupervisorDone) {
+		t.Errorf("container dialing as Wait runs: %v", err)
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait returned (%v) while the told container was still connected", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	late.Close()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return once the container had gone")
 	}
 }
