@@ -32,12 +32,14 @@ const (
 	// ended, and is told to exit. A container that dies closes its
 	// connection, which the supervisor notices at once.
 	Socket = RunDir + "/supervisor.sock"
-	// StateDir is where the supervisor mounts the whole state volume: every
-	// task's results and step directories, under TaskDir(task).
+	// StateDir is where the supervisor mounts the state volume, and under
+	// it, at TaskDir(task)/results and TaskDir(task)/steps, every task's
+	// own results and steps volumes.
 	StateDir = "/pod-runner/state"
-	// Tekton's paths, as a Task's steps see them. Each task's containers
-	// mount only their own task's subdirectory of the state volume there, so
-	// no task can read or alter another's results.
+	// Tekton's paths, as a Task's steps see them. Each task's step
+	// containers mount only their own task's results and steps volumes
+	// there (emptyDirs of their own, no subPath: podman 4.3 ignores subPath
+	// on an emptyDir), so no task can read or alter another's results.
 	ResultsDir = "/tekton/results"
 	StepsDir   = "/tekton/steps"
 	// WorkspaceDir is Tekton's default working directory, an emptyDir per task.
@@ -97,7 +99,9 @@ func dnsLabel(s string) string {
 // of the name.
 func StepContainer(task, step string) string { return dnsLabel(task + "-" + step) }
 
-// SidecarContainer is the container name of a task's sidecar.
+// SidecarContainer is the container name of a task's sidecar; like a
+// step's, it runs `pod-runner step`, told by the supervisor when to start
+// the sidecar and when to stop it.
 func SidecarContainer(task, sidecar string) string {
 	return dnsLabel(task + "-sidecar-" + sidecar)
 }
