@@ -153,3 +153,29 @@ func metaTimeOr(ts ...*timestamppb.Timestamp) metav1.Time {
 	}
 	return metav1.Time{}
 }
+
+// sidecarStates are the TaskRun's status.sidecars: Tekton names a sidecar's
+// container "sidecar-NAME"; a sidecar stopped when the steps ended is
+// terminated, with the reason the engine gives (Completed for a stop, as
+// Tekton's updateStoppedSidecarStatus does).
+func sidecarStates(states []*planpb.StepState, start, completion *timestamppb.Timestamp) []v1.SidecarState {
+	var out []v1.SidecarState
+	for _, s := range states {
+		ss := v1.SidecarState{Name: s.GetName(), Container: "sidecar-" + s.GetName(), ImageID: s.GetImage()}
+		switch {
+		case s.GetTerminated():
+			ss.Terminated = &corev1.ContainerStateTerminated{
+				ExitCode:   s.GetExitCode(),
+				Reason:     s.GetReason(),
+				StartedAt:  metaTimeOr(s.GetStartedAt(), start),
+				FinishedAt: metaTimeOr(s.GetFinishedAt(), completion),
+			}
+		case s.GetRunning():
+			ss.Running = &corev1.ContainerStateRunning{StartedAt: metaTimeOr(s.GetStartedAt(), start)}
+		default:
+			ss.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
+		}
+		out = append(out, ss)
+	}
+	return out
+}

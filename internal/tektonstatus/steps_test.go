@@ -154,3 +154,23 @@ func TestStepStatesStopped(t *testing.T) {
 		t.Errorf("steps of a task that never started = %v, want none", got)
 	}
 }
+
+// TestSidecarStates: a sidecar stopped when the steps ended is terminated
+// with its exit code and reason; a running one is running; one never
+// started waits.
+func TestSidecarStates(t *testing.T) {
+	stoppedSidecar := done("db", 1, 3, 143, "Completed")
+	running := &planpb.StepState{Name: "proxy", Running: true, StartedAt: at(2), Image: "envoy"}
+	got := sidecarStates([]*planpb.StepState{stoppedSidecar, running, {Name: "late"}}, at(1), at(4))
+	want := []v1.SidecarState{
+		{Name: "db", Container: "sidecar-db", ImageID: stoppedSidecar.GetImage(), ContainerState: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: 143, Reason: "Completed", StartedAt: *metaTime(at(1)), FinishedAt: *metaTime(at(3))}}},
+		{Name: "proxy", Container: "sidecar-proxy", ImageID: "envoy", ContainerState: corev1.ContainerState{
+			Running: &corev1.ContainerStateRunning{StartedAt: *metaTime(at(2))}}},
+		{Name: "late", Container: "sidecar-late", ContainerState: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}

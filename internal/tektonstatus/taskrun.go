@@ -149,6 +149,7 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 			CompletionTime: metaTime(ts.GetCompletionTime()),
 			Steps:          stepStates(names, ts.GetSteps(), ts.GetCondition(), ts.GetStartTime(), ts.GetCompletionTime(), b.opts.PodName),
 			Results:        taskRunResults(ts.GetResults()),
+			Sidecars:       sidecarStates(ts.GetSidecars(), ts.GetStartTime(), ts.GetCompletionTime()),
 			TaskSpec:       spec,
 			Provenance:     b.provenance(),
 		},
