@@ -66,17 +66,21 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		closeFile(outFile)
 		return nil, fmt.Errorf("stderrConfig: %w", err)
 	}
-	cmd := &exec.Cmd{
-		Path: argv[0], Args: argv, Env: env, Dir: dir, Stdout: stdout, Stderr: stderr,
-		// Its own process group, so that a Stop reaches the step's children.
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-		WaitDelay:   waitDelay,
-	}
-	if run.GetHermetic() {
-		hermetic.Isolate(cmd.SysProcAttr)
+	newCmd := func() *exec.Cmd {
+		cmd := &exec.Cmd{
+			Path: argv[0], Args: argv, Env: env, Dir: dir, Stdout: stdout, Stderr: stderr,
+			// Its own process group, so that a Stop reaches the step's children.
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+			WaitDelay:   waitDelay,
+		}
+		if run.GetHermetic() {
+			hermetic.Isolate(cmd.SysProcAttr)
+		}
+		return cmd
 	}
 	oomBefore := oomKills(s.opts.Cgroup)
-	if err := cmd.Start(); err != nil {
+	cmd, err := startRetrying(newCmd)
+	if err != nil {
 		closeFile(outFile)
 		closeFile(errFile)
 		if script != "" {
@@ -309,4 +313,19 @@ func safeName(name string) string {
 		}
 	}
 	return string(b[:min(len(b), 64)])
+}
+
+// startRetrying starts a command, again while exec says "text file busy":
+// the script was just written, and a process forked meanwhile by another
+// goroutine may still hold it open until its own exec (golang.org/issue/22315).
+func startRetrying(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for delay := time.Millisecond; ; delay *= 2 {
+		cmd := newCmd()
+		err := cmd.Start()
+		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
+			return cmd, err
+		}
+		time.Sleep(min(delay, 100*time.Millisecond))
+	}
 }
