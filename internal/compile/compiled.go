@@ -35,4 +35,7 @@ type Compiled struct {
 	// TaskRun it is the run itself. Their uids are the plan tasks'
 	// context["context.taskRun.uid"].
 	TaskRuns map[string]*v1.TaskRun
+	// TaskVolumes holds the Task volumes and volumeMounts of each task that
+	// has any, keyed by plan task name (pod mode mounts them).
+	TaskVolumes map[string]*TaskVolumes
 }

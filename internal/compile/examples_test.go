@@ -29,10 +29,8 @@ var exampleReasons = []struct{ name, substr string }{
 	{"pipelines in pipelines", "pipelines in pipelines is not supported yet"},
 	{"custom tasks", "custom tasks is not supported yet"},
 	{"remote resolution", "remote resolution"},
-	{"Task volumes", "Task volumes is not supported yet"},
 	{"isolated workspaces", "isolated workspaces is not supported yet"},
 	{"step when expressions", "step when expressions is not supported yet"},
-	{"projected/csi workspaces", "workspaces is not supported yet"},
 	{"env valueFrom fieldRef", "env valueFrom.fieldRef is not supported yet"},
 	// Examples under alpha/ need enable-api-fields: alpha, or another flag a
 	// fresh install leaves off; pod-runner runs with a fresh install's flags.

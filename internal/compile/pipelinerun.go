@@ -140,6 +140,7 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	compiled := &Compiled{
 		Plan: plan, PipelineRun: pr, PipelineSpec: spec,
 		TaskSpecs: map[string]*v1.TaskSpec{}, TaskRuns: map[string]*v1.TaskRun{},
+		TaskVolumes: map[string]*TaskVolumes{},
 	}
 	facts := &prresources.PipelineRunFacts{State: state}
 	for i, rpt := range state {
@@ -367,11 +368,12 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 	// The webhook defaults the TaskRun on creation (managed-by label, timeout).
 	tr.SetDefaults(apis.WithinCreate(ctx))
 
-	t, ts, err := c.task(taskInput{
+	in := taskInput{
 		name: pt.Name, tr: tr, spec: rpt.ResolvedTask.TaskSpec.DeepCopy(),
 		taskName: taskName, taskMeta: taskMeta, specAt: specAt, trAt: ptAt,
 		known: func(p v1.Param) bool { return !refersToTasks(p.Value) },
-	})
+	}
+	t, ts, err := c.task(in)
 	if err != nil {
 		return nil, err
 	}
@@ -384,6 +386,13 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: volumeOf(pt, b.Name), SubPath: b.SubPath})
 	}
 	workspaceContext(t, ws, string(pr.UID))
+	tv, err := c.taskVolumes(in, ts, t)
+	if err != nil {
+		return nil, err
+	}
+	if tv != nil {
+		compiled.TaskVolumes[pt.Name] = tv
+	}
 	compiled.TaskSpecs[pt.Name] = ts
 	compiled.TaskRuns[pt.Name] = tr
 	return t, nil

@@ -160,7 +160,22 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 			return nil, in.specAt.errorf(at+".name", "StepAction %q not found", s.Ref.Name)
 		}
 	}
-	// Tekton's code may write to the TaskRun it is given: give it a copy.
+	tr := in.knownParams()
+	steps, err := trresources.GetStepActionsData(c.ctx, *in.spec, tr, stepActionClient{objs: c.objs}, nil, nil)
+	if err != nil {
+		field := "steps"
+		if m := stepIndex.FindStringSubmatch(err.Error()); m != nil {
+			field = fmt.Sprintf("steps[%s].params", m[1])
+		}
+		return nil, in.specAt.errorf(field, "%v", err)
+	}
+	return steps, nil
+}
+
+// knownParams is a copy of the TaskRun (Tekton's code may write to the
+// one it is given) whose params known only at run time are references to
+// themselves.
+func (in taskInput) knownParams() *v1.TaskRun {
 	tr := in.tr.DeepCopy()
 	given := tr.Spec.Params
 	tr.Spec.Params = nil
@@ -171,15 +186,7 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 			tr.Spec.Params = append(tr.Spec.Params, selfReference(p, in.spec.Params))
 		}
 	}
-	steps, err := trresources.GetStepActionsData(c.ctx, *in.spec, tr, stepActionClient{objs: c.objs}, nil, nil)
-	if err != nil {
-		field := "steps"
-		if m := stepIndex.FindStringSubmatch(err.Error()); m != nil {
-			field = fmt.Sprintf("steps[%s].params", m[1])
-		}
-		return nil, in.specAt.errorf(field, "%v", err)
-	}
-	return steps, nil
+	return tr
 }
 
 // selfReference is a param whose value is the reference to itself, of the
@@ -250,17 +257,9 @@ func workspacesUsed(ts v1.TaskSpec) ([]string, error) {
 
 // checkTaskSpec rejects what the plan cannot express yet.
 func checkTaskSpec(at where, spec *v1.TaskSpec) error {
-	if len(spec.Volumes) > 0 {
-		return unsupported(at, "volumes", "Task volumes")
-	}
-	if spec.StepTemplate != nil && len(spec.StepTemplate.VolumeMounts) > 0 {
-		return unsupported(at, "stepTemplate.volumeMounts", "Task volumes")
-	}
 	for i, s := range spec.Steps {
 		field := fmt.Sprintf("steps[%d]", i)
 		switch {
-		case len(s.VolumeMounts) > 0:
-			return unsupported(at, field+".volumeMounts", "Task volumes")
 		case len(s.VolumeDevices) > 0:
 			return unsupported(at, field+".volumeDevices", "volume devices")
 		case len(s.When) > 0:
@@ -271,10 +270,7 @@ func checkTaskSpec(at where, spec *v1.TaskSpec) error {
 	}
 	for i, s := range spec.Sidecars {
 		field := fmt.Sprintf("sidecars[%d]", i)
-		switch {
-		case len(s.VolumeMounts) > 0:
-			return unsupported(at, field+".volumeMounts", "Task volumes")
-		case len(s.Workspaces) > 0:
+		if len(s.Workspaces) > 0 {
 			return unsupported(at, field+".workspaces", "isolated workspaces")
 		}
 	}

@@ -80,10 +80,11 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 	if tr.Spec.TaskRef == nil {
 		meta = nil // the TaskRun's own metadata: nothing to merge
 	}
-	t, ts, err := c.task(taskInput{
+	in := taskInput{
 		name: tr.Name, tr: tr, spec: spec.DeepCopy(), taskName: taskMeta.Name, taskMeta: meta,
 		specAt: specAt, trAt: runAt,
-	})
+	}
+	t, ts, err := c.task(in)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +93,14 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: b.Name, SubPath: b.SubPath})
 	}
 	workspaceContext(t, tr.Spec.Workspaces, string(tr.UID))
+	tv, err := c.taskVolumes(in, ts, t)
+	if err != nil {
+		return nil, err
+	}
+	volumes := map[string]*TaskVolumes{}
+	if tv != nil {
+		volumes[tr.Name] = tv
+	}
 	tr.Status.TaskSpec = ts
 	plan := &planpb.Plan{
 		Version:   supervisor.Version,
@@ -107,7 +116,8 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 	}
 	return &Compiled{
 		Plan: plan, TaskRun: tr,
-		TaskSpecs: map[string]*v1.TaskSpec{tr.Name: ts},
-		TaskRuns:  map[string]*v1.TaskRun{tr.Name: tr},
+		TaskSpecs:   map[string]*v1.TaskSpec{tr.Name: ts},
+		TaskRuns:    map[string]*v1.TaskRun{tr.Name: tr},
+		TaskVolumes: volumes,
 	}, nil
 }

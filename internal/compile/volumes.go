@@ -46,9 +46,13 @@ func (c *compiler) volumes(bindings []v1.WorkspaceBinding, hostDirs map[string]s
 			v.Source = &planpb.Volume_Secret{Secret: files}
 			v.ReadOnly = true
 		case b.Projected != nil:
-			return nil, unsupported(runAt, field+".projected", "projected workspaces")
+			// The source stays in the run's binding, where the injector
+			// reads it; the kubelet mounts projected volumes read-only.
+			v.Source = &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}}
+			v.ReadOnly = true
 		case b.CSI != nil:
-			return nil, unsupported(runAt, field+".csi", "csi workspaces")
+			v.Source = &planpb.Volume_Csi{Csi: &planpb.EmptyDir{}}
+			v.ReadOnly = isTrue(b.CSI.ReadOnly)
 		default:
 			return nil, runAt.errorf(field, "workspace binding %q has no volume source", b.Name)
 		}

@@ -382,12 +382,24 @@ func lookupEnv(env []string, key string) (string, bool) {
 }
 
 // Unsupported reports what in plan host processes cannot run, before
-// anything runs: a task's sidecars (containers that run beside its steps)
-// need pod mode.
+// anything runs. These need pod mode: a task's sidecars (containers that
+// run beside its steps), Task volumes (mounted at container paths) and
+// projected or CSI workspaces (the kubelet builds them).
 func Unsupported(plan *planpb.Plan) error {
 	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
 		if n := len(t.GetSpec().GetSidecars()); n > 0 {
 			return fmt.Errorf("task %q has %d sidecar(s): sidecars run in pod mode only, not as host processes", t.GetName(), n)
+		}
+		if vs := t.GetSpec().GetVolumes(); len(vs) > 0 {
+			return fmt.Errorf("task %q mounts volumes %s: Task volumes are mounted at container paths: they need pod mode (injector compile)", t.GetName(), strings.Join(vs, ", "))
+		}
+	}
+	for _, v := range plan.GetVolumes() {
+		switch v.GetSource().(type) {
+		case *planpb.Volume_Projected:
+			return fmt.Errorf("workspace %q is a projected volume: the kubelet builds it, so it needs pod mode (injector compile); bind it with --workspace %s=DIR to run it here", v.GetName(), v.GetName())
+		case *planpb.Volume_Csi:
+			return fmt.Errorf("workspace %q is a CSI volume: a CSI driver provides it, so it needs pod mode (injector compile); bind it with --workspace %s=DIR to run it here", v.GetName(), v.GetName())
 		}
 	}
 	return nil

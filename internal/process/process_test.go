@@ -245,11 +245,47 @@ func TestStateDir(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	plain := &planpb.Task{Name: "a", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}
 	withSidecar := &planpb.Task{Name: "b", Spec: &planpb.TaskSpec{Sidecars: []*planpb.Step{{Name: "db"}}}}
-	if err := Unsupported(&planpb.Plan{Tasks: []*planpb.Task{plain}}); err != nil {
-		t.Errorf("plain plan: %v", err)
+	withVolumes := &planpb.Task{Name: "c", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}, Volumes: []string{"cache", "conf"}}}
+	vol := func(name string, src any) *planpb.Volume {
+		v := &planpb.Volume{Name: name}
+		switch s := src.(type) {
+		case *planpb.Volume_EmptyDir:
+			v.Source = s
+		case *planpb.Volume_Projected:
+			v.Source = s
+		case *planpb.Volume_Csi:
+			v.Source = s
+		}
+		return v
 	}
-	if err := Unsupported(&planpb.Plan{Tasks: []*planpb.Task{plain}, Finally: []*planpb.Task{withSidecar}}); err == nil || !strings.Contains(err.Error(), `"b"`) {
-		t.Errorf("sidecar in finally: %v", err)
+	for _, tc := range []struct {
+		name string
+		plan *planpb.Plan
+		want []string // substrings of the error; none: no error
+	}{
+		{"plain", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("ws", &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}})}}, nil},
+		{"sidecar in finally", &planpb.Plan{Tasks: []*planpb.Task{plain}, Finally: []*planpb.Task{withSidecar}}, []string{`"b"`, "sidecar"}},
+		{"task volumes", &planpb.Plan{Tasks: []*planpb.Task{plain, withVolumes}}, []string{`task "c" mounts volumes cache, conf`, "Task volumes are mounted at container paths: they need pod mode (injector compile)"}},
+		{"projected workspace", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("proj", &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}})}}, []string{`workspace "proj" is a projected volume`, "pod mode", "--workspace proj=DIR"}},
+		{"csi workspace", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("c", &planpb.Volume_Csi{Csi: &planpb.EmptyDir{}})}}, []string{`workspace "c" is a CSI volume`, "pod mode"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Unsupported(tc.plan)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("Unsupported: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Unsupported: no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
 	}
 }
 

@@ -915,12 +915,17 @@ func (x *Task) GetHermetic() bool {
 // TaskSpec is the Task's spec after stepTemplate merging, still with
 // task-level $(params.*), $(results.*), $(workspaces.*) references.
 type TaskSpec struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Params        []*ParamSpec            `protobuf:"bytes,1,rep,name=params,proto3" json:"params,omitempty"`
-	Results       []*ResultSpec           `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
-	Steps         []*Step                 `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
-	Workspaces    []*WorkspaceDeclaration `protobuf:"bytes,4,rep,name=workspaces,proto3" json:"workspaces,omitempty"`
-	Sidecars      []*Step                 `protobuf:"bytes,5,rep,name=sidecars,proto3" json:"sidecars,omitempty"`
+	state      protoimpl.MessageState  `protogen:"open.v1"`
+	Params     []*ParamSpec            `protobuf:"bytes,1,rep,name=params,proto3" json:"params,omitempty"`
+	Results    []*ResultSpec           `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	Steps      []*Step                 `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	Workspaces []*WorkspaceDeclaration `protobuf:"bytes,4,rep,name=workspaces,proto3" json:"workspaces,omitempty"`
+	Sidecars   []*Step                 `protobuf:"bytes,5,rep,name=sidecars,proto3" json:"sidecars,omitempty"`
+	// Names of the Task's own volumes (spec.volumes), after param
+	// substitution. Steps and sidecars mount them at container paths
+	// (volumeMounts): pod mode only. The injector reads their sources and
+	// mounts from the compiled TaskSpec, not from the plan.
+	Volumes       []string `protobuf:"bytes,6,rep,name=volumes,proto3" json:"volumes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -986,6 +991,13 @@ func (x *TaskSpec) GetWorkspaces() []*WorkspaceDeclaration {
 func (x *TaskSpec) GetSidecars() []*Step {
 	if x != nil {
 		return x.Sidecars
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
 	}
 	return nil
 }
@@ -1485,6 +1497,8 @@ type Volume struct {
 	//	*Volume_ConfigMap
 	//	*Volume_Secret
 	//	*Volume_PersistentVolumeClaim
+	//	*Volume_Projected
+	//	*Volume_Csi
 	Source isVolume_Source `protobuf_oneof:"source"`
 	// The PipelineRun binding is read-only (e.g. ConfigMap, Secret).
 	ReadOnly      bool `protobuf:"varint,8,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
@@ -1590,6 +1604,24 @@ func (x *Volume) GetPersistentVolumeClaim() string {
 	return ""
 }
 
+func (x *Volume) GetProjected() *EmptyDir {
+	if x != nil {
+		if x, ok := x.Source.(*Volume_Projected); ok {
+			return x.Projected
+		}
+	}
+	return nil
+}
+
+func (x *Volume) GetCsi() *EmptyDir {
+	if x != nil {
+		if x, ok := x.Source.(*Volume_Csi); ok {
+			return x.Csi
+		}
+	}
+	return nil
+}
+
 func (x *Volume) GetReadOnly() bool {
 	if x != nil {
 		return x.ReadOnly
@@ -1627,6 +1659,16 @@ type Volume_PersistentVolumeClaim struct {
 	PersistentVolumeClaim string `protobuf:"bytes,7,opt,name=persistent_volume_claim,json=persistentVolumeClaim,proto3,oneof"`
 }
 
+type Volume_Projected struct {
+	// A projected or CSI volume: pod mode only. The source is the run's
+	// workspace binding, which the injector reads from the run.
+	Projected *EmptyDir `protobuf:"bytes,9,opt,name=projected,proto3,oneof"`
+}
+
+type Volume_Csi struct {
+	Csi *EmptyDir `protobuf:"bytes,10,opt,name=csi,proto3,oneof"`
+}
+
 func (*Volume_EmptyDir) isVolume_Source() {}
 
 func (*Volume_ClaimTemplate) isVolume_Source() {}
@@ -1638,6 +1680,10 @@ func (*Volume_ConfigMap) isVolume_Source() {}
 func (*Volume_Secret) isVolume_Source() {}
 
 func (*Volume_PersistentVolumeClaim) isVolume_Source() {}
+
+func (*Volume_Projected) isVolume_Source() {}
+
+func (*Volume_Csi) isVolume_Source() {}
 
 type EmptyDir struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2522,7 +2568,7 @@ const file_plan_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8d\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x02\n" +
 	"\bTaskSpec\x12/\n" +
 	"\x06params\x18\x01 \x03(\v2\x17.podrunner.v1.ParamSpecR\x06params\x122\n" +
 	"\aresults\x18\x02 \x03(\v2\x18.podrunner.v1.ResultSpecR\aresults\x12(\n" +
@@ -2530,7 +2576,8 @@ const file_plan_proto_rawDesc = "" +
 	"\n" +
 	"workspaces\x18\x04 \x03(\v2\".podrunner.v1.WorkspaceDeclarationR\n" +
 	"workspaces\x12.\n" +
-	"\bsidecars\x18\x05 \x03(\v2\x12.podrunner.v1.StepR\bsidecars\"\x8a\x05\n" +
+	"\bsidecars\x18\x05 \x03(\v2\x12.podrunner.v1.StepR\bsidecars\x12\x18\n" +
+	"\avolumes\x18\x06 \x03(\tR\avolumes\"\x8a\x05\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2585,7 +2632,7 @@ const file_plan_proto_rawDesc = "" +
 	"\x10WorkspaceBinding\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06volume\x18\x02 \x01(\tR\x06volume\x12\x19\n" +
-	"\bsub_path\x18\x03 \x01(\tR\asubPath\"\xf9\x02\n" +
+	"\bsub_path\x18\x03 \x01(\tR\asubPath\"\xdd\x03\n" +
 	"\x06Volume\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\tempty_dir\x18\x02 \x01(\v2\x16.podrunner.v1.EmptyDirH\x00R\bemptyDir\x12?\n" +
@@ -2594,7 +2641,10 @@ const file_plan_proto_rawDesc = "" +
 	"\n" +
 	"config_map\x18\x05 \x01(\v2\x13.podrunner.v1.FilesH\x00R\tconfigMap\x12-\n" +
 	"\x06secret\x18\x06 \x01(\v2\x13.podrunner.v1.FilesH\x00R\x06secret\x128\n" +
-	"\x17persistent_volume_claim\x18\a \x01(\tH\x00R\x15persistentVolumeClaim\x12\x1b\n" +
+	"\x17persistent_volume_claim\x18\a \x01(\tH\x00R\x15persistentVolumeClaim\x126\n" +
+	"\tprojected\x18\t \x01(\v2\x16.podrunner.v1.EmptyDirH\x00R\tprojected\x12*\n" +
+	"\x03csi\x18\n" +
+	" \x01(\v2\x16.podrunner.v1.EmptyDirH\x00R\x03csi\x12\x1b\n" +
 	"\tread_only\x18\b \x01(\bR\breadOnlyB\b\n" +
 	"\x06source\"\n" +
 	"\n" +
@@ -2782,39 +2832,41 @@ var file_plan_proto_depIdxs = []int32{
 	20, // 39: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
 	21, // 40: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
 	21, // 41: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	36, // 42: podrunner.v1.Files.data:type_name -> podrunner.v1.Files.DataEntry
-	38, // 43: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	38, // 44: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	38, // 45: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 46: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	22, // 47: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	38, // 48: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	38, // 49: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	23, // 50: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	22, // 51: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	38, // 52: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	38, // 53: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	23, // 54: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	24, // 55: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	25, // 56: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 57: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	23, // 58: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	16, // 59: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	22, // 60: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	38, // 61: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	38, // 62: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	26, // 63: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	27, // 64: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	24, // 65: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	38, // 66: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	26, // 67: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	27, // 68: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	28, // 69: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	70, // [70:70] is the sub-list for method output_type
-	70, // [70:70] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	20, // 42: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	20, // 43: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	36, // 44: podrunner.v1.Files.data:type_name -> podrunner.v1.Files.DataEntry
+	38, // 45: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	38, // 46: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	38, // 47: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 48: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	22, // 49: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	38, // 50: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	38, // 51: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	23, // 52: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	22, // 53: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	38, // 54: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	38, // 55: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	23, // 56: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	24, // 57: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	25, // 58: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 59: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	23, // 60: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	16, // 61: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	22, // 62: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	38, // 63: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	38, // 64: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	26, // 65: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	27, // 66: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	24, // 67: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	38, // 68: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	26, // 69: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	27, // 70: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	28, // 71: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	72, // [72:72] is the sub-list for method output_type
+	72, // [72:72] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -2829,6 +2881,8 @@ func file_plan_proto_init() {
 		(*Volume_ConfigMap)(nil),
 		(*Volume_Secret)(nil),
 		(*Volume_PersistentVolumeClaim)(nil),
+		(*Volume_Projected)(nil),
+		(*Volume_Csi)(nil),
 	}
 	file_plan_proto_msgTypes[25].OneofWrappers = []any{
 		(*Event_Task)(nil),

@@ -1,0 +1,135 @@
+package compile
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	trresources "github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// TaskVolumes are a task's own volumes (Task spec.volumes) and where its
+// steps and sidecars mount them (volumeMounts, the stepTemplate's merged
+// in), with params and contexts substituted as Tekton's ApplyReplacements
+// does before it builds the pod. The Plan only names them: the injector
+// mounts them.
+type TaskVolumes struct {
+	Volumes []corev1.Volume
+	// Steps[i] are the mounts of the plan task's step i, Sidecars[i] of
+	// its sidecar i. A mount may also name a workspace's volume
+	// ($(workspaces.W.volume)).
+	Steps    [][]corev1.VolumeMount
+	Sidecars [][]corev1.VolumeMount
+	// ConfigMaps and Secrets given as documents that the volumes' sources
+	// name, by name; the others are the cluster's.
+	ConfigMaps map[string]*corev1.ConfigMap
+	Secrets    map[string]*corev1.Secret
+}
+
+// taskVolumes substitutes a task's volumes and volumeMounts (ts: the
+// task's resolved spec, t: its plan task, workspace contexts set) and
+// names them in t's spec. Nil when the task has none. A Pod's volumes are
+// fixed when it is created, so a volume or mount that depends on a param
+// known only at run time (a task result, a matrix) is refused.
+func (c *compiler) taskVolumes(in taskInput, ts *v1.TaskSpec, t *planpb.Task) (*TaskVolumes, error) {
+	uses := len(ts.Volumes) > 0 || ts.StepTemplate != nil && len(ts.StepTemplate.VolumeMounts) > 0
+	for _, s := range ts.Steps {
+		uses = uses || len(s.VolumeMounts) > 0
+	}
+	for _, s := range ts.Sidecars {
+		uses = uses || len(s.VolumeMounts) > 0
+	}
+	if !uses {
+		return nil, nil
+	}
+	// As task() merged them (it reported any error).
+	merged, err := v1.MergeStepsWithStepTemplate(ts.StepTemplate, ts.Steps)
+	if err != nil {
+		return nil, in.specAt.errorf("stepTemplate", "merge stepTemplate into steps: %v", err)
+	}
+	spec := &v1.TaskSpec{Params: ts.Params, Steps: merged, Sidecars: ts.Sidecars, Volumes: ts.Volumes}
+	spec = trresources.ApplyParameters(spec, in.knownParams(), ts.Params...)
+	spec = trresources.ApplyReplacements(spec, t.GetContext(), nil, nil)
+
+	tv := &TaskVolumes{Volumes: spec.Volumes, ConfigMaps: map[string]*corev1.ConfigMap{}, Secrets: map[string]*corev1.Secret{}}
+	names := map[string]bool{}
+	for i, v := range spec.Volumes {
+		if err := fixed(v, in.specAt, fmt.Sprintf("volumes[%d]", i)); err != nil {
+			return nil, err
+		}
+		names[v.Name] = true
+		c.volumeObjects(v.VolumeSource, tv)
+	}
+	for i, s := range spec.Steps {
+		for j, m := range s.VolumeMounts {
+			if err := fixed(m, in.specAt, fmt.Sprintf("steps[%d].volumeMounts[%d]", i, j)); err != nil {
+				return nil, err
+			}
+			names[m.Name] = true
+		}
+		tv.Steps = append(tv.Steps, s.VolumeMounts)
+	}
+	for i, s := range spec.Sidecars {
+		for j, m := range s.VolumeMounts {
+			if err := fixed(m, in.specAt, fmt.Sprintf("sidecars[%d].volumeMounts[%d]", i, j)); err != nil {
+				return nil, err
+			}
+			names[m.Name] = true
+		}
+		tv.Sidecars = append(tv.Sidecars, s.VolumeMounts)
+	}
+	t.Spec.Volumes = sortedKeys(names)
+	return tv, nil
+}
+
+// fixed refuses a volume or mount that still refers to a param after
+// substitution: its value is known only at run time.
+func fixed(v any, at where, field string) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", at.at(field), err)
+	}
+	for _, ref := range []string{"$(params.", "$(params[", "$(inputs.params."} {
+		if strings.Contains(string(b), ref) {
+			return at.errorf(field, "uses a param known only at run time (a task result or a matrix): a Pod's volumes are fixed when it is created, so Task volumes and volumeMounts can use only params known before the run starts")
+		}
+	}
+	return nil
+}
+
+// volumeObjects keeps the ConfigMaps and Secrets given as documents that a
+// volume source names, so that the injector can hand them to the Pod with it.
+func (c *compiler) volumeObjects(src corev1.VolumeSource, tv *TaskVolumes) {
+	var cms, secrets []string
+	if src.ConfigMap != nil {
+		cms = append(cms, src.ConfigMap.Name)
+	}
+	if src.Secret != nil {
+		secrets = append(secrets, src.Secret.SecretName)
+	}
+	if src.Projected != nil {
+		for _, p := range src.Projected.Sources {
+			if p.ConfigMap != nil {
+				cms = append(cms, p.ConfigMap.Name)
+			}
+			if p.Secret != nil {
+				secrets = append(secrets, p.Secret.Name)
+			}
+		}
+	}
+	for _, n := range slices.Compact(slices.Sorted(slices.Values(cms))) {
+		if e, ok := c.objs.configMaps[n]; ok {
+			tv.ConfigMaps[n] = e.obj
+		}
+	}
+	for _, n := range slices.Compact(slices.Sorted(slices.Values(secrets))) {
+		if e, ok := c.objs.secrets[n]; ok {
+			tv.Secrets[n] = e.obj
+		}
+	}
+}
