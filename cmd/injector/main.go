@@ -1,5 +1,6 @@
 // Command injector turns a Tekton PipelineRun or TaskRun into the one Pod
-// that runs it (`injector compile`).
+// that runs it (`injector compile`), and runs delegated PipelineRuns on a
+// cluster (`injector controller`).
 package main
 
 import (
@@ -18,6 +19,8 @@ func main() {
 	switch os.Args[1] {
 	case "compile":
 		os.Exit(compileMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	case "controller":
+		os.Exit(controllerMain(os.Args[2:], os.Stderr))
 	default:
 		fmt.Fprintf(os.Stderr, "injector: unknown command %q\n", os.Args[1])
 		usage()
@@ -26,5 +29,5 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: injector COMMAND [flags]\ncommands: compile\nrun 'injector COMMAND --help' for its flags")
+	fmt.Fprintln(os.Stderr, "usage: injector COMMAND [flags]\ncommands: compile, controller\nrun 'injector COMMAND --help' for its flags")
 }

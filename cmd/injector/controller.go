@@ -1,0 +1,85 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/e7763abc/pod-runner/internal/controller"
+	"github.com/e7763abc/pod-runner/internal/podspec"
+)
+
+// controllerMain is `injector controller`: reconcile the PipelineRuns whose
+// spec.managedBy is pod-runner's until SIGTERM or SIGINT.
+func controllerMain(args []string, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file when running out of cluster (default: in-cluster config, then $KUBECONFIG)")
+	image := fs.String("image", podspec.DefaultImage, "the pod-runner image (init and supervisor containers)")
+	namespace := fs.String("namespace", "", "only reconcile runs in this namespace (default: all)")
+	metrics := fs.String("metrics-bind-address", "0", "address of the Prometheus metrics endpoint; 0 turns it off")
+	entrypoints := fs.StringArray("entrypoint", nil, "the command of IMAGE for steps with no command, instead of a registry lookup: IMAGE=CMD (repeatable)")
+	offline := fs.Bool("offline", false, "never look images up in a registry: steps with no command need --entrypoint")
+	platform := fs.String("platform", "linux/"+runtime.GOARCH, "platform whose entrypoint is read from multi-platform images")
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "injector controller: %v\n", err)
+		return 2
+	}
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "injector controller: %v\n", err)
+		return code
+	}
+	over := &podspec.Overrides{Commands: map[string][]string{}}
+	for _, e := range *entrypoints {
+		img, cmd, err := podspec.ParseOverride(e)
+		if err != nil {
+			return fail(2, fmt.Errorf("--entrypoint %w", err))
+		}
+		over.Commands[img] = cmd
+	}
+	if !*offline {
+		over.Next = &podspec.Registry{Platform: *platform}
+	}
+	rc, err := restConfig(*kubeconfig)
+	if err != nil {
+		return fail(2, err)
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(stderr)))
+	cfg := controller.Config{Namespace: *namespace, MetricsAddr: *metrics,
+		Pod: podspec.Options{Image: *image, Resolver: over}}
+	if err := controller.Run(ctrl.SetupSignalHandler(), rc, cfg); err != nil {
+		return fail(1, err)
+	}
+	return 0
+}
+
+// restConfig is the given kubeconfig's, or the in-cluster one, or
+// $KUBECONFIG's (clientcmd's default loading rules).
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
+		}
+		return rc, nil
+	}
+	if rc, err := rest.InClusterConfig(); err == nil {
+		return rc, nil
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster configuration (give --kubeconfig): %w", err)
+	}
+	return rc, nil
+}

@@ -1,0 +1,264 @@
+// Package controller reconciles the Tekton PipelineRuns delegated to
+// pod-runner (spec.managedBy) by running each as one Pod and writing
+// Tekton-shaped PipelineRun and TaskRun status from what the Pod publishes.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/clock"
+	"knative.dev/pkg/kmeta"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/e7763abc/pod-runner/internal/compile"
+	"github.com/e7763abc/pod-runner/internal/podspec"
+)
+
+// ManagedBy is the spec.managedBy value of the runs this controller owns;
+// Tekton's own controller skips them ("Delegating reconciliation",
+// docs/pipelineruns.md).
+const ManagedBy = "pod-runner.dev/controller"
+
+// DefaultPoll is how often a running run's supervisor log is read again.
+const DefaultPoll = 2 * time.Second
+
+// LogReader reads a container's log through the API server (Pods/log).
+type LogReader interface {
+	Log(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error)
+}
+
+// Reconciler runs delegated PipelineRuns as one Pod each.
+type Reconciler struct {
+	// Client reads and writes PipelineRuns, TaskRuns and Pods (cached reads).
+	Client client.Client
+	// Reader reads what a run refers to (Pipelines, Tasks, StepActions,
+	// ConfigMaps, Secrets) straight from the API server, so that no Secret
+	// is cached; Client when nil.
+	Reader client.Reader
+	// Logs reads the supervisor's log.
+	Logs LogReader
+	// Pod are the injector's choices: the pod-runner image and how steps
+	// with no command find their image's entrypoint.
+	Pod podspec.Options
+	// Poll is how often a running run's log is read again (DefaultPoll
+	// when zero).
+	Poll time.Duration
+	// Clock stamps start and completion times; the real clock when nil.
+	Clock clock.PassiveClock
+}
+
+// Managed tells whether pr is delegated to this controller.
+func Managed(pr *v1.PipelineRun) bool {
+	return pr.Spec.ManagedBy != nil && *pr.Spec.ManagedBy == ManagedBy
+}
+
+// PodName is the name of the Pod that runs pr: the run's name, shortened as
+// podspec names it. It is deterministic, so that a restarted controller
+// finds the Pod it created instead of creating a second one.
+func PodName(pr *v1.PipelineRun) string { return kmeta.ChildName(pr.Name, "") }
+
+func (r *Reconciler) clock() clock.PassiveClock {
+	if r.Clock == nil {
+		return clock.RealClock{}
+	}
+	return r.Clock
+}
+
+func (r *Reconciler) reader() client.Reader {
+	if r.Reader == nil {
+		return r.Client
+	}
+	return r.Reader
+}
+
+func (r *Reconciler) poll() time.Duration {
+	if r.Poll <= 0 {
+		return DefaultPoll
+	}
+	return r.Poll
+}
+
+// Reconcile brings one PipelineRun forward: compile it, create its Pod,
+// and write the status the Pod's supervisor publishes.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pr := &v1.PipelineRun{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !Managed(pr) || pr.IsDone() || pr.IsPending() {
+		return ctrl.Result{}, nil
+	}
+	logger := log.FromContext(ctx)
+
+	docs, err := gather(ctx, r.reader(), pr)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	compiled, err := compile.Compile(ctx, docs, compile.Options{Namespace: pr.Namespace})
+	if le, ok := asInvalid(err); ok {
+		logger.Info("invalid run", "error", le.Error())
+		return ctrl.Result{}, r.fail(ctx, pr, invalidReason(le), le.Error())
+	}
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("compile %s/%s: %w", pr.Namespace, pr.Name, err)
+	}
+
+	pod := &corev1.Pod{}
+	err = r.Client.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: PodName(pr)}, pod)
+	switch {
+	case apierrors.IsNotFound(err):
+		if pr.IsCancelled() {
+			// Never started: nothing to stop.
+			return ctrl.Result{}, r.cancelled(ctx, pr, compiled, nil)
+		}
+		if pod, err = r.createPod(ctx, pr, compiled); err != nil {
+			if le, ok := asInvalid(err); ok {
+				return ctrl.Result{}, r.fail(ctx, pr, ReasonPodCreationFailed, le.Error())
+			}
+			return ctrl.Result{}, err
+		}
+		logger.Info("created pod", "pod", pod.Name)
+	case err != nil:
+		return ctrl.Result{}, fmt.Errorf("get pod: %w", err)
+	}
+	if !metav1.IsControlledBy(pod, pr) {
+		// A Pod of an earlier run of the same name, still being deleted.
+		return ctrl.Result{RequeueAfter: r.poll()}, nil
+	}
+
+	if pr.IsCancelled() && podActive(pod) {
+		if err := r.stopPod(ctx, pod); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	done, err := r.writeStatus(ctx, pr, compiled, pod)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if done {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.poll()}, nil
+}
+
+// createPod builds the run's Pod and the objects it needs, owned by the
+// run, and creates them. Objects that exist already are kept: a restarted
+// controller re-runs this after a crash between the two steps.
+func (r *Reconciler) createPod(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled) (*corev1.Pod, error) {
+	pod, objs, err := podspec.Pod(ctx, c, r.Pod)
+	if err != nil {
+		return nil, err
+	}
+	if pod.Name != PodName(pr) {
+		return nil, fmt.Errorf("podspec named the pod %q, want %q", pod.Name, PodName(pr))
+	}
+	for _, o := range objs {
+		obj, ok := o.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("podspec object %T is not a client.Object", o)
+		}
+		if err := r.createOwned(ctx, pr, obj); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.createOwned(ctx, pr, pod); err != nil {
+		return nil, err
+	}
+	return pod, nil
+}
+
+func (r *Reconciler) createOwned(ctx context.Context, pr *v1.PipelineRun, obj client.Object) error {
+	if err := controllerutil.SetControllerReference(pr, obj, r.Client.Scheme()); err != nil {
+		return fmt.Errorf("owner reference: %w", err)
+	}
+	// The typed client sets the kind from the scheme; a TypeMeta left by
+	// the builder is harmless but not needed.
+	if err := r.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
+	}
+	return nil
+}
+
+// podActive tells whether the Pod's containers may still run.
+func podActive(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
+}
+
+// stopPod stops a cancelled run's Pod without deleting it, so that its
+// supervisor's log, with the final status, stays readable: an active
+// deadline already passed makes the kubelet stop every container (SIGTERM,
+// then SIGKILL after the grace period). A Pod that has not started yet has
+// nothing to keep: it is deleted.
+func (r *Reconciler) stopPod(ctx context.Context, pod *corev1.Pod) error {
+	if pod.Status.StartTime == nil {
+		if err := r.Client.Delete(ctx, pod); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete pod %s: %w", pod.Name, err)
+		}
+		return nil
+	}
+	// The deadline counts from the Pod's start; it may only be set or lowered.
+	secs := int64(r.clock().Since(pod.Status.StartTime.Time).Seconds())
+	if secs < 1 {
+		secs = 1
+	}
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && *d <= secs {
+		return nil
+	}
+	patch := client.MergeFrom(pod.DeepCopy())
+	pod.Spec.ActiveDeadlineSeconds = &secs
+	if err := r.Client.Patch(ctx, pod, patch); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("stop pod %s: %w", pod.Name, err)
+	}
+	return nil
+}
+
+// fail ends a run that cannot start: Succeeded=False with Tekton's reason;
+// no Pod is created.
+func (r *Reconciler) fail(ctx context.Context, pr *v1.PipelineRun, reason, msg string) error {
+	pr = pr.DeepCopy()
+	pr.Status.InitializeConditions(r.clock())
+	pr.Status.MarkFailed(reason, "%s", msg)
+	now := metav1.NewTime(r.clock().Now())
+	pr.Status.CompletionTime = &now
+	if err := r.Client.Status().Update(ctx, pr); err != nil {
+		return fmt.Errorf("write failed status of %s: %w", pr.Name, err)
+	}
+	return nil
+}
+
+// tektonConfig is the configuration compile used, for provenance.
+func tektonConfig(ctx context.Context) *config.Config {
+	cctx, err := compile.WithConfig(ctx)
+	if err != nil {
+		return nil
+	}
+	return config.FromContextOrDefaults(cctx)
+}
+
+// NewScheme is the scheme the controller's client needs: core and Tekton.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := corev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1beta1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

@@ -1,0 +1,90 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/e7763abc/pod-runner/internal/podspec"
+)
+
+// PodLogs reads container logs through the API server's Pods/log.
+type PodLogs struct{ Clientset kubernetes.Interface }
+
+// Log opens the whole log of the container.
+func (p PodLogs) Log(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error) {
+	rc, err := p.Clientset.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container}).Stream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pods/log %s/%s -c %s: %w", namespace, pod, container, err)
+	}
+	return rc, nil
+}
+
+// SetupWithManager registers the reconciler: PipelineRuns delegated to
+// pod-runner only (other runs never reach Reconcile), and the Pods and
+// TaskRuns they own, so that a change to either brings their run back.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	managed := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		pr, ok := o.(*v1.PipelineRun)
+		return ok && Managed(pr)
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("pod-runner").
+		For(&v1.PipelineRun{}, builder.WithPredicates(managed)).
+		Owns(&corev1.Pod{}).
+		Owns(&v1.TaskRun{}).
+		Complete(r)
+}
+
+// Config is what `injector controller` is started with.
+type Config struct {
+	// Namespace limits the controller to one namespace; all when empty.
+	Namespace string
+	Pod       podspec.Options
+	// MetricsAddr serves Prometheus metrics; "0" turns them off.
+	MetricsAddr string
+}
+
+// Run runs the controller until ctx ends.
+func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
+	scheme, err := NewScheme()
+	if err != nil {
+		return fmt.Errorf("scheme: %w", err)
+	}
+	opts := ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only the Pods pod-runner made are watched and cached.
+			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{podspec.ManagedByLabel: podspec.ManagedBy})},
+		}},
+	}
+	if cfg.Namespace != "" {
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{cfg.Namespace: {}}
+	}
+	mgr, err := ctrl.NewManager(rc, opts)
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("clientset: %w", err)
+	}
+	r := &Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Logs: PodLogs{Clientset: cs}, Pod: cfg.Pod}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	return mgr.Start(ctx)
+}

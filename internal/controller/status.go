@@ -1,0 +1,217 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/e7763abc/pod-runner/internal/compile"
+	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/internal/sidecar"
+	"github.com/e7763abc/pod-runner/internal/tektonstatus"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// writeStatus reads the supervisor's log and writes the PipelineRun's and
+// its TaskRuns' status from it. It reports whether the run is done.
+//
+// The whole log is read again on every reconcile rather than followed:
+// the controller keeps no per-run state, so a restart loses nothing and
+// status is rebuilt from the Pod alone. The cost is a log read per poll.
+func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod) (bool, error) {
+	st, err := r.runStatus(ctx, pod)
+	if err != nil {
+		return false, err
+	}
+	if st == nil {
+		next := pr.DeepCopy()
+		if pr.Status.StartTime == nil {
+			next.Status.InitializeConditions(r.clock())
+		}
+		if podActive(pod) {
+			// Nothing published yet: the run has started, no more is known.
+			return false, r.updatePipelineRun(ctx, pr, next)
+		}
+		next.Status.PipelineSpec = c.PipelineSpec.DeepCopy()
+		markPodEnded(next, pod, r.clock().Now())
+		if pr.IsCancelled() {
+			markCancelled(next, r.clock().Now())
+		}
+		return true, r.updatePipelineRun(ctx, pr, next)
+	}
+
+	list := tektonstatus.ListWith(c, st, tektonstatus.ListOptions{PodName: pod.Name, Config: tektonConfig(ctx)})
+	want, ok := list.Items[0].Object.(*v1.PipelineRun)
+	if !ok {
+		return false, fmt.Errorf("tektonstatus gave %T for the run", list.Items[0].Object)
+	}
+	next := pr.DeepCopy()
+	next.Status = want.Status
+	if pr.Status.StartTime != nil {
+		// Tekton's startTime is when the run was first reconciled.
+		next.Status.StartTime = pr.Status.StartTime
+	}
+	for _, it := range list.Items[1:] {
+		tr, ok := it.Object.(*v1.TaskRun)
+		if !ok {
+			continue
+		}
+		if tr.Status.StartTime == nil && tr.Status.GetCondition(apis.ConditionSucceeded) == nil {
+			// Tekton creates a task's TaskRun when it schedules it.
+			continue
+		}
+		if err := r.applyTaskRun(ctx, tr); err != nil {
+			return false, err
+		}
+	}
+	done := st.GetCompletionTime() != nil
+	if !done && !podActive(pod) {
+		// The Pod ended before the supervisor published a final status.
+		markPodEnded(next, pod, r.clock().Now())
+		done = true
+	}
+	if pr.IsCancelled() && done {
+		markCancelled(next, r.clock().Now())
+	}
+	return done, r.updatePipelineRun(ctx, pr, next)
+}
+
+// runStatus is the run's status as the supervisor's log tells it, nil
+// while the supervisor has not started.
+func (r *Reconciler) runStatus(ctx context.Context, pod *corev1.Pod) (*planpb.RunStatus, error) {
+	cs := containerStatus(pod, podlayout.SupervisorContainer)
+	if cs == nil || (cs.State.Running == nil && cs.State.Terminated == nil) {
+		return nil, nil
+	}
+	rc, err := r.Logs.Log(ctx, pod.Namespace, pod.Name, podlayout.SupervisorContainer)
+	if err != nil {
+		return nil, fmt.Errorf("read supervisor log of %s: %w", pod.Name, err)
+	}
+	defer rc.Close()
+	s, err := sidecar.Read(rc)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor log of %s: %w", pod.Name, err)
+	}
+	st := s.Current()
+	if st == nil && cs.State.Terminated != nil {
+		// No events at all: the termination message says why.
+		if final, err := sidecar.ParseTermination(cs.State.Terminated.Message); err == nil {
+			return final, nil
+		}
+	}
+	return st, nil
+}
+
+func containerStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == name {
+			return &pod.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// applyTaskRun creates the task's TaskRun when it does not exist yet and
+// writes its status through the status subresource.
+func (r *Reconciler) applyTaskRun(ctx context.Context, want *v1.TaskRun) error {
+	managed := ManagedBy
+	want.Spec.ManagedBy = &managed
+	cur := &v1.TaskRun{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+	if apierrors.IsNotFound(err) {
+		cur = want.DeepCopy()
+		cur.Status = v1.TaskRunStatus{}
+		cur.ResourceVersion, cur.UID = "", ""
+		if err = r.Client.Create(ctx, cur); apierrors.IsAlreadyExists(err) {
+			err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("taskrun %s: %w", want.Name, err)
+	}
+	if cur.Spec.Status != want.Spec.Status {
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.Status, cur.Spec.StatusMessage = want.Spec.Status, want.Spec.StatusMessage
+		if err := r.Client.Patch(ctx, cur, patch); err != nil {
+			return fmt.Errorf("taskrun %s spec.status: %w", want.Name, err)
+		}
+	}
+	if equality.Semantic.DeepEqual(cur.Status, want.Status) {
+		return nil
+	}
+	cur.Status = want.Status
+	if err := r.Client.Status().Update(ctx, cur); err != nil {
+		return fmt.Errorf("taskrun %s status: %w", want.Name, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) updatePipelineRun(ctx context.Context, cur, next *v1.PipelineRun) error {
+	if equality.Semantic.DeepEqual(cur.Status, next.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Update(ctx, next); err != nil {
+		return fmt.Errorf("pipelinerun %s status: %w", cur.Name, err)
+	}
+	return nil
+}
+
+// markPodEnded fails a run whose Pod ended (evicted, deadline, killed)
+// before its supervisor published a final status.
+func markPodEnded(pr *v1.PipelineRun, pod *corev1.Pod, now time.Time) {
+	msg := fmt.Sprintf("pod %s ended (%s) before the run finished", pod.Name, pod.Status.Phase)
+	if pod.Status.Reason != "" {
+		msg += ": " + pod.Status.Reason
+	}
+	if pod.Status.Message != "" {
+		msg += ": " + pod.Status.Message
+	}
+	if cs := containerStatus(pod, podlayout.SupervisorContainer); cs != nil && cs.State.Terminated != nil {
+		if _, err := sidecar.ParseTermination(cs.State.Terminated.Message); err != nil && cs.State.Terminated.Message != "" {
+			msg += ": " + cs.State.Terminated.Message
+		}
+	}
+	if pod.DeletionTimestamp != nil {
+		msg = fmt.Sprintf("pod %s was deleted before the run finished", pod.Name)
+	}
+	pr.Status.MarkFailed(string(v1.PipelineRunReasonFailed), "%s", msg)
+	setCompletion(pr, now)
+}
+
+// markCancelled gives a cancelled run Tekton's condition
+// (pipelinerun.go: cancelPipelineRun), whatever the supervisor published
+// before it was stopped.
+func markCancelled(pr *v1.PipelineRun, now time.Time) {
+	if c := pr.Status.GetCondition(apis.ConditionSucceeded); c != nil && c.Reason == string(v1.PipelineRunReasonCancelled) && c.IsFalse() {
+		setCompletion(pr, now)
+		return
+	}
+	pr.Status.MarkFailed(string(v1.PipelineRunReasonCancelled), "PipelineRun %q was cancelled", pr.Name)
+	setCompletion(pr, now)
+}
+
+func setCompletion(pr *v1.PipelineRun, now time.Time) {
+	if pr.Status.CompletionTime == nil {
+		t := metav1.NewTime(now)
+		pr.Status.CompletionTime = &t
+	}
+}
+
+// cancelled ends a run cancelled before its Pod was created.
+func (r *Reconciler) cancelled(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, _ *corev1.Pod) error {
+	next := pr.DeepCopy()
+	next.Status.InitializeConditions(r.clock())
+	if c != nil && c.PipelineSpec != nil {
+		next.Status.PipelineSpec = c.PipelineSpec.DeepCopy()
+	}
+	markCancelled(next, r.clock().Now())
+	return r.updatePipelineRun(ctx, pr, next)
+}
