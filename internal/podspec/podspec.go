@@ -77,6 +77,8 @@ type builder struct {
 	// bindings are the run's workspace bindings by name (templates and
 	// sources the Plan does not carry).
 	bindings map[string]*corev1.PersistentVolumeClaimTemplate
+	// sources are the run's projected and CSI workspace bindings by name.
+	sources map[string]corev1.VolumeSource
 	// taskState are the supervisor's mounts of every task's results and
 	// steps volumes, under StateDir/TaskDir(task).
 	taskState []corev1.VolumeMount
@@ -95,6 +97,7 @@ func Pod(ctx context.Context, c *compile.Compiled, opts Options) (*corev1.Pod, [
 		uid:      c.Plan.GetUid(),
 		volumes:  map[string]string{},
 		bindings: map[string]*corev1.PersistentVolumeClaimTemplate{},
+		sources:  map[string]corev1.VolumeSource{},
 	}
 	b.collectClaimTemplates()
 	b.pod = &corev1.Pod{
@@ -279,10 +282,19 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	own, err := b.taskOwnVolumes(t)
+	if err != nil {
+		return nil, err
+	}
 	var out []corev1.Container
 	for i, s := range spec.GetSteps() {
 		stepName := results.StepName(s.GetName(), i)
-		c, err := b.container(s, static[i], podlayout.StepContainer(t.GetName(), stepName), fmt.Sprintf("task %q, step %q", t.GetName(), stepName), mounts)
+		where := fmt.Sprintf("task %q, step %q", t.GetName(), stepName)
+		m, err := own.mounts(mounts, false, i, where)
+		if err != nil {
+			return nil, err
+		}
+		c, err := b.container(s, static[i], podlayout.StepContainer(t.GetName(), stepName), where, m)
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +302,12 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 	}
 	for i, s := range spec.GetSidecars() {
 		name := results.StepName(s.GetName(), i)
-		c, err := b.container(s, staticSidecars[i], podlayout.SidecarContainer(t.GetName(), name), fmt.Sprintf("task %q, sidecar %q", t.GetName(), name), sidecarMounts(mounts))
+		where := fmt.Sprintf("task %q, sidecar %q", t.GetName(), name)
+		m, err := own.mounts(sidecarMounts(mounts), true, i, where)
+		if err != nil {
+			return nil, err
+		}
+		c, err := b.container(s, staticSidecars[i], podlayout.SidecarContainer(t.GetName(), name), where, m)
 		if err != nil {
 			return nil, err
 		}

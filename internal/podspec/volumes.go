@@ -15,7 +15,8 @@ import (
 )
 
 // collectClaimTemplates keeps the run's volumeClaimTemplates, which the Plan
-// reduces to "a fresh volume".
+// reduces to "a fresh volume", and its projected and CSI sources, which
+// the Plan only marks.
 func (b *builder) collectClaimTemplates() {
 	var ws []v1.WorkspaceBinding
 	if b.c.PipelineRun != nil {
@@ -24,6 +25,12 @@ func (b *builder) collectClaimTemplates() {
 		ws = b.c.TaskRun.Spec.Workspaces
 	}
 	for _, w := range ws {
+		switch {
+		case w.Projected != nil:
+			b.sources[w.Name] = corev1.VolumeSource{Projected: w.Projected.DeepCopy()}
+		case w.CSI != nil:
+			b.sources[w.Name] = corev1.VolumeSource{CSI: w.CSI.DeepCopy()}
+		}
 		if t := w.VolumeClaimTemplate; t != nil {
 			b.bindings[w.Name] = &corev1.PersistentVolumeClaimTemplate{
 				ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: t.Annotations},
@@ -131,6 +138,12 @@ func (b *builder) workspaceVolume(planVolume string) (string, bool, error) {
 		if s.Secret.GetOptional() {
 			src.Secret.Optional = ptr(true)
 		}
+	case *planpb.Volume_Projected, *planpb.Volume_Csi:
+		found, ok := b.sources[planVolume]
+		if !ok {
+			return "", false, fmt.Errorf("projected or CSI source of workspace %q not found in the run", planVolume)
+		}
+		src = *found.DeepCopy()
 	case *planpb.Volume_HostPath:
 		return "", false, fmt.Errorf("a host directory (--workspace) cannot back a workspace in a Pod")
 	default:
