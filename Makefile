@@ -127,3 +127,13 @@ k8s-images: images k8s-up
 k8s-e2e: k8s-images
 	POD_RUNNER_K8S=1 KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
 	  $(GO) test -count=1 -v ./test/k8s/
+
+# ---- The controller on a real Kubernetes (issue 4) ---------------------------
+.PHONY: cluster-e2e
+
+## cluster-e2e: `injector controller` on the host against the local cluster,
+## with the pinned Tekton module's CRDs and no Tekton controller. Not part of
+## `make test`.
+cluster-e2e: k8s-images
+	POD_RUNNER_CLUSTER=1 KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
+	  $(GO) test -count=1 -v ./test/cluster/
