@@ -67,4 +67,3 @@ data: {greeting: hello-from-configmap}
 	expect(t, "result seen", r.result("seen"), `"written-by-write+hello-from-configmap"`)
 	expect(t, "other", r.taskReason("other"), "True/Succeeded")
 }
-
