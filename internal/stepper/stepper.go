@@ -42,8 +42,9 @@ type Options struct {
 	// Cgroup is the container's cgroup directory, read to tell an OOM kill
 	// ("/sys/fs/cgroup").
 	Cgroup string
-	// Signals delivers the signals to forward to the running step (SIGTERM
-	// from the kubelet). Before the supervisor answers, one ends Run.
+	// Signals delivers the container's signals (SIGTERM from the kubelet).
+	// Before the supervisor answers, one ends Run; after, the supervisor,
+	// which hears it too, decides (a running step is not signalled).
 	Signals <-chan os.Signal
 	// Env is the environment a step's own is laid over (os.Environ()
 	// without POD_RUNNER_* variables).
@@ -213,11 +214,15 @@ func (s *server) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("the supervisor's connection closed before it said exit (%v)", err)
 		case sig := <-s.opts.Signals:
-			// The supervisor decides what a signal means for the run; the
-			// step's process hears it as it would as the container's.
-			if s.cur != nil {
-				s.cur.signal(sig)
-			}
+			// The kubelet stops every container of the Pod at once (a
+			// cancel, a deadline, the Pod's deletion). The supervisor
+			// hears it too and decides what it means for the run: it
+			// stops this step (Stop) or the run (Exit). Ending the step
+			// here first would make it a failed task, and start finally
+			// after a cancel. If the supervisor is gone its connection
+			// closes and the step is killed; if it never acts, the
+			// kubelet's SIGKILL ends the container after its grace period.
+			fmt.Fprintf(s.opts.Log, "pod-runner step: %v: leaving the running step to the supervisor\n", sig)
 		case <-ctx.Done():
 			if s.cur != nil {
 				s.cur.kill()

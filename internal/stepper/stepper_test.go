@@ -260,13 +260,21 @@ func TestStop(t *testing.T) {
 	}
 }
 
-func TestForwardsSignals(t *testing.T) {
+// TestSignalLeftToSupervisor: the container's SIGTERM (the kubelet stops
+// all of the Pod's containers at once) does not end the running step: the
+// supervisor hears it too and decides, here with a Stop.
+func TestSignalLeftToSupervisor(t *testing.T) {
 	s, f := start(t, true)
 	f.accept()
 	f.send(&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Run{Run: &steppb.Run{Seq: 1,
 		Script: "#!/bin/sh\ntrap 'echo got-term; exit 5' TERM\necho ready\nwhile :; do sleep 0.05; done\n"}}})
 	waitFor(t, func() bool { return strings.Contains(s.stdout.String(), "ready") })
 	s.signals <- syscall.SIGTERM
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(s.stdout.String(), "got-term") {
+		t.Fatal("the step heard the container's SIGTERM before the supervisor decided")
+	}
+	f.send(&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Stop{Stop: &steppb.Stop{Seq: 1, GraceMs: 5000}}})
 	if ex := f.read().GetExited(); ex.GetExitCode() != 5 || !strings.Contains(s.stdout.String(), "got-term") {
 		t.Errorf("exited %v, output %q", ex, s.stdout.String())
 	}
