@@ -15,6 +15,7 @@ import (
 	"knative.dev/pkg/apis"
 
 	"github.com/e7763abc/pod-runner/internal/compile"
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -280,12 +281,12 @@ func TestList(t *testing.T) {
 			first, second := b.Status.RetriesStatus[0], b.Status.RetriesStatus[1]
 			wantCond(t, "attempt 1", first.GetCondition(apis.ConditionSucceeded), corev1.ConditionFalse, "Failed", `"step-compile" exited with code 1: Error`, 8)
 			diff(t, "attempt 1", first.TaskRunStatusFields, v1.TaskRunStatusFields{PodName: "pr-1-pod", StartTime: mtp(6), CompletionTime: mtp(8), TaskSpec: spec,
-				Steps: []v1.StepState{term("compile", 1, "Error", "Error", 6, 8), withImage(term("package", 1, "Error", "Skipped", 8, 8), ""), unnamed(term("", 1, "Error", "Skipped", 8, 8))}})
+				Steps: inPod("build", term("compile", 1, "Error", "Error", 6, 8), withImage(term("package", 1, "Error", "Skipped", 8, 8), ""), unnamed(term("", 1, "Error", "Skipped", 8, 8)))})
 			wantCond(t, "attempt 2", second.GetCondition(apis.ConditionSucceeded), corev1.ConditionFalse, "TaskRunTimeout", `TaskRun "pr-1-build" failed to finish within "2s"`, 11)
 			// The step the timeout stopped and the one never reached end as terminateStepsInPod ends them.
 			diff(t, "attempt 2", second.TaskRunStatusFields, v1.TaskRunStatusFields{PodName: "pr-1-pod", StartTime: mtp(9), CompletionTime: mtp(11), TaskSpec: spec,
-				Steps: []v1.StepState{term("compile", 0, "Completed", "Completed", 9, 10), stopped("package", "TaskRunTimeout", "pr-1-pod", 10, 11),
-					unnamed(stopped("unnamed-2", "TaskRunTimeout", "pr-1-pod", 9, 11))}})
+				Steps: inPod("build", term("compile", 0, "Completed", "Completed", 9, 10), stopped("package", "TaskRunTimeout", "pr-1-pod", 10, 11),
+					unnamed(stopped("unnamed-2", "TaskRunTimeout", "pr-1-pod", 9, 11)))})
 			if b.Status.PodName != "pr-1-pod" || !b.Status.StartTime.Equal(mtp(12)) {
 				t.Errorf("build status podName %q startTime %v, want pr-1-pod and the last attempt's start", b.Status.PodName, b.Status.StartTime)
 			}
@@ -466,4 +467,13 @@ func diff(t *testing.T, what string, got, want any) {
 	if d := cmp.Diff(want, got, cmpopts.EquateEmpty(), cmp.AllowUnexported(decoded{})); d != "" {
 		t.Errorf("%s (-want +got):\n%s", what, d)
 	}
+}
+
+// inPod names the step containers as in the shared pod, where a step's
+// container is podlayout.StepContainer(task, step), not "step-NAME".
+func inPod(task string, steps ...v1.StepState) []v1.StepState {
+	for i := range steps {
+		steps[i].Container = podlayout.StepContainer(task, steps[i].Name)
+	}
+	return steps
 }

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -37,7 +38,7 @@ const (
 //   - when the TaskRun was cancelled or timed out, the steps still running or
 //     waiting are terminated as terminateStepsInPod does: exit code 1 and
 //     the TaskRun's reason.
-func stepStates(names []string, states []*planpb.StepState, cond *planpb.Condition, start, completion *timestamppb.Timestamp, podName string) []v1.StepState {
+func stepStates(names []string, states []*planpb.StepState, cond *planpb.Condition, start, completion *timestamppb.Timestamp, podName string, container func(step string) string) []v1.StepState {
 	done := cond.GetStatus() == "True" || cond.GetStatus() == "False"
 	stopReason := ""
 	if r := cond.GetReason(); done && (r == v1.TaskRunReasonCancelled.String() || r == v1.TaskRunReasonTimedOut.String()) {
@@ -66,9 +67,9 @@ func stepStates(names []string, states []*planpb.StepState, cond *planpb.Conditi
 		if name == "" {
 			name = stepName(s.GetName(), i)
 		}
-		// The container is named from the step's pod name, not from the
-		// engine's state: an unnamed step is "step-unnamed-N".
-		ss := v1.StepState{Name: name, Container: "step-" + name, ImageID: s.GetImage()}
+		// The container is named from the step's name, not from the
+		// engine's state: an unnamed step is "unnamed-N".
+		ss := v1.StepState{Name: name, Container: container(name), ImageID: s.GetImage()}
 		stopped := func(startedAt metav1.Time) {
 			ss.Terminated = &corev1.ContainerStateTerminated{
 				ExitCode: 1, StartedAt: startedAt, FinishedAt: finished, Reason: stopReason,
@@ -154,14 +155,13 @@ func metaTimeOr(ts ...*timestamppb.Timestamp) metav1.Time {
 	return metav1.Time{}
 }
 
-// sidecarStates are the TaskRun's status.sidecars: Tekton names a sidecar's
-// container "sidecar-NAME"; a sidecar stopped when the steps ended is
+// sidecarStates are the TaskRun's status.sidecars; a sidecar stopped when the steps ended is
 // terminated, with the reason the engine gives (Completed for a stop, as
 // Tekton's updateStoppedSidecarStatus does).
-func sidecarStates(states []*planpb.StepState, start, completion *timestamppb.Timestamp) []v1.SidecarState {
+func sidecarStates(states []*planpb.StepState, start, completion *timestamppb.Timestamp, container func(sidecar string) string) []v1.SidecarState {
 	var out []v1.SidecarState
 	for _, s := range states {
-		ss := v1.SidecarState{Name: s.GetName(), Container: "sidecar-" + s.GetName(), ImageID: s.GetImage()}
+		ss := v1.SidecarState{Name: s.GetName(), Container: container(s.GetName()), ImageID: s.GetImage()}
 		switch {
 		case s.GetTerminated():
 			ss.Terminated = &corev1.ContainerStateTerminated{
@@ -178,4 +178,20 @@ func sidecarStates(states []*planpb.StepState, start, completion *timestamppb.Ti
 		out = append(out, ss)
 	}
 	return out
+}
+
+// tektonStep and tektonSidecar are the container names of a TaskRun's own
+// pod, which Tekton gives: "step-NAME", "sidecar-NAME".
+func tektonStep(step string) string       { return "step-" + step }
+func tektonSidecar(sidecar string) string { return "sidecar-" + sidecar }
+
+// containers names a task's step and sidecar containers: in pod mode (a
+// shared pod) those of podlayout, so that `kubectl logs POD -c CONTAINER`
+// and tools reading steps[].container find them; else Tekton's own.
+func (b *builder) containers(task string) (step, sidecar func(string) string) {
+	if b.opts.PodName == "" {
+		return tektonStep, tektonSidecar
+	}
+	return func(s string) string { return podlayout.StepContainer(task, s) },
+		func(s string) string { return podlayout.SidecarContainer(task, s) }
 }

@@ -102,7 +102,7 @@ func TestStepStatesMatchMakeTaskRunStatus(t *testing.T) {
 			if len(tekton.Steps) != len(tc.pod) {
 				t.Fatalf("Tekton reported %d steps, want %d", len(tekton.Steps), len(tc.pod))
 			}
-			got := stepStates(names, tc.engine, c, at(1), at(5), "tr-pod")
+			got := stepStates(names, tc.engine, c, at(1), at(5), "tr-pod", tektonStep)
 			// The message carries the step's results, which the engine reports per task.
 			ignore := cmpopts.IgnoreFields(corev1.ContainerStateTerminated{}, "Message")
 			if d := cmp.Diff(tekton.Steps, got, ignore, cmpopts.EquateEmpty()); d != "" {
@@ -139,7 +139,7 @@ func TestStepConstantsAreTektons(t *testing.T) {
 func TestStepStatesStopped(t *testing.T) {
 	engine := []*planpb.StepState{done("a", 1, 2, 0, "Completed"), done("b", 2, 3, 137, "Cancelled")}
 	for _, reason := range []string{v1.TaskRunReasonCancelled.String(), v1.TaskRunReasonTimedOut.String()} {
-		got := stepStates([]string{"a", "b", "c"}, engine, cond("False", reason, "", 4), at(1), at(4), "p")
+		got := stepStates([]string{"a", "b", "c"}, engine, cond("False", reason, "", 4), at(1), at(4), "p", tektonStep)
 		want := []v1.StepState{
 			term("a", 0, "Completed", "Completed", 1, 2),
 			stopped("b", reason, "p", 2, 4),
@@ -150,7 +150,7 @@ func TestStepStatesStopped(t *testing.T) {
 		}
 	}
 	// A task that failed before any step ran had no pod: no steps.
-	if got := stepStates([]string{"a"}, nil, cond("False", "Failed", "could not start", 1), at(1), at(1), ""); got != nil {
+	if got := stepStates([]string{"a"}, nil, cond("False", "Failed", "could not start", 1), at(1), at(1), "", tektonStep); got != nil {
 		t.Errorf("steps of a task that never started = %v, want none", got)
 	}
 }
@@ -161,7 +161,7 @@ func TestStepStatesStopped(t *testing.T) {
 func TestSidecarStates(t *testing.T) {
 	stoppedSidecar := done("db", 1, 3, 143, "Completed")
 	running := &planpb.StepState{Name: "proxy", Running: true, StartedAt: at(2), Image: "envoy"}
-	got := sidecarStates([]*planpb.StepState{stoppedSidecar, running, {Name: "late"}}, at(1), at(4))
+	got := sidecarStates([]*planpb.StepState{stoppedSidecar, running, {Name: "late"}}, at(1), at(4), tektonSidecar)
 	want := []v1.SidecarState{
 		{Name: "db", Container: "sidecar-db", ImageID: stoppedSidecar.GetImage(), ContainerState: corev1.ContainerState{
 			Terminated: &corev1.ContainerStateTerminated{ExitCode: 143, Reason: "Completed", StartedAt: *metaTime(at(1)), FinishedAt: *metaTime(at(3))}}},

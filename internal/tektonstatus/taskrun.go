@@ -141,15 +141,16 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 		}
 	}
 	names := b.stepNames(name, spec)
+	stepContainer, sidecarContainer := b.containers(name)
 	status := v1.TaskRunStatus{
 		Status: conditions(ts.GetCondition()),
 		TaskRunStatusFields: v1.TaskRunStatusFields{
 			PodName:        b.opts.PodName,
 			StartTime:      metaTime(ts.GetStartTime()),
 			CompletionTime: metaTime(ts.GetCompletionTime()),
-			Steps:          stepStates(names, ts.GetSteps(), ts.GetCondition(), ts.GetStartTime(), ts.GetCompletionTime(), b.opts.PodName),
+			Steps:          stepStates(names, ts.GetSteps(), ts.GetCondition(), ts.GetStartTime(), ts.GetCompletionTime(), b.opts.PodName, stepContainer),
 			Results:        taskRunResults(ts.GetResults()),
-			Sidecars:       sidecarStates(ts.GetSidecars(), ts.GetStartTime(), ts.GetCompletionTime()),
+			Sidecars:       sidecarStates(ts.GetSidecars(), ts.GetStartTime(), ts.GetCompletionTime(), sidecarContainer),
 			TaskSpec:       spec,
 			Provenance:     b.provenance(),
 		},
@@ -161,7 +162,7 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 				PodName:        b.opts.PodName,
 				StartTime:      metaTime(a.GetStartTime()),
 				CompletionTime: metaTime(a.GetCompletionTime()),
-				Steps:          stepStates(names, a.GetSteps(), a.GetCondition(), a.GetStartTime(), a.GetCompletionTime(), b.opts.PodName),
+				Steps:          stepStates(names, a.GetSteps(), a.GetCondition(), a.GetStartTime(), a.GetCompletionTime(), b.opts.PodName, stepContainer),
 				TaskSpec:       spec.DeepCopy(),
 				Provenance:     b.provenance(),
 			},
