@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/e7763abc/pod-runner/internal/sidecar"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
+	"github.com/e7763abc/pod-runner/proto/steppb"
 )
 
 func init() { commands["supervise"] = superviseMain }
@@ -52,6 +54,17 @@ func superviseMain(args []string) (code int) {
 			return filepath.Join(dir, "results"), filepath.Join(dir, "steps")
 		}
 	}
+	// `pod-runner control` (the controller, through pods/exec) reaches the
+	// supervisor over the same socket; the socket listens only once Run
+	// has begun, after sup is set.
+	var sup atomic.Pointer[supervisor.Supervisor]
+	opts.Control = func(a steppb.Control_Action) error {
+		s := sup.Load()
+		if s == nil {
+			return errors.New("the run has not started")
+		}
+		return podlaunch.ControlSupervisor(s)(a)
+	}
 	launcher := podlaunch.New(opts)
 	fail := func(msg string) int {
 		fmt.Fprintf(os.Stderr, "pod-runner supervise: %s\n", msg)
@@ -77,7 +90,9 @@ func superviseMain(args []string) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	pub := sidecar.NewPublisher(os.Stdout)
-	status, err := (&supervisor.Supervisor{Plan: plan, Launcher: launcher, Reporter: pub}).Run(ctx)
+	s := &supervisor.Supervisor{Plan: plan, Launcher: launcher, Reporter: pub}
+	sup.Store(s)
+	status, err := s.Run(ctx)
 	if err != nil {
 		return fail(err.Error())
 	}

@@ -50,6 +50,10 @@ type Options struct {
 	// of the task's part of the state volume). Tests that run steps outside
 	// containers point it at StateDir.
 	StepView func(task string) (resultsDir, stepsDir string)
+	// Control receives the requests `pod-runner control` sends over the
+	// socket (spec.status CancelledRunFinally, StoppedRunFinally); when
+	// nil they are refused.
+	Control func(steppb.Control_Action) error
 }
 
 // Launcher runs steps in step containers. It implements supervisor.Launcher.
@@ -193,7 +197,12 @@ func (l *Launcher) hello(conn net.Conn) {
 	r := bufio.NewReader(conn)
 	_ = conn.SetReadDeadline(time.Now().Add(helloTimeout))
 	m := &steppb.StepMessage{}
-	if err := stepper.ReadMsg(r, m); err != nil || m.GetHello().GetContainer() == "" {
+	err := stepper.ReadMsg(r, m)
+	if ctl := m.GetControl(); err == nil && ctl != nil {
+		l.control(conn, ctl)
+		return
+	}
+	if err != nil || m.GetHello().GetContainer() == "" {
 		fmt.Fprintf(l.opts.Log, "pod-runner: a connection said no hello (%v); closing it\n", err)
 		conn.Close()
 		return
@@ -357,5 +366,44 @@ func (p *peer) read(r *bufio.Reader) {
 			default: // nobody waits for that many: a stale answer
 			}
 		}
+	}
+}
+
+// control hands a Control request to Options.Control and answers it.
+func (l *Launcher) control(conn net.Conn, ctl *steppb.Control) {
+	defer conn.Close()
+	var err error
+	switch {
+	case l.opts.Control == nil:
+		err = errors.New("this supervisor takes no control requests")
+	case ctl.GetAction() == steppb.Control_ACTION_UNSPECIFIED:
+		err = errors.New("control request names no action")
+	default:
+		err = l.opts.Control(ctl.GetAction())
+	}
+	reply := &steppb.ControlReply{}
+	if err != nil {
+		reply.Error = err.Error()
+	}
+	fmt.Fprintf(l.opts.Log, "pod-runner: control %s (error: %q)\n", ctl.GetAction(), reply.GetError())
+	_ = conn.SetWriteDeadline(time.Now().Add(helloTimeout))
+	if werr := stepper.WriteMsg(conn, &steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_ControlReply{ControlReply: reply}}); werr != nil {
+		fmt.Fprintf(l.opts.Log, "pod-runner: answer control %s: %v\n", ctl.GetAction(), werr)
+	}
+}
+
+// ControlSupervisor is the Options.Control of a pod whose supervisor is s:
+// each action maps to the Supervisor's request of the same name.
+func ControlSupervisor(s *supervisor.Supervisor) func(steppb.Control_Action) error {
+	return func(a steppb.Control_Action) error {
+		switch a {
+		case steppb.Control_CANCEL_RUN_FINALLY:
+			s.CancelRunFinally()
+		case steppb.Control_STOP_RUN_FINALLY:
+			s.StopRunFinally()
+		default:
+			return fmt.Errorf("unknown control action %v", a)
+		}
+		return nil
 	}
 }

@@ -9,6 +9,11 @@
 // SIGTERM, SIGKILL after the grace period; Exited follows) and finally Exit
 // (no more work: exit 0). A closed connection means the other side is gone.
 //
+// `pod-runner control` connects to the same socket and sends Control instead
+// of Hello: the controller's request (spec.status CancelledRunFinally or
+// StoppedRunFinally) for the running supervisor. It is answered with one
+// ControlReply, then the connection is closed.
+//
 // This file is its own Go package (steppb) so that `pod-runner step` links
 // none of the Plan's descriptors.
 
@@ -35,6 +40,57 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Control_Action int32
+
+const (
+	Control_ACTION_UNSPECIFIED Control_Action = 0
+	// spec.status CancelledRunFinally: cancel running tasks, run finally.
+	Control_CANCEL_RUN_FINALLY Control_Action = 1
+	// spec.status StoppedRunFinally: start no new task, run finally.
+	Control_STOP_RUN_FINALLY Control_Action = 2
+)
+
+// Enum value maps for Control_Action.
+var (
+	Control_Action_name = map[int32]string{
+		0: "ACTION_UNSPECIFIED",
+		1: "CANCEL_RUN_FINALLY",
+		2: "STOP_RUN_FINALLY",
+	}
+	Control_Action_value = map[string]int32{
+		"ACTION_UNSPECIFIED": 0,
+		"CANCEL_RUN_FINALLY": 1,
+		"STOP_RUN_FINALLY":   2,
+	}
+)
+
+func (x Control_Action) Enum() *Control_Action {
+	p := new(Control_Action)
+	*p = x
+	return p
+}
+
+func (x Control_Action) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Control_Action) Descriptor() protoreflect.EnumDescriptor {
+	return file_step_proto_enumTypes[0].Descriptor()
+}
+
+func (Control_Action) Type() protoreflect.EnumType {
+	return &file_step_proto_enumTypes[0]
+}
+
+func (x Control_Action) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Control_Action.Descriptor instead.
+func (Control_Action) EnumDescriptor() ([]byte, []int) {
+	return file_step_proto_rawDescGZIP(), []int{7, 0}
+}
+
 // StepMessage is what a step container sends.
 type StepMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -42,6 +98,7 @@ type StepMessage struct {
 	//
 	//	*StepMessage_Hello
 	//	*StepMessage_Exited
+	//	*StepMessage_Control
 	Kind          isStepMessage_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -102,6 +159,15 @@ func (x *StepMessage) GetExited() *Exited {
 	return nil
 }
 
+func (x *StepMessage) GetControl() *Control {
+	if x != nil {
+		if x, ok := x.Kind.(*StepMessage_Control); ok {
+			return x.Control
+		}
+	}
+	return nil
+}
+
 type isStepMessage_Kind interface {
 	isStepMessage_Kind()
 }
@@ -114,9 +180,15 @@ type StepMessage_Exited struct {
 	Exited *Exited `protobuf:"bytes,2,opt,name=exited,proto3,oneof"`
 }
 
+type StepMessage_Control struct {
+	Control *Control `protobuf:"bytes,3,opt,name=control,proto3,oneof"`
+}
+
 func (*StepMessage_Hello) isStepMessage_Kind() {}
 
 func (*StepMessage_Exited) isStepMessage_Kind() {}
+
+func (*StepMessage_Control) isStepMessage_Kind() {}
 
 // SupervisorMessage is what the supervisor sends to a step container.
 type SupervisorMessage struct {
@@ -126,6 +198,7 @@ type SupervisorMessage struct {
 	//	*SupervisorMessage_Run
 	//	*SupervisorMessage_Stop
 	//	*SupervisorMessage_Exit
+	//	*SupervisorMessage_ControlReply
 	Kind          isSupervisorMessage_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -195,6 +268,15 @@ func (x *SupervisorMessage) GetExit() *Exit {
 	return nil
 }
 
+func (x *SupervisorMessage) GetControlReply() *ControlReply {
+	if x != nil {
+		if x, ok := x.Kind.(*SupervisorMessage_ControlReply); ok {
+			return x.ControlReply
+		}
+	}
+	return nil
+}
+
 type isSupervisorMessage_Kind interface {
 	isSupervisorMessage_Kind()
 }
@@ -211,11 +293,17 @@ type SupervisorMessage_Exit struct {
 	Exit *Exit `protobuf:"bytes,3,opt,name=exit,proto3,oneof"`
 }
 
+type SupervisorMessage_ControlReply struct {
+	ControlReply *ControlReply `protobuf:"bytes,4,opt,name=control_reply,json=controlReply,proto3,oneof"`
+}
+
 func (*SupervisorMessage_Run) isSupervisorMessage_Kind() {}
 
 func (*SupervisorMessage_Stop) isSupervisorMessage_Kind() {}
 
 func (*SupervisorMessage_Exit) isSupervisorMessage_Kind() {}
+
+func (*SupervisorMessage_ControlReply) isSupervisorMessage_Kind() {}
 
 // Hello is the first message of a step container: who it is.
 type Hello struct {
@@ -592,20 +680,114 @@ func (x *Exited) GetReason() string {
 	return ""
 }
 
+// Control is a request from outside the pod for the running PipelineRun,
+// sent in place of Hello by `pod-runner control`.
+type Control struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        Control_Action         `protobuf:"varint,1,opt,name=action,proto3,enum=podrunner.step.v1.Control_Action" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Control) Reset() {
+	*x = Control{}
+	mi := &file_step_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Control) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Control) ProtoMessage() {}
+
+func (x *Control) ProtoReflect() protoreflect.Message {
+	mi := &file_step_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Control.ProtoReflect.Descriptor instead.
+func (*Control) Descriptor() ([]byte, []int) {
+	return file_step_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Control) GetAction() Control_Action {
+	if x != nil {
+		return x.Action
+	}
+	return Control_ACTION_UNSPECIFIED
+}
+
+// ControlReply answers Control: error is empty when the supervisor took the
+// request.
+type ControlReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ControlReply) Reset() {
+	*x = ControlReply{}
+	mi := &file_step_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ControlReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ControlReply) ProtoMessage() {}
+
+func (x *ControlReply) ProtoReflect() protoreflect.Message {
+	mi := &file_step_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ControlReply.ProtoReflect.Descriptor instead.
+func (*ControlReply) Descriptor() ([]byte, []int) {
+	return file_step_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ControlReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_step_proto protoreflect.FileDescriptor
 
 const file_step_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"step.proto\x12\x11podrunner.step.v1\"|\n" +
+	"step.proto\x12\x11podrunner.step.v1\"\xb4\x01\n" +
 	"\vStepMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.podrunner.step.v1.HelloH\x00R\x05hello\x123\n" +
-	"\x06exited\x18\x02 \x01(\v2\x19.podrunner.step.v1.ExitedH\x00R\x06exitedB\x06\n" +
-	"\x04kind\"\xa5\x01\n" +
+	"\x06exited\x18\x02 \x01(\v2\x19.podrunner.step.v1.ExitedH\x00R\x06exited\x126\n" +
+	"\acontrol\x18\x03 \x01(\v2\x1a.podrunner.step.v1.ControlH\x00R\acontrolB\x06\n" +
+	"\x04kind\"\xed\x01\n" +
 	"\x11SupervisorMessage\x12*\n" +
 	"\x03run\x18\x01 \x01(\v2\x16.podrunner.step.v1.RunH\x00R\x03run\x12-\n" +
 	"\x04stop\x18\x02 \x01(\v2\x17.podrunner.step.v1.StopH\x00R\x04stop\x12-\n" +
-	"\x04exit\x18\x03 \x01(\v2\x17.podrunner.step.v1.ExitH\x00R\x04exitB\x06\n" +
+	"\x04exit\x18\x03 \x01(\v2\x17.podrunner.step.v1.ExitH\x00R\x04exit\x12F\n" +
+	"\rcontrol_reply\x18\x04 \x01(\v2\x1f.podrunner.step.v1.ControlReplyH\x00R\fcontrolReplyB\x06\n" +
 	"\x04kind\"7\n" +
 	"\x05Hello\x12\x1c\n" +
 	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x10\n" +
@@ -636,7 +818,15 @@ const file_step_proto_rawDesc = "" +
 	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\x12,\n" +
 	"\x12finished_unix_nano\x18\x04 \x01(\x03R\x10finishedUnixNano\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reasonB-Z+github.com/e7763abc/pod-runner/proto/steppbb\x06proto3"
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\x94\x01\n" +
+	"\aControl\x129\n" +
+	"\x06action\x18\x01 \x01(\x0e2!.podrunner.step.v1.Control.ActionR\x06action\"N\n" +
+	"\x06Action\x12\x16\n" +
+	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12CANCEL_RUN_FINALLY\x10\x01\x12\x14\n" +
+	"\x10STOP_RUN_FINALLY\x10\x02\"$\n" +
+	"\fControlReply\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05errorB-Z+github.com/e7763abc/pod-runner/proto/steppbb\x06proto3"
 
 var (
 	file_step_proto_rawDescOnce sync.Once
@@ -650,27 +840,34 @@ func file_step_proto_rawDescGZIP() []byte {
 	return file_step_proto_rawDescData
 }
 
-var file_step_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_step_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_step_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_step_proto_goTypes = []any{
-	(*StepMessage)(nil),       // 0: podrunner.step.v1.StepMessage
-	(*SupervisorMessage)(nil), // 1: podrunner.step.v1.SupervisorMessage
-	(*Hello)(nil),             // 2: podrunner.step.v1.Hello
-	(*Run)(nil),               // 3: podrunner.step.v1.Run
-	(*Stop)(nil),              // 4: podrunner.step.v1.Stop
-	(*Exit)(nil),              // 5: podrunner.step.v1.Exit
-	(*Exited)(nil),            // 6: podrunner.step.v1.Exited
+	(Control_Action)(0),       // 0: podrunner.step.v1.Control.Action
+	(*StepMessage)(nil),       // 1: podrunner.step.v1.StepMessage
+	(*SupervisorMessage)(nil), // 2: podrunner.step.v1.SupervisorMessage
+	(*Hello)(nil),             // 3: podrunner.step.v1.Hello
+	(*Run)(nil),               // 4: podrunner.step.v1.Run
+	(*Stop)(nil),              // 5: podrunner.step.v1.Stop
+	(*Exit)(nil),              // 6: podrunner.step.v1.Exit
+	(*Exited)(nil),            // 7: podrunner.step.v1.Exited
+	(*Control)(nil),           // 8: podrunner.step.v1.Control
+	(*ControlReply)(nil),      // 9: podrunner.step.v1.ControlReply
 }
 var file_step_proto_depIdxs = []int32{
-	2, // 0: podrunner.step.v1.StepMessage.hello:type_name -> podrunner.step.v1.Hello
-	6, // 1: podrunner.step.v1.StepMessage.exited:type_name -> podrunner.step.v1.Exited
-	3, // 2: podrunner.step.v1.SupervisorMessage.run:type_name -> podrunner.step.v1.Run
-	4, // 3: podrunner.step.v1.SupervisorMessage.stop:type_name -> podrunner.step.v1.Stop
-	5, // 4: podrunner.step.v1.SupervisorMessage.exit:type_name -> podrunner.step.v1.Exit
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	3, // 0: podrunner.step.v1.StepMessage.hello:type_name -> podrunner.step.v1.Hello
+	7, // 1: podrunner.step.v1.StepMessage.exited:type_name -> podrunner.step.v1.Exited
+	8, // 2: podrunner.step.v1.StepMessage.control:type_name -> podrunner.step.v1.Control
+	4, // 3: podrunner.step.v1.SupervisorMessage.run:type_name -> podrunner.step.v1.Run
+	5, // 4: podrunner.step.v1.SupervisorMessage.stop:type_name -> podrunner.step.v1.Stop
+	6, // 5: podrunner.step.v1.SupervisorMessage.exit:type_name -> podrunner.step.v1.Exit
+	9, // 6: podrunner.step.v1.SupervisorMessage.control_reply:type_name -> podrunner.step.v1.ControlReply
+	0, // 7: podrunner.step.v1.Control.action:type_name -> podrunner.step.v1.Control.Action
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_step_proto_init() }
@@ -681,24 +878,27 @@ func file_step_proto_init() {
 	file_step_proto_msgTypes[0].OneofWrappers = []any{
 		(*StepMessage_Hello)(nil),
 		(*StepMessage_Exited)(nil),
+		(*StepMessage_Control)(nil),
 	}
 	file_step_proto_msgTypes[1].OneofWrappers = []any{
 		(*SupervisorMessage_Run)(nil),
 		(*SupervisorMessage_Stop)(nil),
 		(*SupervisorMessage_Exit)(nil),
+		(*SupervisorMessage_ControlReply)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_step_proto_rawDesc), len(file_step_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      1,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_step_proto_goTypes,
 		DependencyIndexes: file_step_proto_depIdxs,
+		EnumInfos:         file_step_proto_enumTypes,
 		MessageInfos:      file_step_proto_msgTypes,
 	}.Build()
 	File_step_proto = out.File
