@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"knative.dev/pkg/kmeta"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -50,6 +51,9 @@ type Reconciler struct {
 	Reader client.Reader
 	// Logs reads the supervisor's log.
 	Logs LogReader
+	// Exec runs `pod-runner control` in the supervisor's container
+	// (spec.status CancelledRunFinally, StoppedRunFinally).
+	Exec Executor
 	// Pod are the injector's choices: the pod-runner image and how steps
 	// with no command find their image's entrypoint.
 	Pod podspec.Options
@@ -58,6 +62,11 @@ type Reconciler struct {
 	Poll time.Duration
 	// Clock stamps start and completion times; the real clock when nil.
 	Clock clock.PassiveClock
+	// Recorder emits the run's Events (events.go); none when nil.
+	Recorder events.EventRecorder
+	// Metrics are observed as runs go (metrics.go); the registered
+	// defaults when nil.
+	Metrics *Metrics
 }
 
 // Managed tells whether pr is delegated to this controller.
@@ -144,10 +153,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 	}
+	if action := gracefulAction(pr); action != "" && podActive(pod) {
+		// Not fatal to the reconcile: status is still written, and the
+		// request is sent again on the next one.
+		if err := r.signal(ctx, pod, action); err != nil {
+			logger.Error(err, "graceful cancel or stop not delivered yet")
+		}
+	}
 	done, err := r.writeStatus(ctx, pr, compiled, pod)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.metrics().podStarted(pr, pod)
 	if done {
 		return ctrl.Result{}, nil
 	}
@@ -228,6 +245,7 @@ func (r *Reconciler) stopPod(ctx context.Context, pod *corev1.Pod) error {
 // fail ends a run that cannot start: Succeeded=False with Tekton's reason;
 // no Pod is created.
 func (r *Reconciler) fail(ctx context.Context, pr *v1.PipelineRun, reason, msg string) error {
+	cur := pr
 	pr = pr.DeepCopy()
 	pr.Status.InitializeConditions(r.clock())
 	pr.Status.MarkFailed(reason, "%s", msg)
@@ -236,6 +254,7 @@ func (r *Reconciler) fail(ctx context.Context, pr *v1.PipelineRun, reason, msg s
 	if err := r.Client.Status().Update(ctx, pr); err != nil {
 		return fmt.Errorf("write failed status of %s: %w", pr.Name, err)
 	}
+	r.transition(ctx, cur, pr)
 	return nil
 }
 
