@@ -147,10 +147,12 @@ func (r *Reconciler) applyTaskRun(ctx context.Context, want *v1.TaskRun) error {
 	if equality.Semantic.DeepEqual(cur.Status, want.Status) {
 		return nil
 	}
+	first := cur.Status.StartTime == nil
 	cur.Status = want.Status
 	if err := r.Client.Status().Update(ctx, cur); err != nil {
 		return fmt.Errorf("taskrun %s status: %w", want.Name, err)
 	}
+	r.metrics().taskRunWritten(first, cur, r.clock().Now())
 	return nil
 }
 
@@ -161,6 +163,7 @@ func (r *Reconciler) updatePipelineRun(ctx context.Context, cur, next *v1.Pipeli
 	if err := r.Client.Status().Update(ctx, next); err != nil {
 		return fmt.Errorf("pipelinerun %s status: %w", cur.Name, err)
 	}
+	r.transition(ctx, cur, next)
 	return nil
 }
 
