@@ -51,6 +51,9 @@ type Reconciler struct {
 	Reader client.Reader
 	// Logs reads the supervisor's log.
 	Logs LogReader
+	// Exec runs `pod-runner control` in the supervisor's container
+	// (spec.status CancelledRunFinally, StoppedRunFinally).
+	Exec Executor
 	// Pod are the injector's choices: the pod-runner image and how steps
 	// with no command find their image's entrypoint.
 	Pod podspec.Options
@@ -148,6 +151,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if pr.IsCancelled() && podActive(pod) {
 		if err := r.stopPod(ctx, pod); err != nil {
 			return ctrl.Result{}, err
+		}
+	}
+	if action := gracefulAction(pr); action != "" && podActive(pod) {
+		// Not fatal to the reconcile: status is still written, and the
+		// request is sent again on the next one.
+		if err := r.signal(ctx, pod, action); err != nil {
+			logger.Error(err, "graceful cancel or stop not delivered yet")
 		}
 	}
 	done, err := r.writeStatus(ctx, pr, compiled, pod)

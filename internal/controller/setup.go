@@ -82,8 +82,8 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("clientset: %w", err)
 	}
-	r := &Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Logs: PodLogs{Clientset: cs}, Pod: cfg.Pod,
-		Recorder: mgr.GetEventRecorder("pod-runner")}
+	r := &Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Logs: PodLogs{Clientset: cs},
+		Exec: PodExec{Config: rc, Clientset: cs}, Pod: cfg.Pod, Recorder: mgr.GetEventRecorder("pod-runner")}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
