@@ -26,6 +26,7 @@ func controllerMain(args []string, stderr io.Writer) int {
 	metrics := fs.String("metrics-bind-address", "0", "address of the Prometheus metrics endpoint; 0 turns it off")
 	entrypoints := fs.StringArray("entrypoint", nil, "the command of IMAGE for steps with no command, instead of a registry lookup: IMAGE=CMD (repeatable)")
 	offline := fs.Bool("offline", false, "never look images up in a registry: steps with no command need --entrypoint")
+	unschedulable := fs.Duration("unschedulable-timeout", controller.DefaultUnschedulableTimeout, "how long a run's Pod may stay unschedulable before the run fails")
 	platform := fs.String("platform", "linux/"+runtime.GOARCH, "platform whose entrypoint is read from multi-platform images")
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
@@ -55,7 +56,7 @@ func controllerMain(args []string, stderr io.Writer) int {
 		return fail(2, err)
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(stderr)))
-	cfg := controller.Config{Namespace: *namespace, MetricsAddr: *metrics,
+	cfg := controller.Config{Namespace: *namespace, MetricsAddr: *metrics, UnschedulableTimeout: *unschedulable,
 		Pod: podspec.Options{Image: *image, Resolver: over}}
 	if err := controller.Run(ctrl.SetupSignalHandler(), rc, cfg); err != nil {
 		return fail(1, err)

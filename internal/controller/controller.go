@@ -62,6 +62,13 @@ type Reconciler struct {
 	Poll time.Duration
 	// Clock stamps start and completion times; the real clock when nil.
 	Clock clock.PassiveClock
+	// UnschedulableTimeout is how long the Pod may stay unschedulable
+	// before the run fails (DefaultUnschedulableTimeout when zero).
+	UnschedulableTimeout time.Duration
+	// TimeoutGrace is how long past timeouts.pipeline a still running Pod
+	// is stopped and the run ended PipelineRunTimeout (DefaultTimeoutGrace
+	// when zero).
+	TimeoutGrace time.Duration
 	// Recorder emits the run's Events (events.go); none when nil.
 	Recorder events.EventRecorder
 	// Metrics are observed as runs go (metrics.go); the registered
@@ -148,7 +155,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: r.poll()}, nil
 	}
 
-	if pr.IsCancelled() && podActive(pod) {
+	end := r.podFailure(ctx, pr, compiled, pod)
+	if end != nil {
+		logger.Info("ending the run", "reason", end.reason, "message", end.message)
+	}
+	if (pr.IsCancelled() || end != nil) && podActive(pod) {
 		if err := r.stopPod(ctx, pod); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -160,7 +171,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			logger.Error(err, "graceful cancel or stop not delivered yet")
 		}
 	}
-	done, err := r.writeStatus(ctx, pr, compiled, pod)
+	done, err := r.writeStatus(ctx, pr, compiled, pod, end)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

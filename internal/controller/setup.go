@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -55,6 +56,8 @@ type Config struct {
 	Pod       podspec.Options
 	// MetricsAddr serves Prometheus metrics; "0" turns them off.
 	MetricsAddr string
+	// UnschedulableTimeout: see Reconciler.UnschedulableTimeout.
+	UnschedulableTimeout time.Duration
 }
 
 // Run runs the controller until ctx ends.
@@ -83,7 +86,8 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 		return fmt.Errorf("clientset: %w", err)
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Logs: PodLogs{Clientset: cs},
-		Exec: PodExec{Config: rc, Clientset: cs}, Pod: cfg.Pod, Recorder: mgr.GetEventRecorder("pod-runner")}
+		Exec: PodExec{Config: rc, Clientset: cs}, Pod: cfg.Pod, Recorder: mgr.GetEventRecorder("pod-runner"),
+		UnschedulableTimeout: cfg.UnschedulableTimeout}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}

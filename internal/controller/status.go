@@ -26,7 +26,10 @@ import (
 // The whole log is read again on every reconcile rather than followed:
 // the controller keeps no per-run state, so a restart loses nothing and
 // status is rebuilt from the Pod alone. The cost is a log read per poll.
-func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod) (bool, error) {
+//
+// end, when set, is why the controller ends the run (podFailure): it
+// ends it unless the supervisor already published a final status.
+func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod, end *ending) (bool, error) {
 	st, err := r.runStatus(ctx, pod)
 	if err != nil {
 		return false, err
@@ -36,12 +39,16 @@ func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *com
 		if pr.Status.StartTime == nil {
 			next.Status.InitializeConditions(r.clock())
 		}
-		if podActive(pod) {
+		if podActive(pod) && end == nil {
 			// Nothing published yet: the run has started, no more is known.
 			return false, r.updatePipelineRun(ctx, pr, next)
 		}
 		next.Status.PipelineSpec = c.PipelineSpec.DeepCopy()
-		markPodEnded(next, pod, r.clock().Now())
+		if end != nil {
+			end.mark(next, r.clock().Now())
+		} else {
+			markPodEnded(next, pod, r.clock().Now())
+		}
 		if pr.IsCancelled() {
 			markCancelled(next, r.clock().Now())
 		}
@@ -64,15 +71,23 @@ func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *com
 		if !ok {
 			continue
 		}
-		if tr.Status.StartTime == nil && tr.Status.GetCondition(apis.ConditionSucceeded) == nil {
+		ending := end != nil && st.GetCompletionTime() == nil
+		if tr.Status.StartTime == nil && tr.Status.GetCondition(apis.ConditionSucceeded) == nil && (!ending || tr.Name != end.taskRun) {
 			// Tekton creates a task's TaskRun when it schedules it.
 			continue
+		}
+		if ending {
+			end.markTaskRun(tr, r.clock().Now())
 		}
 		if err := r.applyTaskRun(ctx, tr); err != nil {
 			return false, err
 		}
 	}
 	done := st.GetCompletionTime() != nil
+	if !done && end != nil {
+		end.mark(next, r.clock().Now())
+		done = true
+	}
 	if !done && !podActive(pod) {
 		// The Pod ended before the supervisor published a final status.
 		markPodEnded(next, pod, r.clock().Now())
