@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+	//lint:ignore SA1019 client-go v0.35's remotecommand returns this package's UpgradeFailureError, not k8s.io/streaming's.
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"

@@ -151,12 +151,6 @@ func (p *process) stop(grace time.Duration) {
 
 func (p *process) kill() { _ = syscall.Kill(-p.pgid, syscall.SIGKILL) }
 
-func (p *process) signal(sig os.Signal) {
-	if s, ok := sig.(syscall.Signal); ok {
-		_ = syscall.Kill(-p.pgid, s)
-	}
-}
-
 // workingDir resolves and creates the step's working directory: relative
 // ones are under /workspace, as Tekton's working-dir initializer makes them;
 // a missing absolute one is created, as the container runtime does.
