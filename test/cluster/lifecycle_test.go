@@ -1,0 +1,104 @@
+package cluster
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// TestGracefulCancelRunsFinally: spec.status CancelledRunFinally reaches
+// the running supervisor through pods/exec (`pod-runner control`); the
+// running task is stopped, finally runs in the same Pod, the run ends
+// Cancelled.
+func TestGracefulCancelRunsFinally(t *testing.T) {
+	enabled(t)
+	installCRDs(t)
+	ns := namespace(t)
+	startController(t, ns)
+	kubectl(t, sleeper, "-n", ns, "create", "-f", "-")
+	waitFor(t, time.Minute, "the task's TaskRun", func() bool {
+		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/slow-wait"
+	})
+	kubectl(t, "", "-n", ns, "patch", "pipelinerun", "slow", "--type=merge", "-p", `{"spec":{"status":"CancelledRunFinally"}}`)
+	cancelled := time.Now()
+	var pr *v1.PipelineRun
+	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+		pr = getPipelineRun(t, ns, "slow")
+		return pr.IsDone()
+	})
+	t.Logf("graceful cancel → done: %.1fs", time.Since(cancelled).Seconds())
+	if c := pr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "Cancelled" {
+		t.Errorf("condition %+v, want Cancelled", c)
+	}
+	trs := &v1.TaskRunList{}
+	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), trs); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*v1.TaskRun{}
+	for i := range trs.Items {
+		got[trs.Items[i].Name] = &trs.Items[i]
+	}
+	if c := got["slow-cleanup"]; c == nil || !c.IsSuccessful() || c.Status.PodName != "slow" {
+		t.Errorf("finally TaskRun %+v, want it run in the same Pod and succeeded", c)
+	}
+	if w := got["slow-wait"]; w == nil || w.IsSuccessful() || !w.IsDone() {
+		t.Errorf("the running task's TaskRun %+v, want it stopped", w)
+	}
+	pods := &corev1.PodList{}
+	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 1 || pods.Items[0].Annotations["pod-runner.dev/control"] != "cancel-run-finally" {
+		t.Errorf("%d pods; want one, annotated as told cancel-run-finally", len(pods.Items))
+	}
+}
+
+const badImage = `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: bad}
+spec:
+  managedBy: pod-runner.dev/controller
+  taskRunTemplate: {serviceAccountName: default}
+  pipelineSpec:
+    tasks:
+    - name: pull
+      taskSpec:
+        steps:
+        - name: nope
+          image: localhost/no-such-image:missing
+          script: echo never
+`
+
+// TestBadImageFailsFast: a step whose image cannot be pulled ends the run
+// Failed within the kubelet's first back-off, naming container and image;
+// the task's TaskRun carries Tekton's TaskRunImagePullFailed.
+func TestBadImageFailsFast(t *testing.T) {
+	enabled(t)
+	installCRDs(t)
+	ns := namespace(t)
+	startController(t, ns)
+	created := time.Now()
+	kubectl(t, badImage, "-n", ns, "create", "-f", "-")
+	var pr *v1.PipelineRun
+	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+		pr = getPipelineRun(t, ns, "bad")
+		return pr.IsDone()
+	})
+	t.Logf("create → failed: %.1fs", time.Since(created).Seconds())
+	c := pr.Status.GetCondition("Succeeded")
+	if c == nil || c.Reason != "Failed" || !strings.Contains(c.Message, "localhost/no-such-image:missing") || !strings.Contains(c.Message, `"pull-nope"`) {
+		t.Errorf("condition %+v, want Failed naming the container and image", c)
+	}
+	tr := &v1.TaskRun{}
+	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskrun", "bad-pull", "-o", "json")), tr); err != nil {
+		t.Fatal(err)
+	}
+	if c := tr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "TaskRunImagePullFailed" {
+		t.Errorf("TaskRun condition %+v, want TaskRunImagePullFailed", c)
+	}
+}
