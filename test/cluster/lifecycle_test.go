@@ -102,3 +102,114 @@ func TestBadImageFailsFast(t *testing.T) {
 		t.Errorf("TaskRun condition %+v, want TaskRunImagePullFailed", c)
 	}
 }
+
+const stoppable = `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: stop}
+spec:
+  managedBy: pod-runner.dev/controller
+  taskRunTemplate: {serviceAccountName: default}
+  pipelineSpec:
+    tasks:
+    - name: first
+      taskSpec:
+        steps:
+        - name: work
+          image: localhost/busybox:pod-runner
+          script: sleep 4; echo done
+    - name: second
+      runAfter: [first]
+      taskSpec:
+        steps:
+        - name: work
+          image: localhost/busybox:pod-runner
+          script: echo second
+    finally:
+    - name: cleanup
+      taskSpec:
+        steps:
+        - name: echo
+          image: localhost/busybox:pod-runner
+          script: echo cleanup
+`
+
+// TestGracefulStop: spec.status StoppedRunFinally lets the running task
+// finish, starts no new one, runs finally; the run ends Cancelled with the
+// unstarted task skipped as gracefully stopped.
+func TestGracefulStop(t *testing.T) {
+	enabled(t)
+	installCRDs(t)
+	ns := namespace(t)
+	startController(t, ns)
+	kubectl(t, stoppable, "-n", ns, "create", "-f", "-")
+	waitFor(t, time.Minute, "the first TaskRun", func() bool {
+		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/stop-first"
+	})
+	kubectl(t, "", "-n", ns, "patch", "pipelinerun", "stop", "--type=merge", "-p", `{"spec":{"status":"StoppedRunFinally"}}`)
+	var pr *v1.PipelineRun
+	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+		pr = getPipelineRun(t, ns, "stop")
+		return pr.IsDone()
+	})
+	if c := pr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "Cancelled" {
+		t.Errorf("condition %+v, want Cancelled", c)
+	}
+	if sk := pr.Status.SkippedTasks; len(sk) != 1 || sk[0].Name != "second" || sk[0].Reason != v1.GracefullyStoppedSkip {
+		t.Errorf("skippedTasks %+v, want second, gracefully stopped", sk)
+	}
+	for _, name := range []string{"stop-first", "stop-cleanup"} {
+		tr := &v1.TaskRun{}
+		if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskrun", name, "-o", "json")), tr); err != nil {
+			t.Fatal(err)
+		}
+		if !tr.IsSuccessful() {
+			t.Errorf("TaskRun %s: %+v, want it to succeed", name, tr.Status.Conditions)
+		}
+	}
+}
+
+const timesOut = `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: late}
+spec:
+  managedBy: pod-runner.dev/controller
+  taskRunTemplate: {serviceAccountName: default}
+  timeouts: {pipeline: 8s}
+  pipelineSpec:
+    tasks:
+    - name: wait
+      taskSpec:
+        steps:
+        - name: sleep
+          image: localhost/busybox:pod-runner
+          script: sleep 300
+`
+
+// TestPipelineTimeout: timeouts.pipeline ends the run PipelineRunTimeout
+// (enforced in the Pod, backed by the controller) and stops its task.
+func TestPipelineTimeout(t *testing.T) {
+	enabled(t)
+	installCRDs(t)
+	ns := namespace(t)
+	startController(t, ns)
+	created := time.Now()
+	kubectl(t, timesOut, "-n", ns, "create", "-f", "-")
+	var pr *v1.PipelineRun
+	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+		pr = getPipelineRun(t, ns, "late")
+		return pr.IsDone()
+	})
+	t.Logf("create → timed out: %.1fs", time.Since(created).Seconds())
+	if c := pr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "PipelineRunTimeout" {
+		t.Errorf("condition %+v, want PipelineRunTimeout", c)
+	}
+	tr := &v1.TaskRun{}
+	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskrun", "late-wait", "-o", "json")), tr); err != nil {
+		t.Fatal(err)
+	}
+	if !tr.IsDone() || tr.IsSuccessful() {
+		t.Errorf("TaskRun late-wait %+v, want it ended unsuccessfully", tr.Status.Conditions)
+	}
+}
