@@ -357,8 +357,8 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		WithStatusSubresource(&v1.PipelineRun{}, &v1.TaskRun{}, &corev1.Pod{}).
 		WithObjects(objs...)
 	store := base.Build()
-	cached := interceptor.NewClient(store.(client.WithWatch), rec.intercept(true))
-	direct := interceptor.NewClient(store.(client.WithWatch), rec.intercept(false))
+	cached := interceptor.NewClient(store, rec.intercept(true))
+	direct := interceptor.NewClient(store, rec.intercept(false))
 	lg := &logs{rec: rec}
 	r := &controller.Reconciler{Client: cached, Reader: direct, Logs: lg, Exec: execer{rec}}
 	ctx := context.Background()
