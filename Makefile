@@ -137,3 +137,48 @@ k8s-e2e: k8s-images
 cluster-e2e: k8s-images
 	POD_RUNNER_CLUSTER=1 KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
 	  $(GO) test -count=1 -v ./test/cluster/
+
+# ---- The controller deployed in the cluster (issue 4) -----------------------
+# config/ is the kustomize deployment (config/default; config/local for
+# local-k8s: --offline, images never pulled). The controller's image is a
+# static injector and nothing else, built offline with images/mkimage.sh like
+# the other local images (ko needs a registry for its base image).
+CONTROLLER_IMAGE ?= localhost/pod-runner-controller:dev
+CONTROLLER_BIN   := $(PODMAN_DIR)/injector-static
+DEPLOY_KUBECONFIG ?= $(K8S_STATE)/kubeconfig/admin.kubeconfig
+DEPLOY_DIR       ?= config/local
+
+.PHONY: controller-image k8s-controller-image tekton-crds deploy undeploy
+
+## controller-image: localhost/pod-runner-controller:dev, the static injector
+## as /injector (run as uid 65532), in the private podman storage
+controller-image: podman-setup
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(CONTROLLER_BIN) ./cmd/injector
+	@rootfs=$$(mktemp -d) && trap 'rm -rf "$$rootfs"' EXIT && \
+	  chmod 0755 "$$rootfs" && mkdir -p "$$rootfs/tmp" && chmod 1777 "$$rootfs/tmp" && \
+	  cp $(CONTROLLER_BIN) "$$rootfs/injector" && \
+	  $(PODMAN_ENV) images/mkimage.sh $(CONTROLLER_IMAGE) "$$rootfs" 'ENTRYPOINT ["/injector"]' 'USER 65532:65532'
+
+## k8s-controller-image: the controller's image imported into the local
+## cluster's containerd, with the images its runs use
+k8s-controller-image: controller-image k8s-images
+	@mkdir -p $(PODMAN_DIR)/k8s
+	tar=$(PODMAN_DIR)/k8s/controller.tar; \
+	  rm -f $$tar && $(PODMAN) save --quiet --format docker-archive -o $$tar $(CONTROLLER_IMAGE) && \
+	  ctr -a $(K8S_STATE)/containerd/containerd.sock -n k8s.io images import $$tar >/dev/null
+
+## tekton-crds: the pinned Tekton module's CRDs (no Tekton controller needed)
+tekton-crds:
+	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl apply --server-side --force-conflicts \
+	  -f $$($(GO) list -m -f '{{.Dir}}' github.com/tektoncd/pipeline)/config/300-crds
+
+## deploy: the controller in the local cluster (DEPLOY_DIR=config/default
+## and DEPLOY_KUBECONFIG for another cluster, its image pushed there first)
+deploy: k8s-controller-image tekton-crds
+	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl apply -k $(DEPLOY_DIR)
+	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl -n pod-runner rollout restart deployment/pod-runner-controller
+	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl -n pod-runner rollout status deployment/pod-runner-controller --timeout=120s
+
+## undeploy: remove what deploy applied (not the CRDs)
+undeploy:
+	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl delete --ignore-not-found -k $(DEPLOY_DIR)

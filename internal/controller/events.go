@@ -85,7 +85,7 @@ func (r *Reconciler) transition(ctx context.Context, cur, next *v1.PipelineRun) 
 	emit(r.Recorder, before, after, next)
 	if !after.IsUnknown() && before.IsUnknown() {
 		r.metrics().runEnded(next, after)
-		log.FromContext(ctx).Info("run ended", "run", next.Name, "namespace", next.Namespace,
-			"status", string(after.Status), "reason", after.Reason)
+		// The reconcile's logger names the run (namespace, name).
+		log.FromContext(ctx).Info("run ended", "status", string(after.Status), "reason", after.Reason)
 	}
 }

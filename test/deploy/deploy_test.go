@@ -112,14 +112,18 @@ func TestDeployment(t *testing.T) {
 				t.Fatalf("%d containers", len(spec.Containers))
 			}
 			c := spec.Containers[0]
-			if len(c.Args) == 0 || c.Args[0] != "controller" || !slices.Contains(c.Args, "--metrics-bind-address=:8080") {
+			metrics := slices.IndexFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--metrics-bind-address=") })
+			if len(c.Args) == 0 || c.Args[0] != "controller" || metrics < 0 || strings.HasSuffix(c.Args[metrics], "=0") ||
+				len(c.Ports) != 1 || !strings.HasSuffix(c.Args[metrics], fmt.Sprint(":", c.Ports[0].ContainerPort)) {
 				t.Errorf("args %q: want `controller` serving metrics", c.Args)
 			}
 			if c.Image != "localhost/pod-runner-controller:dev" {
 				t.Errorf("image %q: the images: entry did not apply", c.Image)
 			}
-			if dir == "config/local" && (!slices.Contains(c.Args, "--offline") || c.ImagePullPolicy != corev1.PullNever) {
-				t.Errorf("local: args %q, pull policy %s", c.Args, c.ImagePullPolicy)
+			// local-k8s has no registry and no kube-proxy (its README).
+			if dir == "config/local" && (!slices.Contains(c.Args, "--offline") || c.ImagePullPolicy != corev1.PullNever ||
+				!spec.HostNetwork || !slices.Contains(c.Env, corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: "127.0.0.1"})) {
+				t.Errorf("local: args %q, pull policy %s, hostNetwork %v, env %v", c.Args, c.ImagePullPolicy, spec.HostNetwork, c.Env)
 			}
 			psc, sc := spec.SecurityContext, c.SecurityContext
 			if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
