@@ -110,6 +110,20 @@ func (r *Reconciler) poll() time.Duration {
 // Reconcile brings one PipelineRun forward: compile it, create its Pod,
 // and write the status the Pod's supervisor publishes.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if apierrors.IsConflict(err) {
+		// A write based on a stale cached read: read again, without
+		// reporting an error (and its stack trace) for an ordinary race.
+		log.FromContext(ctx).V(1).Info("conflict, requeued", "error", err.Error())
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return res, err
+}
+
+// conflictRetry is how soon a reconcile that lost a write race runs again.
+const conflictRetry = 100 * time.Millisecond
+
+func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	pr := &v1.PipelineRun{}
 	if err := r.Client.Get(ctx, req.NamespacedName, pr); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -12,12 +13,15 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/yaml"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
@@ -458,4 +462,32 @@ func TestCancel(t *testing.T) {
 			t.Errorf("%d pods: a pending pod of a cancelled run is deleted", n)
 		}
 	})
+}
+
+// TestConflictRequeues: a status write that loses a race to another writer
+// (a stale cached read) is read again, not reported as an error.
+func TestConflictRequeues(t *testing.T) {
+	pr := run("r1", goodSpec, true)
+	e := newEnv(t, append(defs(t), pr)...)
+	conflicts := 0
+	e.r.Client = interceptor.NewClient(e.c.(client.WithWatch), interceptor.Funcs{
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			if _, ok := obj.(*v1.PipelineRun); ok && conflicts == 0 {
+				conflicts++
+				return apierrors.NewConflict(schema.GroupResource{Group: "tekton.dev", Resource: "pipelineruns"}, obj.GetName(), errors.New("the object has been modified"))
+			}
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+	})
+	res := e.reconcile("r1")
+	if conflicts != 1 || res.RequeueAfter != conflictRetry {
+		t.Fatalf("conflicts %d, result %+v: want one conflict, requeued", conflicts, res)
+	}
+	e.reconcile("r1")
+	if c := e.pr("r1").Status.GetCondition("Succeeded"); c == nil || c.Reason != string(v1.PipelineRunReasonStarted) {
+		t.Errorf("after the requeue the condition is %+v", c)
+	}
+	if n := len(e.pods()); n != 1 {
+		t.Errorf("%d pods, want 1", n)
+	}
 }
