@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/stepexec"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -241,7 +242,7 @@ func baseEnv(env []string, home string) []string {
 		}
 	}
 	env = append([]string(nil), env...)
-	if _, ok := lookupEnv(env, "HOME"); !ok {
+	if _, ok := stepexec.LookupEnv(env, "HOME"); !ok {
 		env = append(env, "HOME="+home)
 	}
 	return env
@@ -369,16 +370,6 @@ func safeName(name string) string {
 		b = b[:64]
 	}
 	return string(b)
-}
-
-// lookupEnv finds the last KEY= entry of env, as exec does.
-func lookupEnv(env []string, key string) (string, bool) {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v, true
-		}
-	}
-	return "", false
 }
 
 // Unsupported reports what in plan host processes cannot run, before

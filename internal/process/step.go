@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
+	"github.com/e7763abc/pod-runner/internal/stepexec"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 )
 
@@ -50,7 +51,7 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 		outW.Close()
 		return supervisor.StepExit{Err: fmt.Errorf("stderr pipe: %w", err)}
 	}
-	cmd, startErr := start(func() *exec.Cmd {
+	cmd, startErr := stepexec.Start(func() *exec.Cmd {
 		cmd := &exec.Cmd{
 			Path: p.argv[0], Args: p.argv, Env: p.env, Dir: p.dir,
 			// Our own *os.File pipes: exec then starts no copying
@@ -132,7 +133,7 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 	switch {
 	case ws.Signaled():
 		exit.ExitCode = 128 + int(ws.Signal())
-		exit.Reason = signalName(ws.Signal())
+		exit.Reason = stepexec.SignalName(ws.Signal())
 	default:
 		exit.ExitCode = cmd.ProcessState.ExitCode()
 	}
@@ -143,21 +144,6 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 		exit.Err = fmt.Errorf("record exit code: %w", err)
 	}
 	return exit
-}
-
-// start starts a command, retrying while exec says "text file busy": a
-// script just written here can be briefly held open for writing by a
-// process that another goroutine forked meanwhile (golang.org/issue/22315).
-func start(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
-	deadline := time.Now().Add(2 * time.Second)
-	for delay := time.Millisecond; ; delay *= 2 {
-		cmd := newCmd()
-		err := cmd.Start()
-		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
-			return cmd, err
-		}
-		time.Sleep(min(delay, 100*time.Millisecond))
-	}
 }
 
 // prepared is a step ready to start.
@@ -184,7 +170,7 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 	if err := os.MkdirAll(filepath.Join(stepDir, "results"), 0o755); err != nil {
 		return nil, fmt.Errorf("step dir: %w", err)
 	}
-	p := &prepared{env: mergeEnv(a.env, step.Env)}
+	p := &prepared{env: stepexec.MergeEnv(a.env, step.Env)}
 
 	// Tekton runs a step's workingDir from /workspace and creates a relative
 	// (or /workspace/...) one beforehand; a container runtime creates a
@@ -218,8 +204,8 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 		}
 		p.argv = append([]string{path}, step.Args...)
 	case len(step.Command) > 0:
-		search, _ := lookupEnv(p.env, "PATH")
-		bin, err := lookPath(a.l.shellFor(step.Command[0]), search, p.dir)
+		search, _ := stepexec.LookupEnv(p.env, "PATH")
+		bin, err := stepexec.LookPath(a.l.shellFor(step.Command[0]), search, p.dir)
 		if err != nil {
 			return nil, err
 		}
@@ -268,76 +254,6 @@ func (a *attempt) copyOutput(wg *sync.WaitGroup, r io.Reader, prefix string, fil
 	// A read error here only means the pipe was closed under us.
 	_, _ = io.Copy(w, r)
 	lw.Flush()
-}
-
-// mergeEnv is base overlaid with step (the step's value wins), in order.
-func mergeEnv(base, step []string) []string {
-	out := make([]string, 0, len(base)+len(step))
-	index := map[string]int{}
-	for _, kv := range append(append([]string(nil), base...), step...) {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := index[k]; ok {
-			out[i] = kv
-			continue
-		}
-		index[k] = len(out)
-		out = append(out, kv)
-	}
-	return out
-}
-
-// lookPath finds a command in the step's PATH (not ours: the step's env may
-// set its own). Names with a slash are taken as they are, relative to dir.
-func lookPath(name, path, dir string) (string, error) {
-	if strings.Contains(name, "/") {
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(dir, name)
-		}
-		if err := executable(name); err != nil {
-			return "", fmt.Errorf("command %q: %w", name, err)
-		}
-		return name, nil
-	}
-	for _, d := range filepath.SplitList(path) {
-		if d == "" {
-			d = "."
-		}
-		if !filepath.IsAbs(d) {
-			d = filepath.Join(dir, d)
-		}
-		if p := filepath.Join(d, name); executable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("command %q not found in PATH %q", name, path)
-}
-
-func executable(p string) error {
-	info, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if info.IsDir() || info.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
-}
-
-// signalName is the conventional name of a signal, e.g. "SIGKILL".
-func signalName(s syscall.Signal) string {
-	if n, ok := signalNames[s]; ok {
-		return n
-	}
-	return "signal " + strconv.Itoa(int(s))
-}
-
-var signalNames = map[syscall.Signal]string{
-	syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
-	syscall.SIGILL: "SIGILL", syscall.SIGTRAP: "SIGTRAP", syscall.SIGABRT: "SIGABRT",
-	syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE", syscall.SIGKILL: "SIGKILL",
-	syscall.SIGUSR1: "SIGUSR1", syscall.SIGSEGV: "SIGSEGV", syscall.SIGUSR2: "SIGUSR2",
-	syscall.SIGPIPE: "SIGPIPE", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM",
-	syscall.SIGXCPU: "SIGXCPU", syscall.SIGXFSZ: "SIGXFSZ", syscall.SIGSYS: "SIGSYS",
 }
 
 // withShell points a script's #!/bin/sh or #!/bin/ash line at Options.Shell.

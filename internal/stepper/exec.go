@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
+	"github.com/e7763abc/pod-runner/internal/stepexec"
 	"github.com/e7763abc/pod-runner/proto/steppb"
 )
 
@@ -34,7 +35,7 @@ type process struct {
 
 // start starts the process of a Run; its end arrives on p.done.
 func (s *server) start(run *steppb.Run) (*process, error) {
-	env := mergeEnv(s.opts.Env, run.GetEnv())
+	env := stepexec.MergeEnv(s.opts.Env, run.GetEnv())
 	dir, err := s.workingDir(run.GetWorkingDir())
 	if err != nil {
 		return nil, err
@@ -48,8 +49,8 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		}
 		argv = append([]string{script}, run.GetArgs()...)
 	case len(run.GetCommand()) > 0:
-		path, _ := lookupEnv(env, "PATH")
-		bin, err := lookPath(run.GetCommand()[0], path, dir)
+		path, _ := stepexec.LookupEnv(env, "PATH")
+		bin, err := stepexec.LookPath(run.GetCommand()[0], path, dir)
 		if err != nil {
 			return nil, err
 		}
@@ -79,7 +80,7 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		return cmd
 	}
 	oomBefore := oomKills(s.opts.Cgroup)
-	cmd, err := startRetrying(newCmd)
+	cmd, err := stepexec.Start(newCmd)
 	if err != nil {
 		closeFile(outFile)
 		closeFile(errFile)
@@ -121,7 +122,7 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		} else {
 			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 			if ws.Signaled() {
-				ex.ExitCode, ex.Reason = 128+int32(ws.Signal()), signalName(ws.Signal())
+				ex.ExitCode, ex.Reason = 128+int32(ws.Signal()), stepexec.SignalName(ws.Signal())
 			} else {
 				ex.ExitCode = int32(ws.ExitStatus())
 			}
@@ -235,69 +236,6 @@ func ownEnv() []string {
 	return env
 }
 
-// mergeEnv is base overlaid with step (the step's value wins), in order.
-func mergeEnv(base, step []string) []string {
-	out := make([]string, 0, len(base)+len(step))
-	index := map[string]int{}
-	for _, kv := range append(append([]string(nil), base...), step...) {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := index[k]; ok {
-			out[i] = kv
-			continue
-		}
-		index[k] = len(out)
-		out = append(out, kv)
-	}
-	return out
-}
-
-// lookupEnv finds the last KEY= entry of env, as exec does.
-func lookupEnv(env []string, key string) (string, bool) {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v, true
-		}
-	}
-	return "", false
-}
-
-// lookPath finds a command in the step's PATH (the step's env may set its
-// own). Names with a slash are taken as they are, relative to dir.
-func lookPath(name, path, dir string) (string, error) {
-	if strings.Contains(name, "/") {
-		if !filepath.IsAbs(name) && dir != "" {
-			name = filepath.Join(dir, name)
-		}
-		if err := executable(name); err != nil {
-			return "", fmt.Errorf("command %q: %w", name, err)
-		}
-		return name, nil
-	}
-	for _, d := range filepath.SplitList(path) {
-		if d == "" {
-			d = "."
-		}
-		if !filepath.IsAbs(d) && dir != "" {
-			d = filepath.Join(dir, d)
-		}
-		if p := filepath.Join(d, name); executable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("command %q not found in PATH %q", name, path)
-}
-
-func executable(p string) error {
-	info, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if info.IsDir() || info.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
-}
-
 // safeName keeps the characters of name that are safe in a file name.
 func safeName(name string) string {
 	b := make([]byte, 0, len(name))
@@ -307,19 +245,4 @@ func safeName(name string) string {
 		}
 	}
 	return string(b[:min(len(b), 64)])
-}
-
-// startRetrying starts a command, again while exec says "text file busy":
-// the script was just written, and a process forked meanwhile by another
-// goroutine may still hold it open until its own exec (golang.org/issue/22315).
-func startRetrying(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
-	deadline := time.Now().Add(2 * time.Second)
-	for delay := time.Millisecond; ; delay *= 2 {
-		cmd := newCmd()
-		err := cmd.Start()
-		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
-			return cmd, err
-		}
-		time.Sleep(min(delay, 100*time.Millisecond))
-	}
 }
