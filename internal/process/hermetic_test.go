@@ -2,17 +2,16 @@ package process
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
+	"github.com/e7763abc/pod-runner/internal/hermetic/hermetictest"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -21,16 +20,8 @@ import (
 // user namespace that forbids namespaces below it, and print StepExit.Err.
 const deniedHelper = "PROCESS_TEST_HERMETIC_DENIED"
 
-// cannotLimit is the exit code of a helper that cannot lower its user
-// namespace's limits (a read-only /proc/sys): the test skips.
-const cannotLimit = 4
-
 func runDeniedHelper() int {
-	if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0"), 0o644); err != nil {
-		// A container mounts /proc/sys read-only.
-		fmt.Fprintln(os.Stderr, err)
-		return cannotLimit
-	}
+	hermetictest.DenyNested()
 	dir, err := os.MkdirTemp("", "hermetic-denied-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -55,35 +46,6 @@ func runDeniedHelper() int {
 	return 0
 }
 
-// tcpListener accepts TCP connections on every address of this host;
-// addrs are its loopback address and, when the host has one, another.
-func tcpListener(t *testing.T) (addrs []string) {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	addrs = []string{"127.0.0.1 " + port}
-	ifAddrs, _ := net.InterfaceAddrs()
-	for _, a := range ifAddrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
-			return append(addrs, n.IP.String()+" "+port)
-		}
-	}
-	return addrs
-}
-
 // A hermetic step reaches no TCP listener of the host and sees only lo,
 // down, while an open step of the same run reaches them. As root its
 // workspaces are mounted too, by the mount wrapper inside its user
@@ -96,7 +58,7 @@ func TestHermeticStep(t *testing.T) {
 	if err := hermetic.Check(); err != nil {
 		t.Skipf("this machine cannot run hermetic steps: %v", err)
 	}
-	addrs := tcpListener(t)
+	addrs := hermetictest.Listener(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +106,8 @@ func hermeticStep(t *testing.T, opts Options, addrs []string, nosuid bool) {
 	}
 	var checks []check
 	for _, a := range addrs {
-		checks = append(checks, check{"connect to " + a, "busybox nc -w 2 " + a + " </dev/null", true, false})
+		host, port, _ := net.SplitHostPort(a)
+		checks = append(checks, check{"connect to " + a, "busybox nc -w 2 " + host + " " + port + " </dev/null", true, false})
 	}
 	checks = append(checks,
 		check{"only lo, down", `[ "$(busybox ip -o link | cut -d' ' -f2,3)" = "lo: <LOOPBACK>" ]`, false, true},
@@ -177,34 +140,13 @@ func hermeticStep(t *testing.T, opts Options, addrs []string, nosuid bool) {
 // what is missing. The refusal is real: the helper is root of a user
 // namespace that forbids namespaces below it.
 func TestHermeticStepRefused(t *testing.T) {
-	if err := hermetic.Check(); err != nil {
-		t.Skipf("this machine cannot make user namespaces at all: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the helper must be root of its namespace to lower its limits")
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), deniedHelper+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	hermetic.Isolate(cmd.SysProcAttr)
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == cannotLimit {
-		t.Skipf("cannot lower user.max_user_namespaces here: %s", out)
-	}
-	if err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	out := hermetictest.RunDenied(t, deniedHelper+"=1")
 	for _, want := range []string{"err: hermetic task: cannot create the step's user and network namespaces", "user.max_user_namespaces is 0", "the step was not run"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("output %q\nlacks %q", out, want)
 		}
 	}
-	if strings.Contains(string(out), "ran with network") {
+	if strings.Contains(out, "ran with network") {
 		t.Errorf("the step ran: %s", out)
 	}
 }
