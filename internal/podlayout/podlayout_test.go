@@ -60,3 +60,14 @@ func TestPlanEncoding(t *testing.T) {
 		t.Errorf("long volume names collide: %q", long)
 	}
 }
+
+// TestImageBinaryNotUnderMounts: the Pod mounts volumes at these paths in
+// the containers of the pod-runner image; the image's binary is a file, so
+// none may lie under it (no runtime makes a mount point inside a file).
+func TestImageBinaryNotUnderMounts(t *testing.T) {
+	for _, dir := range []string{BinDir, RunDir, StateDir} {
+		if strings.HasPrefix(dir, ImageBinary+"/") {
+			t.Errorf("the Pod mounts %s under the image's binary %s", dir, ImageBinary)
+		}
+	}
+}

@@ -145,21 +145,6 @@ func TestCompiledPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "cmd", "injector")); err != nil {
-		t.Skip("waiting for cmd/injector (injector compile, issue 3 item 1)")
-	}
-	// The in-pod binary of localhost/pod-runner:dev, as make images built it.
-	usage, _ := exec.Command(filepath.Join(root, ".cache", "podman", "pod-runner-inpod"), "help").CombinedOutput()
-	for _, cmd := range []string{"init", "supervise", "step"} {
-		if !strings.Contains(string(usage), cmd) {
-			t.Skipf("waiting for `pod-runner %s` in the in-pod binary (issue 3 item 3)", cmd)
-		}
-	}
-	for _, dir := range []string{podlayout.BinDir, podlayout.RunDir, podlayout.StateDir} {
-		if strings.HasPrefix(dir, podlayout.ImageBinary+"/") {
-			t.Skipf("waiting for podlayout.ImageBinary to move: the image's binary %s is a file where the Pod mounts %s", podlayout.ImageBinary, dir)
-		}
-	}
 	injector := filepath.Join(t.TempDir(), "injector")
 	build := exec.Command("go", "build", "-o", injector, "./cmd/injector")
 	build.Dir = root

@@ -27,12 +27,11 @@ var bins struct {
 	dir      string
 	injector string // injector compile: PipelineRun → Pod
 	local    string // pod-runner run, for the local status to compare with
-	skip     string // why pipeline scenarios cannot run yet
 	err      error
 }
 
-// needPipeline skips t until the pieces a pipeline in a pod needs exist,
-// and builds the injector and the local pod-runner.
+// needPipeline skips t without podman and builds the injector and the
+// local pod-runner once.
 func needPipeline(t *testing.T) {
 	t.Helper()
 	needPodman(t)
@@ -40,32 +39,9 @@ func needPipeline(t *testing.T) {
 	if bins.err != nil {
 		t.Fatal(bins.err)
 	}
-	if bins.skip != "" {
-		t.Skip(bins.skip)
-	}
 }
 
 func buildBinaries() {
-	if _, err := os.Stat(filepath.Join(root, "cmd", "injector")); err != nil {
-		bins.skip = "waiting for cmd/injector (injector compile, issue 3 item 1)"
-		return
-	}
-	// The in-pod binary of localhost/pod-runner:dev, as make images built it.
-	usage, _ := exec.Command(filepath.Join(root, ".cache", "podman", "pod-runner-inpod"), "help").CombinedOutput()
-	for _, cmd := range []string{"init", "supervise", "step"} {
-		if !strings.Contains(string(usage), cmd) {
-			bins.skip = fmt.Sprintf("waiting for `pod-runner %s` in the in-pod binary (issue 3 item 3); it offers: %s", cmd, strings.TrimSpace(string(usage)))
-			return
-		}
-	}
-	if err := layoutConflict(); err != "" {
-		bins.skip = err
-		return
-	}
-	if statusReader == nil {
-		bins.skip = "waiting for internal/sidecar's reader of the supervisor's published status (issue 3 item 6)"
-		return
-	}
 	dir, err := os.MkdirTemp("", "pod-runner-podman-e2e-")
 	if err != nil {
 		bins.err = err
@@ -82,18 +58,6 @@ func buildBinaries() {
 			return
 		}
 	}
-}
-
-// layoutConflict says why the run Pod's init and supervisor containers
-// cannot start, if the image's binary is a file where the Pod mounts a
-// volume: no runtime can make a mount point inside a file ("" if none).
-func layoutConflict() string {
-	for _, dir := range []string{podlayout.BinDir, podlayout.RunDir, podlayout.StateDir} {
-		if strings.HasPrefix(dir, podlayout.ImageBinary+"/") {
-			return fmt.Sprintf("waiting for podlayout.ImageBinary to move: the pod-runner image holds the binary at %s, a file, where the init and supervisor containers mount %s (podman: \"not a directory\"; a kubelet fails the same way)", podlayout.ImageBinary, dir)
-		}
-	}
-	return ""
 }
 
 // compilePod runs `injector compile` on the run's YAML.
@@ -285,18 +249,13 @@ func runInPod(t *testing.T, runName, yaml string, timeout time.Duration, during 
 		t.Errorf("the run made %d pods, want exactly 1", got)
 	}
 	log := p.logs(t, podlayout.SupervisorContainer)
-	run, err := statusReader(yaml, log)
+	run, err := readPublished(yaml, log)
 	if err != nil {
 		t.Fatalf("status published by the supervisor: %v\nsupervisor log:\n%s", err, log)
 	}
 	t.Logf("published status:\n%s", run.summary())
 	return &podRun{tektonRun: run, pod: p}
 }
-
-// statusReader rebuilds the run's Tekton status from the YAML it ran and
-// the supervisor container's log (internal/sidecar's published status).
-// Nil until that reader exists.
-var statusReader func(yaml, supervisorLog string) (*tektonRun, error)
 
 func podIDs(t *testing.T) []string {
 	t.Helper()

@@ -13,8 +13,6 @@ import (
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
-func init() { statusReader = readPublished }
-
 // readPublished rebuilds the run's Tekton status from the supervisor
 // container's log, where internal/sidecar publishes every event and the
 // final status.
