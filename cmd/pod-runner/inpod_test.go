@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,35 +20,23 @@ import (
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 	"github.com/e7763abc/pod-runner/proto/steppb"
+	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
-var (
-	inpodOnce sync.Once
-	inpodBin  string
-	inpodErr  error
-)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
 
-// inpod builds the in-pod binary (-tags inpod, static) once per test run.
+// inpod is the in-pod binary (-tags inpod, static), built once per test run.
 func inpod(t *testing.T) string {
 	t.Helper()
-	inpodOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pod-runner-inpod-")
-		if err != nil {
-			inpodErr = err
-			return
-		}
-		inpodBin = filepath.Join(dir, "pod-runner")
-		cmd := exec.Command("go", "build", "-tags", "inpod", "-o", inpodBin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			inpodErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if inpodErr != nil {
-		t.Fatalf("build in-pod binary: %v", inpodErr)
+	bin, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/pod-runner", "inpod")
+	if err != nil {
+		t.Fatalf("build in-pod binary: %v", err)
 	}
-	return inpodBin
+	return bin
 }
 
 // `pod-runner step` waits for the socket, says hello, runs a step, and exits

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
 // shape is a DAG: deps[i] lists the tasks task i runs after (all < i).
@@ -110,34 +112,24 @@ func (s shape) shellScript() string {
 var binary, inpod, minimal string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pod-runner-bench-")
+	src := filepath.Join(os.TempDir(), fmt.Sprintf("pod-runner-bench-minimal-%d.go", os.Getpid()))
+	err := os.WriteFile(src, []byte("package main\n\nimport \"time\"\n\nfunc main() { time.Sleep(time.Hour) }\n"), 0o644)
+	if err == nil {
+		binary, err = testbin.Build("github.com/e7763abc/pod-runner/cmd/pod-runner")
+	}
+	if err == nil {
+		inpod, err = testbin.Build("github.com/e7763abc/pod-runner/cmd/pod-runner", "inpod")
+	}
+	if err == nil {
+		minimal, err = testbin.Build(src)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "pod-runner")
-	inpod = filepath.Join(dir, "pod-runner-inpod")
-	minimal = filepath.Join(dir, "minimal")
-	src := filepath.Join(dir, "minimal.go")
-	if err := os.WriteFile(src, []byte("package main\n\nimport \"time\"\n\nfunc main() { time.Sleep(time.Hour) }\n"), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	for _, args := range [][]string{
-		{"build", "-o", binary, "github.com/e7763abc/pod-runner/cmd/pod-runner"},
-		{"build", "-tags", "inpod", "-o", inpod, "github.com/e7763abc/pod-runner/cmd/pod-runner"},
-		{"build", "-o", minimal, src},
-	} {
-		build := exec.Command("go", args...)
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "go", strings.Join(args, " "), err)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testbin.Cleanup()
+	os.Remove(src)
 	os.Exit(code)
 }
 

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
 // enabled: these tests need a running cluster with the images imported,
@@ -47,15 +48,6 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 	return stdout.String()
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 // installCRDs applies the pinned Tekton module's CRDs (no webhook: v1
 // objects are stored as they are).
 func installCRDs(t *testing.T) {
@@ -74,14 +66,9 @@ func installCRDs(t *testing.T) {
 // end of the test).
 func startController(t *testing.T, namespace string) (stop func()) {
 	t.Helper()
-	if injectorBin == "" {
-		bin := filepath.Join(os.TempDir(), fmt.Sprintf("injector-e2e-%d", os.Getpid()))
-		build := exec.Command("go", "build", "-o", bin, "./cmd/injector")
-		build.Dir = repoRoot(t)
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./cmd/injector: %v\n%s", err, out)
-		}
-		injectorBin = bin
+	injectorBin, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/injector")
+	if err != nil {
+		t.Fatal(err)
 	}
 	logPath := filepath.Join(t.TempDir(), "controller.log")
 	logFile, err := os.Create(logPath)
@@ -119,14 +106,9 @@ func startController(t *testing.T, namespace string) (stop func()) {
 	return stop
 }
 
-// injectorBin is built once per test binary.
-var injectorBin string
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if injectorBin != "" {
-		os.Remove(injectorBin)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
 // The examples Tekton's CI runs with its default feature flags (beta): the
@@ -98,20 +100,13 @@ var skip = map[string]skipReason{
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pod-runner-conformance-")
-	if err != nil {
+	var err error
+	if binary, err = testbin.Build("github.com/e7763abc/pod-runner/cmd/pod-runner"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "pod-runner")
-	build := exec.Command("go", "build", "-o", binary, "github.com/e7763abc/pod-runner/cmd/pod-runner")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pod-runner:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
+	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
 // enabled: these tests need a running cluster with the images imported,
@@ -136,20 +136,20 @@ spec:
 	}
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
 // TestCompiledPod creates the Pod `injector compile` makes for a run with a
 // shared workspace and results, and requires it to succeed under a real
 // kubelet with the supervisor's termination message set.
 func TestCompiledPod(t *testing.T) {
 	enabled(t)
-	root, err := filepath.Abs("../..")
+	injector, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/injector")
 	if err != nil {
 		t.Fatal(err)
-	}
-	injector := filepath.Join(t.TempDir(), "injector")
-	build := exec.Command("go", "build", "-o", injector, "./cmd/injector")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/injector: %v\n%s", err, out)
 	}
 	name := fmt.Sprintf("k8s-%x", time.Now().UnixNano()&0xffffffff)
 	run := strings.ReplaceAll(`apiVersion: tekton.dev/v1

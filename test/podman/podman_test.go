@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e7763abc/pod-runner/test/testbin"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -54,7 +55,9 @@ func TestMain(m *testing.M) {
 		skipReason = skip.Error()
 		fmt.Fprintf(os.Stderr, "\n*** podman e2e NOT RUN: %s ***\n\n", skipReason)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
 }
 
 // skipError is a reason to skip the podman tests: podman is missing or

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -19,12 +17,12 @@ import (
 	"knative.dev/pkg/apis"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
 // bins are the binaries a pipeline scenario needs, built once.
 var bins struct {
 	once     sync.Once
-	dir      string
 	injector string // injector compile: PipelineRun → Pod
 	local    string // pod-runner run, for the local status to compare with
 	err      error
@@ -42,21 +40,8 @@ func needPipeline(t *testing.T) {
 }
 
 func buildBinaries() {
-	dir, err := os.MkdirTemp("", "pod-runner-podman-e2e-")
-	if err != nil {
-		bins.err = err
-		return
-	}
-	bins.dir = dir
-	bins.injector = filepath.Join(dir, "injector")
-	bins.local = filepath.Join(dir, "pod-runner")
-	for bin, pkg := range map[string]string{bins.injector: "./cmd/injector", bins.local: "./cmd/pod-runner"} {
-		build := exec.Command("go", "build", "-o", bin, pkg)
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			bins.err = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
-			return
-		}
+	if bins.injector, bins.err = testbin.Build("github.com/e7763abc/pod-runner/cmd/injector"); bins.err == nil {
+		bins.local, bins.err = testbin.Build("github.com/e7763abc/pod-runner/cmd/pod-runner")
 	}
 }
 
