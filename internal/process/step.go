@@ -217,29 +217,14 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 	p.argv = a.wrapMounts(p.argv)
 
 	var err error
-	if p.stdout, err = openOutput(step.StdoutPath, p.dir); err != nil {
+	if p.stdout, err = stepexec.OpenOutput(step.StdoutPath, p.dir); err != nil {
 		return nil, fmt.Errorf("stdoutConfig: %w", err)
 	}
-	if p.stderr, err = openOutput(step.StderrPath, p.dir); err != nil {
+	if p.stderr, err = stepexec.OpenOutput(step.StderrPath, p.dir); err != nil {
 		p.closeFiles()
 		return nil, fmt.Errorf("stderrConfig: %w", err)
 	}
 	return p, nil
-}
-
-// openOutput opens a stdoutConfig/stderrConfig file as Tekton's entrypoint
-// does: parents created, appended to, relative to the working directory.
-func openOutput(path, dir string) (*os.File, error) {
-	if path == "" {
-		return nil, nil
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 }
 
 // copyOutput copies one stream of a step to the log, prefixed, and to its

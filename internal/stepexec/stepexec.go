@@ -80,6 +80,22 @@ func executable(p string) error {
 	return nil
 }
 
+// OpenOutput opens a stdoutConfig/stderrConfig file as Tekton's entrypoint
+// does: relative to the working directory dir, parents created, appended to.
+// It returns nil for no path.
+func OpenOutput(path, dir string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+}
+
 // Start starts a command, again while exec says "text file busy": a script
 // was just written, and a process forked meanwhile by another goroutine may
 // still hold it open until its own exec (golang.org/issue/22315). newCmd

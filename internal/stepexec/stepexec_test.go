@@ -59,3 +59,21 @@ func TestSignalName(t *testing.T) {
 		t.Errorf("SignalName(40) = %q", got)
 	}
 }
+
+func TestOpenOutput(t *testing.T) {
+	if f, err := OpenOutput("", t.TempDir()); f != nil || err != nil {
+		t.Errorf("no path: %v, %v", f, err)
+	}
+	dir := t.TempDir()
+	for _, line := range []string{"one\n", "two\n"} {
+		f, err := OpenOutput("logs/out.txt", dir) // relative, parents made, appended
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(line)
+		f.Close()
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "logs", "out.txt")); err != nil || string(b) != "one\ntwo\n" {
+		t.Errorf("file = %q, %v", b, err)
+	}
+}

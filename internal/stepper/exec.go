@@ -193,18 +193,9 @@ func (s *server) writeScript(run *steppb.Run) (string, error) {
 // parents created, relative to the working directory, as Tekton's
 // entrypoint does.
 func tee(out io.Writer, path, dir string) (io.Writer, *os.File, error) {
-	if path == "" {
-		return out, nil, nil
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, nil, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, nil, err
+	f, err := stepexec.OpenOutput(path, dir)
+	if err != nil || f == nil {
+		return out, nil, err
 	}
 	return io.MultiWriter(out, f), f, nil
 }
