@@ -4,10 +4,10 @@ import (
 	"context"
 	"net"
 	"os/exec"
-	"strconv"
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
+	"github.com/e7763abc/pod-runner/internal/hermetic/hermetictest"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -22,21 +22,7 @@ func TestHermeticTaskInPod(t *testing.T) {
 	if err := hermetic.Check(); err != nil {
 		t.Skipf("this machine cannot run hermetic steps: %v", err)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	_, port, _ := net.SplitHostPort(hermetictest.Listener(t)[0]) // its loopback address
 	probe := func(name string, hermetic bool) *planpb.Task {
 		return &planpb.Task{
 			Name: name, TaskRunName: "pr-" + name, Hermetic: hermetic,

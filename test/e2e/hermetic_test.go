@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"knative.dev/pkg/apis"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
+	"github.com/e7763abc/pod-runner/internal/hermetic/hermetictest"
 )
 
 // hermeticPipeline: a server's address as params; "open" and "sealed" run
@@ -55,33 +55,13 @@ spec:
       params: [{name: host, value: $(params.host)}, {name: port, value: $(params.port)}]
 `
 
-// server accepts TCP connections on every address of this host and
-// returns an address of it other than loopback when there is one.
+// server is an address of a TCP listener on every address of this host:
+// one other than loopback when there is one.
 func server(t *testing.T) (host, port string) {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	host = "127.0.0.1"
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
-			host = n.IP.String()
-			break
-		}
-	}
-	return host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	addrs := hermetictest.Listener(t)
+	host, port, _ = net.SplitHostPort(addrs[len(addrs)-1])
+	return host, port
 }
 
 // A hermetic task of a PipelineRun cannot reach a server that the other
