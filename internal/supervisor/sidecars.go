@@ -91,17 +91,7 @@ func (s *Supervisor) startSidecars(ctx context.Context, att Attempt, t *planpb.T
 
 // sidecarEnded records how a sidecar ended.
 func (s *Supervisor) sidecarEnded(state *planpb.StepState, exit StepExit, stopped bool) {
-	state.Running = false
-	state.Terminated = true
-	state.ExitCode = int32(exit.ExitCode)
-	if !exit.Started.IsZero() {
-		state.StartedAt = timestamppb.New(exit.Started)
-	}
-	finished := exit.Finished
-	if finished.IsZero() {
-		finished = s.now()
-	}
-	state.FinishedAt = timestamppb.New(finished)
+	s.terminated(state, exit)
 	switch {
 	case stopped:
 		state.Reason = SidecarCompleted

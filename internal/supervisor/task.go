@@ -135,17 +135,7 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, t *planpb.Task, i
 	// Steps only: Tekton's hermetic mode leaves the sidecars their network.
 	l.Hermetic = t.GetHermetic()
 	exit := att.RunStep(stepCtx, l)
-	state.Running = false
-	state.Terminated = true
-	state.ExitCode = int32(exit.ExitCode)
-	if !exit.Started.IsZero() {
-		state.StartedAt = timestamppb.New(exit.Started)
-	}
-	finished := exit.Finished
-	if finished.IsZero() {
-		finished = s.now()
-	}
-	state.FinishedAt = timestamppb.New(finished)
+	s.terminated(state, exit)
 	container := "step-" + step.GetName()
 	switch {
 	case ctx.Err() != nil:
@@ -177,6 +167,22 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, t *planpb.Task, i
 		}
 		return fmt.Sprintf("%q exited with code %d: %s", container, exit.ExitCode, StepError)
 	}
+}
+
+// terminated records that a step or sidecar ended: its exit code and the
+// real times of its process (the supervisor's clock for what it lacks).
+func (s *Supervisor) terminated(state *planpb.StepState, exit StepExit) {
+	state.Running = false
+	state.Terminated = true
+	state.ExitCode = int32(exit.ExitCode)
+	if !exit.Started.IsZero() {
+		state.StartedAt = timestamppb.New(exit.Started)
+	}
+	finished := exit.Finished
+	if finished.IsZero() {
+		finished = s.now()
+	}
+	state.FinishedAt = timestamppb.New(finished)
 }
 
 // skipStep marks a step that did not run because an earlier one failed.
