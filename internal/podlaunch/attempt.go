@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,30 +112,16 @@ func (a *attempt) Workspace(name string) (string, bool) {
 
 // ReadResult reads a result the steps wrote, through the supervisor's mount.
 func (a *attempt) ReadResult(name string) (string, bool, error) {
-	return readFile(filepath.Join(a.dir, "results"), name)
+	return results.ReadFile(filepath.Join(a.dir, "results"), name)
 }
 
 // ReadStepResult reads a step result through the supervisor's mount.
 func (a *attempt) ReadStepResult(step, name string) (string, bool, error) {
-	return readFile(filepath.Join(a.dir, "steps", "step-"+step, "results"), name)
+	return results.ReadFile(filepath.Join(a.dir, "steps", "step-"+step, "results"), name)
 }
 
 // Finish keeps the files: a retry empties them, the pod's end removes them.
 func (a *attempt) Finish() {}
-
-func readFile(dir, name string) (string, bool, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
-		return "", false, fmt.Errorf("result name %q is not a file name", name)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("read result: %w", err)
-	}
-	return string(b), true, nil
-}
 
 // RunStep waits for the step's container to connect, sends it the step, and
 // waits for it to end. When ctx ends first the step is told to stop.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,28 +117,14 @@ func (a *attempt) Workspace(name string) (string, bool) {
 // ReadResult reads a task result file. Tekton caps all of a TaskRun's results
 // at 4 KiB (the termination message); a local run reads files, so no cap.
 func (a *attempt) ReadResult(name string) (string, bool, error) {
-	return readFile(a.ResultsDir(), name)
+	return results.ReadFile(a.ResultsDir(), name)
 }
 
 // ReadStepResult reads a step result file (no size cap, as ReadResult).
 func (a *attempt) ReadStepResult(step, name string) (string, bool, error) {
-	return readFile(filepath.Join(a.StepDir(step), "results"), name)
+	return results.ReadFile(filepath.Join(a.StepDir(step), "results"), name)
 }
 
 // Finish keeps the attempt's files: they go with the run directory on Close,
 // and with --keep they show what each attempt did.
 func (a *attempt) Finish() {}
-
-func readFile(dir, name string) (string, bool, error) {
-	if err := checkName(name); err != nil {
-		return "", false, fmt.Errorf("result name: %w", err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("read result: %w", err)
-	}
-	return string(b), true, nil
-}
