@@ -74,6 +74,10 @@ type Reconciler struct {
 	// Metrics are observed as runs go (metrics.go); the registered
 	// defaults when nil.
 	Metrics *Metrics
+
+	// follow keeps the supervisors' logs open (follow.go); set up by
+	// SetupWithManager when Logs can follow.
+	follow *followers
 }
 
 // Managed tells whether pr is delegated to this controller.
@@ -191,6 +195,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	r.metrics().podStarted(pr, pod)
 	if done {
+		r.follow.stop(pod.UID)
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.poll()}, nil

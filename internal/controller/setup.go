@@ -9,14 +9,20 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crevent "sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/e7763abc/pod-runner/internal/podspec"
 )
@@ -33,6 +39,15 @@ func (p PodLogs) Log(ctx context.Context, namespace, pod, container string) (io.
 	return rc, nil
 }
 
+// Follow streams the container's log from its first line as it is written.
+func (p PodLogs) Follow(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error) {
+	rc, err := p.Clientset.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pods/log %s/%s -c %s (follow): %w", namespace, pod, container, err)
+	}
+	return rc, nil
+}
+
 // SetupWithManager registers the reconciler: PipelineRuns delegated to
 // pod-runner only (other runs never reach Reconcile), and the Pods and
 // TaskRuns they own, so that a change to either brings their run back.
@@ -41,12 +56,32 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		pr, ok := o.(*v1.PipelineRun)
 		return ok && Managed(pr)
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("pod-runner").
 		For(&v1.PipelineRun{}, builder.WithPredicates(managed)).
 		Owns(&corev1.Pod{}).
-		Owns(&v1.TaskRun{}).
-		Complete(r)
+		Owns(&v1.TaskRun{})
+	if lf, ok := r.Logs.(LogFollower); ok {
+		woken := make(chan crevent.TypedGenericEvent[types.NamespacedName], 1024)
+		r.follow = &followers{logs: lf, notify: func(n types.NamespacedName) {
+			select {
+			case woken <- crevent.TypedGenericEvent[types.NamespacedName]{Object: n}:
+			default: // a full queue wakes the run anyway; the poll is the backstop
+			}
+		}}
+		b = b.WatchesRawSource(source.Channel(woken, handler.TypedEnqueueRequestsFromMapFunc(
+			func(_ context.Context, n types.NamespacedName) []reconcile.Request {
+				return []reconcile.Request{{NamespacedName: n}}
+			})))
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			<-ctx.Done()
+			r.follow.stopAll()
+			return nil
+		})); err != nil {
+			return fmt.Errorf("log followers: %w", err)
+		}
+	}
+	return b.Complete(r)
 }
 
 // Config is what `injector controller` is started with.

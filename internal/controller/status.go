@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"knative.dev/pkg/apis"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,14 +24,14 @@ import (
 // writeStatus reads the supervisor's log and writes the PipelineRun's and
 // its TaskRuns' status from it. It reports whether the run is done.
 //
-// The whole log is read again on every reconcile rather than followed:
-// the controller keeps no per-run state, so a restart loses nothing and
-// status is rebuilt from the Pod alone. The cost is a log read per poll.
+// The log's live follower (follow.go) only makes status come sooner: the
+// controller keeps no state it could not rebuild from the Pod alone, so a
+// restart loses nothing.
 //
 // end, when set, is why the controller ends the run (podFailure): it
 // ends it unless the supervisor already published a final status.
 func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod, end *ending) (bool, error) {
-	st, err := r.runStatus(ctx, pod)
+	st, err := r.runStatus(ctx, pod, client.ObjectKeyFromObject(pr))
 	if err != nil {
 		return false, err
 	}
@@ -100,11 +101,16 @@ func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *com
 }
 
 // runStatus is the run's status as the supervisor's log tells it, nil
-// while the supervisor has not started.
-func (r *Reconciler) runStatus(ctx context.Context, pod *corev1.Pod) (*planpb.RunStatus, error) {
+// while the supervisor has not started: what the log's live follower has
+// read, or else the whole log read now. owner is the run the Pod's events
+// wake.
+func (r *Reconciler) runStatus(ctx context.Context, pod *corev1.Pod, owner types.NamespacedName) (*planpb.RunStatus, error) {
 	cs := containerStatus(pod, podlayout.SupervisorContainer)
 	if cs == nil || (cs.State.Running == nil && cs.State.Terminated == nil) {
 		return nil, nil
+	}
+	if st, ok := r.follow.status(pod, owner); ok {
+		return st, nil
 	}
 	rc, err := r.Logs.Log(ctx, pod.Namespace, pod.Name, podlayout.SupervisorContainer)
 	if err != nil {

@@ -161,26 +161,34 @@ func Read(r io.Reader) (*Stream, error) {
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	s := &Stream{}
 	for n := 1; sc.Scan(); n++ {
-		// A log reader may prefix each line with a timestamp
-		// (kubectl logs --timestamps): find the prefix anywhere.
-		line := sc.Text()
-		i := strings.Index(line, LinePrefix)
-		if i < 0 {
-			continue
-		}
-		e := &planpb.Event{}
-		if err := protojson.Unmarshal([]byte(line[i+len(LinePrefix):]), e); err != nil {
-			return s, fmt.Errorf("event on log line %d: %w", n, err)
-		}
-		s.Events = append(s.Events, e)
-		if run := e.GetRun(); run != nil && run.GetCompletionTime() != nil {
-			s.Final = run
+		if _, err := s.Add(sc.Text()); err != nil {
+			return s, fmt.Errorf("log line %d: %w", n, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return s, fmt.Errorf("read log: %w", err)
 	}
 	return s, nil
+}
+
+// Add reads one log line into the stream, for a reader that follows the log
+// as it is written. It reports whether the line was an event.
+func (s *Stream) Add(line string) (bool, error) {
+	// A log reader may prefix each line with a timestamp
+	// (kubectl logs --timestamps): find the prefix anywhere.
+	i := strings.Index(line, LinePrefix)
+	if i < 0 {
+		return false, nil
+	}
+	e := &planpb.Event{}
+	if err := protojson.Unmarshal([]byte(line[i+len(LinePrefix):]), e); err != nil {
+		return false, fmt.Errorf("event: %w", err)
+	}
+	s.Events = append(s.Events, e)
+	if run := e.GetRun(); run != nil && run.GetCompletionTime() != nil {
+		s.Final = run
+	}
+	return true, nil
 }
 
 // Current is the latest status the events tell: the last run status, with

@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/internal/sidecar"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// LogFollower streams a container's log as it is written (Pods/log with
+// follow=true), from its first line.
+type LogFollower interface {
+	Follow(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error)
+}
+
+// followers keeps one log stream open per running supervisor, so that a
+// task's start or end reaches its TaskRun within a round trip instead of a
+// poll period: each event read wakes the run's reconcile (notify).
+//
+// A follower is only a faster path to what a full read of the log gives: a
+// reconcile with no live follower (a restarted controller, a stream that
+// broke, a Pod that ended) reads the whole log, as before.
+type followers struct {
+	logs   LogFollower
+	notify func(owner types.NamespacedName)
+
+	mu sync.Mutex
+	m  map[types.UID]*follower
+}
+
+// follower is one supervisor's log stream and the events read from it.
+type follower struct {
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	stream sidecar.Stream
+	ended  time.Time // zero while live
+}
+
+// restartAfter is how long after a stream ended another may be opened to
+// the same Pod: the kubelet reports a container's end a moment after its
+// log stream closes, and the full reads meanwhile need no stream.
+const restartAfter = 2 * time.Second
+
+// current is the status the events read so far tell, and whether the
+// stream is still live (a live stream has missed nothing).
+func (f *follower) current() (*planpb.RunStatus, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.ended.IsZero() {
+		return nil, false
+	}
+	return f.stream.Current(), true
+}
+
+func (f *follower) endedAt() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ended
+}
+
+// status is what pod's live follower has read, starting one when the
+// supervisor runs and none is live. ok is false when the caller must read
+// the whole log itself.
+func (fs *followers) status(pod *corev1.Pod, owner types.NamespacedName) (st *planpb.RunStatus, ok bool) {
+	if fs == nil || fs.logs == nil {
+		return nil, false
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f := fs.m[pod.UID]; f != nil {
+		if st, live := f.current(); live {
+			return st, true
+		}
+		if f.endedAt().After(time.Now().Add(-restartAfter)) {
+			return nil, false
+		}
+		delete(fs.m, pod.UID)
+	}
+	if cs := containerStatus(pod, podlayout.SupervisorContainer); cs == nil || cs.State.Running == nil || !podActive(pod) {
+		return nil, false
+	}
+	if fs.m == nil {
+		fs.m = map[types.UID]*follower{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{cancel: cancel}
+	fs.m[pod.UID] = f
+	go fs.run(ctx, f, pod.Namespace, pod.Name, owner)
+	return nil, false
+}
+
+// run reads the stream until it ends (the container ended, the stream
+// broke, stop): each event line wakes the owner's reconcile.
+func (fs *followers) run(ctx context.Context, f *follower, namespace, pod string, owner types.NamespacedName) {
+	defer func() {
+		f.mu.Lock()
+		f.ended = time.Now()
+		f.mu.Unlock()
+		f.cancel()
+		// The last word is the full read's: wake the reconcile once more.
+		fs.notify(owner)
+	}()
+	rc, err := fs.logs.Follow(ctx, namespace, pod, podlayout.SupervisorContainer)
+	if err != nil {
+		return
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	for sc.Scan() {
+		f.mu.Lock()
+		event, err := f.stream.Add(sc.Text())
+		f.mu.Unlock()
+		if err != nil {
+			return
+		}
+		if event {
+			fs.notify(owner)
+		}
+	}
+}
+
+// stop ends pod's follower, if any: its run is done.
+func (fs *followers) stop(uid types.UID) {
+	if fs == nil {
+		return
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f := fs.m[uid]; f != nil {
+		f.cancel()
+		delete(fs.m, uid)
+	}
+}
+
+// stopAll ends every follower (the controller stops).
+func (fs *followers) stopAll() {
+	if fs == nil {
+		return
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for uid, f := range fs.m {
+		f.cancel()
+		delete(fs.m, uid)
+	}
+}
