@@ -1,0 +1,236 @@
+package tektonlocal
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Version is the pinned Tekton release whose controller runs here.
+const Version = "v1.15.1"
+
+const modulePath = "github.com/tektoncd/pipeline"
+
+// commands are the Tekton binaries the controller and its pods need.
+var commands = []string{"controller", "entrypoint", "nop", "workingdirinit", "sidecarlogresults"}
+
+// imageCommands are the ones the controller puts in pods, as
+// /ko-app/<name> of the image passed with -<name>-image.
+var imageCommands = []string{"entrypoint", "nop", "workingdirinit", "sidecarlogresults"}
+
+// ImageRef is the local image holding /ko-app/<name>.
+func ImageRef(name string) string { return "localhost/tekton-" + name + ":" + Version }
+
+// repoRoot is this module's directory (`go env GOMOD` from the test's
+// working directory, which is inside it).
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("not inside a Go module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// toolLine matches our go.mod's own tool directives, which the scratch
+// module must not inherit.
+var toolLine = regexp.MustCompile(`(?m)^tool .*$`)
+
+// scratchGoMod is the scratch module's go.mod: ours (so that every shared
+// dependency resolves to the version we already have) under another name,
+// with Tekton's commands as tools.
+func scratchGoMod(ours []byte) []byte {
+	s := regexp.MustCompile(`(?m)^module .*$`).ReplaceAllString(string(ours), "module podrunner.local/tektonbuild")
+	s = toolLine.ReplaceAllString(s, "")
+	var b strings.Builder
+	b.WriteString(s)
+	b.WriteString("\ntool (\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "\t%s/cmd/%s\n", modulePath, c)
+	}
+	b.WriteString(")\n")
+	return []byte(b.String())
+}
+
+// Build builds Tekton's commands from the pinned module into
+// <root>/.cache/tekton/bin and returns that directory. The scratch module
+// starts from this module's go.mod and go.sum, so the build normally needs
+// nothing the module cache lacks (it tries offline first); go build leaves
+// up-to-date binaries alone.
+func Build(root string) (string, error) {
+	dir := filepath.Join(root, ".cache", "tekton")
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return "", fmt.Errorf("scratch module: %w", err)
+	}
+	ours, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "", fmt.Errorf("read go.mod: %w", err)
+	}
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		return "", fmt.Errorf("read go.sum: %w", err)
+	}
+	// go build -mod=mod adds what Tekton's commands need beyond our
+	// packages to the scratch go.mod: rewrite it only when ours changed.
+	gomod := scratchGoMod(ours)
+	seed := sha256.Sum256(append(append([]byte{}, gomod...), sum...))
+	seedPath := filepath.Join(dir, "go.mod.seed")
+	if have, _ := os.ReadFile(seedPath); string(have) != hex.EncodeToString(seed[:]) {
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), gomod, 0o644); err != nil {
+			return "", fmt.Errorf("scratch go.mod: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+			return "", fmt.Errorf("scratch go.sum: %w", err)
+		}
+		if err := os.WriteFile(seedPath, []byte(hex.EncodeToString(seed[:])), 0o644); err != nil {
+			return "", fmt.Errorf("scratch seed: %w", err)
+		}
+	}
+	args := []string{"build", "-trimpath", "-o", bin + string(filepath.Separator)}
+	for _, c := range commands {
+		args = append(args, modulePath+"/cmd/"+c)
+	}
+	run := func(proxy string) ([]byte, error) {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod -buildvcs=false")
+		if proxy != "" {
+			cmd.Env = append(cmd.Env, "GOPROXY="+proxy)
+		}
+		return cmd.CombinedOutput()
+	}
+	out, err := run("off")
+	if err != nil && bytes.Contains(out, []byte("GOPROXY=off")) {
+		// Something is missing from the module cache: download it.
+		out, err = run("")
+	}
+	if err != nil {
+		return "", fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return bin, nil
+}
+
+// Images makes one image per command the controller puts in pods (the
+// binary as /ko-app/<name>, and /tmp) with local-k8s's images/mkimage.py,
+// and imports it into the cluster's containerd. An image already imported
+// from the same binary is left alone.
+func Images(root, bin string) error {
+	mkimage := filepath.Join(localK8s(root), "images", "mkimage.py")
+	if _, err := os.Stat(mkimage); err != nil {
+		return fmt.Errorf("local-k8s's image builder: %w (set LOCAL_K8S)", err)
+	}
+	work := filepath.Join(root, ".cache", "tekton", "images")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return fmt.Errorf("images dir: %w", err)
+	}
+	for _, name := range imageCommands {
+		if err := image(mkimage, work, bin, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func image(mkimage, work, bin, name string) error {
+	ref := ImageRef(name)
+	// By content: go build touches up-to-date binaries.
+	sum, err := fileHash(filepath.Join(bin, name))
+	if err != nil {
+		return fmt.Errorf("image %s: %w", ref, err)
+	}
+	stampPath := filepath.Join(work, name+".imported")
+	stamp := ref + " " + sum
+	if have, _ := os.ReadFile(stampPath); string(have) == stamp && imported(ref) {
+		return nil
+	}
+	rootfs, err := os.MkdirTemp(work, name+"-rootfs-")
+	if err != nil {
+		return fmt.Errorf("image %s: %w", ref, err)
+	}
+	defer os.RemoveAll(rootfs)
+	if err := os.Chmod(rootfs, 0o755); err != nil {
+		return fmt.Errorf("image %s: %w", ref, err)
+	}
+	for _, d := range []string{"ko-app", "tmp"} {
+		if err := os.Mkdir(filepath.Join(rootfs, d), 0o755); err != nil {
+			return fmt.Errorf("image %s: %w", ref, err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(rootfs, "tmp"), os.ModeSticky|0o777); err != nil {
+		return fmt.Errorf("image %s: %w", ref, err)
+	}
+	// A hard link when bin and the image's work dir share a filesystem
+	// (they do: both under .cache/tekton), a copy otherwise.
+	dst := filepath.Join(rootfs, "ko-app", name)
+	if err := os.Link(filepath.Join(bin, name), dst); err != nil {
+		if out, err := exec.Command("cp", filepath.Join(bin, name), dst).CombinedOutput(); err != nil {
+			return fmt.Errorf("image %s: copy binary: %w: %s", ref, err, out)
+		}
+	}
+	tar := filepath.Join(work, name+".tar")
+	if out, err := exec.Command("python3", mkimage, rootfs, ref, tar, "/ko-app/"+name).CombinedOutput(); err != nil {
+		return fmt.Errorf("image %s: mkimage.py: %w: %s", ref, err, out)
+	}
+	defer os.Remove(tar)
+	if out, err := ctr("images", "import", tar); err != nil {
+		return fmt.Errorf("image %s: ctr import: %w: %s", ref, err, out)
+	}
+	if err := os.WriteFile(stampPath, []byte(stamp), 0o644); err != nil {
+		return fmt.Errorf("image %s: stamp: %w", ref, err)
+	}
+	return nil
+}
+
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// imported reports whether containerd has the image under ref.
+func imported(ref string) bool {
+	out, err := ctr("images", "ls", "-q", "name=="+ref)
+	return err == nil && strings.TrimSpace(string(out)) == ref
+}
+
+// ctr runs containerd's client against the cluster's containerd, in the
+// namespace the kubelet uses, as the Makefile's k8s-images does.
+func ctr(args ...string) ([]byte, error) {
+	sock := filepath.Join(k8sState(), "containerd", "containerd.sock")
+	return exec.Command("ctr", append([]string{"-a", sock, "-n", "k8s.io"}, args...)...).CombinedOutput()
+}
+
+// k8sState is local-k8s's state directory (the Makefile's K8S_STATE).
+func k8sState() string {
+	if s := os.Getenv("K8S_STATE"); s != "" {
+		return s
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "local-k8s")
+}
+
+// localK8s is the local-k8s tool's directory (the Makefile's LOCAL_K8S).
+func localK8s(root string) string {
+	if s := os.Getenv("LOCAL_K8S"); s != "" {
+		return s
+	}
+	return filepath.Join(filepath.Dir(root), "shared", "tools", "local-k8s")
+}

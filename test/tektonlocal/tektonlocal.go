@@ -1,0 +1,346 @@
+// Package tektonlocal runs Tekton's own controller (the pinned release, one
+// pod per task) on the host against the local cluster, for tests that
+// compare pod-runner with it.
+package tektonlocal
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// SystemNamespace holds Tekton's ConfigMaps, as in a real installation.
+const SystemNamespace = "tekton-pipelines"
+
+// ShellImage is the busybox local-k8s builds: Tekton's shell image (the
+// place-scripts init container) and a step image for Tekton's runs.
+const ShellImage = "localhost/busybox:local"
+
+// ports are the host ports the controller binds whatever its environment
+// says (probes, metrics, profiling): one controller at a time.
+var ports = []int{8080, 9090, 18008}
+
+// Options changes how the controller runs.
+type Options struct {
+	// Namespace limits Tekton's informers to one namespace (its -namespace
+	// flag); empty watches all namespaces and reconciles every PipelineRun
+	// without spec.managedBy anywhere in the cluster.
+	Namespace string
+	// FeatureFlags override keys of Tekton's feature-flags ConfigMap; every
+	// other key keeps the release's default, except coschedule, which is
+	// "disabled" (the affinity assistant needs more than this cluster has).
+	FeatureFlags map[string]string
+}
+
+// Controller is Tekton's controller running on the host.
+type Controller struct {
+	// LogPath is the controller's log (knative's JSON lines).
+	LogPath string
+	// Setup is how long building, imaging, configuring and starting took.
+	Setup   time.Duration
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	stopped bool
+}
+
+// Start builds what is missing, then runs Tekton's controller until the
+// test ends. It holds a lock on <repo>/.cache/tekton/controller.lock while
+// the controller runs (it binds fixed host ports), so a second Start in
+// another test binary waits for the first to end.
+func Start(t testing.TB, opts Options) *Controller {
+	t.Helper()
+	kubeconfig := os.Getenv("KUBECONFIG")
+	if kubeconfig == "" {
+		t.Fatal("tektonlocal: KUBECONFIG is not set")
+	}
+	began := time.Now()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lock(t, filepath.Join(root, ".cache", "tekton", "controller.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
+	locked := time.Now()
+	bin, err := Build(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := time.Now()
+	if err := Images(root, bin); err != nil {
+		t.Fatal(err)
+	}
+	imaged := time.Now()
+	moduleDir, err := tektonModule(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfig(moduleDir, opts.FeatureFlags); err != nil {
+		t.Fatal(err)
+	}
+	env, err := controllerEnv(moduleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ports {
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			t.Fatalf("tektonlocal: port %d is taken (another Tekton controller still running?): %v", p, err)
+		}
+		l.Close()
+	}
+
+	c := &Controller{LogPath: filepath.Join(t.TempDir(), "tekton-controller.log"), exited: make(chan struct{})}
+	logFile, err := os.Create(c.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-kubeconfig", kubeconfig, "-disable-ha",
+		"-entrypoint-image", ImageRef("entrypoint"), "-nop-image", ImageRef("nop"),
+		"-sidecarlogresults-image", ImageRef("sidecarlogresults"), "-workingdirinit-image", ImageRef("workingdirinit"),
+		"-shell-image", ShellImage, "-shell-image-win", ShellImage}
+	if opts.Namespace != "" {
+		args = append(args, "-namespace", opts.Namespace)
+	}
+	c.cmd = exec.Command(filepath.Join(bin, "controller"), args...)
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	// A test binary killed by its timeout runs no cleanup: the controller
+	// must not outlive it and keep the ports.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := c.cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("tektonlocal: start the controller: %v", err)
+	}
+	go func() {
+		_ = c.cmd.Wait()
+		logFile.Close()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("Tekton controller log (last lines):\n%s", tail(c.LogPath, 40))
+		}
+	})
+	if err := c.waitReady(2 * time.Minute); err != nil {
+		t.Fatalf("tektonlocal: %v\n%s", err, tail(c.LogPath, 40))
+	}
+	c.Setup = time.Since(began)
+	t.Logf("Tekton %s controller ready in %.1fs (lock %.1fs, build %.1fs, images %.1fs, config+start %.1fs); log %s",
+		Version, c.Setup.Seconds(), locked.Sub(began).Seconds(), built.Sub(locked).Seconds(),
+		imaged.Sub(built).Seconds(), time.Since(imaged).Seconds(), c.LogPath)
+	return c
+}
+
+// Stop stops the controller (SIGTERM, then SIGKILL after 15 s); Start's
+// cleanup calls it too.
+func (c *Controller) Stop() {
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+// waitReady waits until the PipelineRun and TaskRun reconcilers have
+// started their workers (their informers have synced), so that a run
+// created next is timed from a ready controller.
+func (c *Controller) waitReady(timeout time.Duration) error {
+	deadline := time.After(timeout)
+	for {
+		b, _ := os.ReadFile(c.LogPath)
+		pr, tr := false, false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "Started workers") {
+				pr = pr || strings.Contains(line, "pipelinerun.Reconciler")
+				tr = tr || strings.Contains(line, "taskrun.Reconciler")
+			}
+		}
+		if pr && tr {
+			return nil
+		}
+		select {
+		case <-c.exited:
+			return fmt.Errorf("the controller exited while starting")
+		case <-deadline:
+			return fmt.Errorf("the controller's reconcilers did not start within %s", timeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// lock takes the file lock, waiting for another holder to let go.
+func lock(t testing.TB, path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("tektonlocal lock: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("tektonlocal lock: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Minute)
+	for logged := false; ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("tektonlocal lock %s: %w", path, err)
+		}
+		if !logged {
+			t.Logf("tektonlocal: another test runs Tekton's controller; waiting for %s", path)
+			logged = true
+		}
+		time.Sleep(time.Second)
+	}
+	return func() { f.Close() }, nil
+}
+
+// tektonModule is the pinned Tekton module's directory in the module cache.
+func tektonModule(root string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", modulePath)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("find the Tekton module: %w", err)
+	}
+	dir, version, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if version != Version {
+		return "", fmt.Errorf("go.mod requires Tekton %s, tektonlocal runs %s", version, Version)
+	}
+	return dir, nil
+}
+
+// Config is the namespace and ConfigMaps of the release's config/, with
+// coschedule disabled and the given feature flags, as one YAML stream.
+func Config(moduleDir string, flags map[string]string) ([]byte, error) {
+	docs := []string{filepath.Join(moduleDir, "config", "100-namespace", "100-namespace.yaml")}
+	cms, err := filepath.Glob(filepath.Join(moduleDir, "config", "config-*.yaml"))
+	if err != nil || len(cms) == 0 {
+		return nil, fmt.Errorf("no config-*.yaml in %s: %v", moduleDir, err)
+	}
+	sort.Strings(cms)
+	docs = append(docs, cms...)
+	var out bytes.Buffer
+	for _, path := range docs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("tekton config: %w", err)
+		}
+		if filepath.Base(path) == "config-feature-flags.yaml" {
+			cm := &corev1.ConfigMap{}
+			if err := yaml.Unmarshal(b, cm); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			if _, ok := cm.Data["coschedule"]; !ok {
+				return nil, fmt.Errorf("%s has no coschedule flag", path)
+			}
+			cm.Data["coschedule"] = "disabled"
+			for k, v := range flags {
+				cm.Data[k] = v
+			}
+			if b, err = yaml.Marshal(cm); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		out.WriteString("---\n")
+		out.Write(b)
+		out.WriteString("\n")
+	}
+	return out.Bytes(), nil
+}
+
+// applyConfig applies the release's CRDs (server-side apply: the same
+// objects test/cluster applies, idempotent) and its config.
+func applyConfig(moduleDir string, flags map[string]string) error {
+	crds := exec.Command("kubectl", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(moduleDir, "config", "300-crds"))
+	if out, err := crds.CombinedOutput(); err != nil {
+		return fmt.Errorf("apply Tekton's CRDs: %w: %s", err, out)
+	}
+	wait := exec.Command("kubectl", "wait", "--for", "condition=established", "--timeout=60s",
+		"crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/customruns.tekton.dev", "crd/resolutionrequests.resolution.tekton.dev")
+	if out, err := wait.CombinedOutput(); err != nil {
+		return fmt.Errorf("wait for Tekton's CRDs: %w: %s", err, out)
+	}
+	cfg, err := Config(moduleDir, flags)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("kubectl", "apply", "--server-side", "--force-conflicts", "--field-manager=pod-runner-tektonlocal", "-f", "-")
+	cmd.Stdin = bytes.NewReader(cfg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("apply Tekton's config: %w: %s", err, out)
+	}
+	return nil
+}
+
+// controllerEnv is the plain environment of the release's controller
+// Deployment (CONFIG_*_NAME, METRICS_DOMAIN, …) plus SYSTEM_NAMESPACE,
+// which the Deployment takes from the downward API. SSL_* point into the
+// Deployment's mounts and are left out.
+func controllerEnv(moduleDir string) ([]string, error) {
+	path := filepath.Join(moduleDir, "config", "controller.yaml")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tekton controller.yaml: %w", err)
+	}
+	defer f.Close()
+	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%s: no Deployment", path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		d := &appsv1.Deployment{}
+		if err := yaml.Unmarshal(doc, d); err != nil || d.Kind != "Deployment" {
+			continue
+		}
+		env := []string{"SYSTEM_NAMESPACE=" + SystemNamespace}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if e.ValueFrom == nil && !strings.HasPrefix(e.Name, "SSL_") {
+					env = append(env, e.Name+"="+e.Value)
+				}
+			}
+		}
+		return env, nil
+	}
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

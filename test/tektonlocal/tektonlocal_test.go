@@ -1,0 +1,176 @@
+package tektonlocal
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// TestConfig: the release's ConfigMaps, coschedule disabled, an override
+// applied, every other flag kept at the release's default.
+func TestConfig(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := tektonModule(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Config(dir, map[string]string{"running-in-environment-with-injected-sidecars": "false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
+	var kinds []string
+	var flags *corev1.ConfigMap
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm := &corev1.ConfigMap{}
+		if err := yaml.Unmarshal(doc, cm); err != nil {
+			t.Fatal(err)
+		}
+		if cm.Kind == "" {
+			continue
+		}
+		kinds = append(kinds, cm.Kind+"/"+cm.Name)
+		if cm.Kind == "ConfigMap" && cm.Namespace != SystemNamespace {
+			t.Errorf("%s in namespace %q", cm.Name, cm.Namespace)
+		}
+		if cm.Name == "feature-flags" {
+			flags = cm
+		}
+	}
+	if len(kinds) < 10 || kinds[0] != "Namespace/"+SystemNamespace {
+		t.Fatalf("documents %v: want the namespace first, then the release's ConfigMaps", kinds)
+	}
+	if flags == nil {
+		t.Fatalf("no feature-flags in %v", kinds)
+	}
+	want := map[string]string{"coschedule": "disabled", "running-in-environment-with-injected-sidecars": "false",
+		"enable-api-fields": "beta", "enable-provenance-in-status": "true", "results-from": "termination-message"}
+	for k, v := range want {
+		if flags.Data[k] != v {
+			t.Errorf("feature-flags %s = %q, want %q", k, flags.Data[k], v)
+		}
+	}
+}
+
+// TestControllerEnv: the Deployment's CONFIG_* names, SYSTEM_NAMESPACE
+// set, the Deployment's certificate paths left out.
+func TestControllerEnv(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := tektonModule(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := controllerEnv(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(env, " ")
+	for _, want := range []string{"SYSTEM_NAMESPACE=tekton-pipelines", "CONFIG_FEATURE_FLAGS_NAME=feature-flags", "CONFIG_DEFAULTS_NAME=config-defaults", "CONFIG_LOGGING_NAME=config-logging"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("env %v lacks %s", env, want)
+		}
+	}
+	if strings.Contains(got, "SSL_CERT_FILE") {
+		t.Errorf("env %v keeps the Deployment's certificate path", env)
+	}
+}
+
+// TestRunsAPipeline: Tekton's controller, started here, runs a two-task
+// PipelineRun (one pod per task) to Succeeded. Needs the local cluster.
+func TestRunsAPipeline(t *testing.T) {
+	if os.Getenv("POD_RUNNER_CLUSTER") == "" || os.Getenv("KUBECONFIG") == "" {
+		t.Skip("needs a cluster: set POD_RUNNER_CLUSTER and KUBECONFIG (make cluster-e2e does)")
+	}
+	ns := fmt.Sprintf("pr-tekton-%x", time.Now().UnixNano()&0xffffff)
+	kubectl(t, "", "create", "namespace", ns)
+	t.Cleanup(func() { kubectl(t, "", "delete", "namespace", ns, "--wait=false") })
+	Start(t, Options{Namespace: ns})
+	waitSA(t, ns)
+	pr := `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: two}
+spec:
+  taskRunTemplate: {serviceAccountName: default}
+  timeouts: {pipeline: 5m}
+  pipelineSpec:
+    tasks:
+    - name: a
+      taskSpec:
+        results: [{name: out}]
+        steps:
+        - {name: s, image: ` + ShellImage + `, script: 'printf hi > $(results.out.path)'}
+    - name: b
+      params: [{name: in, value: $(tasks.a.results.out)}]
+      taskSpec:
+        params: [{name: in}]
+        steps:
+        - {name: s, image: ` + ShellImage + `, script: 'test "$(params.in)" = hi'}
+`
+	kubectl(t, pr, "-n", ns, "create", "-f", "-")
+	var run v1.PipelineRun
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pipelinerun", "two", "-o", "json")), &run); err != nil {
+			t.Fatal(err)
+		}
+		if run.IsDone() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not done after 3m: %+v", run.Status)
+		}
+	}
+	if !run.IsSuccessful() || len(run.Status.ChildReferences) != 2 {
+		t.Fatalf("status %+v", run.Status)
+	}
+	pods := strings.Fields(kubectl(t, "", "-n", ns, "get", "pods", "-o", "name"))
+	if len(pods) != 2 {
+		t.Errorf("pods %v: Tekton runs one pod per task", pods)
+	}
+}
+
+func kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String()
+}
+
+func waitSA(t *testing.T, ns string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); exec.Command("kubectl", "-n", ns, "get", "serviceaccount", "default").Run() != nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no default service account in %s", ns)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
