@@ -158,7 +158,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			// Never started: nothing to stop.
 			return ctrl.Result{}, r.cancelled(ctx, pr, compiled, nil)
 		}
-		if pod, err = r.createPod(ctx, pr, compiled); err != nil {
+		if pod, err = r.createPod(ctx, pr, pr, compiled); err != nil {
 			if le, ok := asInvalid(err); ok {
 				return ctrl.Result{}, r.fail(ctx, pr, ReasonPodCreationFailed, le.Error())
 			}
@@ -201,10 +201,11 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: r.poll()}, nil
 }
 
-// createPod builds the run's Pod and the objects it needs, owned by the
-// run, and creates them. Objects that exist already are kept: a restarted
-// controller re-runs this after a crash between the two steps.
-func (r *Reconciler) createPod(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled) (*corev1.Pod, error) {
+// createPod builds the run's Pod and the objects it needs, owned by owner
+// (the run itself, or the CustomRun whose group pr is), and creates them.
+// Objects that exist already are kept: a restarted controller re-runs this
+// after a crash between the two steps.
+func (r *Reconciler) createPod(ctx context.Context, owner client.Object, pr *v1.PipelineRun, c *compile.Compiled) (*corev1.Pod, error) {
 	pod, objs, err := podspec.Pod(ctx, c, r.Pod)
 	if err != nil {
 		return nil, err
@@ -217,18 +218,18 @@ func (r *Reconciler) createPod(ctx context.Context, pr *v1.PipelineRun, c *compi
 		if !ok {
 			return nil, fmt.Errorf("podspec object %T is not a client.Object", o)
 		}
-		if err := r.createOwned(ctx, pr, obj); err != nil {
+		if err := r.createOwned(ctx, owner, obj); err != nil {
 			return nil, err
 		}
 	}
-	if err := r.createOwned(ctx, pr, pod); err != nil {
+	if err := r.createOwned(ctx, owner, pod); err != nil {
 		return nil, err
 	}
 	return pod, nil
 }
 
-func (r *Reconciler) createOwned(ctx context.Context, pr *v1.PipelineRun, obj client.Object) error {
-	if err := controllerutil.SetControllerReference(pr, obj, r.Client.Scheme()); err != nil {
+func (r *Reconciler) createOwned(ctx context.Context, owner, obj client.Object) error {
+	if err := controllerutil.SetControllerReference(owner, obj, r.Client.Scheme()); err != nil {
 		return fmt.Errorf("owner reference: %w", err)
 	}
 	// The typed client sets the kind from the scheme; a TypeMeta left by

@@ -31,9 +31,22 @@ import (
 // end, when set, is why the controller ends the run (podFailure): it
 // ends it unless the supervisor already published a final status.
 func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod, end *ending) (bool, error) {
-	st, err := r.runStatus(ctx, pod, client.ObjectKeyFromObject(pr))
+	next, done, err := r.nextStatus(ctx, pr, client.ObjectKeyFromObject(pr), c, pod, end, nil)
 	if err != nil {
 		return false, err
+	}
+	return done, r.updatePipelineRun(ctx, pr, next)
+}
+
+// nextStatus is writeStatus without the PipelineRun's write: the status
+// pr gets (pr is not changed) and whether the run is done. The TaskRuns of
+// the tasks that started are written on the way, child, when set,
+// adjusting each one first (a CustomRun's group gives them its owner).
+// owner is the object the Pod's log events wake.
+func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner types.NamespacedName, c *compile.Compiled, pod *corev1.Pod, end *ending, child func(*v1.TaskRun)) (*v1.PipelineRun, bool, error) {
+	st, err := r.runStatus(ctx, pod, owner)
+	if err != nil {
+		return nil, false, err
 	}
 	if st == nil {
 		next := pr.DeepCopy()
@@ -42,7 +55,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *com
 		}
 		if podActive(pod) && end == nil {
 			// Nothing published yet: the run has started, no more is known.
-			return false, r.updatePipelineRun(ctx, pr, next)
+			return next, false, nil
 		}
 		next.Status.PipelineSpec = c.PipelineSpec.DeepCopy()
 		if end != nil {
@@ -53,13 +66,13 @@ func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *com
 		if pr.IsCancelled() {
 			markCancelled(next, r.clock().Now())
 		}
-		return true, r.updatePipelineRun(ctx, pr, next)
+		return next, true, nil
 	}
 
 	list := tektonstatus.ListWith(c, st, tektonstatus.ListOptions{PodName: pod.Name, Config: tektonConfig(ctx)})
 	want, ok := list.Items[0].Object.(*v1.PipelineRun)
 	if !ok {
-		return false, fmt.Errorf("tektonstatus gave %T for the run", list.Items[0].Object)
+		return nil, false, fmt.Errorf("tektonstatus gave %T for the run", list.Items[0].Object)
 	}
 	next := pr.DeepCopy()
 	next.Status = want.Status
@@ -80,8 +93,11 @@ func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *com
 		if ending {
 			end.markTaskRun(tr, r.clock().Now())
 		}
+		if child != nil {
+			child(tr)
+		}
 		if err := r.applyTaskRun(ctx, tr); err != nil {
-			return false, err
+			return nil, false, err
 		}
 	}
 	done := st.GetCompletionTime() != nil
@@ -97,7 +113,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *com
 	if pr.IsCancelled() && done {
 		markCancelled(next, r.clock().Now())
 	}
-	return done, r.updatePipelineRun(ctx, pr, next)
+	return next, done, nil
 }
 
 // runStatus is the run's status as the supervisor's log tells it, nil
