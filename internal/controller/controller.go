@@ -78,6 +78,8 @@ type Reconciler struct {
 	// follow keeps the supervisors' logs open (follow.go); set up by
 	// SetupWithManager when Logs can follow.
 	follow *followers
+	// compiled keeps each running run's compilation (compiled.go).
+	compiled compiledRuns
 }
 
 // Managed tells whether pr is delegated to this controller.
@@ -130,6 +132,9 @@ const conflictRetry = 100 * time.Millisecond
 func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	pr := &v1.PipelineRun{}
 	if err := r.Client.Get(ctx, req.NamespacedName, pr); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.compiled.drop(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !Managed(pr) || pr.IsDone() || pr.IsPending() {
@@ -137,17 +142,13 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	logger := log.FromContext(ctx)
 
-	docs, err := gather(ctx, r.reader(), pr)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	compiled, err := compile.Compile(ctx, docs, compile.Options{Namespace: pr.Namespace})
+	compiled, err := r.compile(ctx, pr)
 	if le, ok := asInvalid(err); ok {
 		logger.Info("invalid run", "error", le.Error())
 		return ctrl.Result{}, r.fail(ctx, pr, invalidReason(le), le.Error())
 	}
 	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("compile %s/%s: %w", pr.Namespace, pr.Name, err)
+		return ctrl.Result{}, err
 	}
 
 	pod := &corev1.Pod{}
@@ -196,6 +197,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	r.metrics().podStarted(pr, pod)
 	if done {
 		r.follow.stop(pod.UID)
+		r.compiled.drop(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.poll()}, nil

@@ -491,3 +491,19 @@ func TestConflictRequeues(t *testing.T) {
 		t.Errorf("%d pods, want 1", n)
 	}
 }
+
+// TestKeepsWhatTheRunCompiledTo: a Task deleted after the run's Pod was
+// made does not fail the running run (Tekton keeps the spec it resolved
+// first). (A restarted controller resolves again: known gap, it could read
+// the spec back from the run's status as Tekton's GetPipelineFunc does.)
+func TestKeepsWhatTheRunCompiledTo(t *testing.T) {
+	e := newEnv(t, append(defs(t), run("r1", goodSpec, true))...)
+	e.reconcile("r1")
+	if err := e.c.Delete(context.Background(), mustDecode[v1.Task](t, taskYAML)); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcile("r1")
+	if c := e.pr("r1").Status.GetCondition("Succeeded"); c == nil || !c.IsUnknown() {
+		t.Fatalf("condition %+v, want the run still going", c)
+	}
+}
