@@ -205,6 +205,9 @@ func fileHash(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// HasImage reports whether the cluster's containerd has the image ref.
+func HasImage(ref string) bool { return imported(ref) }
+
 // imported reports whether containerd has the image under ref.
 func imported(ref string) bool {
 	out, err := ctr("images", "ls", "-q", "name=="+ref)
