@@ -213,3 +213,20 @@ func TestPipelineTimeout(t *testing.T) {
 		t.Errorf("TaskRun late-wait %+v, want it ended unsuccessfully", tr.Status.Conditions)
 	}
 }
+
+// TestDeleteRemovesPodAndTaskRuns: deleting a running PipelineRun removes
+// its Pod and TaskRuns (owner references; Kubernetes' garbage collector).
+func TestDeleteRemovesPodAndTaskRuns(t *testing.T) {
+	enabled(t)
+	installCRDs(t)
+	ns := namespace(t)
+	startController(t, ns)
+	kubectl(t, sleeper, "-n", ns, "create", "-f", "-")
+	waitFor(t, time.Minute, "the task's TaskRun", func() bool {
+		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/slow-wait"
+	})
+	kubectl(t, "", "-n", ns, "delete", "pipelinerun", "slow", "--wait=false")
+	waitFor(t, 2*time.Minute, "the Pod and TaskRuns to go", func() bool {
+		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "pods,taskruns", "-o", "name")) == ""
+	})
+}
