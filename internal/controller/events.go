@@ -69,23 +69,28 @@ func event(rec events.EventRecorder, obj runtime.Object, typ, reason, msg string
 // (Running, or Failed for an invalid run): pod-runner writes both in one
 // update, so both Events are emitted here.
 func (r *Reconciler) transition(ctx context.Context, cur, next *v1.PipelineRun) {
-	before := cur.Status.GetCondition(apis.ConditionSucceeded)
 	after := next.Status.GetCondition(apis.ConditionSucceeded)
+	if r.emitTransition(cur.Status.GetCondition(apis.ConditionSucceeded), after, next) {
+		r.metrics().runEnded(next, after)
+		// The reconcile's logger names the run (namespace, name).
+		log.FromContext(ctx).Info("run ended", "status", string(after.Status), "reason", after.Reason)
+	}
+}
+
+// emitTransition emits the Events of obj's Succeeded condition going from
+// before to after, and tells whether the run has just ended.
+func (r *Reconciler) emitTransition(before, after *apis.Condition, obj runtime.Object) bool {
 	if after == nil {
-		return
+		return false
 	}
 	if before == nil {
 		started := &apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionUnknown, Reason: v1.PipelineRunReasonStarted.String()}
-		emit(r.Recorder, nil, started, next)
+		emit(r.Recorder, nil, started, obj)
 		before = started
 		if after.IsUnknown() && after.Reason == started.Reason {
 			before = after
 		}
 	}
-	emit(r.Recorder, before, after, next)
-	if !after.IsUnknown() && before.IsUnknown() {
-		r.metrics().runEnded(next, after)
-		// The reconcile's logger names the run (namespace, name).
-		log.FromContext(ctx).Info("run ended", "status", string(after.Status), "reason", after.Reason)
-	}
+	emit(r.Recorder, before, after, obj)
+	return !after.IsUnknown() && before.IsUnknown()
 }

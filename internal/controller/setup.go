@@ -7,6 +7,7 @@ import (
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -61,6 +62,36 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1.PipelineRun{}, builder.WithPredicates(managed)).
 		Owns(&corev1.Pod{}).
 		Owns(&v1.TaskRun{})
+	b, err := r.followLogs(mgr, b)
+	if err != nil {
+		return err
+	}
+	return b.Complete(r)
+}
+
+// SetupWithManager registers the CustomRun reconciler: the CustomRuns of
+// PodPipelines only, and the Pods and TaskRuns they own.
+func (c *CustomRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	podPipelines := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		run, ok := o.(*v1beta1.CustomRun)
+		return ok && IsPodPipeline(run)
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("pod-runner-customrun").
+		For(&v1beta1.CustomRun{}, builder.WithPredicates(podPipelines)).
+		Owns(&corev1.Pod{}).
+		Owns(&v1.TaskRun{})
+	b, err := c.followLogs(mgr, b)
+	if err != nil {
+		return err
+	}
+	return b.Complete(c)
+}
+
+// followLogs has every event a running supervisor publishes wake the
+// reconcile of the object the Pod runs for (follow.go), when Logs can
+// follow; the poll stays the backstop.
+func (r *Reconciler) followLogs(mgr ctrl.Manager, b *builder.Builder) (*builder.Builder, error) {
 	if lf, ok := r.Logs.(LogFollower); ok {
 		woken := make(chan crevent.TypedGenericEvent[types.NamespacedName], 1024)
 		r.follow = &followers{logs: lf, notify: func(n types.NamespacedName) {
@@ -78,10 +109,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			r.follow.stopAll()
 			return nil
 		})); err != nil {
-			return fmt.Errorf("log followers: %w", err)
+			return nil, fmt.Errorf("log followers: %w", err)
 		}
 	}
-	return b.Complete(r)
+	return b, nil
 }
 
 // Config is what `injector controller` is started with.
@@ -120,11 +151,18 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("clientset: %w", err)
 	}
-	r := &Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Logs: PodLogs{Clientset: cs},
-		Exec: PodExec{Config: rc, Clientset: cs}, Pod: cfg.Pod, Recorder: mgr.GetEventRecorder("pod-runner"),
-		UnschedulableTimeout: cfg.UnschedulableTimeout}
-	if err := r.SetupWithManager(mgr); err != nil {
+	reconciler := func() *Reconciler {
+		return &Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Logs: PodLogs{Clientset: cs},
+			Exec: PodExec{Config: rc, Clientset: cs}, Pod: cfg.Pod, Recorder: mgr.GetEventRecorder("pod-runner"),
+			UnschedulableTimeout: cfg.UnschedulableTimeout}
+	}
+	if err := reconciler().SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup: %w", err)
+	}
+	// PodPipeline CustomRuns: a Reconciler of their own (log followers,
+	// compile cache) on the same clients and options.
+	if err := (&CustomRunReconciler{Reconciler: reconciler()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setup CustomRuns: %w", err)
 	}
 	return mgr.Start(ctx)
 }

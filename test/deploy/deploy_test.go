@@ -23,7 +23,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -299,6 +301,28 @@ spec:
   workspaces: [{name: cfg, configMap: {name: settings}}]
 `
 
+// groupYAML are PodPipeline CustomRuns as Tekton's controller creates them
+// for a pipeline task: one embedding the PodPipeline, one naming it.
+const groupYAML = `
+apiVersion: tekton.dev/v1beta1
+kind: CustomRun
+metadata: {name: embedded, namespace: ci, uid: uid-embedded}
+spec:
+  workspaces: [{name: cfg, configMap: {name: settings}}]
+  customSpec:
+    apiVersion: pod-runner.dev/v1alpha1
+    kind: PodPipeline
+    spec:
+      pipelineRef: {name: build}
+---
+apiVersion: tekton.dev/v1beta1
+kind: CustomRun
+metadata: {name: byref, namespace: ci, uid: uid-byref}
+spec:
+  workspaces: [{name: cfg, configMap: {name: settings}}]
+  customRef: {apiVersion: pod-runner.dev/v1alpha1, kind: PodPipeline, name: group}
+`
+
 func decodeAll(t *testing.T, y string) []client.Object {
 	t.Helper()
 	var out []client.Object
@@ -321,6 +345,8 @@ func decodeAll(t *testing.T, y string) []client.Object {
 			obj = &v1.Pipeline{}
 		case "PipelineRun":
 			obj = &v1.PipelineRun{}
+		case "CustomRun":
+			obj = &v1beta1.CustomRun{}
 		default:
 			t.Fatalf("kind %q", meta.Kind)
 		}
@@ -357,8 +383,21 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 	rec := &recorder{got: map[access]bool{}}
 	objs := decodeAll(t, defsYAML+"\n---\n"+fmt.Sprintf(runYAML, "good", "good", "build")+"\n---\n"+fmt.Sprintf(runYAML, "bad", "bad", "missing"))
 	objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "token", Namespace: "ci"}, StringData: map[string]string{"value": "x"}})
-	base := fake.NewClientBuilder().WithScheme(scheme).
-		WithStatusSubresource(&v1.PipelineRun{}, &v1.TaskRun{}, &corev1.Pod{}).
+	objs = append(objs, decodeAll(t, groupYAML)...)
+	podPipeline := &unstructured.Unstructured{Object: map[string]any{
+		"metadata": map[string]any{"name": "group", "namespace": "ci"},
+		"spec":     map[string]any{"pipelineRef": map[string]any{"name": "build"}},
+	}}
+	podPipeline.SetGroupVersionKind(controller.PodPipelineGVK)
+	objs = append(objs, podPipeline)
+	// The PodPipeline kind is known, as config/crd makes it known.
+	mapper := meta.NewDefaultRESTMapper(nil)
+	for gvk := range scheme.AllKnownTypes() {
+		mapper.Add(gvk, meta.RESTScopeNamespace)
+	}
+	mapper.Add(controller.PodPipelineGVK, meta.RESTScopeNamespace)
+	base := fake.NewClientBuilder().WithScheme(scheme).WithRESTMapper(mapper).
+		WithStatusSubresource(&v1.PipelineRun{}, &v1.TaskRun{}, &corev1.Pod{}, &v1beta1.CustomRun{}).
 		WithObjects(objs...)
 	store := base.Build()
 	cached := interceptor.NewClient(store, rec.intercept(true))
@@ -404,6 +443,40 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		reconcile("good")
 	}
 
+	// PodPipeline CustomRuns, embedded and by customRef: a Pod and TaskRun
+	// each, then a cancel.
+	crs := &controller.CustomRunReconciler{Reconciler: &controller.Reconciler{Client: cached, Reader: direct, Logs: lg, Exec: execer{rec}}}
+	for _, name := range []string{"embedded", "byref"} {
+		req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ci", Name: name}}
+		if _, err := crs.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile CustomRun %s: %v", name, err)
+		}
+		pod := &corev1.Pod{}
+		if err := store.Get(ctx, client.ObjectKey{Namespace: "ci", Name: name}, pod); err != nil {
+			t.Fatalf("no pod for CustomRun %s: %v", name, err)
+		}
+		pod.Status.StartTime = &now
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: podlayout.SupervisorContainer, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}
+		if err := store.Status().Update(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := crs.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		run := &v1beta1.CustomRun{}
+		if err := store.Get(ctx, req.NamespacedName, run); err != nil {
+			t.Fatal(err)
+		}
+		run.Spec.Status = v1beta1.CustomRunSpecStatusCancelled
+		if err := store.Update(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := crs.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// What no fake client sees: the manager watches the runs and what they
 	// own, and controller-runtime's recorder writes Events.
 	need := map[access]bool{
@@ -415,6 +488,8 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		// Owner references that block deletion need this where
 		// OwnerReferencesPermissionEnforcement is on.
 		{"tekton.dev", "pipelineruns/finalizers", "update"}: true,
+		{"tekton.dev", "customruns", "watch"}:               true,
+		{"tekton.dev", "customruns/finalizers", "update"}:   true,
 		// client-go's exec falls back to SPDY, authorized as get.
 		{"", "pods/exec", "get"}: true,
 	}
@@ -428,6 +503,7 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		{"", "configmaps", "get"}, {"", "secrets", "get"}, {"", "pods", "create"}, {"", "pods/log", "get"},
 		{"", "pods/exec", "create"}, {"tekton.dev", "taskruns", "create"}, {"tekton.dev", "taskruns/status", "update"},
 		{"tekton.dev", "pipelineruns/status", "update"},
+		{"tekton.dev", "customruns/status", "update"}, {"pod-runner.dev", "podpipelines", "get"},
 	} {
 		if !rec.got[a] {
 			t.Errorf("the scenario never made %s: the reconciler changed, update it", a)
@@ -451,6 +527,7 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		{"", "pods", "delete"}: true, {"", "pods", "patch"}: true,
 		{"tekton.dev", "taskruns", "patch"}: true, {"tekton.dev", "taskruns", "get"}: true,
 		{"tekton.dev", "pipelineruns", "get"}: true, {"", "pods", "get"}: true,
+		{"tekton.dev", "customruns", "get"}: true,
 	}
 	for _, rule := range o.role.Rules {
 		for _, g := range rule.APIGroups {
