@@ -159,32 +159,26 @@ cluster-e2e: k8s-images
 
 # ---- The controller deployed in the cluster (issue 4) -----------------------
 # config/ is the kustomize deployment (config/default; config/local for
-# local-k8s: --offline, images never pulled). The controller's image is a
-# static injector and nothing else, built offline with images/mkimage.sh like
-# the other local images (ko needs a registry for its base image).
+# local-k8s: --offline, images never pulled). The controller's image is built
+# with ko, offline, to a tarball (images/controller/build.sh: the base image
+# comes from the private podman storage, there being no registry).
 CONTROLLER_IMAGE ?= localhost/pod-runner-controller:dev
-CONTROLLER_BIN   := $(PODMAN_DIR)/injector-static
+CONTROLLER_TAR   := $(PODMAN_DIR)/k8s/controller.tar
+KO               := github.com/google/ko@v0.18.1
 DEPLOY_KUBECONFIG ?= $(K8S_STATE)/kubeconfig/admin.kubeconfig
 DEPLOY_DIR       ?= config/local
 
 .PHONY: controller-image k8s-controller-image tekton-crds deploy undeploy
 
-## controller-image: localhost/pod-runner-controller:dev, the static injector
-## as /injector (run as uid 65532), in the private podman storage
+## controller-image: localhost/pod-runner-controller:dev (ko: /ko-app/injector,
+## user 65532) as a tarball under .cache/podman/k8s
 controller-image: podman-setup
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(CONTROLLER_BIN) ./cmd/injector
-	@rootfs=$$(mktemp -d) && trap 'rm -rf "$$rootfs"' EXIT && \
-	  chmod 0755 "$$rootfs" && mkdir -p "$$rootfs/tmp" && chmod 1777 "$$rootfs/tmp" && \
-	  cp $(CONTROLLER_BIN) "$$rootfs/injector" && \
-	  $(PODMAN_ENV) images/mkimage.sh $(CONTROLLER_IMAGE) "$$rootfs" 'ENTRYPOINT ["/injector"]' 'USER 65532:65532'
+	$(PODMAN_ENV) GO=$(GO) KO=$(KO) images/controller/build.sh $(CONTROLLER_IMAGE) $(CONTROLLER_TAR)
 
 ## k8s-controller-image: the controller's image imported into the local
 ## cluster's containerd, with the images its runs use
 k8s-controller-image: controller-image k8s-images
-	@mkdir -p $(PODMAN_DIR)/k8s
-	tar=$(PODMAN_DIR)/k8s/controller.tar; \
-	  rm -f $$tar && $(PODMAN) save --quiet --format docker-archive -o $$tar $(CONTROLLER_IMAGE) && \
-	  ctr -a $(K8S_STATE)/containerd/containerd.sock -n k8s.io images import $$tar >/dev/null
+	ctr -a $(K8S_STATE)/containerd/containerd.sock -n k8s.io images import $(CONTROLLER_TAR) >/dev/null
 
 ## tekton-crds: the pinned Tekton module's CRDs (no Tekton controller needed)
 tekton-crds:
