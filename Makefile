@@ -37,7 +37,7 @@ unit:
 # (make images; localhost/pod-runner:dev, localhost/busybox:pod-runner)
 # into it yourself and set E2E_CLUSTER=external.
 e2e:
-	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 KUBECONFIG=$(E2E_KUBECONFIG) \
+	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) \
 	  $(GO) test -race -count=1 ./test/...
 
 ## lint: gofmt, go vet, staticcheck
@@ -117,7 +117,8 @@ K8S_STATE ?= $(HOME)/.cache/local-k8s
 E2E_CLUSTER ?= local-k8s
 ifeq ($(E2E_CLUSTER),local-k8s)
 E2E_KUBECONFIG := $(K8S_STATE)/kubeconfig/admin.kubeconfig
-e2e: k8s-images
+E2E_DEPLOYED   := 1
+e2e: k8s-images k8s-controller-image
 else
 E2E_KUBECONFIG := $(KUBECONFIG)
 endif

@@ -1,0 +1,51 @@
+package cluster
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDeployedController: the controller as `make deploy` installs it
+// (config/local, the ko-built image imported by make k8s-controller-image)
+// runs a delegated run in the cluster. It is told to watch only this test's
+// namespace, so that it leaves the other tests' runs to their own
+// controllers.
+func TestDeployedController(t *testing.T) {
+	enabled(t)
+	if os.Getenv("POD_RUNNER_DEPLOYED") == "" {
+		t.Skip("needs the controller's image in the cluster: make e2e (or make k8s-controller-image) sets POD_RUNNER_DEPLOYED")
+	}
+	installCRDs(t)
+	ns := namespace(t)
+	_, file, _, _ := runtime.Caller(0)
+	out, err := exec.Command("kubectl", "kustomize", filepath.Join(filepath.Dir(file), "..", "..", "config", "local")).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize config/local: %v", err)
+	}
+	manifests := strings.Replace(string(out), "        - --offline\n", "        - --offline\n        - --namespace="+ns+"\n", 1)
+	if manifests == string(out) {
+		t.Fatal("config/local has no --offline argument to add --namespace after")
+	}
+	kubectl(t, manifests, "apply", "-f", "-")
+	t.Cleanup(func() {
+		kubectl(t, "", "-n", "pod-runner", "delete", "deployment", "pod-runner-controller", "--ignore-not-found", "--wait=false")
+	})
+	kubectl(t, "", "-n", "pod-runner", "rollout", "restart", "deployment/pod-runner-controller")
+	kubectl(t, "", "-n", "pod-runner", "rollout", "status", "deployment/pod-runner-controller", "--timeout=120s")
+
+	kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
+	kubectl(t, pipelineRun("mine", true), "-n", ns, "create", "-f", "-")
+	waitFor(t, 3*time.Minute, "the run to end", func() bool { return getPipelineRun(t, ns, "mine").IsDone() })
+	if pr := getPipelineRun(t, ns, "mine"); !pr.IsSuccessful() {
+		t.Errorf("run: %+v", pr.Status.Conditions)
+	}
+	logs := kubectl(t, "", "-n", "pod-runner", "logs", "deployment/pod-runner-controller")
+	if !strings.Contains(logs, `"created pod"`) {
+		t.Errorf("the deployed controller's log has no created pod:\n%s", logs)
+	}
+}
