@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/e7763abc/pod-runner/test/tektonlocal"
 )
 
 // groupPipeline is a two-task group: a param in, a result passed from the
@@ -176,5 +179,97 @@ func TestPodPipelineCustomRun(t *testing.T) {
 	}
 	if podOf["fails"] != "fails" {
 		t.Errorf("fails ran in pod %q", podOf["fails"])
+	}
+}
+
+// parentPipelineRun is a PipelineRun for Tekton's own controller (no
+// managedBy): its middle task is the PodPipeline custom task, embedded
+// (TEP-0061), taking the first task's result as its param; the last task
+// consumes the group's result.
+const parentPipelineRun = `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: parent}
+spec:
+  taskRunTemplate: {serviceAccountName: default}
+  timeouts: {pipeline: 10m}
+  pipelineSpec:
+    results: [{name: final, value: $(tasks.after.results.said)}]
+    tasks:
+    - name: before
+      taskRef: {name: echo}
+      params: [{name: msg, value: start}]
+    - name: group
+      params: [{name: msg, value: $(tasks.before.results.said)}]
+      taskSpec:
+        apiVersion: pod-runner.dev/v1alpha1
+        kind: PodPipeline
+        spec:
+          pipelineSpec:
+            params: [{name: msg, type: string}]
+            results: [{name: out, value: $(tasks.b.results.said)}]
+            tasks:
+            - name: a
+              taskRef: {name: echo}
+              params: [{name: msg, value: $(params.msg)}]
+            - name: b
+              taskRef: {name: echo}
+              params: [{name: msg, value: "$(tasks.a.results.said)+b"}]
+    - name: after
+      taskRef: {name: echo}
+      params: [{name: msg, value: "$(tasks.group.results.out)+after"}]
+`
+
+// TestPodPipelineInTektonPipeline: Tekton's own controller (tektonlocal)
+// runs a PipelineRun whose middle task is a PodPipeline: it creates the
+// CustomRun, pod-runner runs the group in one Pod, and Tekton's next task
+// consumes the group's result.
+func TestPodPipelineInTektonPipeline(t *testing.T) {
+	enabled(t)
+	installCRDs(t)
+	ns := namespace(t)
+	startController(t, ns)
+	tektonlocal.Start(t, tektonlocal.Options{Namespace: ns})
+	kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
+	kubectl(t, parentPipelineRun, "-n", ns, "create", "-f", "-")
+
+	created := time.Now()
+	var pr *v1.PipelineRun
+	waitFor(t, 4*time.Minute, "the parent run to end", func() bool {
+		pr = getPipelineRun(t, ns, "parent")
+		return pr.IsDone()
+	})
+	t.Logf("create → parent done: %.1fs", time.Since(created).Seconds())
+	if !pr.IsSuccessful() {
+		t.Fatalf("parent: %+v", pr.Status.Conditions)
+	}
+	if len(pr.Status.Results) != 1 || pr.Status.Results[0].Value.StringVal != "start+b+after" {
+		t.Errorf("parent results %+v, want final = start+b+after", pr.Status.Results)
+	}
+	kinds := map[string]string{}
+	for _, c := range pr.Status.ChildReferences {
+		kinds[c.PipelineTaskName] = c.Kind
+	}
+	if kinds["before"] != "TaskRun" || kinds["group"] != "CustomRun" || kinds["after"] != "TaskRun" {
+		t.Errorf("childReferences %+v", pr.Status.ChildReferences)
+	}
+	run := getCustomRun(t, ns, "parent-group")
+	if out, _ := result(run, "out"); !run.IsSuccessful() || out != "start+b" {
+		t.Errorf("CustomRun parent-group: %+v results %+v", run.Status.Conditions, run.Status.Results)
+	}
+	// Tekton's two tasks in a Pod each, the group's two in one.
+	pods := &corev1.PodList{}
+	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range pods.Items {
+		names = append(names, p.Name)
+	}
+	if len(pods.Items) != 3 || !slices.Contains(names, "parent-group") {
+		t.Errorf("pods %v: want Tekton's two and the group's parent-group", names)
+	}
+	groupTRs := strings.Fields(kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/customRun=parent-group", "-o", "name"))
+	if len(groupTRs) != 2 {
+		t.Errorf("group TaskRuns %v, want 2", groupTRs)
 	}
 }
