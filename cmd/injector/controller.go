@@ -24,6 +24,9 @@ func controllerMain(args []string, stderr io.Writer) int {
 	image := fs.String("image", podspec.DefaultImage, "the pod-runner image (init and supervisor containers)")
 	namespace := fs.String("namespace", "", "only reconcile runs in this namespace (default: all)")
 	metrics := fs.String("metrics-bind-address", "0", "address of the Prometheus metrics endpoint; 0 turns it off")
+	health := fs.String("health-probe-bind-address", "0", "address of the /healthz and /readyz endpoints; 0 turns them off")
+	leaderElect := fs.Bool("leader-elect", false, "take turns with other replicas through a Lease: only the leader reconciles")
+	leaderNS := fs.String("leader-election-namespace", "", "namespace of the Lease (default: the controller Pod's own, in cluster)")
 	entrypoints := fs.StringArray("entrypoint", nil, "the command of IMAGE for steps with no command, instead of a registry lookup: IMAGE=CMD (repeatable)")
 	offline := fs.Bool("offline", false, "never look images up in a registry: steps with no command need --entrypoint")
 	unschedulable := fs.Duration("unschedulable-timeout", controller.DefaultUnschedulableTimeout, "how long a run's Pod may stay unschedulable before the run fails")
@@ -57,6 +60,7 @@ func controllerMain(args []string, stderr io.Writer) int {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(stderr)))
 	cfg := controller.Config{Namespace: *namespace, MetricsAddr: *metrics, UnschedulableTimeout: *unschedulable,
+		HealthAddr: *health, LeaderElect: *leaderElect, LeaderElectionNamespace: *leaderNS,
 		Pod: podspec.Options{Image: *image, Resolver: over}}
 	if err := controller.Run(ctrl.SetupSignalHandler(), rc, cfg); err != nil {
 		return fail(1, err)

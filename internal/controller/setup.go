@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -19,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crevent "sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -124,7 +127,17 @@ type Config struct {
 	MetricsAddr string
 	// UnschedulableTimeout: see Reconciler.UnschedulableTimeout.
 	UnschedulableTimeout time.Duration
+	// HealthAddr serves /healthz and /readyz; "0" turns them off.
+	HealthAddr string
+	// LeaderElect makes replicas take turns: one reconciles, the others
+	// wait on a Lease in LeaderElectionNamespace (the Pod's own namespace
+	// in cluster when empty).
+	LeaderElect             bool
+	LeaderElectionNamespace string
 }
+
+// LeaderElectionID names the Lease the replicas of the controller share.
+const LeaderElectionID = "pod-runner-controller.pod-runner.dev"
 
 // Run runs the controller until ctx ends.
 func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
@@ -133,8 +146,14 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 		return fmt.Errorf("scheme: %w", err)
 	}
 	opts := ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress:  cfg.HealthAddr,
+		LeaderElection:          cfg.LeaderElect,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: cfg.LeaderElectionNamespace,
+		// A leader stopping (a rolling update) hands over at once.
+		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only the Pods pod-runner made are watched and cached.
 			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{podspec.ManagedByLabel: podspec.ManagedBy})},
@@ -146,6 +165,20 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	mgr, err := ctrl.NewManager(rc, opts)
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
+	}
+	if cfg.HealthAddr != "" && cfg.HealthAddr != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return fmt.Errorf("healthz: %w", err)
+		}
+		// Ready once the caches have synced: before, nothing is reconciled.
+		if err := mgr.AddReadyzCheck("caches", func(req *http.Request) error {
+			if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+				return errors.New("caches not synced")
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("readyz: %w", err)
+		}
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {

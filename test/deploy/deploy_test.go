@@ -50,6 +50,9 @@ type objects struct {
 	binding rbacv1.ClusterRoleBinding
 	deploy  appsv1.Deployment
 	sa      corev1.ServiceAccount
+	// leaseRole and leaseBinding: leader election's.
+	leaseRole    rbacv1.Role
+	leaseBinding rbacv1.RoleBinding
 	kinds   []string
 }
 
@@ -83,6 +86,10 @@ func build(t *testing.T, dir string) *objects {
 			into = &o.deploy
 		case "ServiceAccount":
 			into = &o.sa
+		case "Role":
+			into = &o.leaseRole
+		case "RoleBinding":
+			into = &o.leaseBinding
 		default:
 			continue
 		}
@@ -114,10 +121,34 @@ func TestDeployment(t *testing.T) {
 				t.Fatalf("%d containers", len(spec.Containers))
 			}
 			c := spec.Containers[0]
-			metrics := slices.IndexFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--metrics-bind-address=") })
-			if len(c.Args) == 0 || c.Args[0] != "controller" || metrics < 0 || strings.HasSuffix(c.Args[metrics], "=0") ||
-				len(c.Ports) != 1 || !strings.HasSuffix(c.Args[metrics], fmt.Sprint(":", c.Ports[0].ContainerPort)) {
-				t.Errorf("args %q: want `controller` serving metrics", c.Args)
+			if len(c.Args) == 0 || c.Args[0] != "controller" {
+				t.Errorf("args %q: want `controller`", c.Args)
+			}
+			// Each endpoint is served on the port the Deployment names.
+			for flag, port := range map[string]string{"--metrics-bind-address=": "metrics", "--health-probe-bind-address=": "health"} {
+				i := slices.IndexFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, flag) })
+				p := slices.IndexFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == port })
+				if i < 0 || p < 0 || !strings.HasSuffix(c.Args[i], fmt.Sprint(":", c.Ports[p].ContainerPort)) {
+					t.Errorf("args %q, ports %+v: want %s served on port %q", c.Args, c.Ports, flag, port)
+				}
+			}
+			for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+				if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Port.String() != "health" {
+					t.Errorf("probe %+v: want an HTTP probe on the health port", probe)
+				}
+			}
+			// Leader election needs its Lease, in the controller's namespace.
+			if slices.Contains(c.Args, "--leader-elect") {
+				lease := access{"coordination.k8s.io", "leases", ""}
+				for _, verb := range []string{"get", "create", "update"} {
+					lease.verb = verb
+					if o.leaseRole.Namespace != "pod-runner" || !allows(o.leaseRole.Rules, lease) {
+						t.Errorf("role %s/%s does not allow %s", o.leaseRole.Namespace, o.leaseRole.Name, lease)
+					}
+				}
+				if b := o.leaseBinding; b.Namespace != "pod-runner" || b.RoleRef.Name != o.leaseRole.Name || len(b.Subjects) != 1 || b.Subjects[0].Name != o.sa.Name {
+					t.Errorf("lease binding %+v does not give %s to %s", b, o.leaseRole.Name, o.sa.Name)
+				}
 			}
 			if c.Image != "localhost/pod-runner-controller:dev" {
 				t.Errorf("image %q: the images: entry did not apply", c.Image)
