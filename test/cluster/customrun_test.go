@@ -273,3 +273,57 @@ func TestPodPipelineInTektonPipeline(t *testing.T) {
 		t.Errorf("group TaskRuns %v, want 2", groupTRs)
 	}
 }
+
+// TestCancelParentCancelsPodPipeline: cancelling a Tekton-run PipelineRun
+// while its PodPipeline group runs has Tekton patch the CustomRun
+// (spec.status RunCancelled); pod-runner stops the group's Pod and ends
+// the CustomRun CustomRunCancelled with Tekton's message.
+func TestCancelParentCancelsPodPipeline(t *testing.T) {
+	enabled(t)
+	installCRDs(t)
+	ns := namespace(t)
+	startController(t, ns)
+	tektonlocal.Start(t, tektonlocal.Options{Namespace: ns})
+	kubectl(t, `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: parent}
+spec:
+  taskRunTemplate: {serviceAccountName: default}
+  timeouts: {pipeline: 10m}
+  pipelineSpec:
+    tasks:
+    - name: group
+      taskSpec:
+        apiVersion: pod-runner.dev/v1alpha1
+        kind: PodPipeline
+        spec:
+          pipelineSpec:
+            tasks:
+            - name: wait
+              taskSpec:
+                steps:
+                - {name: sleep, image: localhost/busybox:pod-runner, script: sleep 300}
+`, "-n", ns, "create", "-f", "-")
+	waitFor(t, 2*time.Minute, "the group's task to run", func() bool {
+		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/customRun=parent-group", "-o", "name")) != ""
+	})
+	kubectl(t, "", "-n", ns, "patch", "pipelinerun", "parent", "--type=merge", "-p", `{"spec":{"status":"Cancelled"}}`)
+	cancelled := time.Now()
+	var run *v1beta1.CustomRun
+	waitFor(t, 2*time.Minute, "the CustomRun to end", func() bool {
+		run = getCustomRun(t, ns, "parent-group")
+		return run.IsDone()
+	})
+	t.Logf("cancel → CustomRun done: %.1fs", time.Since(cancelled).Seconds())
+	c := run.Status.GetCondition("Succeeded")
+	if c.Reason != v1beta1.CustomRunReasonCancelled.String() || c.Message != string(v1beta1.CustomRunCancelledByPipelineMsg) {
+		t.Errorf("CustomRun condition %+v, want CustomRunCancelled with Tekton's message", c)
+	}
+	waitFor(t, time.Minute, "the parent to end", func() bool { return getPipelineRun(t, ns, "parent").IsDone() })
+	if c := getPipelineRun(t, ns, "parent").Status.GetCondition("Succeeded"); c.Reason != "Cancelled" {
+		t.Errorf("parent condition %+v, want Cancelled", c)
+	}
+	if phase := kubectl(t, "", "-n", ns, "get", "pod", "parent-group", "-o", "jsonpath={.status.phase}"); phase == "Running" || phase == "Pending" {
+		t.Errorf("the group's Pod is still %s", phase)
+	}
+}
