@@ -100,6 +100,11 @@ func (c *CustomRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	run := &v1beta1.CustomRun{}
 	if err := c.Client.Get(ctx, req.NamespacedName, run); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Its first attempt's compilation (a retry's is dropped when
+			// the retry ends; a compilation is only ever used for its UID).
+			c.compiled.drop(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !IsPodPipeline(run) || run.IsDone() {

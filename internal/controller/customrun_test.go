@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/yaml"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
@@ -574,5 +575,35 @@ func TestCustomRunReason(t *testing.T) {
 		if got := customRunReason(in); got != want {
 			t.Errorf("customRunReason(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestPodPipelineCRDMissing: a customRef to a PodPipeline on a cluster
+// without the CRD fails the CustomRun saying so.
+func TestPodPipelineCRDMissing(t *testing.T) {
+	s, err := NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := customRun("nocrd", groupSpec, "")
+	run.Spec.CustomSpec = nil
+	run.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: PodPipelineAPIVersion, Kind: PodPipelineKind, Name: "pp"}
+	c := fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&v1beta1.CustomRun{}).WithObjects(run).Build()
+	// What controller-runtime's REST mapper answers for a kind the API
+	// server does not serve.
+	c = interceptor.NewClient(c, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				return &meta.NoKindMatchError{GroupKind: u.GroupVersionKind().GroupKind(), SearchedVersions: []string{PodPipelineVersion}}
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	e := &crEnv{env: &env{t: t, c: c, logs: fakeLogs{}}}
+	e.r = e.reconciler()
+	e.cr = &CustomRunReconciler{Reconciler: e.r}
+	e.reconcileCR("nocrd")
+	if c := condition(t, e.run("nocrd")); c.Status != corev1.ConditionFalse || c.Reason != "CouldntGetPipeline" || !strings.Contains(c.Message, "CRD") {
+		t.Errorf("condition %+v, want CouldntGetPipeline naming the missing CRD", c)
 	}
 }
