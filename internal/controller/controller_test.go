@@ -507,3 +507,34 @@ func TestKeepsWhatTheRunCompiledTo(t *testing.T) {
 		t.Fatalf("condition %+v, want the run still going", c)
 	}
 }
+
+// TestNotDoneBeforeTheSupervisorIsDone: the supervisor publishes a run's
+// final condition (here a timeout) a moment before its tasks' last states
+// and its completion time; until those come, the run must not look done,
+// or nothing would write its TaskRuns' end.
+func TestNotDoneBeforeTheSupervisorIsDone(t *testing.T) {
+	e := newEnv(t, append(defs(t), run("r3", goodSpec, true))...)
+	e.reconcile("r3")
+	timedOut := &planpb.Condition{Status: "False", Reason: "PipelineRunTimeout", Message: `PipelineRun "r3" failed to finish within "8s"`}
+	started := &planpb.Event{Time: ts(1), Kind: &planpb.Event_Run{Run: &planpb.RunStatus{Name: "r3", StartTime: ts(1), Condition: running}}}
+	interim := &planpb.Event{Time: ts(9), Kind: &planpb.Event_Run{Run: &planpb.RunStatus{Name: "r3", StartTime: ts(1), Condition: timedOut}}}
+	e.logs["r3"] = supervisorLog(started, taskEvent("first", 2, running, 0), interim)
+	e.setSupervisor("r3", corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	e.reconcile("r3")
+	if c := e.pr("r3").Status.GetCondition("Succeeded"); c == nil || !c.IsUnknown() {
+		t.Fatalf("condition %+v before the supervisor's completion, want Unknown", c)
+	}
+
+	cancelled := &planpb.Condition{Status: "False", Reason: "TaskRunCancelled"}
+	final := &planpb.Event{Time: ts(9), Kind: &planpb.Event_Run{Run: &planpb.RunStatus{Name: "r3", StartTime: ts(1), CompletionTime: ts(9), Condition: timedOut,
+		Tasks: []*planpb.TaskStatus{{Name: "first", StartTime: ts(2), CompletionTime: ts(9), Condition: cancelled}}}}}
+	e.logs["r3"] = supervisorLog(started, taskEvent("first", 2, running, 0), interim, taskEvent("first", 2, cancelled, 9), final)
+	e.reconcile("r3")
+	if c := e.pr("r3").Status.GetCondition("Succeeded"); c == nil || c.Reason != "PipelineRunTimeout" {
+		t.Errorf("condition %+v after completion, want PipelineRunTimeout", c)
+	}
+	tr := e.taskRuns()["r3-first"]
+	if c := tr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "TaskRunCancelled" {
+		t.Errorf("TaskRun condition %+v, want TaskRunCancelled", c)
+	}
+}

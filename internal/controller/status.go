@@ -113,7 +113,26 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 	if pr.IsCancelled() && done {
 		markCancelled(next, r.clock().Now())
 	}
+	if !done {
+		holdCondition(next, pr)
+	}
 	return next, done, nil
+}
+
+// holdCondition keeps a run that is not done yet from looking done: the
+// supervisor publishes a run's final condition (a timeout, say) a moment
+// before its tasks' last states and its completion time, and whoever waits
+// for the run to be done must then find every TaskRun final too.
+func holdCondition(next, cur *v1.PipelineRun) {
+	c := next.Status.GetCondition(apis.ConditionSucceeded)
+	if c == nil || c.IsUnknown() {
+		return
+	}
+	if prev := cur.Status.GetCondition(apis.ConditionSucceeded); prev != nil && prev.IsUnknown() {
+		next.Status.SetCondition(prev)
+		return
+	}
+	next.Status.MarkRunning(string(v1.PipelineRunReasonRunning), "%s", c.Message)
 }
 
 // runStatus is the run's status as the supervisor's log tells it, nil
