@@ -467,7 +467,7 @@ spec:
 			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.pipelineRef.resolver", msg: `remote resolution (resolver "git") is not supported locally`,
 		},
 		{
-			name: "matrix",
+			name: "matrix fed by task results",
 			in: prOfPipeline + `---
 apiVersion: tekton.dev/v1
 kind: Pipeline
@@ -476,11 +476,15 @@ metadata:
 spec:
   tasks:
   - name: a
+    taskSpec:
+      results: [{name: list, type: array}]
+      steps: [{image: busybox, script: "true"}]
+  - name: b
     taskRef: {name: echo}
     matrix:
-      params: [{name: msg, value: [x, y]}]
+      params: [{name: msg, value: "$(tasks.a.results.list[*])"}]
 ---` + echoTask,
-			doc: "in.yaml#2 (Pipeline/p)", field: "spec.tasks[0].matrix", msg: "matrix is not supported yet",
+			doc: "in.yaml#2 (Pipeline/p)", field: "spec.tasks[1].matrix.params[0]", msg: "a matrix fed by task results is not supported yet",
 		},
 		{
 			name: "custom task",

@@ -142,7 +142,10 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		TaskSpecs: map[string]*v1.TaskSpec{}, TaskRuns: map[string]*v1.TaskRun{},
 		TaskVolumes: map[string]*TaskVolumes{},
 	}
-	facts := &prresources.PipelineRunFacts{State: state}
+	// No TaskRun exists yet: $(tasks.X.matrix.R.length), which counts
+	// them, is left for the supervisor (ApplyPipelineTaskContexts reads the
+	// state only for it).
+	facts := &prresources.PipelineRunFacts{}
 	for i, rpt := range state {
 		final := i >= len(spec.Tasks)
 		index := i
@@ -150,15 +153,18 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 			index = i - len(spec.Tasks)
 		}
 		ptAt := where{specAt.doc, specAt.at(fmt.Sprintf("%s[%d]", section(btoi(final)), index))}
-		t, err := c.pipelineTask(pr, rpt, facts, ptAt, compiled)
+		ts, err := c.pipelineTaskRuns(pr, rpt, facts, ptAt, compiled)
 		if err != nil {
 			return nil, err
 		}
 		if final {
-			plan.Finally = append(plan.Finally, t)
+			plan.Finally = append(plan.Finally, ts...)
 		} else {
-			plan.Tasks = append(plan.Tasks, t)
+			plan.Tasks = append(plan.Tasks, ts...)
 		}
+	}
+	if err := matrixRunAfter(plan, spec, specAt); err != nil {
+		return nil, err
 	}
 	for _, r := range spec.Results {
 		plan.Results = append(plan.Results, &planpb.PipelineResult{
@@ -311,16 +317,19 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 	return state, nil
 }
 
-// pipelineTask compiles one resolved PipelineTask into a plan task, with the
-// TaskRun Tekton would create for it (createTaskRun).
-func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPipelineTask, facts *prresources.PipelineRunFacts, ptAt where, compiled *Compiled) (*planpb.Task, error) {
+// pipelineTask compiles one resolved PipelineTask, or one TaskRun of a
+// matrixed one (run), into a plan task, with the TaskRun Tekton would
+// create for it (createTaskRun).
+func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPipelineTask, facts *prresources.PipelineRunFacts, ptAt where, compiled *Compiled, run taskRunOf) (*planpb.Task, error) {
 	ctx := c.ctx
 	pt := prresources.ApplyPipelineTaskContexts(rpt.PipelineTask, pr.Status, facts)
 	trSpec := pr.GetTaskRunSpec(pt.Name)
+	// A matrix combination comes first (createTaskRun).
+	trParams := append(run.combination.DeepCopy(), pt.Params...)
 	tr := &v1.TaskRun{
 		TypeMeta: metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "TaskRun"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      rpt.TaskRunNames[0],
+			Name:      run.taskRunName,
 			Namespace: pr.Namespace,
 			// The API server's, on creation: $(context.taskRun.uid) needs it.
 			UID:             uuid.NewUUID(),
@@ -330,7 +339,7 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 		},
 		Spec: v1.TaskRunSpec{
 			Retries:            pt.Retries,
-			Params:             pt.Params,
+			Params:             trParams,
 			ServiceAccountName: trSpec.ServiceAccountName,
 			PodTemplate:        trSpec.PodTemplate,
 			StepSpecs:          trSpec.StepSpecs,
@@ -369,7 +378,7 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 	tr.SetDefaults(apis.WithinCreate(ctx))
 
 	in := taskInput{
-		name: pt.Name, tr: tr, spec: rpt.ResolvedTask.TaskSpec.DeepCopy(),
+		name: run.name, tr: tr, spec: rpt.ResolvedTask.TaskSpec.DeepCopy(),
 		taskName: taskName, taskMeta: taskMeta, specAt: specAt, trAt: ptAt,
 		known: func(p v1.Param) bool { return !refersToTasks(p.Value) },
 	}
@@ -379,7 +388,8 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 	}
 	t.DisplayName = pt.DisplayName
 	t.RunAfter = pt.Deps()
-	t.Params = params(pt.Params)
+	t.Params = params(trParams)
+	t.Matrix = run.matrix
 	t.When = when(pt.When)
 	t.OnErrorContinue = pt.OnError == v1.PipelineTaskContinue
 	for _, b := range ws {
@@ -391,10 +401,10 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 		return nil, err
 	}
 	if tv != nil {
-		compiled.TaskVolumes[pt.Name] = tv
+		compiled.TaskVolumes[run.name] = tv
 	}
-	compiled.TaskSpecs[pt.Name] = ts
-	compiled.TaskRuns[pt.Name] = tr
+	compiled.TaskSpecs[run.name] = ts
+	compiled.TaskRuns[run.name] = tr
 	return t, nil
 }
 

@@ -72,8 +72,6 @@ func checkPipelineTask(at where, pt *v1.PipelineTask) error {
 		return unsupported(at, "taskRef", "custom tasks")
 	case pt.TaskSpec.IsCustomTask():
 		return unsupported(at, "taskSpec", "custom tasks")
-	case pt.IsMatrixed():
-		return unsupported(at, "matrix", "matrix")
 	case pt.TaskRef != nil && pt.TaskRef.Resolver != "":
 		return remote(at, "taskRef.resolver", "Task", string(pt.TaskRef.Resolver))
 	}

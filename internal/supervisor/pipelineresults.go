@@ -62,7 +62,7 @@ func (f *Facts) resolveError() string {
 			continue
 		}
 		for _, r := range n.indexed {
-			v, _ := f.results.Get(r.task, r.result)
+			v, _ := f.result(f.byName[r.task], r.result)
 			if v.GetType() == planpb.ValueType_ARRAY && r.index >= len(v.GetArrayValue()) {
 				return fmt.Sprintf("array Result Index %d for Task %s Result %s is out of bound of size %d",
 					r.index, r.task, r.result, len(v.GetArrayValue()))
@@ -73,13 +73,17 @@ func (f *Facts) resolveError() string {
 }
 
 // finishedResult is a result of a task that has finished, succeeded or
-// failed (GetTaskRunsResults), and whether there is one.
+// failed (GetTaskRunsResults), and whether there is one. A matrixed task
+// has results there only when another task read them (resultsRead).
 func (f *Facts) finishedResult(task, result string) (*planpb.Value, bool) {
 	n := f.byName[task]
 	if n == nil || (n.phase != succeeded && n.phase != failed) {
 		return nil, false
 	}
-	return f.results.Get(task, result)
+	if n.matrixed && !f.resultsRead(n) {
+		return nil, false
+	}
+	return f.result(n, result)
 }
 
 // pipelineResults is ApplyTaskResultsToPipelineResults: each pipeline result
@@ -91,7 +95,7 @@ func (f *Facts) finishedResult(task, result string) (*planpb.Value, bool) {
 func (f *Facts) pipelineResults() ([]*planpb.ResultValue, error) {
 	status := f.taskStatusVars()
 	for _, n := range f.finalN {
-		status["tasks."+n.task.GetName()+".status"] = taskState(n)
+		status["tasks."+n.name+".status"] = taskState(n)
 	}
 	str := map[string]string{}
 	arr := map[string][]string{}

@@ -38,6 +38,7 @@ const (
 	SkipPipelineTimedOut    = "PipelineRun timeout has been reached"
 	SkipTasksTimedOut       = "PipelineRun Tasks timeout has been reached"
 	SkipFinallyTimedOut     = "PipelineRun Finally timeout has been reached"
+	SkipEmptyMatrix         = "Matrix Parameters have an empty array"
 
 	// Step terminated reasons.
 	StepCompleted       = "Completed"

@@ -23,10 +23,20 @@ const (
 	invalid
 )
 
-// node is one task of the plan and what is known of it.
+// node is one pipeline task and what is known of it. A matrixed pipeline
+// task has a plan task per TaskRun, all of them in runs; the node is the
+// pipeline task Tekton's ResolvedPipelineTask stands for.
 type node struct {
-	task  *planpb.Task
-	final bool
+	name string
+	// task is the first plan task: what every TaskRun of the pipeline task
+	// shares (when, run_after, retries, onError) is read from it.
+	task *planpb.Task
+	// runs are its TaskRuns: one, or one per matrix combination; none for a
+	// matrix with an empty array param, which is always skipped.
+	runs     []*taskRun
+	matrixed bool
+	empty    bool
+	final    bool
 	// index in the DAG (DAG tasks only).
 	index int
 	// refs are the result references in the task's params and when
@@ -35,20 +45,32 @@ type node struct {
 	refs    []results.Ref
 	indexed []indexedRef
 
+	// phase is the pipeline task's: running until all its TaskRuns ended,
+	// then succeeded when all of them did, else failed.
 	phase phase
-	// reason is the TaskRun condition reason once the task ended.
+	// reason is $(tasks.X.reason) once the task ended (getReason).
 	reason string
-	// cancelled: the TaskRun was cancelled (reason TaskRunCancelled);
-	// byTimeout: because a pipeline timeout was reached.
+	// cancelled: a TaskRun was cancelled (reason TaskRunCancelled);
+	// byTimeout: one was because a pipeline timeout was reached.
 	cancelled, byTimeout bool
 	// skipped is set once the task is reported skipped; its reason is
 	// recomputed from the facts, as Tekton does on every reconcile.
 	skipped bool
-	// params and when, resolved when the task was started or skipped.
-	params []*planpb.Param
-	when   []*planpb.WhenExpression
+	// when, resolved when the task was started or skipped.
+	when []*planpb.WhenExpression
 	// invalidErr explains an invalid task.
 	invalidErr string
+}
+
+// taskRun is one TaskRun of a pipeline task: its plan task and its end.
+type taskRun struct {
+	task  *planpb.Task
+	phase phase
+	// reason is the TaskRun condition reason once it ended.
+	reason               string
+	cancelled, byTimeout bool
+	// params, resolved when it was started.
+	params []*planpb.Param
 }
 
 func (n *node) scheduled() bool { return n.phase != pending && n.phase != invalid }
@@ -62,7 +84,9 @@ type Facts struct {
 	graph   *dag.Graph
 	dagN    []*node
 	finalN  []*node
-	byName  map[string]*node
+	byName  map[string]*node // by pipeline task name
+	runs    map[string]*taskRun
+	runNode map[string]*node // by plan task name
 	results *results.Store
 
 	// What happened to the run as a whole.
@@ -94,28 +118,29 @@ func NewFacts(plan *planpb.Plan, store *results.Store) (*Facts, error) {
 			}
 		}
 	}
-	f := &Facts{plan: plan, byName: map[string]*node{}, results: store}
-	nodes := make([]dag.Node, len(plan.GetTasks()))
-	for i, t := range plan.GetTasks() {
-		nodes[i] = dag.Node{Name: t.GetName(), After: t.GetRunAfter()}
-		f.dagN = append(f.dagN, f.newNode(t, false, i))
+	f := &Facts{plan: plan, byName: map[string]*node{}, runs: map[string]*taskRun{}, runNode: map[string]*node{}, results: store}
+	var err error
+	if f.dagN, err = f.group(plan.GetTasks(), false); err != nil {
+		return nil, fmt.Errorf("plan %q: %w", plan.GetName(), err)
+	}
+	if f.finalN, err = f.group(plan.GetFinally(), true); err != nil {
+		return nil, fmt.Errorf("plan %q: %w", plan.GetName(), err)
+	}
+	nodes := make([]dag.Node, len(f.dagN))
+	for i, n := range f.dagN {
+		nodes[i] = dag.Node{Name: n.name, After: f.pipelineTasks(n.task.GetRunAfter())}
 	}
 	g, err := dag.New(nodes)
 	if err != nil {
 		return nil, fmt.Errorf("plan %q: %w", plan.GetName(), err)
 	}
 	f.graph = g
-	for _, t := range plan.GetFinally() {
-		if _, dup := f.byName[t.GetName()]; dup {
-			return nil, fmt.Errorf("plan %q: task %q is declared twice", plan.GetName(), t.GetName())
-		}
-		f.finalN = append(f.finalN, f.newNode(t, true, -1))
-	}
 	return f, nil
 }
 
 func (f *Facts) newNode(t *planpb.Task, final bool, index int) *node {
-	n := &node{task: t, final: final, index: index}
+	n := &node{name: pipelineTask(t), task: t, final: final, index: index,
+		matrixed: t.GetMatrix() != nil, empty: t.GetMatrix().GetEmpty()}
 	// In Tekton's order (PipelineTaskResultRefs): params, then when.
 	var texts []string
 	for _, p := range t.GetParams() {
@@ -129,7 +154,6 @@ func (f *Facts) newNode(t *planpb.Task, final bool, index int) *node {
 		n.refs = append(n.refs, results.Refs(s)...)
 		n.indexed = append(n.indexed, indexedRefs(s)...)
 	}
-	f.byName[t.GetName()] = n
 	return n
 }
 
@@ -198,8 +222,8 @@ func (f *Facts) nextDAG(d *Decision) bool {
 		if n.phase == pending && !n.skipped {
 			if reason := f.skip(n); reason != "" {
 				n.skipped = true
-				n.params, n.when = f.resolve(n, nil)
-				d.Skipped = append(d.Skipped, &planpb.SkippedTask{Name: n.task.GetName(), Reason: reason, When: n.when})
+				n.when = f.resolveWhen(n, nil)
+				d.Skipped = append(d.Skipped, &planpb.SkippedTask{Name: n.name, Reason: reason, When: n.when})
 				progressed = true
 			}
 		}
@@ -226,12 +250,21 @@ func (f *Facts) nextDAG(d *Decision) bool {
 		return progressed
 	}
 	for _, n := range queue {
-		n.params, n.when = f.resolve(n, nil)
-		n.phase = running
-		d.Start = append(d.Start, &Ready{Task: n.task, Params: n.params})
+		n.when = f.resolveWhen(n, nil)
+		f.start(n, d, nil)
 		progressed = true
 	}
 	return progressed
+}
+
+// start starts every TaskRun of n, each with its params resolved.
+func (f *Facts) start(n *node, d *Decision, status map[string]string) {
+	n.phase = running
+	for _, r := range n.runs {
+		r.params = f.resolveParams(n, r, status)
+		r.phase = running
+		d.Start = append(d.Start, &Ready{Task: r.task, Final: n.final, Params: r.params})
+	}
 }
 
 // nextFinally is GetFinalTasks plus IsFinallySkipped.
@@ -244,13 +277,12 @@ func (f *Facts) nextFinally(d *Decision) bool {
 		}
 		if reason := f.finallySkip(n, status); reason != "" {
 			n.skipped = true
-			d.Skipped = append(d.Skipped, &planpb.SkippedTask{Name: n.task.GetName(), Reason: reason, When: whenIfSkippedByWhen(reason, n.when)})
+			d.Skipped = append(d.Skipped, &planpb.SkippedTask{Name: n.name, Reason: reason, When: whenIfSkippedByWhen(reason, n.when)})
 			progressed = true
 			continue
 		}
-		n.phase = running
 		f.finallyStarted = true
-		d.Start = append(d.Start, &Ready{Task: n.task, Final: true, Params: n.params})
+		f.start(n, d, status)
 		progressed = true
 	}
 	return progressed
@@ -291,6 +323,8 @@ func (f *Facts) skip(n *node) string {
 		r = SkipPipelineTimedOut
 	case parentsDone && f.tasksTimedOut:
 		r = SkipTasksTimedOut
+	case n.empty:
+		r = SkipEmptyMatrix
 	}
 	f.skipCache[n] = r
 	return r
@@ -299,7 +333,7 @@ func (f *Facts) skip(n *node) string {
 // finallySkip is IsFinallySkipped: why a finally task does not run, or "".
 func (f *Facts) finallySkip(n *node, status map[string]string) string {
 	missing := f.unresolvable(n) != ""
-	n.params, n.when = f.resolve(n, status)
+	n.when = f.resolveWhen(n, status)
 	switch {
 	case missing:
 		return SkipMissingResults
@@ -309,6 +343,8 @@ func (f *Facts) finallySkip(n *node, status map[string]string) string {
 		return SkipPipelineTimedOut
 	case f.finallyTimedOut:
 		return SkipFinallyTimedOut
+	case n.empty:
+		return SkipEmptyMatrix
 	}
 	return ""
 }
@@ -365,8 +401,7 @@ func (f *Facts) dagDone() bool {
 }
 
 func (f *Facts) whenAllows(n *node) bool {
-	_, when := f.resolve(n, nil)
-	return whenAllows(when)
+	return whenAllows(f.resolveWhen(n, nil))
 }
 
 // whenAllows is WhenExpressions.AllowsExecution for in/notin expressions.
@@ -395,7 +430,7 @@ func (f *Facts) unresolvable(n *node) string {
 		if ref == nil || (ref.phase != succeeded && ref.phase != failed) {
 			return r.Task
 		}
-		if _, ok := f.results.Get(r.Task, r.Result); !ok {
+		if _, ok := f.result(ref, r.Result); !ok {
 			return r.Task
 		}
 	}
@@ -421,16 +456,16 @@ func (f *Facts) missingResult(n *node) string {
 		switch {
 		case ref == nil:
 			return fmt.Sprintf("Result reference error: Could not find ref \"%s\" in internal pipelineRunState", r.Task)
-		case ref.phase == pending || ref.phase == invalid:
+		case ref.phase == pending || ref.phase == invalid || len(ref.runs) == 0:
 			return fmt.Sprintf("Result reference error: Internal result ref \"%s\" has zero-length TaskRuns", r.Task)
 		}
-		if _, ok := f.results.Get(r.Task, r.Result); ok {
+		if _, ok := f.result(ref, r.Result); ok {
 			continue
 		}
 		if ref.phase == succeeded {
 			// MissingResultFromCompletedTaskError
 			return fmt.Sprintf("task %q completed successfully but did not emit the result %q, which is referenced by task %q",
-				r.Task, r.Result, n.task.GetName())
+				r.Task, r.Result, n.name)
 		}
 		// findTaskResultForParam's ErrInvalidTaskResultReference
 		return fmt.Sprintf("Invalid task result reference: Could not find result with name %s for pipeline task %s", r.Result, r.Task)
@@ -438,24 +473,45 @@ func (f *Facts) missingResult(n *node) string {
 	return ""
 }
 
-// resolve substitutes the results that can be resolved into n's params and
-// when expressions, all or nothing as Tekton's ResolveResultRefs does, then
-// the finally status variables when given.
-func (f *Facts) resolve(n *node, status map[string]string) ([]*planpb.Param, []*planpb.WhenExpression) {
+// vars are the results that can be resolved into n's params and when
+// expressions, all or nothing as Tekton's ResolveResultRefs does, then the
+// finally status variables when given.
+func (f *Facts) vars(n *node, status map[string]string) *results.Vars {
 	vars := results.NewVars()
 	if f.unresolvable(n) == "" {
 		for _, r := range n.refs {
-			v, _ := f.results.Get(r.Task, r.Result)
+			v, _ := f.result(f.byName[r.Task], r.Result)
 			vars.SetResult(r.Task, r.Result, v)
 		}
 	}
 	for k, v := range status {
 		vars.SetString(k, v)
 	}
-	params := make([]*planpb.Param, len(n.task.GetParams()))
-	for i, p := range n.task.GetParams() {
+	return vars
+}
+
+// resolveParams are the params TaskRun r is created with: its matrix
+// combination, if any, then the pipeline task's, resolved, with the
+// matrix context variables the reconciler applies when it creates the
+// TaskRun (ApplyPipelineTaskContexts).
+func (f *Facts) resolveParams(n *node, r *taskRun, status map[string]string) []*planpb.Param {
+	vars := f.vars(n, status)
+	combination := min(int(r.task.GetMatrix().GetCombination()), len(r.task.GetParams()))
+	f.matrixLengths(r.task.GetParams()[combination:], vars)
+	params := make([]*planpb.Param, len(r.task.GetParams()))
+	for i, p := range r.task.GetParams() {
+		if i < combination {
+			params[i] = p
+			continue
+		}
 		params[i] = &planpb.Param{Name: p.GetName(), Value: vars.ApplyValue(p.GetValue())}
 	}
+	return params
+}
+
+// resolveWhen is n's when expressions with what resolveParams applies.
+func (f *Facts) resolveWhen(n *node, status map[string]string) []*planpb.WhenExpression {
+	vars := f.vars(n, status)
 	when := make([]*planpb.WhenExpression, len(n.task.GetWhen()))
 	for i, w := range n.task.GetWhen() {
 		when[i] = &planpb.WhenExpression{
@@ -465,7 +521,7 @@ func (f *Facts) resolve(n *node, status map[string]string) ([]*planpb.Param, []*
 			Cel:      vars.Apply(w.GetCel()),
 		}
 	}
-	return params, when
+	return when
 }
 
 // taskStatusVars are $(tasks.X.status), $(tasks.X.reason) and
@@ -473,8 +529,8 @@ func (f *Facts) resolve(n *node, status map[string]string) ([]*planpb.Param, []*
 func (f *Facts) taskStatusVars() map[string]string {
 	vars := map[string]string{}
 	for _, n := range f.dagN {
-		vars["tasks."+n.task.GetName()+".status"] = taskState(n)
-		vars["tasks."+n.task.GetName()+".reason"] = n.reason
+		vars["tasks."+n.name+".status"] = taskState(n)
+		vars["tasks."+n.name+".reason"] = n.reason
 	}
 	aggregate := stateNone
 	if f.dagDone() {
@@ -505,19 +561,21 @@ func taskState(n *node) string {
 	return stateNone
 }
 
-// Running lists the tasks that run now.
+// Running lists the plan tasks that run now.
 func (f *Facts) Running() []string {
 	var names []string
 	for _, n := range append(slices.Clip(f.dagN), f.finalN...) {
-		if n.phase == running {
-			names = append(names, n.task.GetName())
+		for _, r := range n.runs {
+			if r.phase == running {
+				names = append(names, r.task.GetName())
+			}
 		}
 	}
 	return names
 }
 
-// IsFinal tells whether the named task is a finally task.
-func (f *Facts) IsFinal(name string) bool { return f.byName[name].final }
+// IsFinal tells whether the named plan task is a finally task.
+func (f *Facts) IsFinal(name string) bool { return f.runNode[name].final }
 
 // FinallyStarted tells whether a finally task was started.
 func (f *Facts) FinallyStarted() bool { return f.finallyStarted }
@@ -531,8 +589,7 @@ func (f *Facts) liveSkipped() []*planpb.SkippedTask {
 	var out []*planpb.SkippedTask
 	for _, n := range f.dagN {
 		if r := f.skip(n); r != "" {
-			_, when := f.resolve(n, nil)
-			out = append(out, &planpb.SkippedTask{Name: n.task.GetName(), Reason: r, When: when})
+			out = append(out, &planpb.SkippedTask{Name: n.name, Reason: r, When: f.resolveWhen(n, nil)})
 		}
 	}
 	if f.dagDone() {
@@ -542,7 +599,7 @@ func (f *Facts) liveSkipped() []*planpb.SkippedTask {
 				continue
 			}
 			if r := f.finallySkip(n, status); r != "" {
-				out = append(out, &planpb.SkippedTask{Name: n.task.GetName(), Reason: r, When: whenIfSkippedByWhen(r, n.when)})
+				out = append(out, &planpb.SkippedTask{Name: n.name, Reason: r, When: whenIfSkippedByWhen(r, n.when)})
 			}
 		}
 	}

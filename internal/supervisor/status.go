@@ -9,15 +9,19 @@ import (
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
-// Finished records the end of a task that was started.
+// Finished records the end of a plan task that was started: a TaskRun.
 func (f *Facts) Finished(name string, ok bool, reason string, cancelled, byTimeout bool) {
-	n := f.byName[name]
+	r, n := f.runs[name], f.runNode[name]
 	if ok {
-		n.phase = succeeded
+		r.phase = succeeded
 	} else {
-		n.phase = failed
+		r.phase = failed
 	}
-	n.reason, n.cancelled, n.byTimeout = reason, cancelled, byTimeout
+	r.reason, r.cancelled, r.byTimeout = reason, cancelled, byTimeout
+	if !n.ended() {
+		// A matrixed task ends with its last TaskRun.
+		return
+	}
 	if f.frozen != nil {
 		return
 	}
@@ -255,8 +259,8 @@ func (f *Facts) invalidErrors() string {
 	byName := map[string]string{}
 	for _, n := range f.dagN {
 		if n.phase == invalid {
-			names = append(names, n.task.GetName())
-			byName[n.task.GetName()] = n.invalidErr
+			names = append(names, n.name)
+			byName[n.name] = n.invalidErr
 		}
 	}
 	slices.Sort(names)

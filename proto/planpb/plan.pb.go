@@ -220,7 +220,7 @@ func (x KeyRef_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyRef_Kind.Descriptor instead.
 func (KeyRef_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{11, 0}
+	return file_plan_proto_rawDescGZIP(), []int{12, 0}
 }
 
 // Plan is one compiled PipelineRun or TaskRun.
@@ -765,7 +765,13 @@ type Task struct {
 	// Hermetic: the TaskRun carries Tekton's annotation
 	// experimental.tekton.dev/execution-mode: hermetic, so its steps run with
 	// no network (new user and network namespaces); its sidecars keep theirs.
-	Hermetic      bool `protobuf:"varint,16,opt,name=hermetic,proto3" json:"hermetic,omitempty"`
+	Hermetic bool `protobuf:"varint,16,opt,name=hermetic,proto3" json:"hermetic,omitempty"`
+	// Set when this task is one TaskRun of a matrixed PipelineTask. Tekton
+	// fans such a PipelineTask out into one TaskRun per combination of its
+	// matrix params; the plan has one task per TaskRun, and the supervisor
+	// treats the tasks that share matrix.pipeline_task as that one pipeline
+	// task (dependencies, when, skipping, $(tasks.X.status), results).
+	Matrix        *Matrix `protobuf:"bytes,17,opt,name=matrix,proto3" json:"matrix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -912,6 +918,93 @@ func (x *Task) GetHermetic() bool {
 	return false
 }
 
+func (x *Task) GetMatrix() *Matrix {
+	if x != nil {
+		return x.Matrix
+	}
+	return nil
+}
+
+// Matrix places a plan task in its matrixed PipelineTask.
+type Matrix struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The PipelineTask's name. Its plan tasks are named after it: the name
+	// alone when it fans out into one TaskRun, NAME-INDEX when into more.
+	// run_after lists every one of them.
+	PipelineTask string `protobuf:"bytes,1,opt,name=pipeline_task,json=pipelineTask,proto3" json:"pipeline_task,omitempty"`
+	// This TaskRun's index among the PipelineTask's (Tekton's "-INDEX"
+	// TaskRun name suffix).
+	Index int32 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// A matrix param is an empty array: Tekton skips the PipelineTask
+	// ("Matrix Parameters have an empty array"). This plan task only stands
+	// for it: it has no steps and never runs.
+	Empty bool `protobuf:"varint,3,opt,name=empty,proto3" json:"empty,omitempty"`
+	// How many of the task's params, first, are this TaskRun's combination of
+	// matrix params: they are final, the supervisor substitutes nothing in
+	// them (the PipelineTask's own params follow).
+	Combination   int32 `protobuf:"varint,4,opt,name=combination,proto3" json:"combination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Matrix) Reset() {
+	*x = Matrix{}
+	mi := &file_plan_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Matrix) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Matrix) ProtoMessage() {}
+
+func (x *Matrix) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Matrix.ProtoReflect.Descriptor instead.
+func (*Matrix) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Matrix) GetPipelineTask() string {
+	if x != nil {
+		return x.PipelineTask
+	}
+	return ""
+}
+
+func (x *Matrix) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Matrix) GetEmpty() bool {
+	if x != nil {
+		return x.Empty
+	}
+	return false
+}
+
+func (x *Matrix) GetCombination() int32 {
+	if x != nil {
+		return x.Combination
+	}
+	return 0
+}
+
 // TaskSpec is the Task's spec after stepTemplate merging, still with
 // task-level $(params.*), $(results.*), $(workspaces.*) references.
 type TaskSpec struct {
@@ -932,7 +1025,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_plan_proto_msgTypes[8]
+	mi := &file_plan_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1037,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[8]
+	mi := &file_plan_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1050,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{8}
+	return file_plan_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TaskSpec) GetParams() []*ParamSpec {
@@ -1026,7 +1119,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_plan_proto_msgTypes[9]
+	mi := &file_plan_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1131,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[9]
+	mi := &file_plan_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1144,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{9}
+	return file_plan_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Step) GetName() string {
@@ -1164,7 +1257,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_plan_proto_msgTypes[10]
+	mi := &file_plan_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1269,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[10]
+	mi := &file_plan_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1282,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{10}
+	return file_plan_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1225,7 +1318,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_plan_proto_msgTypes[11]
+	mi := &file_plan_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1330,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[11]
+	mi := &file_plan_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1343,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{11}
+	return file_plan_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KeyRef) GetKind() KeyRef_Kind {
@@ -1296,7 +1389,7 @@ type WhenExpression struct {
 
 func (x *WhenExpression) Reset() {
 	*x = WhenExpression{}
-	mi := &file_plan_proto_msgTypes[12]
+	mi := &file_plan_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1401,7 @@ func (x *WhenExpression) String() string {
 func (*WhenExpression) ProtoMessage() {}
 
 func (x *WhenExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[12]
+	mi := &file_plan_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1414,7 @@ func (x *WhenExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhenExpression.ProtoReflect.Descriptor instead.
 func (*WhenExpression) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{12}
+	return file_plan_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WhenExpression) GetInput() string {
@@ -1364,7 +1457,7 @@ type WorkspaceDeclaration struct {
 
 func (x *WorkspaceDeclaration) Reset() {
 	*x = WorkspaceDeclaration{}
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1469,7 @@ func (x *WorkspaceDeclaration) String() string {
 func (*WorkspaceDeclaration) ProtoMessage() {}
 
 func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1482,7 @@ func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceDeclaration.ProtoReflect.Descriptor instead.
 func (*WorkspaceDeclaration) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{13}
+	return file_plan_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WorkspaceDeclaration) GetName() string {
@@ -1436,7 +1529,7 @@ type WorkspaceBinding struct {
 
 func (x *WorkspaceBinding) Reset() {
 	*x = WorkspaceBinding{}
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1541,7 @@ func (x *WorkspaceBinding) String() string {
 func (*WorkspaceBinding) ProtoMessage() {}
 
 func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1554,7 @@ func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceBinding.ProtoReflect.Descriptor instead.
 func (*WorkspaceBinding) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{14}
+	return file_plan_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WorkspaceBinding) GetName() string {
@@ -1508,7 +1601,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1613,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1626,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{15}
+	return file_plan_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Volume) GetName() string {
@@ -1693,7 +1786,7 @@ type EmptyDir struct {
 
 func (x *EmptyDir) Reset() {
 	*x = EmptyDir{}
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1798,7 @@ func (x *EmptyDir) String() string {
 func (*EmptyDir) ProtoMessage() {}
 
 func (x *EmptyDir) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1811,7 @@ func (x *EmptyDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmptyDir.ProtoReflect.Descriptor instead.
 func (*EmptyDir) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{16}
+	return file_plan_proto_rawDescGZIP(), []int{17}
 }
 
 // Files is a ConfigMap or Secret: its name and, when the document was given,
@@ -1735,7 +1828,7 @@ type Files struct {
 
 func (x *Files) Reset() {
 	*x = Files{}
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1840,7 @@ func (x *Files) String() string {
 func (*Files) ProtoMessage() {}
 
 func (x *Files) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1853,7 @@ func (x *Files) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Files.ProtoReflect.Descriptor instead.
 func (*Files) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{17}
+	return file_plan_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Files) GetName() string {
@@ -1798,7 +1891,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1903,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1916,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{18}
+	return file_plan_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Condition) GetStatus() string {
@@ -1875,7 +1968,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1980,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1993,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{19}
+	return file_plan_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StepState) GetName() string {
@@ -1983,7 +2076,7 @@ type ResultValue struct {
 
 func (x *ResultValue) Reset() {
 	*x = ResultValue{}
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2088,7 @@ func (x *ResultValue) String() string {
 func (*ResultValue) ProtoMessage() {}
 
 func (x *ResultValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2101,7 @@ func (x *ResultValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultValue.ProtoReflect.Descriptor instead.
 func (*ResultValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{20}
+	return file_plan_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResultValue) GetName() string {
@@ -2038,7 +2131,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2143,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2156,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{21}
+	return file_plan_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TaskAttempt) GetCondition() *Condition {
@@ -2119,7 +2212,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2224,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2237,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{22}
+	return file_plan_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskStatus) GetName() string {
@@ -2236,7 +2329,7 @@ type SkippedTask struct {
 
 func (x *SkippedTask) Reset() {
 	*x = SkippedTask{}
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2341,7 @@ func (x *SkippedTask) String() string {
 func (*SkippedTask) ProtoMessage() {}
 
 func (x *SkippedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2354,7 @@ func (x *SkippedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedTask.ProtoReflect.Descriptor instead.
 func (*SkippedTask) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{23}
+	return file_plan_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SkippedTask) GetName() string {
@@ -2301,7 +2394,7 @@ type RunStatus struct {
 
 func (x *RunStatus) Reset() {
 	*x = RunStatus{}
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2406,7 @@ func (x *RunStatus) String() string {
 func (*RunStatus) ProtoMessage() {}
 
 func (x *RunStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2419,7 @@ func (x *RunStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStatus.ProtoReflect.Descriptor instead.
 func (*RunStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{24}
+	return file_plan_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RunStatus) GetName() string {
@@ -2394,7 +2487,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2499,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2512,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{25}
+	return file_plan_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -2539,7 +2632,7 @@ const file_plan_proto_rawDesc = "" +
 	"\x0ePipelineResult\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x17.podrunner.v1.ValueTypeR\x04type\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.podrunner.v1.ValueR\x05value\"\xf5\x06\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.podrunner.v1.ValueR\x05value\"\xa3\a\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\rtask_run_name\x18\x02 \x01(\tR\vtaskRunName\x12\"\n" +
@@ -2559,7 +2652,8 @@ const file_plan_proto_rawDesc = "" +
 	"\x06labels\x18\r \x03(\v2\x1e.podrunner.v1.Task.LabelsEntryR\x06labels\x12E\n" +
 	"\vannotations\x18\x0e \x03(\v2#.podrunner.v1.Task.AnnotationsEntryR\vannotations\x12*\n" +
 	"\x11on_error_continue\x18\x0f \x01(\bR\x0fonErrorContinue\x12\x1a\n" +
-	"\bhermetic\x18\x10 \x01(\bR\bhermetic\x1a:\n" +
+	"\bhermetic\x18\x10 \x01(\bR\bhermetic\x12,\n" +
+	"\x06matrix\x18\x11 \x01(\v2\x14.podrunner.v1.MatrixR\x06matrix\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -2568,7 +2662,12 @@ const file_plan_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"{\n" +
+	"\x06Matrix\x12#\n" +
+	"\rpipeline_task\x18\x01 \x01(\tR\fpipelineTask\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x14\n" +
+	"\x05empty\x18\x03 \x01(\bR\x05empty\x12 \n" +
+	"\vcombination\x18\x04 \x01(\x05R\vcombination\"\xa7\x02\n" +
 	"\bTaskSpec\x12/\n" +
 	"\x06params\x18\x01 \x03(\v2\x17.podrunner.v1.ParamSpecR\x06params\x122\n" +
 	"\aresults\x18\x02 \x03(\v2\x18.podrunner.v1.ResultSpecR\aresults\x12(\n" +
@@ -2747,7 +2846,7 @@ func file_plan_proto_rawDescGZIP() []byte {
 }
 
 var file_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_plan_proto_goTypes = []any{
 	(RunKind)(0),                  // 0: podrunner.v1.RunKind
 	(ValueType)(0),                // 1: podrunner.v1.ValueType
@@ -2761,33 +2860,34 @@ var file_plan_proto_goTypes = []any{
 	(*ResultSpec)(nil),            // 9: podrunner.v1.ResultSpec
 	(*PipelineResult)(nil),        // 10: podrunner.v1.PipelineResult
 	(*Task)(nil),                  // 11: podrunner.v1.Task
-	(*TaskSpec)(nil),              // 12: podrunner.v1.TaskSpec
-	(*Step)(nil),                  // 13: podrunner.v1.Step
-	(*EnvVar)(nil),                // 14: podrunner.v1.EnvVar
-	(*KeyRef)(nil),                // 15: podrunner.v1.KeyRef
-	(*WhenExpression)(nil),        // 16: podrunner.v1.WhenExpression
-	(*WorkspaceDeclaration)(nil),  // 17: podrunner.v1.WorkspaceDeclaration
-	(*WorkspaceBinding)(nil),      // 18: podrunner.v1.WorkspaceBinding
-	(*Volume)(nil),                // 19: podrunner.v1.Volume
-	(*EmptyDir)(nil),              // 20: podrunner.v1.EmptyDir
-	(*Files)(nil),                 // 21: podrunner.v1.Files
-	(*Condition)(nil),             // 22: podrunner.v1.Condition
-	(*StepState)(nil),             // 23: podrunner.v1.StepState
-	(*ResultValue)(nil),           // 24: podrunner.v1.ResultValue
-	(*TaskAttempt)(nil),           // 25: podrunner.v1.TaskAttempt
-	(*TaskStatus)(nil),            // 26: podrunner.v1.TaskStatus
-	(*SkippedTask)(nil),           // 27: podrunner.v1.SkippedTask
-	(*RunStatus)(nil),             // 28: podrunner.v1.RunStatus
-	(*Event)(nil),                 // 29: podrunner.v1.Event
-	nil,                           // 30: podrunner.v1.Value.ObjectValueEntry
-	nil,                           // 31: podrunner.v1.Task.ContextEntry
-	nil,                           // 32: podrunner.v1.Task.LabelsEntry
-	nil,                           // 33: podrunner.v1.Task.AnnotationsEntry
-	nil,                           // 34: podrunner.v1.Step.RequestsEntry
-	nil,                           // 35: podrunner.v1.Step.LimitsEntry
-	nil,                           // 36: podrunner.v1.Files.DataEntry
-	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*Matrix)(nil),                // 12: podrunner.v1.Matrix
+	(*TaskSpec)(nil),              // 13: podrunner.v1.TaskSpec
+	(*Step)(nil),                  // 14: podrunner.v1.Step
+	(*EnvVar)(nil),                // 15: podrunner.v1.EnvVar
+	(*KeyRef)(nil),                // 16: podrunner.v1.KeyRef
+	(*WhenExpression)(nil),        // 17: podrunner.v1.WhenExpression
+	(*WorkspaceDeclaration)(nil),  // 18: podrunner.v1.WorkspaceDeclaration
+	(*WorkspaceBinding)(nil),      // 19: podrunner.v1.WorkspaceBinding
+	(*Volume)(nil),                // 20: podrunner.v1.Volume
+	(*EmptyDir)(nil),              // 21: podrunner.v1.EmptyDir
+	(*Files)(nil),                 // 22: podrunner.v1.Files
+	(*Condition)(nil),             // 23: podrunner.v1.Condition
+	(*StepState)(nil),             // 24: podrunner.v1.StepState
+	(*ResultValue)(nil),           // 25: podrunner.v1.ResultValue
+	(*TaskAttempt)(nil),           // 26: podrunner.v1.TaskAttempt
+	(*TaskStatus)(nil),            // 27: podrunner.v1.TaskStatus
+	(*SkippedTask)(nil),           // 28: podrunner.v1.SkippedTask
+	(*RunStatus)(nil),             // 29: podrunner.v1.RunStatus
+	(*Event)(nil),                 // 30: podrunner.v1.Event
+	nil,                           // 31: podrunner.v1.Value.ObjectValueEntry
+	nil,                           // 32: podrunner.v1.Task.ContextEntry
+	nil,                           // 33: podrunner.v1.Task.LabelsEntry
+	nil,                           // 34: podrunner.v1.Task.AnnotationsEntry
+	nil,                           // 35: podrunner.v1.Step.RequestsEntry
+	nil,                           // 36: podrunner.v1.Step.LimitsEntry
+	nil,                           // 37: podrunner.v1.Files.DataEntry
+	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
 }
 var file_plan_proto_depIdxs = []int32{
 	0,  // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
@@ -2795,12 +2895,12 @@ var file_plan_proto_depIdxs = []int32{
 	11, // 2: podrunner.v1.Plan.finally:type_name -> podrunner.v1.Task
 	10, // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
 	5,  // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
-	19, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
-	37, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
-	37, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
-	37, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
+	20, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
+	38, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
+	38, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
+	38, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
 	1,  // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
-	30, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
+	31, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
 	6,  // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
 	1,  // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
 	6,  // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
@@ -2808,65 +2908,66 @@ var file_plan_proto_depIdxs = []int32{
 	1,  // 15: podrunner.v1.PipelineResult.type:type_name -> podrunner.v1.ValueType
 	6,  // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
 	7,  // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
-	16, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
-	37, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
-	12, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
-	18, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
-	31, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
-	32, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
-	33, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
-	8,  // 25: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
-	9,  // 26: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
-	13, // 27: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
-	17, // 28: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
-	13, // 29: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
-	14, // 30: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
-	2,  // 31: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
-	37, // 32: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
-	9,  // 33: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
-	34, // 34: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
-	35, // 35: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
-	15, // 36: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
-	3,  // 37: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
-	20, // 38: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
-	20, // 39: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
-	21, // 40: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
-	21, // 41: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	20, // 42: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
-	20, // 43: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
-	36, // 44: podrunner.v1.Files.data:type_name -> podrunner.v1.Files.DataEntry
-	38, // 45: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	38, // 46: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	38, // 47: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 48: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	22, // 49: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	38, // 50: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	38, // 51: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	23, // 52: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	22, // 53: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	38, // 54: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	38, // 55: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	23, // 56: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	24, // 57: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	25, // 58: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 59: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	23, // 60: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	16, // 61: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	22, // 62: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	38, // 63: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	38, // 64: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	26, // 65: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	27, // 66: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	24, // 67: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	38, // 68: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	26, // 69: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	27, // 70: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	28, // 71: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	72, // [72:72] is the sub-list for method output_type
-	72, // [72:72] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	17, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
+	38, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
+	13, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
+	19, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
+	32, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
+	33, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
+	34, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
+	12, // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
+	8,  // 26: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
+	9,  // 27: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
+	14, // 28: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
+	18, // 29: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
+	14, // 30: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
+	15, // 31: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
+	2,  // 32: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
+	38, // 33: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
+	9,  // 34: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
+	35, // 35: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
+	36, // 36: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
+	16, // 37: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
+	3,  // 38: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
+	21, // 39: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
+	21, // 40: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
+	22, // 41: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
+	22, // 42: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
+	21, // 43: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	21, // 44: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	37, // 45: podrunner.v1.Files.data:type_name -> podrunner.v1.Files.DataEntry
+	39, // 46: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	39, // 47: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	39, // 48: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 49: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	23, // 50: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	39, // 51: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	39, // 52: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	24, // 53: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	23, // 54: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	39, // 55: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	39, // 56: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	24, // 57: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	25, // 58: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	26, // 59: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 60: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	24, // 61: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	17, // 62: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	23, // 63: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	39, // 64: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	39, // 65: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	27, // 66: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	28, // 67: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	25, // 68: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	39, // 69: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	27, // 70: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	28, // 71: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	29, // 72: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	73, // [73:73] is the sub-list for method output_type
+	73, // [73:73] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -2874,7 +2975,7 @@ func file_plan_proto_init() {
 	if File_plan_proto != nil {
 		return
 	}
-	file_plan_proto_msgTypes[15].OneofWrappers = []any{
+	file_plan_proto_msgTypes[16].OneofWrappers = []any{
 		(*Volume_EmptyDir)(nil),
 		(*Volume_ClaimTemplate)(nil),
 		(*Volume_HostPath)(nil),
@@ -2884,7 +2985,7 @@ func file_plan_proto_init() {
 		(*Volume_Projected)(nil),
 		(*Volume_Csi)(nil),
 	}
-	file_plan_proto_msgTypes[25].OneofWrappers = []any{
+	file_plan_proto_msgTypes[26].OneofWrappers = []any{
 		(*Event_Task)(nil),
 		(*Event_Skipped)(nil),
 		(*Event_Run)(nil),
@@ -2895,7 +2996,7 @@ func file_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plan_proto_rawDesc), len(file_plan_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

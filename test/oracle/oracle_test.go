@@ -182,6 +182,12 @@ func completeTask(pt *v1.PipelineTask) {
 			ts.Params = append(ts.Params, v1.ParamSpec{Name: p.Name, Type: p.Value.Type})
 		}
 	}
+	// A matrix gives each TaskRun one string per matrix param.
+	for _, p := range pt.Matrix.GetAllParams() {
+		if !slices.ContainsFunc(ts.Params, func(ps v1.ParamSpec) bool { return ps.Name == p.Name }) {
+			ts.Params = append(ts.Params, v1.ParamSpec{Name: p.Name, Type: v1.ParamTypeString})
+		}
+	}
 	if len(ts.Steps) == 0 {
 		ts.Steps = []v1.Step{{Name: "run", Image: "busybox", Script: "true"}}
 	}
@@ -192,8 +198,10 @@ type harness struct {
 	t      *testing.T
 	tekton *tektonRun
 	ours   *oursRun
-	// initial are the tasks started before any event.
+	// initial are the plan tasks started before any event.
 	initial []string
+	// taskRun is the TaskRun of each plan task, planTask the reverse.
+	taskRun, planTask map[string]string
 }
 
 func newHarness(t *testing.T, sc scenario) *harness {
@@ -201,14 +209,23 @@ func newHarness(t *testing.T, sc scenario) *harness {
 	spec := parsePipeline(t, sc.pipeline)
 	tk := newTektonRun(t, spec, sc.timeouts, sc.flags)
 	plan := toPlan(tk)
-	return &harness{t: t, tekton: tk, ours: newOursRun(t, plan)}
+	h := &harness{t: t, tekton: tk, ours: newOursRun(t, plan), taskRun: map[string]string{}, planTask: map[string]string{}}
+	for _, pt := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
+		h.taskRun[pt.GetName()] = pt.GetTaskRunName()
+		h.planTask[pt.GetTaskRunName()] = pt.GetName()
+	}
+	return h
 }
 
 func (h *harness) apply(e event) {
 	h.tekton.tick()
 	switch e.kind {
 	case evFinish:
-		h.tekton.finish(e.task, e.end)
+		tr, ok := h.taskRun[e.task]
+		if !ok {
+			h.t.Fatalf("invalid scenario: no plan task %q", e.task)
+		}
+		h.tekton.finish(tr, e.end)
 		h.ours.finish(e.task, e.end)
 	case evCancel:
 		h.tekton.pr.Spec.Status = v1.PipelineRunSpecStatusCancelled
@@ -271,7 +288,7 @@ func runScenario(t *testing.T, sc scenario) *harness {
 	h := newHarness(t, sc)
 	h.step("start")
 	for name := range h.tekton.taskRuns {
-		h.initial = append(h.initial, h.tekton.taskRunTask(name))
+		h.initial = append(h.initial, h.planTask[name])
 	}
 	for i, e := range sc.events {
 		h.apply(e)
@@ -339,5 +356,26 @@ tasks:
 	got := h2.next()
 	if reflect.DeepEqual(want, got) {
 		t.Fatalf("a lost dependency went unnoticed: both started %+v", got)
+	}
+}
+
+// The harness sees a matrix lost too: plan tasks that are not grouped as
+// one pipeline task start under their own names.
+func TestHarnessDetectsLostMatrix(t *testing.T) {
+	sc := scenario{pipeline: `
+tasks:
+- name: m
+  matrix:
+    params: [{name: x, value: [a, b]}]
+`}
+	h := newHarness(t, sc)
+	for _, pt := range h.ours.plan.Tasks {
+		pt.Matrix = nil
+	}
+	h2 := newOursRun(t, h.ours.plan)
+	want := h.tekton.settle()
+	got := h2.next()
+	if len(want) != 2 || reflect.DeepEqual(want, got) {
+		t.Fatalf("a lost matrix went unnoticed: tekton started %+v, ours %+v", want, got)
 	}
 }

@@ -1,11 +1,13 @@
 package oracle
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"knative.dev/pkg/kmeta"
 
@@ -26,10 +28,11 @@ type (
 		Name  string
 		Value value
 	}
-	// start is a task that was started and the params it got.
+	// start is a TaskRun that was started, its pipeline task and the
+	// params it got.
 	start struct {
-		Task   string
-		Params []param
+		Task, TaskRun string
+		Params        []param
 	}
 	whenExpr struct {
 		Input, Operator string
@@ -132,13 +135,16 @@ func toPlan(tr *tektonRun) *planpb.Plan {
 	spec, pr := tr.spec, tr.pr
 	p := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: pr.Name, Namespace: pr.Namespace, PipelineName: pr.Name}
 	for _, pt := range spec.Tasks {
-		t := toTask(pt)
-		t.RunAfter = pt.Deps()
-		p.Tasks = append(p.Tasks, t)
+		ts := toTasks(tr, pt)
+		for _, t := range ts {
+			t.RunAfter = pt.Deps()
+		}
+		p.Tasks = append(p.Tasks, ts...)
 	}
 	for _, pt := range spec.Finally {
-		p.Finally = append(p.Finally, toTask(pt))
+		p.Finally = append(p.Finally, toTasks(tr, pt)...)
 	}
+	matrixRunAfter(p)
 	for _, r := range spec.Results {
 		p.Results = append(p.Results, &planpb.PipelineResult{Name: r.Name, Type: toType(v1.ParamType(r.Type)), Value: toValue(r.Value)})
 	}
@@ -158,10 +164,68 @@ func toPlan(tr *tektonRun) *planpb.Plan {
 	return p
 }
 
-func toTask(pt v1.PipelineTask) *planpb.Task {
+// toTasks are the plan tasks of a PipelineTask: one, or one per TaskRun of
+// a matrixed one (Tekton's TaskRun names, FanOut's combinations first in
+// the params), or one that stands for a matrix with an empty array param.
+// $(tasks.X.matrix.length) is known before the run.
+func toTasks(tr *tektonRun, pt v1.PipelineTask) []*planpb.Task {
+	pt = *resources.ApplyPipelineTaskContexts(&pt, tr.pr.Status, &resources.PipelineRunFacts{})
+	if !pt.IsMatrixed() {
+		return []*planpb.Task{toTask(pt, kmeta.ChildName(runName, "-"+pt.Name))}
+	}
+	names := resources.GetNamesOfTaskRuns(nil, pt.Name, runName, pt.Matrix.CountCombinations())
+	for _, p := range pt.Matrix.Params {
+		if p.Value.Type == v1.ParamTypeArray && len(p.Value.ArrayVal) == 0 {
+			t := toTask(pt, names[0])
+			t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, Empty: true}
+			return []*planpb.Task{t}
+		}
+	}
+	combinations := pt.Matrix.FanOut()
+	var out []*planpb.Task
+	for i, name := range names {
+		withCombination := pt
+		var combination v1.Params
+		if i < len(combinations) {
+			combination = combinations[i]
+		}
+		withCombination.Params = append(slices.Clone(combination), pt.Params...)
+		t := toTask(withCombination, name)
+		t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, Index: int32(i), Combination: int32(len(combination))}
+		if len(names) > 1 {
+			t.Name = fmt.Sprintf("%s-%d", pt.Name, i)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// matrixRunAfter puts a matrixed task's plan tasks in the run_after that
+// name it.
+func matrixRunAfter(p *planpb.Plan) {
+	instances := map[string][]string{}
+	for _, t := range slices.Concat(p.Tasks, p.Finally) {
+		if m := t.GetMatrix(); m != nil {
+			instances[m.GetPipelineTask()] = append(instances[m.GetPipelineTask()], t.GetName())
+		}
+	}
+	for _, t := range p.Tasks {
+		var after []string
+		for _, a := range t.RunAfter {
+			if names, ok := instances[a]; ok {
+				after = append(after, names...)
+			} else {
+				after = append(after, a)
+			}
+		}
+		t.RunAfter = after
+	}
+}
+
+func toTask(pt v1.PipelineTask, taskRunName string) *planpb.Task {
 	t := &planpb.Task{
 		Name:            pt.Name,
-		TaskRunName:     kmeta.ChildName(runName, "-"+pt.Name),
+		TaskRunName:     taskRunName,
 		Retries:         int32(pt.Retries),
 		OnErrorContinue: pt.OnError == v1.PipelineTaskContinue,
 		Spec:            &planpb.TaskSpec{},
@@ -174,7 +238,11 @@ func toTask(pt v1.PipelineTask) *planpb.Task {
 	}
 	if pt.TaskSpec != nil {
 		for _, ps := range pt.TaskSpec.Params {
-			t.Spec.Params = append(t.Spec.Params, &planpb.ParamSpec{Name: ps.Name, Type: toType(ps.Type), Properties: slices.Sorted(maps.Keys(ps.Properties))})
+			spec := &planpb.ParamSpec{Name: ps.Name, Type: toType(ps.Type), Properties: slices.Sorted(maps.Keys(ps.Properties))}
+			if ps.Default != nil {
+				spec.Default = toValue(*ps.Default)
+			}
+			t.Spec.Params = append(t.Spec.Params, spec)
 		}
 		for _, r := range pt.TaskSpec.Results {
 			t.Spec.Results = append(t.Spec.Results, &planpb.ResultSpec{Name: r.Name, Type: toType(v1.ParamType(r.Type)), Properties: slices.Sorted(maps.Keys(r.Properties))})
@@ -227,7 +295,11 @@ func (o *oursRun) next() []start {
 	d := o.facts.Next()
 	var started []start
 	for _, r := range d.Start {
-		started = append(started, start{Task: r.Task.GetName(), Params: paramsFromPlan(r.Params)})
+		task := r.Task.GetName()
+		if m := r.Task.GetMatrix(); m != nil {
+			task = m.GetPipelineTask()
+		}
+		started = append(started, start{Task: task, TaskRun: r.Task.GetTaskRunName(), Params: paramsFromPlan(r.Params)})
 	}
 	for _, s := range d.Skipped {
 		o.announced = append(o.announced, s.GetName())

@@ -51,6 +51,7 @@ func TestReasons(t *testing.T) {
 		{"SkipPipelineTimedOut", supervisor.SkipPipelineTimedOut, string(v1.PipelineTimedOutSkip), ""},
 		{"SkipTasksTimedOut", supervisor.SkipTasksTimedOut, string(v1.TasksTimedOutSkip), ""},
 		{"SkipFinallyTimedOut", supervisor.SkipFinallyTimedOut, string(v1.FinallyTimedOutSkip), ""},
+		{"SkipEmptyMatrix", supervisor.SkipEmptyMatrix, string(v1.EmptyArrayInMatrixParams), ""},
 
 		{"StepTimeoutExceeded", supervisor.StepTimeoutExceeded, pod.TerminationReasonTimeoutExceeded, ""},
 		{"StepCancelled", supervisor.StepCancelled, pod.TerminationReasonCancelled, ""},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -140,13 +139,11 @@ func compareFinal(t *testing.T, h *harness, want status, st *planpb.RunStatus) {
 	// The tasks that ran and their params.
 	ran := map[string][]param{}
 	for _, ts := range st.GetTasks() {
-		ran[ts.GetName()] = paramsFromPlan(ts.GetParams())
+		ran[ts.GetTaskRunName()] = paramsFromPlan(ts.GetParams())
 	}
 	tkRan := map[string][]param{}
-	for _, pt := range append(slices.Clone(h.tekton.spec.Tasks), h.tekton.spec.Finally...) {
-		if tr := h.tekton.taskRuns[h.tekton.taskRunName(pt.Name)]; tr != nil {
-			tkRan[pt.Name] = paramsFromTekton(tr.Spec.Params)
-		}
+	for name, tr := range h.tekton.taskRuns {
+		tkRan[name] = paramsFromTekton(tr.Spec.Params)
 	}
 	if !reflect.DeepEqual(tkRan, ran) {
 		t.Errorf("tasks run with params:\n tekton: %+v\n ours:   %+v", tkRan, ran)

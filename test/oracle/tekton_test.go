@@ -101,6 +101,8 @@ func newTektonRun(t *testing.T, spec *v1.PipelineSpec, timeouts *v1.TimeoutField
 	applied = resources.ApplyContexts(applied, runName, pr)
 	clock := clocktesting.NewFakePassiveClock(epoch)
 	pr.Status.InitializeConditions(clock)
+	// storePipelineSpecAndMergeMeta: $(tasks.X.matrix.length) reads it.
+	pr.Status.PipelineSpec = applied
 	return &tektonRun{t: t, ctx: ctx, spec: applied, pr: pr, clock: clock,
 		taskRuns: map[string]*v1.TaskRun{}, graph: g, final: fg}
 }
@@ -113,21 +115,6 @@ func (r *tektonRun) passDeadline(start time.Time, d time.Duration) {
 	if at := start.Add(d + time.Second); at.After(r.clock.Now()) {
 		r.clock.SetTime(at)
 	}
-}
-
-func (r *tektonRun) taskRunName(pipelineTask string) string {
-	return resources.GetTaskRunName(r.pr.Status.ChildReferences, pipelineTask, runName)
-}
-
-// taskRunTask is the pipeline task of a TaskRun.
-func (r *tektonRun) taskRunTask(taskRun string) string {
-	for _, c := range r.pr.Status.ChildReferences {
-		if c.Name == taskRun {
-			return c.PipelineTaskName
-		}
-	}
-	r.t.Fatalf("tekton: no child reference for TaskRun %q", taskRun)
-	return ""
 }
 
 func (r *tektonRun) getTaskRun(name string) (*v1.TaskRun, error) {
@@ -325,9 +312,31 @@ func (r *tektonRun) runNextSchedulableTask(facts *resources.PipelineRunFacts) []
 		if rpt.Skip(facts).IsSkipped || rpt.IsFinallySkipped(facts).IsSkipped {
 			continue
 		}
-		tr := r.createTaskRun(rpt)
-		rpt.TaskRuns = []*v1.TaskRun{tr}
-		started = append(started, start{Task: rpt.PipelineTask.Name, Params: paramsFromTekton(tr.Spec.Params)})
+		started = append(started, r.createTaskRuns(rpt, facts)...)
+	}
+	return started
+}
+
+// createTaskRuns is the reconciler's: one TaskRun per name, the i-th with
+// the i-th combination of a matrix, fanned out before the contexts are
+// applied.
+func (r *tektonRun) createTaskRuns(rpt *resources.ResolvedPipelineTask, facts *resources.PipelineRunFacts) []start {
+	var combinations []v1.Params
+	if rpt.PipelineTask.IsMatrixed() {
+		combinations = rpt.PipelineTask.Matrix.FanOut()
+	}
+	var started []start
+	rpt.TaskRuns = nil
+	for i, name := range rpt.TaskRunNames {
+		var params v1.Params
+		if i < len(combinations) {
+			params = combinations[i]
+		}
+		rpt.PipelineTask = resources.ApplyPipelineTaskContexts(rpt.PipelineTask, r.pr.Status, facts)
+		params = append(slices.Clone(params), rpt.PipelineTask.Params...)
+		tr := r.createTaskRun(name, params)
+		rpt.TaskRuns = append(rpt.TaskRuns, tr)
+		started = append(started, start{Task: rpt.PipelineTask.Name, TaskRun: name, Params: paramsFromTekton(tr.Spec.Params)})
 	}
 	return started
 }
@@ -342,11 +351,10 @@ func (r *tektonRun) setFinallyStartTime(facts *resources.PipelineRunFacts) {
 }
 
 // createTaskRun makes the running TaskRun Tekton would create.
-func (r *tektonRun) createTaskRun(rpt *resources.ResolvedPipelineTask) *v1.TaskRun {
-	name := rpt.TaskRunNames[0]
+func (r *tektonRun) createTaskRun(name string, params v1.Params) *v1.TaskRun {
 	tr := &v1.TaskRun{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", CreationTimestamp: metav1.NewTime(r.clock.Now())},
-		Spec:       v1.TaskRunSpec{Params: rpt.PipelineTask.Params.DeepCopy()},
+		Spec:       v1.TaskRunSpec{Params: params.DeepCopy()},
 	}
 	tr.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionUnknown, Reason: v1.TaskRunReasonRunning.String()})
 	tr.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
@@ -355,10 +363,10 @@ func (r *tektonRun) createTaskRun(rpt *resources.ResolvedPipelineTask) *v1.TaskR
 }
 
 // finish ends a running TaskRun as the scenario says.
-func (r *tektonRun) finish(task string, e end) {
-	tr := r.taskRuns[r.taskRunName(task)]
+func (r *tektonRun) finish(taskRun string, e end) {
+	tr := r.taskRuns[taskRun]
 	if tr == nil || tr.IsDone() {
-		r.t.Fatalf("invalid scenario: task %q is not running in Tekton", task)
+		r.t.Fatalf("invalid scenario: TaskRun %q is not running in Tekton", taskRun)
 	}
 	cond := &apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionFalse, Reason: e.reason()}
 	switch e.kind {

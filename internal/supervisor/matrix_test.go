@@ -1,0 +1,152 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+)
+
+// matrixTask is TaskRun index of matrixed pipeline task name, with its
+// combination x=value first in its params.
+func matrixTask(name string, index int, value string, after []string, steps ...*planpb.Step) *planpb.Task {
+	t := task(fmt.Sprintf("%s-%d", name, index), after, steps...)
+	t.TaskRunName = fmt.Sprintf("run-%s-%d", name, index)
+	t.Matrix = &planpb.Matrix{PipelineTask: name, Index: int32(index), Combination: 1}
+	t.Params = []*planpb.Param{param("x", value), param("y", "$(tasks.a.results.r)")}
+	t.Spec.Params = []*planpb.ParamSpec{{Name: "x"}, {Name: "y"}}
+	return t
+}
+
+// The TaskRuns of a matrixed task run in parallel, each with its own
+// combination and the pipeline task's resolved params; a retry is per
+// TaskRun; the task after it waits for all of them and reads their results
+// as one array, in TaskRun name order.
+func TestMatrixRunsEachCombination(t *testing.T) {
+	a := task("a", nil, step("s"))
+	a.Spec.Results = []*planpb.ResultSpec{{Name: "r"}}
+	var ms []*planpb.Task
+	var mu sync.Mutex
+	running, peak := 0, 0
+	outcomes := map[string]outcome{"a/s": {results: map[string]string{"r": "A"}}}
+	for i := range 3 {
+		m := matrixTask("m", i, fmt.Sprint("v", i), []string{"a"}, &planpb.Step{Name: "s", Script: "echo $(params.x) $(params.y)"})
+		m.Retries = 1
+		m.Spec.Results = []*planpb.ResultSpec{{Name: "out"}}
+		ms = append(ms, m)
+		name := m.GetName()
+		outcomes[name+"/s"] = outcome{sleep: 50 * time.Millisecond, results: map[string]string{"out": "o" + name}, then: func() {
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}}
+	}
+	// m-1 fails its first attempt and succeeds on its retry.
+	outcomes["m-1/s#0"] = outcome{exit: 1}
+	after := task("after", []string{"m-0", "m-1", "m-2"}, step("s"))
+	after.Params = []*planpb.Param{{Name: "all", Value: sval("$(tasks.m.results.out[*])")}, param("n", "$(tasks.m.matrix.out.length)")}
+	after.Spec.Params = []*planpb.ParamSpec{{Name: "all", Type: planpb.ValueType_ARRAY}, {Name: "n"}}
+	f := newFake(outcomes)
+	count := func(e *planpb.Event) {
+		if ts := e.GetTask(); ts != nil && strings.HasPrefix(ts.GetName(), "m-") && ts.GetCondition().GetReason() == ReasonRunning && len(ts.GetSteps()) == 0 && len(ts.GetRetries()) == 0 {
+			mu.Lock()
+			running++
+			peak = max(peak, running)
+			mu.Unlock()
+		}
+	}
+	s := &Supervisor{Plan: plan(slices.Concat([]*planpb.Task{a}, ms, []*planpb.Task{after})), Launcher: f, Reporter: ReporterFunc(count)}
+	st, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetCondition().GetReason() != ReasonSucceeded || !strings.Contains(st.GetCondition().GetMessage(), "Tasks Completed: 3 ") {
+		t.Fatalf("condition %v: want Succeeded with 3 pipeline tasks", st.GetCondition())
+	}
+	if peak < 2 {
+		t.Errorf("at most %d TaskRuns of m ran at once", peak)
+	}
+	for i := range 3 {
+		name := fmt.Sprintf("m-%d", i)
+		if got, want := f.scripts[name+"/s"], fmt.Sprintf("#!/bin/sh\nset -e\necho v%d A", i); got != want {
+			t.Errorf("%s ran %q, want %q", name, got, want)
+		}
+	}
+	if ts := taskStatus(st, "m-1"); len(ts.GetRetries()) != 1 {
+		t.Errorf("m-1 retries %v, want one", ts.GetRetries())
+	}
+	got := paramsText(taskStatus(st, "after").GetParams())
+	if want := "all=[om-0 om-1 om-2] n=3"; got != want {
+		t.Errorf("after ran with %s, want %s", got, want)
+	}
+}
+
+func paramsText(ps []*planpb.Param) string {
+	var out []string
+	for _, p := range ps {
+		v := p.GetValue().GetStringValue()
+		if p.GetValue().GetType() == planpb.ValueType_ARRAY {
+			v = fmt.Sprint(p.GetValue().GetArrayValue())
+		}
+		out = append(out, p.GetName()+"="+v)
+	}
+	return strings.Join(out, " ")
+}
+
+// A TaskRun of a matrixed task that fails leaves the task running until its
+// other TaskRuns end: other tasks still start meanwhile.
+func TestMatrixFailsOnceAllEnded(t *testing.T) {
+	a := task("a", nil)
+	b := task("b", nil)
+	late := task("late", []string{"b"})
+	m0, m1 := matrixTask("m", 0, "p", nil), matrixTask("m", 1, "q", nil)
+	for _, m := range []*planpb.Task{m0, m1} {
+		m.Params = m.Params[:1]
+		m.Spec.Params = m.Spec.Params[:1]
+	}
+	final := task("f", nil)
+	final.Params = []*planpb.Param{param("s", "$(tasks.m.status)/$(tasks.m.reason)")}
+	r := newFactsRun(t, plan([]*planpb.Task{a, b, late, m0, m1}, final))
+	r.finish("m-1", false)
+	r.finish("b", true)
+	if !slices.Contains(r.started, "late") {
+		t.Fatalf("late did not start while m-0 runs: started %v", r.started)
+	}
+	r.wantCondition("Unknown", ReasonRunning, "Tasks Completed: 1 (Failed: 0, Cancelled 0), Incomplete: 4")
+	r.finish("m-0", true)
+	r.wantCondition("Unknown", ReasonRunning, "Tasks Completed: 2 (Failed: 1, Cancelled 0), Incomplete: 3")
+	r.finish("a", true)
+	r.finish("late", true)
+	if !slices.Contains(r.started, "f") {
+		t.Fatalf("finally did not start: %v", r.started)
+	}
+}
+
+func TestNewFactsRefusesBadMatrix(t *testing.T) {
+	tests := []struct {
+		name string
+		plan *planpb.Plan
+		want string
+	}{
+		{"a plain task named like a matrixed one", plan([]*planpb.Task{task("m", nil), matrixTask("m", 0, "a", nil)}),
+			`pipeline task "m" is declared twice`},
+		{"a matrix split between tasks and finally", plan([]*planpb.Task{matrixTask("m", 0, "a", nil)}, matrixTask("m", 1, "b", nil)),
+			`pipeline task "m" is declared twice`},
+		{"a plan task declared twice", plan([]*planpb.Task{matrixTask("m", 0, "a", nil), matrixTask("m", 0, "b", nil)}),
+			`task "m-0" is declared twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewFacts(tt.plan, &results.Store{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewFacts: %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+}
