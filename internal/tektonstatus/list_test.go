@@ -8,11 +8,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/pod"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"knative.dev/pkg/apis"
+	"knative.dev/pkg/changeset"
 
 	"github.com/e7763abc/pod-runner/internal/compile"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
@@ -23,8 +25,15 @@ var childTypeMeta = runtime.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "TaskRun
 
 func term(name string, exit int32, reason, termReason string, start, end int) v1.StepState {
 	return v1.StepState{Name: name, Container: "step-" + name, ImageID: "img-" + name, TerminationReason: termReason,
+		Provenance: &v1.Provenance{},
 		ContainerState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 			ExitCode: exit, Reason: reason, StartedAt: mt(start), FinishedAt: mt(end)}}}
+}
+
+// withMsg gives a step the termination message its task's results leave.
+func withMsg(s v1.StepState, msg string) v1.StepState {
+	s.Terminated.Message = msg
+	return s
 }
 
 // stopped is a step terminateStepsInPod ended.
@@ -127,7 +136,7 @@ func TestList(t *testing.T) {
 			diff(t, "fetch labels", fetch.Labels, map[string]string{"team": "a", v1.ManagedByLabelKey: "tekton-pipelines", "tekton.dev/pipeline": "build-pipeline",
 				"tekton.dev/pipelineRun": "pr-1", "tekton.dev/pipelineRunUID": "uid-1", "tekton.dev/pipelineTask": "fetch", "tekton.dev/memberOf": "tasks",
 				"tekton.dev/task": "git-clone"})
-			diff(t, "fetch annotations", fetch.Annotations, map[string]string{"note": "x"})
+			diff(t, "fetch annotations", fetch.Annotations, map[string]string{"note": "x", pod.ReleaseAnnotation: changeset.Get()})
 			diff(t, "fetch spec", fetch.Spec, v1.TaskRunSpec{
 				TaskRef: &v1.TaskRef{Name: "git-clone", Kind: v1.NamespacedTaskKind}, ServiceAccountName: "default",
 				Timeout:    &metav1.Duration{Duration: time.Hour},
@@ -135,7 +144,9 @@ func TestList(t *testing.T) {
 			})
 			diff(t, "fetch status", fetch.Status.TaskRunStatusFields, v1.TaskRunStatusFields{
 				StartTime: mtp(1), CompletionTime: mtp(5),
-				Steps: []v1.StepState{term("clone", 0, "Completed", "Completed", 1, 5)},
+				Steps: []v1.StepState{withMsg(term("clone", 0, "Completed", "Completed", 1, 5),
+					`[{"key":"commit","value":"abc123","type":1},{"key":"files","value":"[\"a.go\",\"b.go\"]","type":1},{"key":"meta","value":"{\"author\":\"ann\",\"branch\":\"main\"}","type":1}]`)},
+				Artifacts: &v1.Artifacts{},
 				Results: []v1.TaskRunResult{
 					{Name: "commit", Type: v1.ResultsTypeString, Value: *v1.NewStructuredValues("abc123")},
 					{Name: "files", Type: v1.ResultsTypeArray, Value: *v1.NewStructuredValues("a.go", "b.go")},
@@ -244,7 +255,7 @@ func TestList(t *testing.T) {
 				t.Errorf("finallyStartTime = %v, want none: no finally task ran", d.pr.Status.FinallyStartTime)
 			}
 			// onError: continue: the container exits 0, the step's code is reported.
-			diff(t, "fetch steps", d.trs[0].Status.Steps, []v1.StepState{term("clone", 3, "Completed", "Continued", 1, 5)})
+			diff(t, "fetch steps", d.trs[0].Status.Steps, []v1.StepState{withMsg(term("clone", 3, "Completed", "Continued", 1, 5), `[{"key":"commit","value":"","type":1}]`)})
 		},
 	}, {
 		name: "retried task keeps earlier attempts, oldest first",
@@ -280,11 +291,11 @@ func TestList(t *testing.T) {
 			spec := fixture().TaskSpecs["build"]
 			first, second := b.Status.RetriesStatus[0], b.Status.RetriesStatus[1]
 			wantCond(t, "attempt 1", first.GetCondition(apis.ConditionSucceeded), corev1.ConditionFalse, "Failed", `"step-compile" exited with code 1: Error`, 8)
-			diff(t, "attempt 1", first.TaskRunStatusFields, v1.TaskRunStatusFields{PodName: "pr-1-pod", StartTime: mtp(6), CompletionTime: mtp(8), TaskSpec: spec,
+			diff(t, "attempt 1", first.TaskRunStatusFields, v1.TaskRunStatusFields{PodName: "pr-1-pod", StartTime: mtp(6), CompletionTime: mtp(8), TaskSpec: spec, Artifacts: &v1.Artifacts{},
 				Steps: inPod("build", term("compile", 1, "Error", "Error", 6, 8), withImage(term("package", 1, "Error", "Skipped", 8, 8), ""), unnamed(term("", 1, "Error", "Skipped", 8, 8)))})
 			wantCond(t, "attempt 2", second.GetCondition(apis.ConditionSucceeded), corev1.ConditionFalse, "TaskRunTimeout", `TaskRun "pr-1-build" failed to finish within "2s"`, 11)
 			// The step the timeout stopped and the one never reached end as terminateStepsInPod ends them.
-			diff(t, "attempt 2", second.TaskRunStatusFields, v1.TaskRunStatusFields{PodName: "pr-1-pod", StartTime: mtp(9), CompletionTime: mtp(11), TaskSpec: spec,
+			diff(t, "attempt 2", second.TaskRunStatusFields, v1.TaskRunStatusFields{PodName: "pr-1-pod", StartTime: mtp(9), CompletionTime: mtp(11), TaskSpec: spec, Artifacts: &v1.Artifacts{},
 				Steps: inPod("build", term("compile", 0, "Completed", "Completed", 9, 10), stopped("package", "TaskRunTimeout", "pr-1-pod", 10, 11),
 					unnamed(stopped("unnamed-2", "TaskRunTimeout", "pr-1-pod", 9, 11)))})
 			if b.Status.PodName != "pr-1-pod" || !b.Status.StartTime.Equal(mtp(12)) {
@@ -372,9 +383,9 @@ func TestList(t *testing.T) {
 				t.Errorf("build IsDone() = true")
 			}
 			diff(t, "build steps", b.Status.Steps, []v1.StepState{
-				{Name: "compile", Container: "step-compile", ImageID: "img-compile", ContainerState: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: mt(7)}}},
-				{Name: "package", Container: "step-package", ContainerState: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}},
-				{Name: "unnamed-2", Container: "step-unnamed-2", ContainerState: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}},
+				{Name: "compile", Container: "step-compile", ImageID: "img-compile", Provenance: &v1.Provenance{}, ContainerState: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: mt(7)}}},
+				{Name: "package", Container: "step-package", Provenance: &v1.Provenance{}, ContainerState: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}},
+				{Name: "unnamed-2", Container: "step-unnamed-2", Provenance: &v1.Provenance{}, ContainerState: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}},
 			})
 		},
 	}, {
@@ -399,9 +410,11 @@ func TestList(t *testing.T) {
 			diff(t, "labels", tr.Labels, map[string]string{"own": "label", "from": "task", v1.ManagedByLabelKey: "tekton-pipelines", "tekton.dev/task": "hello"})
 			diff(t, "spec", tr.Spec, taskRunFixture().TaskRun.Spec)
 			diff(t, "status", tr.Status.TaskRunStatusFields, v1.TaskRunStatusFields{StartTime: mtp(1), CompletionTime: mtp(4),
-				Steps:    []v1.StepState{withImage(term("say", 0, "Completed", "Completed", 1, 2), "img-say"), withImage(term("check", 1, "Error", "Error", 2, 4), "img-check")},
-				Results:  []v1.TaskRunResult{{Name: "greeting", Type: v1.ResultsTypeString, Value: *v1.NewStructuredValues("hi")}},
-				TaskSpec: taskRunFixture().TaskSpecs["hello"]})
+				Steps: []v1.StepState{withMsg(withImage(term("say", 0, "Completed", "Completed", 1, 2), "img-say"), greetingMsg),
+					withMsg(withImage(term("check", 1, "Error", "Error", 2, 4), "img-check"), greetingMsg)},
+				Artifacts: &v1.Artifacts{},
+				Results:   []v1.TaskRunResult{{Name: "greeting", Type: v1.ResultsTypeString, Value: *v1.NewStructuredValues("hi")}},
+				TaskSpec:  taskRunFixture().TaskSpecs["hello"]})
 		},
 	}}
 	for _, tc := range tests {
@@ -444,6 +457,8 @@ func TestList(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+const greetingMsg = `[{"key":"greeting","value":"hi","type":1}]`
 
 func withImage(s v1.StepState, image string) v1.StepState {
 	s.ImageID = image

@@ -69,7 +69,9 @@ func stepStates(names []string, states []*planpb.StepState, cond *planpb.Conditi
 		}
 		// The container is named from the step's name, not from the
 		// engine's state: an unnamed step is "unnamed-N".
-		ss := v1.StepState{Name: name, Container: container(name), ImageID: s.GetImage()}
+		// Every step has a provenance (GetStepActionsData records one per
+		// step: empty without remote resolution).
+		ss := v1.StepState{Name: name, Container: container(name), ImageID: s.GetImage(), Provenance: &v1.Provenance{}}
 		stopped := func(startedAt metav1.Time) {
 			ss.Terminated = &corev1.ContainerStateTerminated{
 				ExitCode: 1, StartedAt: startedAt, FinishedAt: finished, Reason: stopReason,

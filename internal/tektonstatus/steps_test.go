@@ -3,6 +3,8 @@ package tektonstatus
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/result"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
 	"knative.dev/pkg/logging"
 
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -27,6 +30,7 @@ type container struct {
 	reason         string // the kubelet's reason
 	started, ended int    // the step's start (entrypoint's StartedAt) and the container's end
 	internal       map[string]string
+	results        map[string]string // task results in the results directory when the step ended
 }
 
 func (c container) status(t *testing.T) corev1.ContainerStatus {
@@ -34,37 +38,47 @@ func (c container) status(t *testing.T) corev1.ContainerStatus {
 	for k, v := range c.internal {
 		msg = append(msg, result.RunResult{Key: k, Value: v, ResultType: result.InternalTektonResultType})
 	}
+	for k, v := range c.results {
+		msg = append(msg, result.RunResult{Key: k, Value: v, ResultType: result.TaskRunResultType})
+	}
+	sort.Slice(msg, func(i, j int) bool { return msg[i].Key < msg[j].Key })
 	raw, err := json.Marshal(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return corev1.ContainerStatus{Name: "step-" + c.name, ImageID: "img-" + c.name, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-		ExitCode: c.exit, Reason: c.reason, Message: string(raw),
+	return corev1.ContainerStatus{Name: "step-" + c.name, ImageID: "img-" + c.name, ContainerID: "containerd://" + c.name, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+		ExitCode: c.exit, Reason: c.reason, Message: string(raw), ContainerID: "containerd://" + c.name,
 		StartedAt:  mt(0), // the container starts with the pod; the step later
 		FinishedAt: mt(c.ended),
 	}}}
 }
 
 // TestStepStatesMatchMakeTaskRunStatus checks the step states we derive from
-// the engine against what Tekton's pod.MakeTaskRunStatus derives from the
-// pod the same outcomes leave behind.
+// the engine (with the task's results, and the Pod's container statuses)
+// against what Tekton's pod.MakeTaskRunStatus derives from the pod the same
+// outcomes leave behind: states, termination messages, image and container
+// ids, provenance and artifacts.
 func TestStepStatesMatchMakeTaskRunStatus(t *testing.T) {
 	tests := []struct {
-		name   string
-		engine []*planpb.StepState
-		pod    []container
-		failed bool
+		name    string
+		engine  []*planpb.StepState
+		pod     []container
+		results []*planpb.ResultValue
+		failed  bool
 	}{{
 		name:   "all steps succeed",
 		engine: []*planpb.StepState{done("a", 1, 2, 0, "Completed"), done("b", 2, 4, 0, "Completed")},
-		pod:    []container{{name: "a", reason: "Completed", started: 1, ended: 2}, {name: "b", reason: "Completed", started: 2, ended: 4}},
+		pod: []container{{name: "a", reason: "Completed", started: 1, ended: 2, results: map[string]string{"out": "x", "list": `["p","q"]`}},
+			{name: "b", reason: "Completed", started: 2, ended: 4, results: map[string]string{"out": "x", "list": `["p","q"]`}}},
+		results: []*planpb.ResultValue{{Name: "out", Value: str("x")}, {Name: "list", Value: &planpb.Value{Type: planpb.ValueType_ARRAY, ArrayValue: []string{"p", "q"}}}},
 	}, {
 		name: "a failed step skips the rest",
 		engine: []*planpb.StepState{done("a", 1, 3, 2, "Error"),
 			{Name: "b", Image: "img-b", Terminated: true, Skipped: true, ExitCode: 1, Reason: "Skipped"}},
-		pod: []container{{name: "a", exit: 2, reason: "Error", started: 1, ended: 3},
+		pod: []container{{name: "a", exit: 2, reason: "Error", started: 1, ended: 3, results: map[string]string{"out": "partial"}},
 			{name: "b", exit: 1, reason: "Error", started: 3, ended: 3, internal: map[string]string{"Reason": "Skipped"}}},
-		failed: true,
+		results: []*planpb.ResultValue{{Name: "out", Value: str("partial")}},
+		failed:  true,
 	}, {
 		name:   "onError continue",
 		engine: []*planpb.StepState{done("a", 1, 3, 3, "Continued"), done("b", 3, 4, 0, "Completed")},
@@ -82,32 +96,42 @@ func TestStepStatesMatchMakeTaskRunStatus(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "tr-pod"}, Status: corev1.PodStatus{Phase: corev1.PodSucceeded}}
-			spec := &v1.TaskSpec{}
+			spec := &v1.TaskSpec{Results: []v1.TaskResult{{Name: "out", Type: v1.ResultsTypeString}, {Name: "list", Type: v1.ResultsTypeArray}}}
+			tr := v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "tr"}}
 			var names []string
 			for _, c := range tc.pod {
 				names = append(names, c.name)
 				spec.Steps = append(spec.Steps, v1.Step{Name: c.name, Image: "img-" + c.name})
 				p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "step-" + c.name})
 				p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, c.status(t))
+				// What GetStepActionsData records before the pod exists.
+				tr.Status.Steps = append(tr.Status.Steps, v1.StepState{Name: c.name, Provenance: &v1.Provenance{}})
 			}
 			c := cond("True", "Succeeded", "", 5)
+			tr.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue, Reason: "Succeeded"})
 			if tc.failed {
 				p.Status.Phase = corev1.PodFailed
 				c = cond("False", "Failed", "", 5)
+				tr.Status.MarkResourceFailed(v1.TaskRunReasonFailed, fmt.Errorf("failed"))
 			}
-			tekton, err := pod.MakeTaskRunStatus(ctx, logging.FromContext(ctx), v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "tr"}}, p, nil, spec)
+			tekton, err := pod.MakeTaskRunStatus(ctx, logging.FromContext(ctx), tr, p, nil, spec)
 			if err != nil {
 				t.Fatalf("MakeTaskRunStatus: %v", err)
 			}
 			if len(tekton.Steps) != len(tc.pod) {
 				t.Fatalf("Tekton reported %d steps, want %d", len(tekton.Steps), len(tc.pod))
 			}
-			got := stepStates(names, tc.engine, c, at(1), at(5), "tr-pod", tektonStep)
-			// The message carries the step's results, which the engine reports per task.
-			ignore := cmpopts.IgnoreFields(corev1.ContainerStateTerminated{}, "Message")
-			if d := cmp.Diff(tekton.Steps, got, ignore, cmpopts.EquateEmpty()); d != "" {
+			b := newBuilder(nil, nil, ListOptions{ContainerStatuses: p.Status.ContainerStatuses})
+			got := v1.TaskRunStatus{Status: conditions(c), TaskRunStatusFields: v1.TaskRunStatusFields{
+				Steps: stepStates(names, tc.engine, c, at(1), at(5), "tr-pod", tektonStep)}}
+			b.finishAttempt(&got, sortedResults(tc.results))
+			if d := cmp.Diff(tekton.Steps, got.Steps, cmpopts.EquateEmpty()); d != "" {
 				t.Errorf("steps (-tekton +ours):\n%s", d)
 			}
+			if d := cmp.Diff(tekton.Artifacts, got.Artifacts); d != "" {
+				t.Errorf("artifacts (-tekton +ours):\n%s", d)
+			}
+
 		})
 	}
 }

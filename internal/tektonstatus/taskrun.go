@@ -7,8 +7,10 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/pod"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"knative.dev/pkg/changeset"
 	"knative.dev/pkg/kmeta"
 
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -106,14 +108,15 @@ func (b *builder) standaloneTaskRun() *v1.TaskRun {
 		labels[pipeline.TaskLabelKey] = t.GetTaskRefName()
 	}
 	tr.Labels = labels
+	if tr.Annotations == nil {
+		tr.Annotations = map[string]string{}
+	}
 	for k, v := range t.GetAnnotations() {
 		if _, ok := tr.Annotations[k]; !ok {
-			if tr.Annotations == nil {
-				tr.Annotations = map[string]string{}
-			}
 			tr.Annotations[k] = v
 		}
 	}
+	tr.Annotations[pod.ReleaseAnnotation] = changeset.Get()
 	cond := ts.GetCondition()
 	if ts == nil {
 		cond = b.st.GetCondition()
@@ -142,6 +145,7 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 	}
 	names := b.stepNames(name, spec)
 	stepContainer, sidecarContainer := b.containers(name)
+	results := sortedResults(ts.GetResults())
 	status := v1.TaskRunStatus{
 		Status: conditions(ts.GetCondition()),
 		TaskRunStatusFields: v1.TaskRunStatusFields{
@@ -149,24 +153,28 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 			StartTime:      metaTime(ts.GetStartTime()),
 			CompletionTime: metaTime(ts.GetCompletionTime()),
 			Steps:          stepStates(names, ts.GetSteps(), ts.GetCondition(), ts.GetStartTime(), ts.GetCompletionTime(), b.opts.PodName, stepContainer),
-			Results:        taskRunResults(ts.GetResults()),
+			Results:        taskRunResults(results),
 			Sidecars:       sidecarStates(ts.GetSidecars(), ts.GetStartTime(), ts.GetCompletionTime(), sidecarContainer),
-			TaskSpec:       spec,
+			TaskSpec:       b.runSpec(name, spec, ts.GetParams(), len(ts.GetRetries())),
 			Provenance:     b.provenance(),
 		},
 	}
-	for _, a := range ts.GetRetries() {
-		status.RetriesStatus = append(status.RetriesStatus, v1.TaskRunStatus{
+	b.finishAttempt(&status, results)
+	for i, a := range ts.GetRetries() {
+		attempt := v1.TaskRunStatus{
 			Status: conditions(a.GetCondition()),
 			TaskRunStatusFields: v1.TaskRunStatusFields{
 				PodName:        b.opts.PodName,
 				StartTime:      metaTime(a.GetStartTime()),
 				CompletionTime: metaTime(a.GetCompletionTime()),
 				Steps:          stepStates(names, a.GetSteps(), a.GetCondition(), a.GetStartTime(), a.GetCompletionTime(), b.opts.PodName, stepContainer),
-				TaskSpec:       spec.DeepCopy(),
+				TaskSpec:       b.runSpec(name, spec, ts.GetParams(), i),
 				Provenance:     b.provenance(),
 			},
-		})
+		}
+		// An earlier attempt's results are not known (the engine keeps the last).
+		b.finishAttempt(&attempt, nil)
+		status.RetriesStatus = append(status.RetriesStatus, attempt)
 	}
 	return status
 }
@@ -234,9 +242,8 @@ func (b *builder) childAnnotations(pr *v1.PipelineRun, t *planpb.Task, pt *v1.Pi
 	if t.GetOnErrorContinue() {
 		ann[v1.PipelineTaskOnErrorAnnotation] = string(v1.PipelineTaskContinue)
 	}
-	if len(ann) == 0 {
-		return nil
-	}
+	// updateLabelsAndAnnotations: the release of the controller that ran it.
+	ann[pod.ReleaseAnnotation] = changeset.Get()
 	return ann
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
@@ -30,6 +31,9 @@ type ListOptions struct {
 	// status.provenance when enable-provenance-in-status is on. Nil means
 	// Tekton's defaults and no provenance (the flags used are not known).
 	Config *config.Config
+	// ContainerStatuses are the Pod's, when known: the steps' and sidecars'
+	// imageID and containerID come from their containers'.
+	ContainerStatuses []corev1.ContainerStatus
 }
 
 // List is the run as a v1 List: the PipelineRun (or the TaskRun of a
