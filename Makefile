@@ -189,10 +189,12 @@ tekton-crds:
 ## deploy: the controller in the local cluster (DEPLOY_DIR=config/default
 ## and DEPLOY_KUBECONFIG for another cluster, its image pushed there first)
 deploy: k8s-controller-image tekton-crds
+	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl apply -k config/crd
 	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl apply -k $(DEPLOY_DIR)
 	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl -n pod-runner rollout restart deployment/pod-runner-controller
 	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl -n pod-runner rollout status deployment/pod-runner-controller --timeout=120s
 
-## undeploy: remove what deploy applied (not the CRDs)
+## undeploy: remove what deploy applied (not the CRDs: config/crd's
+## PodPipeline objects stay)
 undeploy:
 	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl delete --ignore-not-found -k $(DEPLOY_DIR)
