@@ -104,10 +104,11 @@ func (b *builder) childrenAndSkipped() ([]v1.ChildStatusReference, []v1.SkippedT
 		skipped[s.GetName()] = true
 	}
 	r := newReplacer(b.st)
+	b.matrixResults(r)
 	var children []v1.ChildStatusReference
 	for _, t := range append(append([]*planpb.Task(nil), b.plan.GetTasks()...), b.plan.GetFinally()...) {
 		ts := ran[t.GetName()]
-		if skipped[t.GetName()] || (ts != nil && taskDone(ts)) {
+		if skipped[b.pipelineTaskName(t.GetName())] || (ts != nil && taskDone(ts)) {
 			r.resolve(b.resolvedPipelineTask(t))
 		}
 		if ts == nil {
@@ -116,8 +117,8 @@ func (b *builder) childrenAndSkipped() ([]v1.ChildStatusReference, []v1.SkippedT
 		children = append(children, v1.ChildStatusReference{
 			TypeMeta:         runtime.TypeMeta{APIVersion: v1.SchemeGroupVersion.String(), Kind: pipeline.TaskRunControllerName},
 			Name:             taskRunName(t, ts),
-			DisplayName:      displayName(r.text(t.GetDisplayName()), ts.GetParams()),
-			PipelineTaskName: t.GetName(),
+			DisplayName:      b.matrixDisplayName(t, displayName(r.text(t.GetDisplayName()), ts.GetParams()), ts.GetParams()),
+			PipelineTaskName: b.pipelineTaskName(t.GetName()),
 			WhenExpressions:  r.when(t.GetWhen()),
 		})
 	}

@@ -29,7 +29,7 @@ func (b *builder) childTaskRun(pr *v1.PipelineRun, ts *planpb.TaskStatus) *v1.Ta
 	}
 	pt := b.pipelineTask(name)
 	final := ts.GetFinally() || b.final[name]
-	trSpec := pr.GetTaskRunSpec(name)
+	trSpec := pr.GetTaskRunSpec(b.pipelineTaskName(name))
 
 	tr := &v1.TaskRun{
 		TypeMeta: taskRunTypeMeta,

@@ -150,6 +150,7 @@ func (b *builder) pipelineTask(name string) *v1.PipelineTask {
 	if b.c.PipelineSpec == nil {
 		return nil
 	}
+	name = b.pipelineTaskName(name)
 	for _, list := range [][]v1.PipelineTask{b.c.PipelineSpec.Tasks, b.c.PipelineSpec.Finally} {
 		for i := range list {
 			if list[i].Name == name {
