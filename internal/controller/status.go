@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -69,13 +70,15 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 		return next, true, nil
 	}
 
-	list := tektonstatus.ListWith(c, st, tektonstatus.ListOptions{PodName: pod.Name, Config: tektonConfig(ctx)})
+	list := tektonstatus.ListWith(c, st, tektonstatus.ListOptions{PodName: pod.Name, Config: tektonConfig(ctx),
+		ContainerStatuses: pod.Status.ContainerStatuses})
 	want, ok := list.Items[0].Object.(*v1.PipelineRun)
 	if !ok {
 		return nil, false, fmt.Errorf("tektonstatus gave %T for the run", list.Items[0].Object)
 	}
 	next := pr.DeepCopy()
 	next.Status = want.Status
+	mergeMeta(next, want)
 	if pr.Status.StartTime != nil {
 		// Tekton's startTime is when the run was first reconciled.
 		next.Status.StartTime = pr.Status.StartTime
@@ -212,7 +215,40 @@ func (r *Reconciler) applyTaskRun(ctx context.Context, want *v1.TaskRun) error {
 	return nil
 }
 
+// mergeMeta adds the labels and annotations Tekton's reconciler gives a
+// run (storePipelineSpecAndMergeMeta: tekton.dev/pipeline and the
+// Pipeline's own) to next; the run's own values win.
+func mergeMeta(next, want *v1.PipelineRun) {
+	for k, v := range want.Labels {
+		if _, ok := next.Labels[k]; !ok {
+			if next.Labels == nil {
+				next.Labels = map[string]string{}
+			}
+			next.Labels[k] = v
+		}
+	}
+	for k, v := range want.Annotations {
+		if _, ok := next.Annotations[k]; !ok {
+			if next.Annotations == nil {
+				next.Annotations = map[string]string{}
+			}
+			next.Annotations[k] = v
+		}
+	}
+}
+
+// updatePipelineRun writes next's labels and annotations (a merge patch,
+// first, as Tekton's updateLabelsAndAnnotations) and its status, each when
+// it changed.
 func (r *Reconciler) updatePipelineRun(ctx context.Context, cur, next *v1.PipelineRun) error {
+	if !maps.Equal(cur.Labels, next.Labels) || !maps.Equal(cur.Annotations, next.Annotations) {
+		patched := cur.DeepCopy()
+		patched.Labels, patched.Annotations = next.Labels, next.Annotations
+		if err := r.Client.Patch(ctx, patched, client.MergeFrom(cur)); err != nil {
+			return fmt.Errorf("pipelinerun %s labels and annotations: %w", cur.Name, err)
+		}
+		next.ResourceVersion = patched.ResourceVersion
+	}
 	if equality.Semantic.DeepEqual(cur.Status, next.Status) {
 		return nil
 	}
