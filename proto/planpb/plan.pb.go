@@ -220,7 +220,7 @@ func (x KeyRef_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyRef_Kind.Descriptor instead.
 func (KeyRef_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{12, 0}
+	return file_plan_proto_rawDescGZIP(), []int{14, 0}
 }
 
 // Plan is one compiled PipelineRun or TaskRun.
@@ -942,7 +942,13 @@ type Matrix struct {
 	// How many of the task's params, first, are this TaskRun's combination of
 	// matrix params: they are final, the supervisor substitutes nothing in
 	// them (the PipelineTask's own params follow).
-	Combination   int32 `protobuf:"varint,4,opt,name=combination,proto3" json:"combination,omitempty"`
+	Combination int32 `protobuf:"varint,4,opt,name=combination,proto3" json:"combination,omitempty"`
+	// Set when the matrix params use task results: how many TaskRuns the
+	// PipelineTask fans out into is known only when it starts. The plan has
+	// one task for it, which the supervisor fans out then, with Tekton's
+	// TaskRun names and combinations (local mode only: a Pod's containers are
+	// fixed when it is created).
+	RunTime       *RunTimeMatrix `protobuf:"bytes,5,opt,name=run_time,json=runTime,proto3" json:"run_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1005,6 +1011,120 @@ func (x *Matrix) GetCombination() int32 {
 	return 0
 }
 
+func (x *Matrix) GetRunTime() *RunTimeMatrix {
+	if x != nil {
+		return x.RunTime
+	}
+	return nil
+}
+
+// RunTimeMatrix is a PipelineTask's matrix as the compiler leaves it:
+// pipeline params applied, task result references still to resolve.
+type RunTimeMatrix struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Params        []*Param               `protobuf:"bytes,1,rep,name=params,proto3" json:"params,omitempty"`
+	Include       []*MatrixInclude       `protobuf:"bytes,2,rep,name=include,proto3" json:"include,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunTimeMatrix) Reset() {
+	*x = RunTimeMatrix{}
+	mi := &file_plan_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunTimeMatrix) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunTimeMatrix) ProtoMessage() {}
+
+func (x *RunTimeMatrix) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunTimeMatrix.ProtoReflect.Descriptor instead.
+func (*RunTimeMatrix) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RunTimeMatrix) GetParams() []*Param {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *RunTimeMatrix) GetInclude() []*MatrixInclude {
+	if x != nil {
+		return x.Include
+	}
+	return nil
+}
+
+// MatrixInclude is one matrix.include entry.
+type MatrixInclude struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Params        []*Param               `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatrixInclude) Reset() {
+	*x = MatrixInclude{}
+	mi := &file_plan_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatrixInclude) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatrixInclude) ProtoMessage() {}
+
+func (x *MatrixInclude) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatrixInclude.ProtoReflect.Descriptor instead.
+func (*MatrixInclude) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MatrixInclude) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MatrixInclude) GetParams() []*Param {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
 // TaskSpec is the Task's spec after stepTemplate merging, still with
 // task-level $(params.*), $(results.*), $(workspaces.*) references.
 type TaskSpec struct {
@@ -1025,7 +1145,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_plan_proto_msgTypes[9]
+	mi := &file_plan_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1157,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[9]
+	mi := &file_plan_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1170,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{9}
+	return file_plan_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskSpec) GetParams() []*ParamSpec {
@@ -1119,7 +1239,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_plan_proto_msgTypes[10]
+	mi := &file_plan_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1251,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[10]
+	mi := &file_plan_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1264,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{10}
+	return file_plan_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Step) GetName() string {
@@ -1257,7 +1377,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_plan_proto_msgTypes[11]
+	mi := &file_plan_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1389,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[11]
+	mi := &file_plan_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1402,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{11}
+	return file_plan_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1318,7 +1438,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_plan_proto_msgTypes[12]
+	mi := &file_plan_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1450,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[12]
+	mi := &file_plan_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1463,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{12}
+	return file_plan_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeyRef) GetKind() KeyRef_Kind {
@@ -1389,7 +1509,7 @@ type WhenExpression struct {
 
 func (x *WhenExpression) Reset() {
 	*x = WhenExpression{}
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1521,7 @@ func (x *WhenExpression) String() string {
 func (*WhenExpression) ProtoMessage() {}
 
 func (x *WhenExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1534,7 @@ func (x *WhenExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhenExpression.ProtoReflect.Descriptor instead.
 func (*WhenExpression) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{13}
+	return file_plan_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WhenExpression) GetInput() string {
@@ -1457,7 +1577,7 @@ type WorkspaceDeclaration struct {
 
 func (x *WorkspaceDeclaration) Reset() {
 	*x = WorkspaceDeclaration{}
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1589,7 @@ func (x *WorkspaceDeclaration) String() string {
 func (*WorkspaceDeclaration) ProtoMessage() {}
 
 func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1602,7 @@ func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceDeclaration.ProtoReflect.Descriptor instead.
 func (*WorkspaceDeclaration) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{14}
+	return file_plan_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WorkspaceDeclaration) GetName() string {
@@ -1529,7 +1649,7 @@ type WorkspaceBinding struct {
 
 func (x *WorkspaceBinding) Reset() {
 	*x = WorkspaceBinding{}
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1661,7 @@ func (x *WorkspaceBinding) String() string {
 func (*WorkspaceBinding) ProtoMessage() {}
 
 func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1674,7 @@ func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceBinding.ProtoReflect.Descriptor instead.
 func (*WorkspaceBinding) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{15}
+	return file_plan_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WorkspaceBinding) GetName() string {
@@ -1601,7 +1721,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1733,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1746,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{16}
+	return file_plan_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Volume) GetName() string {
@@ -1786,7 +1906,7 @@ type EmptyDir struct {
 
 func (x *EmptyDir) Reset() {
 	*x = EmptyDir{}
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1918,7 @@ func (x *EmptyDir) String() string {
 func (*EmptyDir) ProtoMessage() {}
 
 func (x *EmptyDir) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1931,7 @@ func (x *EmptyDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmptyDir.ProtoReflect.Descriptor instead.
 func (*EmptyDir) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{17}
+	return file_plan_proto_rawDescGZIP(), []int{19}
 }
 
 // Files is a ConfigMap or Secret: its name and, when the document was given,
@@ -1828,7 +1948,7 @@ type Files struct {
 
 func (x *Files) Reset() {
 	*x = Files{}
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1960,7 @@ func (x *Files) String() string {
 func (*Files) ProtoMessage() {}
 
 func (x *Files) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1973,7 @@ func (x *Files) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Files.ProtoReflect.Descriptor instead.
 func (*Files) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{18}
+	return file_plan_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Files) GetName() string {
@@ -1891,7 +2011,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2023,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2036,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{19}
+	return file_plan_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Condition) GetStatus() string {
@@ -1968,7 +2088,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2100,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2113,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{20}
+	return file_plan_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StepState) GetName() string {
@@ -2076,7 +2196,7 @@ type ResultValue struct {
 
 func (x *ResultValue) Reset() {
 	*x = ResultValue{}
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2208,7 @@ func (x *ResultValue) String() string {
 func (*ResultValue) ProtoMessage() {}
 
 func (x *ResultValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2221,7 @@ func (x *ResultValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultValue.ProtoReflect.Descriptor instead.
 func (*ResultValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{21}
+	return file_plan_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResultValue) GetName() string {
@@ -2131,7 +2251,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2263,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2276,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{22}
+	return file_plan_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskAttempt) GetCondition() *Condition {
@@ -2205,14 +2325,20 @@ type TaskStatus struct {
 	// The task's sidecars (TaskRun status.sidecars), in declaration order:
 	// container "sidecar-NAME", running while the steps run, then terminated
 	// once stopped (reason "Completed") or ended on their own.
-	Sidecars      []*StepState `protobuf:"bytes,11,rep,name=sidecars,proto3" json:"sidecars,omitempty"`
+	Sidecars []*StepState `protobuf:"bytes,11,rep,name=sidecars,proto3" json:"sidecars,omitempty"`
+	// A TaskRun of a matrixed PipelineTask: its place in the matrix. A
+	// TaskRun fanned out at run time (Matrix.run_time) has no plan task of
+	// its own: this and task_run_uid tell it apart.
+	Matrix *Matrix `protobuf:"bytes,12,opt,name=matrix,proto3" json:"matrix,omitempty"`
+	// The TaskRun's uid ($(context.taskRun.uid)), for a matrix TaskRun.
+	TaskRunUid    string `protobuf:"bytes,13,opt,name=task_run_uid,json=taskRunUid,proto3" json:"task_run_uid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2350,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2363,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{23}
+	return file_plan_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TaskStatus) GetName() string {
@@ -2317,6 +2443,20 @@ func (x *TaskStatus) GetSidecars() []*StepState {
 	return nil
 }
 
+func (x *TaskStatus) GetMatrix() *Matrix {
+	if x != nil {
+		return x.Matrix
+	}
+	return nil
+}
+
+func (x *TaskStatus) GetTaskRunUid() string {
+	if x != nil {
+		return x.TaskRunUid
+	}
+	return ""
+}
+
 type SkippedTask struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2329,7 +2469,7 @@ type SkippedTask struct {
 
 func (x *SkippedTask) Reset() {
 	*x = SkippedTask{}
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2341,7 +2481,7 @@ func (x *SkippedTask) String() string {
 func (*SkippedTask) ProtoMessage() {}
 
 func (x *SkippedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2354,7 +2494,7 @@ func (x *SkippedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedTask.ProtoReflect.Descriptor instead.
 func (*SkippedTask) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{24}
+	return file_plan_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SkippedTask) GetName() string {
@@ -2394,7 +2534,7 @@ type RunStatus struct {
 
 func (x *RunStatus) Reset() {
 	*x = RunStatus{}
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2546,7 @@ func (x *RunStatus) String() string {
 func (*RunStatus) ProtoMessage() {}
 
 func (x *RunStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2559,7 @@ func (x *RunStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStatus.ProtoReflect.Descriptor instead.
 func (*RunStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{25}
+	return file_plan_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RunStatus) GetName() string {
@@ -2487,7 +2627,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2639,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2652,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{26}
+	return file_plan_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -2662,12 +2802,19 @@ const file_plan_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"{\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x01\n" +
 	"\x06Matrix\x12#\n" +
 	"\rpipeline_task\x18\x01 \x01(\tR\fpipelineTask\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x14\n" +
 	"\x05empty\x18\x03 \x01(\bR\x05empty\x12 \n" +
-	"\vcombination\x18\x04 \x01(\x05R\vcombination\"\xa7\x02\n" +
+	"\vcombination\x18\x04 \x01(\x05R\vcombination\x126\n" +
+	"\brun_time\x18\x05 \x01(\v2\x1b.podrunner.v1.RunTimeMatrixR\arunTime\"s\n" +
+	"\rRunTimeMatrix\x12+\n" +
+	"\x06params\x18\x01 \x03(\v2\x13.podrunner.v1.ParamR\x06params\x125\n" +
+	"\ainclude\x18\x02 \x03(\v2\x1b.podrunner.v1.MatrixIncludeR\ainclude\"P\n" +
+	"\rMatrixInclude\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x06params\x18\x02 \x03(\v2\x13.podrunner.v1.ParamR\x06params\"\xa7\x02\n" +
 	"\bTaskSpec\x12/\n" +
 	"\x06params\x18\x01 \x03(\v2\x17.podrunner.v1.ParamSpecR\x06params\x122\n" +
 	"\aresults\x18\x02 \x03(\v2\x18.podrunner.v1.ResultSpecR\aresults\x12(\n" +
@@ -2784,7 +2931,7 @@ const file_plan_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12C\n" +
 	"\x0fcompletion_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0ecompletionTime\x12-\n" +
-	"\x05steps\x18\x04 \x03(\v2\x17.podrunner.v1.StepStateR\x05steps\"\x90\x04\n" +
+	"\x05steps\x18\x04 \x03(\v2\x17.podrunner.v1.StepStateR\x05steps\"\xe0\x04\n" +
 	"\n" +
 	"TaskStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
@@ -2799,7 +2946,10 @@ const file_plan_proto_rawDesc = "" +
 	"\aretries\x18\t \x03(\v2\x19.podrunner.v1.TaskAttemptR\aretries\x12+\n" +
 	"\x06params\x18\n" +
 	" \x03(\v2\x13.podrunner.v1.ParamR\x06params\x123\n" +
-	"\bsidecars\x18\v \x03(\v2\x17.podrunner.v1.StepStateR\bsidecars\"k\n" +
+	"\bsidecars\x18\v \x03(\v2\x17.podrunner.v1.StepStateR\bsidecars\x12,\n" +
+	"\x06matrix\x18\f \x01(\v2\x14.podrunner.v1.MatrixR\x06matrix\x12 \n" +
+	"\ftask_run_uid\x18\r \x01(\tR\n" +
+	"taskRunUid\"k\n" +
 	"\vSkippedTask\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
@@ -2846,7 +2996,7 @@ func file_plan_proto_rawDescGZIP() []byte {
 }
 
 var file_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_plan_proto_goTypes = []any{
 	(RunKind)(0),                  // 0: podrunner.v1.RunKind
 	(ValueType)(0),                // 1: podrunner.v1.ValueType
@@ -2861,33 +3011,35 @@ var file_plan_proto_goTypes = []any{
 	(*PipelineResult)(nil),        // 10: podrunner.v1.PipelineResult
 	(*Task)(nil),                  // 11: podrunner.v1.Task
 	(*Matrix)(nil),                // 12: podrunner.v1.Matrix
-	(*TaskSpec)(nil),              // 13: podrunner.v1.TaskSpec
-	(*Step)(nil),                  // 14: podrunner.v1.Step
-	(*EnvVar)(nil),                // 15: podrunner.v1.EnvVar
-	(*KeyRef)(nil),                // 16: podrunner.v1.KeyRef
-	(*WhenExpression)(nil),        // 17: podrunner.v1.WhenExpression
-	(*WorkspaceDeclaration)(nil),  // 18: podrunner.v1.WorkspaceDeclaration
-	(*WorkspaceBinding)(nil),      // 19: podrunner.v1.WorkspaceBinding
-	(*Volume)(nil),                // 20: podrunner.v1.Volume
-	(*EmptyDir)(nil),              // 21: podrunner.v1.EmptyDir
-	(*Files)(nil),                 // 22: podrunner.v1.Files
-	(*Condition)(nil),             // 23: podrunner.v1.Condition
-	(*StepState)(nil),             // 24: podrunner.v1.StepState
-	(*ResultValue)(nil),           // 25: podrunner.v1.ResultValue
-	(*TaskAttempt)(nil),           // 26: podrunner.v1.TaskAttempt
-	(*TaskStatus)(nil),            // 27: podrunner.v1.TaskStatus
-	(*SkippedTask)(nil),           // 28: podrunner.v1.SkippedTask
-	(*RunStatus)(nil),             // 29: podrunner.v1.RunStatus
-	(*Event)(nil),                 // 30: podrunner.v1.Event
-	nil,                           // 31: podrunner.v1.Value.ObjectValueEntry
-	nil,                           // 32: podrunner.v1.Task.ContextEntry
-	nil,                           // 33: podrunner.v1.Task.LabelsEntry
-	nil,                           // 34: podrunner.v1.Task.AnnotationsEntry
-	nil,                           // 35: podrunner.v1.Step.RequestsEntry
-	nil,                           // 36: podrunner.v1.Step.LimitsEntry
-	nil,                           // 37: podrunner.v1.Files.DataEntry
-	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(*RunTimeMatrix)(nil),         // 13: podrunner.v1.RunTimeMatrix
+	(*MatrixInclude)(nil),         // 14: podrunner.v1.MatrixInclude
+	(*TaskSpec)(nil),              // 15: podrunner.v1.TaskSpec
+	(*Step)(nil),                  // 16: podrunner.v1.Step
+	(*EnvVar)(nil),                // 17: podrunner.v1.EnvVar
+	(*KeyRef)(nil),                // 18: podrunner.v1.KeyRef
+	(*WhenExpression)(nil),        // 19: podrunner.v1.WhenExpression
+	(*WorkspaceDeclaration)(nil),  // 20: podrunner.v1.WorkspaceDeclaration
+	(*WorkspaceBinding)(nil),      // 21: podrunner.v1.WorkspaceBinding
+	(*Volume)(nil),                // 22: podrunner.v1.Volume
+	(*EmptyDir)(nil),              // 23: podrunner.v1.EmptyDir
+	(*Files)(nil),                 // 24: podrunner.v1.Files
+	(*Condition)(nil),             // 25: podrunner.v1.Condition
+	(*StepState)(nil),             // 26: podrunner.v1.StepState
+	(*ResultValue)(nil),           // 27: podrunner.v1.ResultValue
+	(*TaskAttempt)(nil),           // 28: podrunner.v1.TaskAttempt
+	(*TaskStatus)(nil),            // 29: podrunner.v1.TaskStatus
+	(*SkippedTask)(nil),           // 30: podrunner.v1.SkippedTask
+	(*RunStatus)(nil),             // 31: podrunner.v1.RunStatus
+	(*Event)(nil),                 // 32: podrunner.v1.Event
+	nil,                           // 33: podrunner.v1.Value.ObjectValueEntry
+	nil,                           // 34: podrunner.v1.Task.ContextEntry
+	nil,                           // 35: podrunner.v1.Task.LabelsEntry
+	nil,                           // 36: podrunner.v1.Task.AnnotationsEntry
+	nil,                           // 37: podrunner.v1.Step.RequestsEntry
+	nil,                           // 38: podrunner.v1.Step.LimitsEntry
+	nil,                           // 39: podrunner.v1.Files.DataEntry
+	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
 }
 var file_plan_proto_depIdxs = []int32{
 	0,  // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
@@ -2895,12 +3047,12 @@ var file_plan_proto_depIdxs = []int32{
 	11, // 2: podrunner.v1.Plan.finally:type_name -> podrunner.v1.Task
 	10, // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
 	5,  // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
-	20, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
-	38, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
-	38, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
-	38, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
+	22, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
+	40, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
+	40, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
+	40, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
 	1,  // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
-	31, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
+	33, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
 	6,  // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
 	1,  // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
 	6,  // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
@@ -2908,66 +3060,71 @@ var file_plan_proto_depIdxs = []int32{
 	1,  // 15: podrunner.v1.PipelineResult.type:type_name -> podrunner.v1.ValueType
 	6,  // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
 	7,  // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
-	17, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
-	38, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
-	13, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
-	19, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
-	32, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
-	33, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
-	34, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
+	19, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
+	40, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
+	15, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
+	21, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
+	34, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
+	35, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
+	36, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
 	12, // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
-	8,  // 26: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
-	9,  // 27: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
-	14, // 28: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
-	18, // 29: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
-	14, // 30: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
-	15, // 31: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
-	2,  // 32: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
-	38, // 33: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
-	9,  // 34: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
-	35, // 35: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
-	36, // 36: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
-	16, // 37: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
-	3,  // 38: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
-	21, // 39: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
-	21, // 40: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
-	22, // 41: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
-	22, // 42: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	21, // 43: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
-	21, // 44: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
-	37, // 45: podrunner.v1.Files.data:type_name -> podrunner.v1.Files.DataEntry
-	39, // 46: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	39, // 47: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	39, // 48: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 49: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	23, // 50: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	39, // 51: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	39, // 52: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	24, // 53: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	23, // 54: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	39, // 55: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	39, // 56: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	24, // 57: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	25, // 58: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	26, // 59: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 60: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	24, // 61: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	17, // 62: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	23, // 63: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	39, // 64: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	39, // 65: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	27, // 66: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	28, // 67: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	25, // 68: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	39, // 69: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	27, // 70: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	28, // 71: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	29, // 72: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	73, // [73:73] is the sub-list for method output_type
-	73, // [73:73] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	13, // 26: podrunner.v1.Matrix.run_time:type_name -> podrunner.v1.RunTimeMatrix
+	7,  // 27: podrunner.v1.RunTimeMatrix.params:type_name -> podrunner.v1.Param
+	14, // 28: podrunner.v1.RunTimeMatrix.include:type_name -> podrunner.v1.MatrixInclude
+	7,  // 29: podrunner.v1.MatrixInclude.params:type_name -> podrunner.v1.Param
+	8,  // 30: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
+	9,  // 31: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
+	16, // 32: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
+	20, // 33: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
+	16, // 34: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
+	17, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
+	2,  // 36: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
+	40, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
+	9,  // 38: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
+	37, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
+	38, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
+	18, // 41: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
+	3,  // 42: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
+	23, // 43: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
+	23, // 44: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
+	24, // 45: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
+	24, // 46: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
+	23, // 47: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	23, // 48: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	39, // 49: podrunner.v1.Files.data:type_name -> podrunner.v1.Files.DataEntry
+	41, // 50: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	41, // 51: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	41, // 52: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 53: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	25, // 54: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	41, // 55: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	41, // 56: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	26, // 57: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	25, // 58: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	41, // 59: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	41, // 60: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	26, // 61: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	27, // 62: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	28, // 63: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 64: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	26, // 65: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	12, // 66: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
+	19, // 67: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	25, // 68: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	41, // 69: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	41, // 70: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	29, // 71: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	30, // 72: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	27, // 73: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	41, // 74: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	29, // 75: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	30, // 76: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	31, // 77: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	78, // [78:78] is the sub-list for method output_type
+	78, // [78:78] is the sub-list for method input_type
+	78, // [78:78] is the sub-list for extension type_name
+	78, // [78:78] is the sub-list for extension extendee
+	0,  // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -2975,7 +3132,7 @@ func file_plan_proto_init() {
 	if File_plan_proto != nil {
 		return
 	}
-	file_plan_proto_msgTypes[16].OneofWrappers = []any{
+	file_plan_proto_msgTypes[18].OneofWrappers = []any{
 		(*Volume_EmptyDir)(nil),
 		(*Volume_ClaimTemplate)(nil),
 		(*Volume_HostPath)(nil),
@@ -2985,7 +3142,7 @@ func file_plan_proto_init() {
 		(*Volume_Projected)(nil),
 		(*Volume_Csi)(nil),
 	}
-	file_plan_proto_msgTypes[26].OneofWrappers = []any{
+	file_plan_proto_msgTypes[28].OneofWrappers = []any{
 		(*Event_Task)(nil),
 		(*Event_Skipped)(nil),
 		(*Event_Run)(nil),
@@ -2996,7 +3153,7 @@ func file_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plan_proto_rawDesc), len(file_plan_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
