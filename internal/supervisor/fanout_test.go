@@ -64,7 +64,9 @@ func arrayParam(name string, vs ...string) v1.Param {
 	return v1.Param{Name: name, Value: v1.ParamValue{Type: v1.ParamTypeArray, ArrayVal: vs}}
 }
 
-func stringParam(name, v string) v1.Param { return v1.Param{Name: name, Value: *v1.NewStructuredValues(v)} }
+func stringParam(name, v string) v1.Param {
+	return v1.Param{Name: name, Value: *v1.NewStructuredValues(v)}
+}
 
 // randomMatrix draws a small matrix whose values overlap, so that include
 // entries merge, contradict and add combinations.
