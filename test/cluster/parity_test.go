@@ -150,6 +150,47 @@ spec:
           script: printf '%s %s %s' "$(params.reason)" "$(params.status)" "$(params.all)" > $(results.seen.path)
 `
 
+// parityFailing: a step that exits non-zero fails its task, the next
+// step is skipped, the next task is skipped as the run stops, finally runs
+// and reads the failure through $(tasks.X.status) and $(tasks.status).
+const parityFailing = `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: failing}
+spec:
+  taskRunTemplate: {serviceAccountName: default}
+  timeouts: {pipeline: 10m}
+  pipelineSpec:
+    tasks:
+    - name: ok
+      taskSpec:
+        results: [{name: out}]
+        steps:
+        - {name: write, image: localhost/busybox:pod-runner, script: "printf yes > $(results.out.path)"}
+    - name: fails
+      runAfter: [ok]
+      taskSpec:
+        steps:
+        - {name: boom, image: localhost/busybox:pod-runner, script: "echo going down; exit 3"}
+        - {name: never, image: localhost/busybox:pod-runner, script: "echo never"}
+    - name: next
+      runAfter: [fails]
+      taskSpec:
+        steps:
+        - {name: never, image: localhost/busybox:pod-runner, script: "echo never"}
+    finally:
+    - name: cleanup
+      params:
+      - {name: fails, value: $(tasks.fails.status)}
+      - {name: all, value: $(tasks.status)}
+      taskSpec:
+        params: [{name: fails}, {name: all}]
+        results: [{name: seen}]
+        steps:
+        - name: show
+          image: localhost/busybox:pod-runner
+          script: printf '%s %s' "$(params.fails)" "$(params.all)" > $(results.seen.path)
+`
+
 // parityRuns are the runs compared, YAML with no managedBy.
 func parityRuns() string {
 	return `apiVersion: tekton.dev/v1
@@ -161,7 +202,7 @@ spec:
   taskRunTemplate: {serviceAccountName: default}
   timeouts: {pipeline: 10m}
 ---
-` + parityInline
+` + parityInline + "---\n" + parityFailing
 }
 
 // delegated adds spec.managedBy to each run of a YAML stream.
@@ -223,13 +264,17 @@ func TestParityWithTekton(t *testing.T) {
 	kubectl(t, parityRuns(), "-n", nsTekton, "create", "-f", "-")
 	kubectl(t, delegated(parityRuns()), "-n", nsOurs, "create", "-f", "-")
 	d := &differ{}
-	for _, run := range []string{"parity", "inline"} {
+	for _, r := range []struct {
+		run      string
+		succeeds bool
+	}{{"parity", true}, {"inline", true}, {"failing", false}} {
+		run, succeeds := r.run, r.succeeds
 		for _, ns := range []string{nsTekton, nsOurs} {
 			waitFor(t, 5*time.Minute, run+" in "+ns+" to end", func() bool { return getPipelineRun(t, ns, run).IsDone() })
 		}
 		want, got := fetchRun(t, nsTekton, run), fetchRun(t, nsOurs, run)
-		if c := getPipelineRun(t, nsTekton, run).Status.GetCondition("Succeeded"); c == nil || c.Status != "True" {
-			t.Fatalf("Tekton's %s ended %+v: the case is wrong", run, c)
+		if tk := getPipelineRun(t, nsTekton, run); tk.IsSuccessful() != succeeds {
+			t.Fatalf("Tekton's %s ended %+v: the case is wrong", run, tk.Status.Conditions)
 		}
 		d.run(want, got)
 	}
