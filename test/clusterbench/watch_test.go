@@ -30,6 +30,7 @@ import (
 // its step really started and ended (from the step's log).
 type taskRec struct {
 	task                string
+	later               bool // it waits for another task
 	seen, running, done time.Time
 	stepStart, stepEnd  time.Time
 }
@@ -194,6 +195,9 @@ func (w *watcher) run(ctx context.Context, t *testing.T, pr *v1.PipelineRun, our
 		if tc.done.IsZero() {
 			// The run was seen done before this TaskRun's last update.
 			tc.done = rec.done
+		}
+		for _, pt := range pr.Spec.PipelineSpec.Tasks {
+			tc.later = tc.later || (pt.Name == tc.task && len(pt.RunAfter) > 0)
 		}
 		container := "step-echo"
 		if ours {
