@@ -3,6 +3,7 @@ package compile
 import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 
+	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -38,4 +39,7 @@ type Compiled struct {
 	// TaskVolumes holds the Task volumes and volumeMounts of each task that
 	// has any, keyed by plan task name (pod mode mounts them).
 	TaskVolumes map[string]*TaskVolumes
+
+	// podErr is why the run cannot be one Pod (PodError).
+	podErr *load.Error
 }

@@ -25,7 +25,6 @@ import (
 // compile: features pod-runner does not run yet, or input pod-runner cannot
 // have locally. Each is a substring of the *load.Error message.
 var exampleReasons = []struct{ name, substr string }{
-	{"matrix fed by task results", "a matrix fed by task results is not supported yet"},
 	{"pipelines in pipelines", "pipelines in pipelines is not supported yet"},
 	{"custom tasks", "custom tasks is not supported yet"},
 	{"remote resolution", "remote resolution"},

@@ -467,26 +467,6 @@ spec:
 			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.pipelineRef.resolver", msg: `remote resolution (resolver "git") is not supported locally`,
 		},
 		{
-			name: "matrix fed by task results",
-			in: prOfPipeline + `---
-apiVersion: tekton.dev/v1
-kind: Pipeline
-metadata:
-  name: p
-spec:
-  tasks:
-  - name: a
-    taskSpec:
-      results: [{name: list, type: array}]
-      steps: [{image: busybox, script: "true"}]
-  - name: b
-    taskRef: {name: echo}
-    matrix:
-      params: [{name: msg, value: "$(tasks.a.results.list[*])"}]
----` + echoTask,
-			doc: "in.yaml#2 (Pipeline/p)", field: "spec.tasks[1].matrix.params[0]", msg: "a matrix fed by task results is not supported yet",
-		},
-		{
 			name: "custom task",
 			in: prOfPipeline + `---
 apiVersion: tekton.dev/v1

@@ -3,6 +3,7 @@ package compile
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	prresources "github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
@@ -32,14 +33,27 @@ func (c *compiler) pipelineTaskRuns(pr *v1.PipelineRun, rpt *prresources.Resolve
 		}
 		return []*planpb.Task{t}, nil
 	}
-	if err := runTimeMatrix(pt.Matrix, ptAt); err != nil {
-		return nil, err
-	}
 	if err := prresources.ValidateParameterTypesInMatrix(prresources.PipelineRunState{rpt}); err != nil {
 		return nil, ptAt.errorf("matrix", "%v", err)
 	}
 	if emptyMatrix(pt.Matrix) {
 		return []*planpb.Task{emptyMatrixTask(pt, rpt.TaskRunNames[0])}, nil
+	}
+	if field, param := resultsIn(pt.Matrix); field != "" {
+		// How many TaskRuns there are is known only when the task starts:
+		// the supervisor fans it out then, in local mode.
+		if compiled.podErr == nil {
+			compiled.podErr = ptAt.errorf(field, "matrix param %q uses a task result: how many TaskRuns it fans out into is known only at run time, "+
+				"and a Pod's containers are fixed when it is created; run it with pod-runner run, or give the matrix values as literals or pipeline params", param)
+		}
+		t, err := c.pipelineTask(pr, rpt, facts, ptAt, compiled, taskRunOf{
+			name: pt.Name, taskRunName: rpt.TaskRunNames[0],
+			matrix: &planpb.Matrix{PipelineTask: pt.Name, RunTime: runTimeMatrix(pt.Matrix)},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return []*planpb.Task{t}, nil
 	}
 	// As createTaskRuns, before the TaskRuns' contexts are applied:
 	// $(context.pipelineTask.retries) stays as it is in matrix params.
@@ -66,22 +80,41 @@ func (c *compiler) pipelineTaskRuns(pr *v1.PipelineRun, rpt *prresources.Resolve
 	return out, nil
 }
 
-// runTimeMatrix refuses a matrix whose params use task results: how many
-// TaskRuns it fans out into is known only at run time.
-func runTimeMatrix(m *v1.Matrix, ptAt where) error {
+// resultsIn is the field and name of the first matrix param that uses a
+// task result, or "".
+func resultsIn(m *v1.Matrix) (field, param string) {
 	for j, p := range m.Params {
 		if usesResults(p) {
-			return ptAt.errorf(fmt.Sprintf("matrix.params[%d]", j), "matrix param %q uses a task result: a matrix fed by task results is not supported yet (its TaskRuns are known only at run time); give the values as literals or pipeline params", p.Name)
+			return fmt.Sprintf("matrix.params[%d]", j), p.Name
 		}
 	}
 	for k, inc := range m.Include {
 		for j, p := range inc.Params {
 			if usesResults(p) {
-				return ptAt.errorf(fmt.Sprintf("matrix.include[%d].params[%d]", k, j), "matrix param %q uses a task result: a matrix fed by task results is not supported yet (its TaskRuns are known only at run time); give the values as literals or pipeline params", p.Name)
+				return fmt.Sprintf("matrix.include[%d].params[%d]", k, j), p.Name
 			}
 		}
 	}
-	return nil
+	return "", ""
+}
+
+// runTimeMatrix is a matrix for the supervisor to fan out.
+func runTimeMatrix(m *v1.Matrix) *planpb.RunTimeMatrix {
+	rt := &planpb.RunTimeMatrix{Params: params(m.Params)}
+	for _, inc := range m.Include {
+		rt.Include = append(rt.Include, &planpb.MatrixInclude{Name: inc.Name, Params: params(inc.Params)})
+	}
+	return rt
+}
+
+// PodError is why the run cannot be one Pod, or nil: a matrix fed by task
+// results fans out into TaskRuns known only at run time, and a Pod's
+// containers are fixed when it is created.
+func (c *Compiled) PodError() error {
+	if c.podErr == nil {
+		return nil
+	}
+	return c.podErr
 }
 
 // usesResults tells whether a param refers to task results.
@@ -139,6 +172,20 @@ func matrixRunAfter(plan *planpb.Plan, spec *v1.PipelineSpec, specAt where) erro
 		seen[t.GetName()] = t
 		if m := t.GetMatrix(); m != nil {
 			instances[m.GetPipelineTask()] = append(instances[m.GetPipelineTask()], t.GetName())
+		}
+	}
+	for _, t := range all {
+		rt := t.GetMatrix().GetRunTime()
+		if rt == nil {
+			continue
+		}
+		// Its TaskRuns will be NAME-INDEX.
+		prefix := t.GetMatrix().GetPipelineTask() + "-"
+		for _, o := range all {
+			if rest, ok := strings.CutPrefix(o.GetName(), prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+				return specAt.errorf(matrixField(spec, t.GetMatrix().GetPipelineTask()),
+					"matrixed task %q may fan out into a TaskRun named like task %q: rename one of them", t.GetMatrix().GetPipelineTask(), o.GetName())
+			}
 		}
 	}
 	for _, t := range all {

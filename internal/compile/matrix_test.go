@@ -196,21 +196,22 @@ func TestMatrixInvalid(t *testing.T) {
 			field: "spec.pipelineSpec.tasks[0].matrix", msg: `matrixed task "a" fans out into a TaskRun named like task "a-1"`,
 		},
 		{
-			name: "include fed by a task result",
+			name: "run-time TaskRun named like another task",
 			tasks: `
     - name: a
       taskSpec:
-        results: [{name: r}]
+        results: [{name: r, type: array}]
         steps: [{image: busybox, script: "true"}]
     - name: b
       matrix:
-        include:
-        - name: one
-          params: [{name: x, value: $(tasks.a.results.r)}]
+        params: [{name: x, value: "$(tasks.a.results.r[*])"}]
       taskSpec:
         params: [{name: x}]
+        steps: [{image: busybox, script: "true"}]
+    - name: b-12
+      taskSpec:
         steps: [{image: busybox, script: "true"}]`,
-			field: "spec.pipelineSpec.tasks[1].matrix.include[0].params[0]", msg: "a matrix fed by task results is not supported yet",
+			field: "spec.pipelineSpec.tasks[1].matrix", msg: `matrixed task "b" may fan out into a TaskRun named like task "b-12"`,
 		},
 	}
 	for _, tc := range cases {
@@ -232,5 +233,52 @@ spec:
 				t.Errorf("error {Field: %q, Msg: %q}, want field %q and a message containing %q", le.Field, le.Msg, tc.field, tc.msg)
 			}
 		})
+	}
+}
+
+// A matrix fed by task results is one plan task, which the supervisor fans
+// out at run time; the run cannot be a Pod, and PodError says where.
+func TestMatrixFedByResults(t *testing.T) {
+	c := mustCompile(t, `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: mx
+spec:
+  pipelineSpec:
+    tasks:
+    - name: a
+      taskSpec:
+        results: [{name: list, type: array}, {name: s}]
+        steps: [{image: busybox, script: "true"}]
+    - name: b
+      params: [{name: p, value: fixed}]
+      matrix:
+        params:
+        - {name: x, value: "$(tasks.a.results.list[*])"}
+        - {name: w, value: [one, two]}
+        include:
+        - name: extra
+          params: [{name: z, value: $(tasks.a.results.s)}]
+      taskSpec:
+        params: [{name: x}, {name: w}, {name: z, default: ""}, {name: p}]
+        steps: [{image: busybox, script: echo $(params.x)}]
+    - {name: after, runAfter: [b], taskSpec: {steps: [{image: busybox, script: "true"}]}}
+`, Options{})
+	b := planTask(t, c.Plan, "b")
+	diff(t, "b matrix", b.GetMatrix(), &planpb.Matrix{PipelineTask: "b", RunTime: &planpb.RunTimeMatrix{
+		Params:  []*planpb.Param{{Name: "x", Value: str("$(tasks.a.results.list[*])")}, {Name: "w", Value: arr("one", "two")}},
+		Include: []*planpb.MatrixInclude{{Name: "extra", Params: []*planpb.Param{{Name: "z", Value: str("$(tasks.a.results.s)")}}}},
+	}})
+	diff(t, "b params", b.GetParams(), []*planpb.Param{{Name: "p", Value: str("fixed")}})
+	diff(t, "b run_after", b.GetRunAfter(), []string{"a"})
+	diff(t, "after run_after", planTask(t, c.Plan, "after").GetRunAfter(), []string{"b"})
+	var le *load.Error
+	if err := c.PodError(); !errors.As(err, &le) || le.Doc != "in.yaml#1 (PipelineRun/mx)" || le.Field != "spec.pipelineSpec.tasks[1].matrix.params[0]" ||
+		!strings.Contains(le.Msg, "a Pod's containers are fixed when it is created") {
+		t.Errorf("PodError() = %v, want a *load.Error at spec.pipelineSpec.tasks[1].matrix.params[0]", err)
+	}
+	if err := mustCompile(t, matrixRun, Options{}).PodError(); err != nil {
+		t.Errorf("a static matrix: PodError() = %v", err)
 	}
 }

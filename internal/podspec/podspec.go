@@ -88,6 +88,9 @@ type builder struct {
 // changed: the Plan the supervisor gets is a copy with the looked-up
 // entrypoints.
 func Pod(ctx context.Context, c *compile.Compiled, opts Options) (*corev1.Pod, []runtime.Object, error) {
+	if err := c.PodError(); err != nil {
+		return nil, nil, err
+	}
 	if opts.Image == "" {
 		opts.Image = DefaultImage
 	}

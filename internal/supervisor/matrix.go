@@ -1,10 +1,14 @@
 package supervisor
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -38,12 +42,14 @@ func (f *Facts) group(tasks []*planpb.Task, final bool) ([]*node, error) {
 			n = f.newNode(t, final, index)
 			f.byName[name] = n
 			nodes = append(nodes, n)
-		case n.final != final || !n.matrixed || t.GetMatrix() == nil || n.empty || t.GetMatrix().GetEmpty():
+		case n.final != final || !n.matrixed || t.GetMatrix() == nil || n.empty || n.runTime ||
+			t.GetMatrix().GetEmpty() || t.GetMatrix().GetRunTime() != nil:
 			return nil, fmt.Errorf("task %q: pipeline task %q is declared twice", t.GetName(), name)
 		}
 		f.runNode[t.GetName()] = n
-		if t.GetMatrix().GetEmpty() {
-			// Stands for a task that never runs.
+		if t.GetMatrix().GetEmpty() || t.GetMatrix().GetRunTime() != nil {
+			// Stands for a task that never runs, or that fans out into
+			// TaskRuns when it starts.
 			continue
 		}
 		r := &taskRun{task: t}
@@ -176,4 +182,167 @@ func (f *Facts) resultsRead(m *node) bool {
 		}
 	}
 	return false
+}
+
+// matrixParams are the params of a matrix known only at run time, then
+// those of its includes.
+func matrixParams(m *planpb.RunTimeMatrix) []*planpb.Param {
+	ps := slices.Clone(m.GetParams())
+	for _, inc := range m.GetInclude() {
+		ps = append(ps, inc.GetParams()...)
+	}
+	return ps
+}
+
+// runTimeMatrix is n's matrix with the results applied, as the reconciler
+// has it once n's references resolve (ApplyTaskResults: matrix params take
+// string and array results, include params string ones), and whether they
+// resolve.
+func (f *Facts) runTimeMatrix(n *node) ([]*planpb.Param, []*planpb.MatrixInclude, bool) {
+	m := n.task.GetMatrix().GetRunTime()
+	if f.unresolvable(n) != "" {
+		return m.GetParams(), m.GetInclude(), false
+	}
+	vars := f.vars(n, nil)
+	params := make([]*planpb.Param, len(m.GetParams()))
+	for i, p := range m.GetParams() {
+		params[i] = &planpb.Param{Name: p.GetName(), Value: vars.ApplyValue(p.GetValue())}
+	}
+	include := make([]*planpb.MatrixInclude, len(m.GetInclude()))
+	for i, inc := range m.GetInclude() {
+		include[i] = &planpb.MatrixInclude{Name: inc.GetName()}
+		for _, p := range inc.GetParams() {
+			v := proto.Clone(p.GetValue()).(*planpb.Value)
+			if v.GetType() == planpb.ValueType_STRING {
+				v.StringValue = vars.Apply(v.GetStringValue())
+			}
+			include[i].Params = append(include[i].Params, &planpb.Param{Name: p.GetName(), Value: v})
+		}
+	}
+	return params, include, true
+}
+
+// emptyMatrix is skipBecauseEmptyArrayInMatrixParams: a matrix param is an
+// empty array, once known.
+func (f *Facts) emptyMatrix(n *node) bool {
+	if n.empty {
+		return true
+	}
+	if !n.runTime || len(n.runs) > 0 {
+		return false
+	}
+	params, _, _ := f.runTimeMatrix(n)
+	for _, p := range params {
+		if p.GetValue().GetType() == planpb.ValueType_ARRAY && len(p.GetValue().GetArrayValue()) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// fanOutRunTime makes the TaskRuns of n, whose matrix is known now, as the
+// reconciler does when it creates them (createTaskRuns), and tells whether
+// it could. Params of the wrong type fail the run as Tekton does
+// (ValidateParameterTypesInMatrix before the TaskRuns are created).
+func (f *Facts) fanOutRunTime(n *node) bool {
+	params, include, _ := f.runTimeMatrix(n)
+	if err := matrixTypes(n.name, params, include); err != "" {
+		// The reconciler's MarkFailed format has one argument for two verbs.
+		f.freeze(&planpb.Condition{Status: "False", Reason: ReasonInvalidMatrixTypes,
+			Message: fmt.Sprintf("[User error] Failed to validate matrix %q with error %%!v(MISSING)", err)}, f.lastSkipped, nil)
+		return false
+	}
+	combinations := fanOut(params, include)
+	names := runNames(n.name, f.plan.GetName(), countCombinations(params, include))
+	for i, trName := range names {
+		t := proto.Clone(n.task).(*planpb.Task)
+		var combination []*planpb.Param
+		if i < len(combinations) {
+			combination = combinations[i]
+		}
+		t.Name = n.name
+		if len(names) > 1 {
+			t.Name = fmt.Sprintf("%s-%d", n.name, i)
+		}
+		t.TaskRunName = trName
+		t.Params = append(combination, t.GetParams()...)
+		t.Matrix = &planpb.Matrix{PipelineTask: n.name, Index: int32(i), Combination: int32(len(combination))}
+		if t.Context == nil {
+			t.Context = map[string]string{}
+		}
+		t.Context["context.taskRun.name"] = trName
+		t.Context["context.taskRun.uid"] = newUID()
+		r := &taskRun{task: t}
+		n.runs = append(n.runs, r)
+		f.runs[t.GetName()] = r
+		f.runNode[t.GetName()] = n
+	}
+	return true
+}
+
+// matrixTypes is ValidateParameterTypesInMatrix for one task: include
+// params are strings, matrix params arrays unless they still use results.
+func matrixTypes(task string, params []*planpb.Param, include []*planpb.MatrixInclude) string {
+	for _, inc := range include {
+		for _, p := range inc.GetParams() {
+			if t := p.GetValue().GetType(); t != planpb.ValueType_STRING {
+				return fmt.Sprintf("parameters of type string only are allowed, but param \"%s\" has type \"%s\" in pipelineTask \"%s\"", p.GetName(), typeName(t), task)
+			}
+		}
+	}
+	for _, p := range params {
+		if t := p.GetValue().GetType(); t != planpb.ValueType_ARRAY {
+			usesResults := false
+			for _, s := range valueTexts(p.GetValue()) {
+				usesResults = usesResults || len(results.Refs(s)) > 0
+			}
+			if usesResults {
+				continue
+			}
+			return fmt.Sprintf("parameters of type array only are allowed, but param \"%s\" has type \"%s\" in pipelineTask \"%s\"", p.GetName(), typeName(t), task)
+		}
+	}
+	return ""
+}
+
+func typeName(t planpb.ValueType) string {
+	switch t {
+	case planpb.ValueType_ARRAY:
+		return "array"
+	case planpb.ValueType_OBJECT:
+		return "object"
+	}
+	return "string"
+}
+
+// newUID is a random (version 4) UUID, as the API server gives a TaskRun.
+func newUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// planTasks are the plan's tasks in order, the TaskRuns a matrix known only
+// at run time fanned out into in the place of its plan task.
+func (f *Facts) planTasks() []*planpb.Task {
+	var out []*planpb.Task
+	for _, t := range slices.Concat(f.plan.GetTasks(), f.plan.GetFinally()) {
+		n := f.runNode[t.GetName()]
+		if n == nil || !n.runTime || n.task != t {
+			out = append(out, t)
+			continue
+		}
+		if len(n.runs) == 0 {
+			out = append(out, t)
+		}
+		for _, r := range n.runs {
+			out = append(out, r.task)
+		}
+	}
+	return out
 }

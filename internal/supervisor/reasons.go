@@ -27,6 +27,9 @@ const (
 	// ReasonCouldntGetPipelineResult: a pipeline result cannot be resolved
 	// although the task it reads succeeded.
 	ReasonCouldntGetPipelineResult = "CouldntGetPipelineResult"
+	// ReasonInvalidMatrixTypes: a matrix known only at run time has params
+	// of the wrong type.
+	ReasonInvalidMatrixTypes = "InvalidMatrixParameterTypes"
 
 	// Skipping reasons (v1.SkippingReason).
 	SkipWhen                = "When Expressions evaluated to false"

@@ -36,7 +36,12 @@ type node struct {
 	runs     []*taskRun
 	matrixed bool
 	empty    bool
-	final    bool
+	// runTime: its matrix uses task results; it fans out when it starts.
+	runTime bool
+	// paramRefs: its params or when expressions use results (Tekton's
+	// hasResultReferences, which leaves matrix params out).
+	paramRefs bool
+	final     bool
 	// index in the DAG (DAG tasks only).
 	index int
 	// refs are the result references in the task's params and when
@@ -140,19 +145,26 @@ func NewFacts(plan *planpb.Plan, store *results.Store) (*Facts, error) {
 
 func (f *Facts) newNode(t *planpb.Task, final bool, index int) *node {
 	n := &node{name: pipelineTask(t), task: t, final: final, index: index,
-		matrixed: t.GetMatrix() != nil, empty: t.GetMatrix().GetEmpty()}
-	// In Tekton's order (PipelineTaskResultRefs): params, then when.
-	var texts []string
+		matrixed: t.GetMatrix() != nil, empty: t.GetMatrix().GetEmpty(), runTime: t.GetMatrix().GetRunTime() != nil}
+	// In Tekton's order (PipelineTaskResultRefs): params, matrix params,
+	// then when.
+	var params, matrix, when []string
 	for _, p := range t.GetParams() {
-		texts = append(texts, valueTexts(p.GetValue())...)
+		params = append(params, valueTexts(p.GetValue())...)
+	}
+	for _, p := range matrixParams(t.GetMatrix().GetRunTime()) {
+		matrix = append(matrix, valueTexts(p.GetValue())...)
 	}
 	for _, w := range t.GetWhen() {
-		texts = append(texts, w.GetInput())
-		texts = append(texts, w.GetValues()...)
+		when = append(when, w.GetInput())
+		when = append(when, w.GetValues()...)
 	}
-	for _, s := range texts {
+	for _, s := range slices.Concat(params, matrix, when) {
 		n.refs = append(n.refs, results.Refs(s)...)
 		n.indexed = append(n.indexed, indexedRefs(s)...)
+	}
+	for _, s := range slices.Concat(params, when) {
+		n.paramRefs = n.paramRefs || len(results.Refs(s)) > 0
 	}
 	return n
 }
@@ -192,7 +204,7 @@ func (f *Facts) Next() Decision {
 			if f.dagDone() {
 				progressed = f.nextFinally(&d) || progressed
 			}
-			if !progressed {
+			if !progressed || f.frozen != nil {
 				break
 			}
 		}
@@ -251,20 +263,28 @@ func (f *Facts) nextDAG(d *Decision) bool {
 	}
 	for _, n := range queue {
 		n.when = f.resolveWhen(n, nil)
-		f.start(n, d, nil)
+		if !f.start(n, d, nil) {
+			return true
+		}
 		progressed = true
 	}
 	return progressed
 }
 
-// start starts every TaskRun of n, each with its params resolved.
-func (f *Facts) start(n *node, d *Decision, status map[string]string) {
+// start starts every TaskRun of n, each with its params resolved, after
+// fanning out a matrix known only now. It tells whether it could: a matrix
+// whose params are of the wrong type ends the run.
+func (f *Facts) start(n *node, d *Decision, status map[string]string) bool {
+	if n.runTime && !f.fanOutRunTime(n) {
+		return false
+	}
 	n.phase = running
 	for _, r := range n.runs {
 		r.params = f.resolveParams(n, r, status)
 		r.phase = running
 		d.Start = append(d.Start, &Ready{Task: r.task, Final: n.final, Params: r.params})
 	}
+	return true
 }
 
 // nextFinally is GetFinalTasks plus IsFinallySkipped.
@@ -282,7 +302,9 @@ func (f *Facts) nextFinally(d *Decision) bool {
 			continue
 		}
 		f.finallyStarted = true
-		f.start(n, d, status)
+		if !f.start(n, d, status) {
+			return true
+		}
 		progressed = true
 	}
 	return progressed
@@ -323,7 +345,7 @@ func (f *Facts) skip(n *node) string {
 		r = SkipPipelineTimedOut
 	case parentsDone && f.tasksTimedOut:
 		r = SkipTasksTimedOut
-	case n.empty:
+	case f.emptyMatrix(n):
 		r = SkipEmptyMatrix
 	}
 	f.skipCache[n] = r
@@ -343,7 +365,7 @@ func (f *Facts) finallySkip(n *node, status map[string]string) string {
 		return SkipPipelineTimedOut
 	case f.finallyTimedOut:
 		return SkipFinallyTimedOut
-	case n.empty:
+	case f.emptyMatrix(n):
 		return SkipEmptyMatrix
 	}
 	return ""
@@ -440,7 +462,7 @@ func (f *Facts) unresolvable(n *node) string {
 // resultsMissing is skipBecauseResultReferencesAreMissing for a DAG task.
 func (f *Facts) resultsMissing(n *node) bool {
 	name := f.unresolvable(n)
-	if name == "" {
+	if name == "" || !n.paramRefs {
 		return false
 	}
 	ref := f.byName[name]

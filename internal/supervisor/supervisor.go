@@ -282,7 +282,7 @@ func (r *run) snapshot() *planpb.RunStatus {
 	st := proto.Clone(r.status).(*planpb.RunStatus)
 	st.Condition = r.facts.Condition()
 	st.Tasks = nil
-	for _, t := range append(r.s.Plan.GetTasks(), r.s.Plan.GetFinally()...) {
+	for _, t := range r.facts.planTasks() {
 		if ts := r.taskStatus[t.GetName()]; ts != nil {
 			st.Tasks = append(st.Tasks, ts)
 		}

@@ -19,6 +19,9 @@ import (
 func (s *Supervisor) runTask(ctx context.Context, ready *Ready) taskEnd {
 	t := ready.Task
 	st := &planpb.TaskStatus{Name: t.GetName(), TaskRunName: t.GetTaskRunName(), Finally: ready.Final, Params: ready.Params}
+	if m := t.GetMatrix(); m != nil {
+		st.Matrix, st.TaskRunUid = m, t.GetContext()["context.taskRun.uid"]
+	}
 	for attempt := 0; ; attempt++ {
 		st.StartTime = timestamppb.New(s.now())
 		st.CompletionTime = nil

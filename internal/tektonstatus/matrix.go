@@ -2,11 +2,14 @@ package tektonstatus
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/substitution"
+	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -105,4 +108,69 @@ func (b *builder) matrixDisplayName(t *planpb.Task, name string, ps []*planpb.Pa
 		return strings.TrimSpace(dn)
 	}
 	return name
+}
+
+// runTimeTaskRuns puts the TaskRuns the supervisor fanned out at run time
+// (a matrix fed by task results) in the builder's plan, in place of the plan
+// task of their PipelineTask, each with what the compiler made for that
+// plan task (TaskRun, spec) under its own name, uid and params.
+func (b *builder) runTimeTaskRuns() {
+	byTemplate := map[string][]*planpb.TaskStatus{}
+	for _, ts := range b.st.GetTasks() {
+		m := ts.GetMatrix()
+		if m == nil || b.tasks[m.GetPipelineTask()].GetMatrix().GetRunTime() == nil {
+			continue
+		}
+		byTemplate[m.GetPipelineTask()] = append(byTemplate[m.GetPipelineTask()], ts)
+	}
+	if len(byTemplate) == 0 {
+		return
+	}
+	c := *b.c
+	c.TaskRuns, c.TaskSpecs = maps.Clone(c.TaskRuns), maps.Clone(c.TaskSpecs)
+	b.c = &c
+	expand := func(list []*planpb.Task) []*planpb.Task {
+		var out []*planpb.Task
+		for _, t := range list {
+			runs := byTemplate[t.GetName()]
+			if t.GetMatrix().GetRunTime() == nil || len(runs) == 0 {
+				out = append(out, t)
+				continue
+			}
+			slices.SortFunc(runs, func(x, y *planpb.TaskStatus) int { return int(x.GetMatrix().GetIndex() - y.GetMatrix().GetIndex()) })
+			for _, ts := range runs {
+				out = append(out, b.runTimeTaskRun(t, ts))
+			}
+		}
+		return out
+	}
+	plan := proto.Clone(b.plan).(*planpb.Plan)
+	plan.Tasks, plan.Finally = expand(plan.GetTasks()), expand(plan.GetFinally())
+	b.plan = plan
+}
+
+// runTimeTaskRun is the plan task and compiled TaskRun of a TaskRun fanned
+// out from template.
+func (b *builder) runTimeTaskRun(template *planpb.Task, ts *planpb.TaskStatus) *planpb.Task {
+	t := proto.Clone(template).(*planpb.Task)
+	t.Name, t.TaskRunName, t.Matrix = ts.GetName(), ts.GetTaskRunName(), ts.GetMatrix()
+	combination := min(int(ts.GetMatrix().GetCombination()), len(ts.GetParams()))
+	t.Params = append(slices.Clone(ts.GetParams()[:combination]), t.GetParams()...)
+	if t.Context == nil {
+		t.Context = map[string]string{}
+	}
+	t.Context["context.taskRun.name"] = ts.GetTaskRunName()
+	t.Context["context.taskRun.uid"] = ts.GetTaskRunUid()
+	b.tasks[t.GetName()] = t
+	b.final[t.GetName()] = b.final[template.GetName()]
+	if tr := b.c.TaskRuns[template.GetName()]; tr != nil {
+		tr = tr.DeepCopy()
+		tr.Name, tr.UID = ts.GetTaskRunName(), types.UID(ts.GetTaskRunUid())
+		tr.Spec.Params = params(ts.GetParams())
+		b.c.TaskRuns[t.GetName()] = tr
+	}
+	if spec := b.c.TaskSpecs[template.GetName()]; spec != nil {
+		b.c.TaskSpecs[t.GetName()] = spec
+	}
+	return t
 }

@@ -131,6 +131,7 @@ func newBuilder(c *compile.Compiled, st *planpb.RunStatus, opts ListOptions) *bu
 		b.tasks[t.GetName()] = t
 		b.final[t.GetName()] = true
 	}
+	b.runTimeTaskRuns()
 	return b
 }
 

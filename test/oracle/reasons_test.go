@@ -36,6 +36,7 @@ func TestReasons(t *testing.T) {
 		{"ReasonStoppedRunningFinally", supervisor.ReasonStoppedRunningFinally, v1.PipelineRunReasonStoppedRunningFinally.String(), ""},
 		{"ReasonTimedOutRunningFinally", supervisor.ReasonTimedOutRunningFinally, v1.PipelineRunReasonTimedOutRunningFinally.String(), ""},
 		{"ReasonCouldntGetPipelineResult", supervisor.ReasonCouldntGetPipelineResult, v1.PipelineRunReasonCouldntGetPipelineResult.String(), ""},
+		{"ReasonInvalidMatrixTypes", supervisor.ReasonInvalidMatrixTypes, v1.PipelineRunReasonInvalidMatrixParameterTypes.String(), ""},
 		{"ReasonFailedValidation", supervisor.ReasonFailedValidation, v1.PipelineRunReasonFailedValidation.String(), ""},
 		// The PipelineRun's Succeeded reason is the TaskRun's one too.
 		{"ReasonSucceeded (PipelineRun)", supervisor.ReasonSucceeded, v1.PipelineRunReasonSuccessful.String(), ""},
