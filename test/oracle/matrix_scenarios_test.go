@@ -238,4 +238,107 @@ finally:
 `,
 		events: []event{fail("a"), ok("f-1"), fail("f-0")},
 	},
+	{
+		name: "run-time matrix: fanned out from results when it starts",
+		pipeline: `
+results:
+- {name: all, value: "$(tasks.m.results.out[*])"}
+tasks:
+- name: a
+  taskSpec: {results: [{name: list, type: array}, {name: s}]}
+- name: m
+  params: [{name: common, value: "$(tasks.a.results.s)"}]
+  matrix:
+    params:
+    - {name: x, value: "$(tasks.a.results.list[*])"}
+    - {name: w, value: [one, two]}
+    include:
+    - name: extra
+      params: [{name: x, value: q}, {name: z, value: "$(tasks.a.results.s)"}]
+  taskSpec:
+    params: [{name: z, default: none}]
+    results: [{name: out}]
+- name: after
+  params: [{name: outs, value: "$(tasks.m.results.out[*])"}, {name: count, value: "$(tasks.m.matrix.out.length)"}]
+`,
+		events: []event{
+			ok("a", arr("list", "p", "q", "r"), str("s", "S")),
+			ok("m-3", str("out", "3")), ok("m-0", str("out", "0")), ok("m-5"), ok("m-1", str("out", "1")),
+			ok("m-2", str("out", "2")), ok("m-4", str("out", "4")), ok("after"),
+		},
+	},
+	{
+		name: "run-time matrix: one combination keeps the plain TaskRun name",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: list, type: array}]}
+- name: m
+  matrix:
+    params: [{name: x, value: "$(tasks.a.results.list[*])"}]
+- {name: after, runAfter: [m]}
+`,
+		events: []event{ok("a", arr("list", "only")), ok("m"), ok("after")},
+	},
+	{
+		name: "run-time matrix: an empty array result skips it and its dependents",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: list, type: array}]}
+- name: m
+  matrix:
+    params: [{name: x, value: "$(tasks.a.results.list[*])"}]
+- {name: after, runAfter: [m]}
+- {name: other, runAfter: [a]}
+finally:
+- name: f
+  matrix:
+    params: [{name: x, value: "$(tasks.a.results.list[*])"}]
+`,
+		events: []event{ok("a", arr("list")), ok("other")},
+	},
+	{
+		name: "run-time matrix: a string where an array belongs fails the run",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: s}]}
+- name: b
+  taskSpec: {results: [{name: s}]}
+- name: m
+  matrix:
+    params: [{name: x, value: "$(tasks.a.results.s)"}]
+- {name: c}
+`,
+		events: []event{ok("a", str("s", "S")), ok("c"), ok("b", str("s", "T"))},
+	},
+	{
+		name: "run-time matrix: in finally, from a DAG task's results",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: list, type: array}]}
+finally:
+- name: f
+  params: [{name: s, value: "$(tasks.a.status)"}]
+  matrix:
+    params: [{name: x, value: "$(tasks.a.results.list[*])"}]
+`,
+		events: []event{fail("a", arr("list", "u", "v")), ok("f-1"), fail("f-0")},
+	},
+	{
+		name: "run-time matrix: a result its parent, whose failure is ignored, did not produce",
+		pipeline: `
+tasks:
+- name: a
+  onError: continue
+  taskSpec: {results: [{name: list, type: array}]}
+- name: m
+  matrix:
+    params: [{name: x, value: "$(tasks.a.results.list[*])"}]
+- {name: c}
+`,
+		events: []event{failWith("a", v1.TaskRunReasonFailureIgnored.String()), ok("c")},
+	},
 }

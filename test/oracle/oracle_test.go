@@ -200,8 +200,6 @@ type harness struct {
 	ours   *oursRun
 	// initial are the plan tasks started before any event.
 	initial []string
-	// taskRun is the TaskRun of each plan task, planTask the reverse.
-	taskRun, planTask map[string]string
 }
 
 func newHarness(t *testing.T, sc scenario) *harness {
@@ -209,21 +207,16 @@ func newHarness(t *testing.T, sc scenario) *harness {
 	spec := parsePipeline(t, sc.pipeline)
 	tk := newTektonRun(t, spec, sc.timeouts, sc.flags)
 	plan := toPlan(tk)
-	h := &harness{t: t, tekton: tk, ours: newOursRun(t, plan), taskRun: map[string]string{}, planTask: map[string]string{}}
-	for _, pt := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
-		h.taskRun[pt.GetName()] = pt.GetTaskRunName()
-		h.planTask[pt.GetTaskRunName()] = pt.GetName()
-	}
-	return h
+	return &harness{t: t, tekton: tk, ours: newOursRun(t, plan)}
 }
 
 func (h *harness) apply(e event) {
 	h.tekton.tick()
 	switch e.kind {
 	case evFinish:
-		tr, ok := h.taskRun[e.task]
+		tr, ok := h.tekton.taskRunOf[e.task]
 		if !ok {
-			h.t.Fatalf("invalid scenario: no plan task %q", e.task)
+			h.t.Fatalf("invalid scenario: Tekton has no TaskRun for plan task %q", e.task)
 		}
 		h.tekton.finish(tr, e.end)
 		h.ours.finish(e.task, e.end)
@@ -288,7 +281,7 @@ func runScenario(t *testing.T, sc scenario) *harness {
 	h := newHarness(t, sc)
 	h.step("start")
 	for name := range h.tekton.taskRuns {
-		h.initial = append(h.initial, h.planTask[name])
+		h.initial = append(h.initial, h.tekton.planTask[name])
 	}
 	for i, e := range sc.events {
 		h.apply(e)

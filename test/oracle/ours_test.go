@@ -181,6 +181,22 @@ func toTasks(tr *tektonRun, pt v1.PipelineTask) []*planpb.Task {
 			return []*planpb.Task{t}
 		}
 	}
+	if usesResults(pt.Matrix) {
+		t := toTask(pt, names[0])
+		rt := &planpb.RunTimeMatrix{}
+		for _, p := range pt.Matrix.Params {
+			rt.Params = append(rt.Params, &planpb.Param{Name: p.Name, Value: toValue(p.Value)})
+		}
+		for _, inc := range pt.Matrix.Include {
+			mi := &planpb.MatrixInclude{Name: inc.Name}
+			for _, p := range inc.Params {
+				mi.Params = append(mi.Params, &planpb.Param{Name: p.Name, Value: toValue(p.Value)})
+			}
+			rt.Include = append(rt.Include, mi)
+		}
+		t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, RunTime: rt}
+		return []*planpb.Task{t}
+	}
 	combinations := pt.Matrix.FanOut()
 	var out []*planpb.Task
 	for i, name := range names {
@@ -198,6 +214,17 @@ func toTasks(tr *tektonRun, pt v1.PipelineTask) []*planpb.Task {
 		out = append(out, t)
 	}
 	return out
+}
+
+// usesResults tells whether a matrix param uses task results: the
+// supervisor fans such a matrix out when it starts.
+func usesResults(m *v1.Matrix) bool {
+	for _, p := range m.GetAllParams() {
+		if exprs, ok := p.GetVarSubstitutionExpressions(); ok && v1.LooksLikeContainsResultRefs(exprs) {
+			return true
+		}
+	}
+	return false
 }
 
 // matrixRunAfter puts a matrixed task's plan tasks in the run_after that

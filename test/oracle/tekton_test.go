@@ -37,8 +37,11 @@ type tektonRun struct {
 	pr       *v1.PipelineRun
 	clock    *clocktesting.FakePassiveClock
 	taskRuns map[string]*v1.TaskRun // by TaskRun name
-	graph    *dag.Graph
-	final    *dag.Graph
+	// planTask names each TaskRun as the plan does (the pipeline task, and
+	// "-INDEX" for a matrix of several), taskRunOf the reverse.
+	planTask, taskRunOf map[string]string
+	graph               *dag.Graph
+	final               *dag.Graph
 	// validated: the checks Tekton makes before the first TaskRun ran.
 	validated bool
 	// results are the pipeline results once the run is done.
@@ -104,7 +107,7 @@ func newTektonRun(t *testing.T, spec *v1.PipelineSpec, timeouts *v1.TimeoutField
 	// storePipelineSpecAndMergeMeta: $(tasks.X.matrix.length) reads it.
 	pr.Status.PipelineSpec = applied
 	return &tektonRun{t: t, ctx: ctx, spec: applied, pr: pr, clock: clock,
-		taskRuns: map[string]*v1.TaskRun{}, graph: g, final: fg}
+		taskRuns: map[string]*v1.TaskRun{}, planTask: map[string]string{}, taskRunOf: map[string]string{}, graph: g, final: fg}
 }
 
 // tick moves the clock forward: every event happens a second after the last.
@@ -239,7 +242,11 @@ func (r *tektonRun) reconcile() []start {
 		r.validated = true
 	}
 
-	started := r.runNextSchedulableTask(facts)
+	started, err := r.runNextSchedulableTask(facts)
+	if err != nil {
+		// The reconcile ends there: the condition is the one it marked.
+		return started
+	}
 
 	facts.ResetSkippedCache()
 	logger := zap.NewNop().Sugar()
@@ -271,7 +278,7 @@ func (r *tektonRun) reconcile() []start {
 
 // runNextSchedulableTask is the reconciler's function of that name, creating
 // synthetic TaskRuns.
-func (r *tektonRun) runNextSchedulableTask(facts *resources.PipelineRunFacts) []start {
+func (r *tektonRun) runNextSchedulableTask(facts *resources.PipelineRunFacts) ([]start, error) {
 	next, err := facts.DAGExecutionQueue()
 	if err != nil {
 		// "invalid list of done tasks" while stopping: no new DAG task.
@@ -312,9 +319,17 @@ func (r *tektonRun) runNextSchedulableTask(facts *resources.PipelineRunFacts) []
 		if rpt.Skip(facts).IsSkipped || rpt.IsFinallySkipped(facts).IsSkipped {
 			continue
 		}
+		if rpt.PipelineTask.IsMatrixed() {
+			if err := resources.ValidateParameterTypesInMatrix(facts.State); err != nil {
+				// The reconciler's format, which has a verb too many.
+				format := "Failed to validate matrix %q with error %v"
+				r.pr.Status.MarkFailed(v1.PipelineRunReasonInvalidMatrixParameterTypes.String(), format, pipelineErrors.WrapUserError(err))
+				return started, err
+			}
+		}
 		started = append(started, r.createTaskRuns(rpt, facts)...)
 	}
-	return started
+	return started, nil
 }
 
 // createTaskRuns is the reconciler's: one TaskRun per name, the i-th with
@@ -324,6 +339,13 @@ func (r *tektonRun) createTaskRuns(rpt *resources.ResolvedPipelineTask, facts *r
 	var combinations []v1.Params
 	if rpt.PipelineTask.IsMatrixed() {
 		combinations = rpt.PipelineTask.Matrix.FanOut()
+	}
+	for i, name := range rpt.TaskRunNames {
+		plan := rpt.PipelineTask.Name
+		if len(rpt.TaskRunNames) > 1 {
+			plan = fmt.Sprintf("%s-%d", plan, i)
+		}
+		r.planTask[name], r.taskRunOf[plan] = plan, name
 	}
 	var started []start
 	rpt.TaskRuns = nil
