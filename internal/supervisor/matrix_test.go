@@ -150,3 +150,42 @@ func TestNewFactsRefusesBadMatrix(t *testing.T) {
 		})
 	}
 }
+
+// A matrix fed by results fans out when it starts: each TaskRun gets
+// Tekton's name, its own uid and its combination, and the run's status
+// lists them where the plan has their task.
+func TestRunTimeMatrixFansOut(t *testing.T) {
+	a := task("a", nil, step("s"))
+	a.Spec.Results = []*planpb.ResultSpec{{Name: "list", Type: planpb.ValueType_ARRAY}}
+	m := task("m", []string{"a"}, &planpb.Step{Name: "s", Script: "echo $(params.x) $(context.taskRun.name) $(context.taskRun.uid)"})
+	m.Matrix = &planpb.Matrix{PipelineTask: "m", RunTime: &planpb.RunTimeMatrix{
+		Params: []*planpb.Param{{Name: "x", Value: sval("$(tasks.a.results.list[*])")}},
+	}}
+	m.Spec.Params = []*planpb.ParamSpec{{Name: "x"}}
+	m.Context = map[string]string{"context.taskRun.name": "run-m", "context.taskRun.uid": "compiled"}
+	after := task("after", []string{"m"}, step("s"))
+	f := newFake(map[string]outcome{"a/s": {results: map[string]string{"list": `["p","q","r"]`}}})
+	st := runPlan(t, context.Background(), plan([]*planpb.Task{a, m, after}), f)
+	if st.GetCondition().GetReason() != ReasonSucceeded {
+		t.Fatalf("condition %v", st.GetCondition())
+	}
+	var names []string
+	uids := map[string]bool{}
+	for _, ts := range st.GetTasks() {
+		names = append(names, ts.GetName()+"="+ts.GetTaskRunName())
+		if ts.GetMatrix() != nil {
+			uids[ts.GetTaskRunUid()] = true
+			script := f.scripts[ts.GetName()+"/s"]
+			want := fmt.Sprintf("echo %s %s %s", ts.GetParams()[0].GetValue().GetStringValue(), ts.GetTaskRunName(), ts.GetTaskRunUid())
+			if !strings.HasSuffix(script, want) || ts.GetMatrix().GetPipelineTask() != "m" || ts.GetMatrix().GetCombination() != 1 {
+				t.Errorf("%s: ran %q with matrix %v, want it to end in %q", ts.GetName(), script, ts.GetMatrix(), want)
+			}
+		}
+	}
+	if want := []string{"a=run-a", "m-0=run-m-0", "m-1=run-m-1", "m-2=run-m-2", "after=run-after"}; !slices.Equal(names, want) {
+		t.Errorf("tasks %v, want %v", names, want)
+	}
+	if len(uids) != 3 || uids["compiled"] || uids[""] {
+		t.Errorf("uids %v: want three new ones", uids)
+	}
+}

@@ -2,6 +2,7 @@ package tektonstatus
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -120,5 +121,78 @@ func TestMatrixTaskRuns(t *testing.T) {
 	}
 	if dn := pr.Status.ChildReferences[0].DisplayName; dn != "Linux on big" {
 		t.Errorf("first TaskRun's displayName %q, want the include's name", dn)
+	}
+}
+
+// The TaskRuns the supervisor fanned out at run time (a matrix fed by task
+// results) are listed like the others: the compiled TaskRun of their plan
+// task under their own names, uids and params, in the plan's place.
+func TestRunTimeMatrixTaskRuns(t *testing.T) {
+	docs, err := load.Read("in.yaml", strings.NewReader(`
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: mx
+spec:
+  pipelineSpec:
+    tasks:
+    - name: a
+      taskSpec:
+        results: [{name: list, type: array}]
+        steps: [{image: busybox, script: "true"}]
+    - name: m
+      params: [{name: p, value: fixed}]
+      matrix:
+        params: [{name: x, value: "$(tasks.a.results.list[*])"}]
+      taskSpec:
+        params: [{name: x}, {name: p}]
+        steps: [{image: busybox, script: echo $(params.x) $(context.taskRun.name) $(context.taskRun.uid)}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := compile.Compile(context.Background(), docs, compile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := succeededTask("a", 1, 2)
+	a.TaskRunName = "mx-a"
+	st := &planpb.RunStatus{Name: "mx", Condition: cond("True", "Succeeded", "", 9), Tasks: []*planpb.TaskStatus{a}}
+	for i, x := range []string{"p", "q"} {
+		ts := succeededTask(fmt.Sprintf("m-%d", i), 3, 4)
+		ts.TaskRunName = fmt.Sprintf("mx-m-%d", i)
+		ts.Matrix = &planpb.Matrix{PipelineTask: "m", Index: int32(i), Combination: 1}
+		ts.TaskRunUid = fmt.Sprintf("uid-%d", i)
+		ts.Params = []*planpb.Param{{Name: "x", Value: str(x)}, {Name: "p", Value: str("fixed")}}
+		st.Tasks = append(st.Tasks, ts)
+	}
+	// The second TaskRun's status comes first: childReferences follow the plan.
+	st.Tasks[1], st.Tasks[2] = st.Tasks[2], st.Tasks[1]
+	list := ListWith(c, st, ListOptions{})
+	var got []string
+	for _, it := range list.Items[1:] {
+		tr := it.Object.(*v1.TaskRun)
+		var ps []string
+		for _, p := range tr.Spec.Params {
+			ps = append(ps, p.Name+"="+p.Value.StringVal)
+		}
+		got = append(got, fmt.Sprintf("%s %s %s %v %s", tr.Name, tr.Labels[pipeline.PipelineTaskLabelKey], tr.Labels[pipeline.PipelineRunLabelKey], ps,
+			strings.TrimSpace(tr.Status.TaskSpec.Steps[0].Script)))
+	}
+	slices.Sort(got)
+	want := []string{
+		"mx-a a mx [] true",
+		"mx-m-0 m mx [x=p p=fixed] echo p mx-m-0 uid-0",
+		"mx-m-1 m mx [x=q p=fixed] echo q mx-m-1 uid-1",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("TaskRuns (name, pipelineTask, pipelineRun, params, status.taskSpec script):\n got %q\nwant %q", got, want)
+	}
+	var refs []string
+	for _, r := range list.Items[0].Object.(*v1.PipelineRun).Status.ChildReferences {
+		refs = append(refs, r.Name+"/"+r.PipelineTaskName)
+	}
+	if want := []string{"mx-a/a", "mx-m-0/m", "mx-m-1/m"}; !slices.Equal(refs, want) {
+		t.Errorf("childReferences %q, want %q", refs, want)
 	}
 }
