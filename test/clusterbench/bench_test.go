@@ -237,12 +237,16 @@ func kubectl(t *testing.T, args ...string) string {
 }
 
 // startOurs runs `injector controller` on the host for the namespace until
-// the test ends, as test/cluster does.
+// the test ends, as test/cluster does: this module's, or the binary
+// POD_RUNNER_BENCH_INJECTOR names (to compare two builds).
 func startOurs(t *testing.T, ns string) {
 	t.Helper()
-	bin, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/injector")
-	if err != nil {
-		t.Fatal(err)
+	bin := os.Getenv("POD_RUNNER_BENCH_INJECTOR")
+	if bin == "" {
+		var err error
+		if bin, err = testbin.Build("github.com/e7763abc/pod-runner/cmd/injector"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	logPath := t.TempDir() + "/injector.log"
 	logFile, err := os.Create(logPath)
