@@ -50,7 +50,9 @@ type Options struct {
 
 // Controller is Tekton's controller running on the host.
 type Controller struct {
-	// LogPath is the controller's log (knative's JSON lines).
+	// LogPath is the controller's log (knative's JSON lines): in the test's
+	// temporary directory, or under <repo>/.cache/tekton/logs with
+	// POD_RUNNER_KEEP set.
 	LogPath string
 	// Setup is how long building, imaging, configuring and starting took.
 	Setup   time.Duration
@@ -113,7 +115,15 @@ func Start(t testing.TB, opts Options) *Controller {
 		l.Close()
 	}
 
-	c := &Controller{LogPath: filepath.Join(t.TempDir(), "tekton-controller.log"), exited: make(chan struct{})}
+	logDir := t.TempDir()
+	if os.Getenv("POD_RUNNER_KEEP") != "" {
+		// Kept for a look after the test, as test/cluster keeps namespaces.
+		logDir = filepath.Join(root, ".cache", "tekton", "logs")
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Controller{LogPath: filepath.Join(logDir, fmt.Sprintf("controller-%d.log", time.Now().UnixNano())), exited: make(chan struct{})}
 	logFile, err := os.Create(c.LogPath)
 	if err != nil {
 		t.Fatal(err)
