@@ -233,6 +233,10 @@ var allowed = []struct{ kind, path, why string }{
 	{"TaskRun", ".status.sidecars[*].container", "as .status.steps[*].container: the sidecar's container in the shared Pod"},
 	{"TaskRun", ".status.sidecars[*].running",
 		"Tekton writes a sidecar's end (updateStoppedSidecarStatus) only if it reconciles the done TaskRun again after the nop image stopped it, which it may not do: its final status can keep the sidecar running; pod-runner's supervisor stops the sidecar itself and reports it terminated, reason Completed as Tekton's does"},
+	{"TaskRun", ".status.sidecars[*].terminated.message",
+		"when Tekton does write the sidecar's end, it says the nop image stopped it; pod-runner's supervisor stops a sidecar with a signal, no nop image"},
+	{"TaskRun", ".status.sidecars[*].terminated.exitCode",
+		"how the sidecar's process ends on its stop: Tekton's kubelet replaces the image (a shell as PID 1 ignores SIGTERM: 137 after the grace period), pod-runner signals it"},
 	{"*", "*.provenance.featureFlags.coschedule",
 		"the environment, not pod-runner: Tekton's controller runs here with coschedule disabled (tektonlocal: the affinity assistant needs more than this cluster has); ours reports the flags it compiled with, Tekton's defaults"},
 }
