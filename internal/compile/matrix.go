@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -36,8 +37,11 @@ func (c *compiler) pipelineTaskRuns(pr *v1.PipelineRun, rpt *prresources.Resolve
 	if err := prresources.ValidateParameterTypesInMatrix(prresources.PipelineRunState{rpt}); err != nil {
 		return nil, ptAt.errorf("matrix", "%v", err)
 	}
+	length := int32(min(pt.Matrix.CountCombinations(), math.MaxInt32))
 	if emptyMatrix(pt.Matrix) {
-		return []*planpb.Task{emptyMatrixTask(pt, rpt.TaskRunNames[0])}, nil
+		t := emptyMatrixTask(pt, rpt.TaskRunNames[0])
+		t.Matrix.Length = length
+		return []*planpb.Task{t}, nil
 	}
 	if field, param := resultsIn(pt.Matrix); field != "" {
 		// How many TaskRuns there are is known only when the task starts:
@@ -48,7 +52,7 @@ func (c *compiler) pipelineTaskRuns(pr *v1.PipelineRun, rpt *prresources.Resolve
 		}
 		t, err := c.pipelineTask(pr, rpt, facts, ptAt, compiled, taskRunOf{
 			name: pt.Name, taskRunName: rpt.TaskRunNames[0],
-			matrix: &planpb.Matrix{PipelineTask: pt.Name, RunTime: runTimeMatrix(pt.Matrix)},
+			matrix: &planpb.Matrix{PipelineTask: pt.Name, RunTime: runTimeMatrix(pt.Matrix), Length: length},
 		})
 		if err != nil {
 			return nil, err
@@ -61,7 +65,7 @@ func (c *compiler) pipelineTaskRuns(pr *v1.PipelineRun, rpt *prresources.Resolve
 	names := rpt.TaskRunNames
 	var out []*planpb.Task
 	for i, trName := range names {
-		run := taskRunOf{name: pt.Name, taskRunName: trName, matrix: &planpb.Matrix{PipelineTask: pt.Name, Index: int32(i)}}
+		run := taskRunOf{name: pt.Name, taskRunName: trName, matrix: &planpb.Matrix{PipelineTask: pt.Name, Index: int32(i), Length: length}}
 		if len(names) > 1 {
 			run.name = fmt.Sprintf("%s-%d", pt.Name, i)
 		}

@@ -111,7 +111,7 @@ func TestMatrixFansOut(t *testing.T) {
 	for i := range 4 {
 		name := fmt.Sprintf("build-%d", i)
 		tk := planTask(t, p, name)
-		diff(t, name+" matrix", tk.GetMatrix(), &planpb.Matrix{PipelineTask: "build", Index: int32(i), Combination: int32(len(combos[i]))})
+		diff(t, name+" matrix", tk.GetMatrix(), &planpb.Matrix{PipelineTask: "build", Index: int32(i), Combination: int32(len(combos[i])), Length: 4})
 		if tk.GetTaskRunName() != wantNames[i] {
 			t.Errorf("%s: TaskRun %q, want %q", name, tk.GetTaskRunName(), wantNames[i])
 		}
@@ -149,9 +149,10 @@ func TestMatrixFansOut(t *testing.T) {
 	}
 	after := planTask(t, p, "after")
 	diff(t, "after run_after", after.GetRunAfter(), []string{"build-0", "build-1", "build-2", "build-3", "single"})
-	// matrix.length is known now; matrix.RESULT.length counts TaskRuns at run time.
+	// Matrix context variables are the supervisor's, as the reconciler
+	// substitutes them when it creates the TaskRun.
 	diff(t, "after params", after.GetParams(), []*planpb.Param{
-		{Name: "count", Value: str("4")}, {Name: "outs", Value: str("$(tasks.build.matrix.out.length)")},
+		{Name: "count", Value: str("$(tasks.build.matrix.length)")}, {Name: "outs", Value: str("$(tasks.build.matrix.out.length)")},
 	})
 
 	var finals []string
@@ -266,7 +267,7 @@ spec:
     - {name: after, runAfter: [b], taskSpec: {steps: [{image: busybox, script: "true"}]}}
 `, Options{})
 	b := planTask(t, c.Plan, "b")
-	diff(t, "b matrix", b.GetMatrix(), &planpb.Matrix{PipelineTask: "b", RunTime: &planpb.RunTimeMatrix{
+	diff(t, "b matrix", b.GetMatrix(), &planpb.Matrix{PipelineTask: "b", Length: 2, RunTime: &planpb.RunTimeMatrix{
 		Params:  []*planpb.Param{{Name: "x", Value: str("$(tasks.a.results.list[*])")}, {Name: "w", Value: arr("one", "two")}},
 		Include: []*planpb.MatrixInclude{{Name: "extra", Params: []*planpb.Param{{Name: "z", Value: str("$(tasks.a.results.s)")}}}},
 	}})

@@ -143,8 +143,8 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		TaskVolumes: map[string]*TaskVolumes{},
 	}
 	// No TaskRun exists yet: $(tasks.X.matrix.R.length), which counts
-	// them, is left for the supervisor (ApplyPipelineTaskContexts reads the
-	// state only for it).
+	// them, is the supervisor's (ApplyPipelineTaskContexts reads the state
+	// only for it).
 	facts := &prresources.PipelineRunFacts{}
 	for i, rpt := range state {
 		final := i >= len(spec.Tasks)
@@ -322,7 +322,11 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 // create for it (createTaskRun).
 func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPipelineTask, facts *prresources.PipelineRunFacts, ptAt where, compiled *Compiled, run taskRunOf) (*planpb.Task, error) {
 	ctx := c.ctx
-	pt := prresources.ApplyPipelineTaskContexts(rpt.PipelineTask, pr.Status, facts)
+	// $(tasks.X.matrix.length) is the supervisor's too: the reconciler
+	// substitutes it with a task's matrix context variables when it creates
+	// the TaskRun, the first one in each param deciding which (a status
+	// without the spec leaves it).
+	pt := prresources.ApplyPipelineTaskContexts(rpt.PipelineTask, v1.PipelineRunStatus{}, facts)
 	trSpec := pr.GetTaskRunSpec(pt.Name)
 	// A matrix combination comes first (createTaskRun).
 	trParams := append(run.combination.DeepCopy(), pt.Params...)

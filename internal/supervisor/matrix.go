@@ -133,31 +133,53 @@ func byTaskRunName(runs []*taskRun) []*taskRun {
 	return out
 }
 
-// matrixLengths sets $(tasks.X.matrix.R.length), the number of X's TaskRuns
-// that produced result R, for the params that use it: the reconciler
-// substitutes it in a TaskRun's params when it creates the TaskRun
-// (ApplyPipelineTaskContexts). $(tasks.X.matrix.length) is known before the
-// run and the compiler substituted it.
+// matrixLengths sets the matrix context variables the reconciler
+// substitutes in a TaskRun's params when it creates it
+// (ApplyPipelineTaskContexts): the first $(tasks.X.matrix.length) or
+// $(tasks.X.matrix.R.length) of each param sets X's length
+// (Matrix.CountCombinations, for a DAG task) and, in the second form, how
+// many of X's TaskRuns produced R; every param then gets all of them.
 func (f *Facts) matrixLengths(params []*planpb.Param, vars *results.Vars) {
 	for _, p := range params {
-		for _, s := range valueTexts(p.GetValue()) {
-			for _, expr := range results.Expressions(s) {
-				parts := strings.Split(expr, ".")
-				if len(parts) != 5 || parts[0] != "tasks" || parts[2] != "matrix" || parts[4] != "length" {
-					continue
-				}
-				count := 0
-				if n := f.byName[parts[1]]; n != nil {
-					for _, r := range n.runs {
-						if _, ok := f.results.Get(r.task.GetName(), parts[3]); ok {
-							count++
-						}
-					}
-				}
-				vars.SetString(expr, strconv.Itoa(count))
+		task, result, ok := firstMatrixVar(p.GetValue())
+		if !ok {
+			continue
+		}
+		n := f.byName[task]
+		if n == nil {
+			continue
+		}
+		if !n.final {
+			vars.SetString("tasks."+task+".matrix.length", strconv.Itoa(int(n.task.GetMatrix().GetLength())))
+		}
+		if result == "" {
+			continue
+		}
+		count := 0
+		for _, r := range n.runs {
+			if _, ok := f.results.Get(r.task.GetName(), result); ok {
+				count++
+			}
+		}
+		vars.SetString("tasks."+task+".matrix."+result+".length", strconv.Itoa(count))
+	}
+}
+
+// firstMatrixVar is Param.ParseTaskandResultName: the task and result of
+// the first $(tasks.X.matrix.length) or $(tasks.X.matrix.R.length) in v.
+func firstMatrixVar(v *planpb.Value) (task, result string, ok bool) {
+	for _, s := range valueTexts(v) {
+		for _, expr := range results.Expressions(s) {
+			parts := strings.Split(expr, ".")
+			switch {
+			case len(parts) == 4 && parts[0] == "tasks" && parts[2] == "matrix" && parts[3] == "length":
+				return parts[1], "", true
+			case len(parts) == 5 && parts[0] == "tasks" && parts[2] == "matrix" && parts[4] == "length":
+				return parts[1], parts[3], true
 			}
 		}
 	}
+	return "", "", false
 }
 
 // resultsRead tells whether Tekton's reconcile that ends the run has the
@@ -266,7 +288,7 @@ func (f *Facts) fanOutRunTime(n *node) bool {
 		}
 		t.TaskRunName = trName
 		t.Params = append(combination, t.GetParams()...)
-		t.Matrix = &planpb.Matrix{PipelineTask: n.name, Index: int32(i), Combination: int32(len(combination))}
+		t.Matrix = &planpb.Matrix{PipelineTask: n.name, Index: int32(i), Combination: int32(len(combination)), Length: n.task.GetMatrix().GetLength()}
 		if t.Context == nil {
 			t.Context = map[string]string{}
 		}

@@ -948,7 +948,10 @@ type Matrix struct {
 	// one task for it, which the supervisor fans out then, with Tekton's
 	// TaskRun names and combinations (local mode only: a Pod's containers are
 	// fixed when it is created).
-	RunTime       *RunTimeMatrix `protobuf:"bytes,5,opt,name=run_time,json=runTime,proto3" json:"run_time,omitempty"`
+	RunTime *RunTimeMatrix `protobuf:"bytes,5,opt,name=run_time,json=runTime,proto3" json:"run_time,omitempty"`
+	// $(tasks.NAME.matrix.length): Matrix.CountCombinations of the
+	// PipelineTask as declared, pipeline params applied (results are not).
+	Length        int32 `protobuf:"varint,6,opt,name=length,proto3" json:"length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1016,6 +1019,13 @@ func (x *Matrix) GetRunTime() *RunTimeMatrix {
 		return x.RunTime
 	}
 	return nil
+}
+
+func (x *Matrix) GetLength() int32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
 }
 
 // RunTimeMatrix is a PipelineTask's matrix as the compiler leaves it:
@@ -2802,13 +2812,14 @@ const file_plan_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x01\n" +
 	"\x06Matrix\x12#\n" +
 	"\rpipeline_task\x18\x01 \x01(\tR\fpipelineTask\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x14\n" +
 	"\x05empty\x18\x03 \x01(\bR\x05empty\x12 \n" +
 	"\vcombination\x18\x04 \x01(\x05R\vcombination\x126\n" +
-	"\brun_time\x18\x05 \x01(\v2\x1b.podrunner.v1.RunTimeMatrixR\arunTime\"s\n" +
+	"\brun_time\x18\x05 \x01(\v2\x1b.podrunner.v1.RunTimeMatrixR\arunTime\x12\x16\n" +
+	"\x06length\x18\x06 \x01(\x05R\x06length\"s\n" +
 	"\rRunTimeMatrix\x12+\n" +
 	"\x06params\x18\x01 \x03(\v2\x13.podrunner.v1.ParamR\x06params\x125\n" +
 	"\ainclude\x18\x02 \x03(\v2\x1b.podrunner.v1.MatrixIncludeR\ainclude\"P\n" +

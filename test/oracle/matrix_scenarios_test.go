@@ -341,4 +341,29 @@ tasks:
 `,
 		events: []event{failWith("a", v1.TaskRunReasonFailureIgnored.String()), ok("c")},
 	},
+	{
+		name: "matrix: context variables, the first of each param deciding",
+		pipeline: `
+tasks:
+- name: m
+  matrix:
+    params: [{name: x, value: [a, b, c]}]
+  taskSpec: {results: [{name: out}]}
+- {name: plain}
+- name: c
+  runAfter: [m, plain]
+  params:
+  - {name: both, value: "$(tasks.m.matrix.length)/$(tasks.m.matrix.out.length)"}
+  - {name: plain, value: "$(tasks.plain.matrix.length)"}
+- name: d
+  runAfter: [m]
+  params:
+  - {name: both, value: "$(tasks.m.matrix.length)/$(tasks.m.matrix.out.length)"}
+  - {name: out, value: "$(tasks.m.matrix.out.length)"}
+finally:
+- name: f
+  params: [{name: out, value: "$(tasks.m.matrix.out.length)-$(tasks.m.matrix.length)"}]
+`,
+		events: []event{ok("m-0", str("out", "0")), ok("m-2", str("out", "2")), ok("plain"), ok("m-1"), ok("c"), ok("d"), ok("f")},
+	},
 }

@@ -167,9 +167,11 @@ func toPlan(tr *tektonRun) *planpb.Plan {
 // toTasks are the plan tasks of a PipelineTask: one, or one per TaskRun of
 // a matrixed one (Tekton's TaskRun names, FanOut's combinations first in
 // the params), or one that stands for a matrix with an empty array param.
-// $(tasks.X.matrix.length) is known before the run.
+// Matrix context variables are left for the supervisor, as the compiler
+// leaves them.
 func toTasks(tr *tektonRun, pt v1.PipelineTask) []*planpb.Task {
-	pt = *resources.ApplyPipelineTaskContexts(&pt, tr.pr.Status, &resources.PipelineRunFacts{})
+	pt = *resources.ApplyPipelineTaskContexts(&pt, v1.PipelineRunStatus{}, &resources.PipelineRunFacts{})
+	length := int32(pt.Matrix.CountCombinations())
 	if !pt.IsMatrixed() {
 		return []*planpb.Task{toTask(pt, kmeta.ChildName(runName, "-"+pt.Name))}
 	}
@@ -177,7 +179,7 @@ func toTasks(tr *tektonRun, pt v1.PipelineTask) []*planpb.Task {
 	for _, p := range pt.Matrix.Params {
 		if p.Value.Type == v1.ParamTypeArray && len(p.Value.ArrayVal) == 0 {
 			t := toTask(pt, names[0])
-			t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, Empty: true}
+			t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, Empty: true, Length: length}
 			return []*planpb.Task{t}
 		}
 	}
@@ -194,7 +196,7 @@ func toTasks(tr *tektonRun, pt v1.PipelineTask) []*planpb.Task {
 			}
 			rt.Include = append(rt.Include, mi)
 		}
-		t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, RunTime: rt}
+		t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, RunTime: rt, Length: length}
 		return []*planpb.Task{t}
 	}
 	combinations := pt.Matrix.FanOut()
@@ -207,7 +209,7 @@ func toTasks(tr *tektonRun, pt v1.PipelineTask) []*planpb.Task {
 		}
 		withCombination.Params = append(slices.Clone(combination), pt.Params...)
 		t := toTask(withCombination, name)
-		t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, Index: int32(i), Combination: int32(len(combination))}
+		t.Matrix = &planpb.Matrix{PipelineTask: pt.Name, Index: int32(i), Combination: int32(len(combination)), Length: length}
 		if len(names) > 1 {
 			t.Name = fmt.Sprintf("%s-%d", pt.Name, i)
 		}
