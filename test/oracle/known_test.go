@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
 // known are the differences between internal/supervisor and Tekton that this
@@ -22,6 +24,7 @@ var seenKnown = map[string]bool{}
 // so that a fixed one leaves the list and is checked again.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	testbin.Cleanup()
 	if code == 0 && flag.Lookup("test.run").Value.String() == "" && flag.Lookup("test.skip").Value.String() == "" {
 		for k := range known {
 			if !seenKnown[k] {
