@@ -25,7 +25,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// SystemNamespace holds Tekton's ConfigMaps, as in a real installation.
+// SystemNamespace holds Tekton's ConfigMaps, as in a real installation. It
+// is left in place after a test: the next Start applies the config again.
 const SystemNamespace = "tekton-pipelines"
 
 // ShellImage is the busybox local-k8s builds: Tekton's shell image (the
