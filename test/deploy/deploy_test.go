@@ -53,7 +53,7 @@ type objects struct {
 	// leaseRole and leaseBinding: leader election's.
 	leaseRole    rbacv1.Role
 	leaseBinding rbacv1.RoleBinding
-	kinds   []string
+	kinds        []string
 }
 
 func build(t *testing.T, dir string) *objects {
