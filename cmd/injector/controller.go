@@ -26,6 +26,8 @@ func controllerMain(args []string, stderr io.Writer) int {
 	metrics := fs.String("metrics-bind-address", "0", "address of the Prometheus metrics endpoint; 0 turns it off")
 	health := fs.String("health-probe-bind-address", "0", "address of the /healthz and /readyz endpoints; 0 turns them off")
 	leaderElect := fs.Bool("leader-elect", false, "take turns with other replicas through a Lease: only the leader reconciles")
+	qps := fs.Float32("kube-api-qps", 50, "API requests per second the controller may make (each task's start and end is a TaskRun write)")
+	burst := fs.Int("kube-api-burst", 100, "API requests the controller may make in a burst")
 	leaderNS := fs.String("leader-election-namespace", "", "namespace of the Lease (default: the controller Pod's own, in cluster)")
 	entrypoints := fs.StringArray("entrypoint", nil, "the command of IMAGE for steps with no command, instead of a registry lookup: IMAGE=CMD (repeatable)")
 	offline := fs.Bool("offline", false, "never look images up in a registry: steps with no command need --entrypoint")
@@ -60,7 +62,7 @@ func controllerMain(args []string, stderr io.Writer) int {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(stderr)))
 	cfg := controller.Config{Namespace: *namespace, MetricsAddr: *metrics, UnschedulableTimeout: *unschedulable,
-		HealthAddr: *health, LeaderElect: *leaderElect, LeaderElectionNamespace: *leaderNS,
+		HealthAddr: *health, LeaderElect: *leaderElect, LeaderElectionNamespace: *leaderNS, QPS: *qps, Burst: *burst,
 		Pod: podspec.Options{Image: *image, Resolver: over}}
 	if err := controller.Run(ctrl.SetupSignalHandler(), rc, cfg); err != nil {
 		return fail(1, err)

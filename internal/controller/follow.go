@@ -40,9 +40,10 @@ type followers struct {
 type follower struct {
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	stream sidecar.Stream
-	ended  time.Time // zero while live
+	mu        sync.Mutex
+	stream    sidecar.Stream
+	connected bool      // the stream is open: nothing before was missed
+	ended     time.Time // zero while live
 }
 
 // restartAfter is how long after a stream ended another may be opened to
@@ -55,7 +56,7 @@ const restartAfter = 2 * time.Second
 func (f *follower) current() (*planpb.RunStatus, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.ended.IsZero() {
+	if !f.connected || !f.ended.IsZero() {
 		return nil, false
 	}
 	return f.stream.Current(), true
@@ -85,7 +86,10 @@ func (fs *followers) status(pod *corev1.Pod, owner types.NamespacedName) (st *pl
 		}
 		delete(fs.m, pod.UID)
 	}
-	if cs := containerStatus(pod, podlayout.SupervisorContainer); cs == nil || cs.State.Running == nil || !podActive(pod) {
+	// Opened as soon as the Pod exists, not when the kubelet reports the
+	// supervisor running (about a second after it starts): the stream is
+	// retried until the container has started.
+	if cs := containerStatus(pod, podlayout.SupervisorContainer); !podActive(pod) || (cs != nil && cs.State.Terminated != nil) {
 		return nil, false
 	}
 	if fs.m == nil {
@@ -109,11 +113,14 @@ func (fs *followers) run(ctx context.Context, f *follower, namespace, pod string
 		// The last word is the full read's: wake the reconcile once more.
 		fs.notify(owner)
 	}()
-	rc, err := fs.logs.Follow(ctx, namespace, pod, podlayout.SupervisorContainer)
-	if err != nil {
+	rc, ok := fs.open(ctx, namespace, pod)
+	if !ok {
 		return
 	}
 	defer rc.Close()
+	f.mu.Lock()
+	f.connected = true
+	f.mu.Unlock()
 	sc := bufio.NewScanner(rc)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
 	for sc.Scan() {
@@ -126,6 +133,31 @@ func (fs *followers) run(ctx context.Context, f *follower, namespace, pod string
 		if event {
 			fs.notify(owner)
 		}
+	}
+}
+
+// Retries of a stream to a container that has not started yet: soon at
+// first, then less often (a Pod can wait minutes to be scheduled).
+const (
+	firstRetry = 100 * time.Millisecond
+	maxRetry   = 2 * time.Second
+)
+
+// open opens the stream, retrying until the supervisor container has
+// started (the API server refuses a waiting container's log) or ctx ends.
+func (fs *followers) open(ctx context.Context, namespace, pod string) (io.ReadCloser, bool) {
+	wait := firstRetry
+	for {
+		rc, err := fs.logs.Follow(ctx, namespace, pod, podlayout.SupervisorContainer)
+		if err == nil {
+			return rc, true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxRetry)
 	}
 }
 

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"testing"
@@ -17,15 +18,32 @@ import (
 )
 
 // pipeLogs serves each Follow a fresh pipe whose writer the test holds.
+// The first refuse calls fail, as the API server refuses the log of a
+// container that has not started.
 type pipeLogs struct {
 	mu      sync.Mutex
+	refuse  int
+	calls   int
 	writers []*io.PipeWriter
+}
+
+func (p *pipeLogs) tries() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
 }
 
 func (p *pipeLogs) Follow(ctx context.Context, _, _, container string) (io.ReadCloser, error) {
 	if container != podlayout.SupervisorContainer {
 		return nil, io.ErrUnexpectedEOF
 	}
+	p.mu.Lock()
+	p.calls++
+	if p.calls <= p.refuse {
+		p.mu.Unlock()
+		return nil, errors.New("container is waiting to start: ContainerCreating")
+	}
+	p.mu.Unlock()
 	r, w := io.Pipe()
 	p.mu.Lock()
 	p.writers = append(p.writers, w)
@@ -102,30 +120,52 @@ func TestFollowerWakesTheRunOnEachEvent(t *testing.T) {
 	}
 }
 
-// TestFollowerOnlyForRunningSupervisors: no stream for a Pod whose
-// supervisor has not started or has ended, or for a run without one.
-func TestFollowerOnlyForRunningSupervisors(t *testing.T) {
-	logs := &pipeLogs{}
+// TestFollowerOpensBeforeTheKubeletReportsRunning: a stream is tried as
+// soon as the Pod exists (the kubelet reports the supervisor running a
+// second after it starts), retried while the API server refuses it, and
+// answers only once open; none for a Pod or supervisor that ended.
+func TestFollowerOpensBeforeTheKubeletReportsRunning(t *testing.T) {
+	logs := &pipeLogs{refuse: 2}
 	fs := &followers{logs: logs, notify: func(types.NamespacedName) {}}
 	defer fs.stopAll()
 	owner := types.NamespacedName{Namespace: ns, Name: "r"}
 
-	waiting := runningPod("u1")
-	waiting.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{}}
 	ended := runningPod("u2")
 	ended.Status.Phase = corev1.PodSucceeded
-	for _, pod := range []*corev1.Pod{waiting, ended} {
+	supervisorDone := runningPod("u3")
+	supervisorDone.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}
+	var none *followers
+	for _, pod := range []*corev1.Pod{ended, supervisorDone} {
 		if _, ok := fs.status(pod, owner); ok {
 			t.Errorf("pod %s: answered", pod.UID)
 		}
 	}
-	var none *followers
-	if _, ok := none.status(runningPod("u3"), owner); ok {
+	if _, ok := none.status(runningPod("u4"), owner); ok {
 		t.Error("no followers answered")
 	}
 	time.Sleep(50 * time.Millisecond)
-	if logs.opened() != 0 {
-		t.Errorf("%d streams opened, want none", logs.opened())
+	if logs.opened() != 0 || logs.tries() != 0 {
+		t.Fatalf("%d streams tried for ended pods, want none", logs.tries())
+	}
+
+	waiting := runningPod("u1")
+	waiting.Status.ContainerStatuses = nil
+	waiting.Status.Phase = corev1.PodPending
+	if _, ok := fs.status(waiting, owner); ok {
+		t.Error("answered before the stream was open")
+	}
+	waitOpened(t, logs, 1)
+	if logs.tries() != 3 {
+		t.Errorf("%d tries, want 2 refused and 1 open", logs.tries())
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, ok := fs.status(waiting, owner); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an open stream does not answer")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -134,6 +134,11 @@ type Config struct {
 	// in cluster when empty).
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	// QPS and Burst bound the controller's API requests (client-go's
+	// defaults, 5 and 10, when zero): every task's start and end is a
+	// TaskRun write, so a wide fan-out needs more than the defaults.
+	QPS   float32
+	Burst int
 }
 
 // LeaderElectionID names the Lease the replicas of the controller share.
@@ -141,6 +146,13 @@ const LeaderElectionID = "pod-runner-controller.pod-runner.dev"
 
 // Run runs the controller until ctx ends.
 func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
+	rc = rest.CopyConfig(rc)
+	if cfg.QPS > 0 {
+		rc.QPS = cfg.QPS
+	}
+	if cfg.Burst > 0 {
+		rc.Burst = cfg.Burst
+	}
 	scheme, err := NewScheme()
 	if err != nil {
 		return fmt.Errorf("scheme: %w", err)

@@ -144,11 +144,15 @@ func holdCondition(next, cur *v1.PipelineRun) {
 // wake.
 func (r *Reconciler) runStatus(ctx context.Context, pod *corev1.Pod, owner types.NamespacedName) (*planpb.RunStatus, error) {
 	cs := containerStatus(pod, podlayout.SupervisorContainer)
-	if cs == nil || (cs.State.Running == nil && cs.State.Terminated == nil) {
-		return nil, nil
-	}
-	if st, ok := r.follow.status(pod, owner); ok {
-		return st, nil
+	if cs == nil || cs.State.Terminated == nil {
+		// A live follower may hear the supervisor before the kubelet
+		// reports it running; once it ended, the full read is the word.
+		if st, ok := r.follow.status(pod, owner); ok {
+			return st, nil
+		}
+		if cs == nil || cs.State.Running == nil {
+			return nil, nil
+		}
 	}
 	rc, err := r.Logs.Log(ctx, pod.Namespace, pod.Name, podlayout.SupervisorContainer)
 	if err != nil {
