@@ -38,7 +38,7 @@ unit:
 # into it yourself and set E2E_CLUSTER=external.
 e2e:
 	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) \
-	  $(GO) test -race -count=1 ./test/...
+	  $(GO) test -race -count=1 -timeout 30m ./test/...
 
 ## lint: gofmt, go vet, staticcheck
 lint:
@@ -198,3 +198,24 @@ deploy: k8s-controller-image tekton-crds
 ## PodPipeline objects stay)
 undeploy:
 	KUBECONFIG=$(DEPLOY_KUBECONFIG) kubectl delete --ignore-not-found -k $(DEPLOY_DIR)
+
+# ---- Tekton's own controller side by side (issue 4) --------------------------
+# test/tektonlocal builds Tekton v1.15.1's controller and pod images from the
+# pinned module (.cache/tekton: ~3.5 min cold, ~3 s warm) and runs it on the
+# host against local-k8s, scoped to the test's namespace, one at a time.
+# make e2e runs the parity test (test/cluster) and the matrix comparison
+# (test/oracle) with it.
+.PHONY: bench-cluster parity
+BENCH_RUNS ?= 3
+
+## bench-cluster: the same PipelineRuns (5-task chain, 10+1 fan-out, 1 task)
+## through Tekton's controller and ours; create → Succeeded, ratios, status lag
+bench-cluster: k8s-images
+	POD_RUNNER_BENCH_CLUSTER=1 POD_RUNNER_BENCH_RUNS=$(BENCH_RUNS) \
+	  KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
+	  $(GO) test -count=1 -v -timeout 30m -run TestCompare ./test/clusterbench/
+
+## parity: only the field-by-field comparison with Tekton's controller
+parity: k8s-images
+	POD_RUNNER_CLUSTER=1 KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
+	  $(GO) test -count=1 -v -run 'TestParity' ./test/cluster/
