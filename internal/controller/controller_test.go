@@ -191,6 +191,15 @@ func isOwnedBy(meta metav1.Object, pr *v1.PipelineRun) bool {
 	return false
 }
 
+// isOwnerNotController: a delegated run's TaskRuns name it as owner (the
+// garbage collector deletes them with it) but not as controller (Tekton's
+// controller would take the run over: delegatedOwner).
+func isOwnerNotController(meta metav1.Object, pr *v1.PipelineRun) bool {
+	refs := meta.GetOwnerReferences()
+	return len(refs) == 1 && refs[0].UID == pr.UID && refs[0].Kind == "PipelineRun" && refs[0].APIVersion == "tekton.dev/v1" &&
+		(refs[0].Controller == nil || !*refs[0].Controller)
+}
+
 func defs(t *testing.T) []client.Object {
 	return []client.Object{mustDecode[v1.Task](t, taskYAML), mustDecode[v1.Pipeline](t, pipelineYAML)}
 }
@@ -345,7 +354,7 @@ func TestStatusFromSupervisorLog(t *testing.T) {
 	if !ok {
 		t.Fatalf("no TaskRun r2-first: %v", keys(trs))
 	}
-	if first.Status.PodName != "r2" || first.Spec.ManagedBy == nil || *first.Spec.ManagedBy != ManagedBy || !isOwnedBy(&first, pr) {
+	if first.Status.PodName != "r2" || first.Spec.ManagedBy == nil || *first.Spec.ManagedBy != ManagedBy || !isOwnerNotController(&first, pr) {
 		t.Errorf("TaskRun podName %q managedBy %v owners %+v", first.Status.PodName, first.Spec.ManagedBy, first.OwnerReferences)
 	}
 	for k, v := range map[string]string{pipeline.PipelineRunLabelKey: "r2", pipeline.PipelineTaskLabelKey: "first", pipeline.PipelineLabelKey: "build", pipeline.TaskLabelKey: "echo"} {

@@ -64,7 +64,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("pod-runner").
 		For(&v1.PipelineRun{}, builder.WithPredicates(managed)).
 		Owns(&corev1.Pod{}).
-		Owns(&v1.TaskRun{})
+		// The run's TaskRuns name it as an owner but not as their
+		// controller (delegatedOwner, status.go).
+		Watches(&v1.TaskRun{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1.PipelineRun{}))
 	b, err := r.followLogs(mgr, b)
 	if err != nil {
 		return err

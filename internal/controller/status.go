@@ -6,6 +6,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -32,7 +33,7 @@ import (
 // end, when set, is why the controller ends the run (podFailure): it
 // ends it unless the supervisor already published a final status.
 func (r *Reconciler) writeStatus(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod, end *ending) (bool, error) {
-	next, done, err := r.nextStatus(ctx, pr, client.ObjectKeyFromObject(pr), c, pod, end, nil)
+	next, done, err := r.nextStatus(ctx, pr, client.ObjectKeyFromObject(pr), c, pod, end, delegatedOwner)
 	if err != nil {
 		return false, err
 	}
@@ -120,6 +121,21 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 		holdCondition(next, pr)
 	}
 	return next, done, nil
+}
+
+// delegatedOwner makes the run a TaskRun's owner but not its controller.
+// Tekton's own PipelineRun controller (v1.15.1) reconciles the controller
+// of every TaskRun that changes, without checking that run's
+// spec.managedBy: with a controller reference, each of our TaskRun writes
+// would have Tekton take the delegated run over and make TaskRuns of its
+// own. An owner reference without the controller flag still has the
+// garbage collector delete the TaskRuns with their run.
+func delegatedOwner(tr *v1.TaskRun) {
+	for i := range tr.OwnerReferences {
+		if tr.OwnerReferences[i].Kind == pipeline.PipelineRunControllerName {
+			tr.OwnerReferences[i].Controller = nil
+		}
+	}
 }
 
 // holdCondition keeps a run that is not done yet from looking done: the

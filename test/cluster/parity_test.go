@@ -237,6 +237,8 @@ var allowed = []struct{ kind, path, why string }{
 		"when Tekton does write the sidecar's end, it says the nop image stopped it; pod-runner's supervisor stops a sidecar with a signal, no nop image"},
 	{"TaskRun", ".status.sidecars[*].terminated.exitCode",
 		"how the sidecar's process ends on its stop: Tekton's kubelet replaces the image (a shell as PID 1 ignores SIGTERM: 137 after the grace period), pod-runner signals it"},
+	{"TaskRun", ".metadata.ownerReferences[*].controller",
+		"Tekton v1.15.1's PipelineRun controller reconciles the controller of every TaskRun that changes without checking the run's spec.managedBy (its TaskRun informer enqueues the controller owner): with controller: true each TaskRun write would have Tekton take the delegated run over; the run stays an owner, so the TaskRuns are deleted with it"},
 	{"*", "*.provenance.featureFlags.coschedule",
 		"the environment, not pod-runner: Tekton's controller runs here with coschedule disabled (tektonlocal: the affinity assistant needs more than this cluster has); ours reports the flags it compiled with, Tekton's defaults"},
 }
