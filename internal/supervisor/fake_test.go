@@ -12,7 +12,11 @@ import (
 
 // outcome is what a fake step does: wait, write results, exit.
 type outcome struct {
-	exit    int
+	exit int
+	// reason and err are the exit's Reason (e.g. OOMKilled) and Err (the
+	// step's container was lost).
+	reason  string
+	err     error
 	sleep   time.Duration
 	results map[string]string
 	// ignoreStop keeps the step running after its context ends (as a process
@@ -89,5 +93,5 @@ func (a *fakeAttempt) RunStep(ctx context.Context, s *Step) StepExit {
 	if o.then != nil {
 		o.then()
 	}
-	return StepExit{ExitCode: o.exit, Started: start, Finished: time.Now()}
+	return StepExit{ExitCode: o.exit, Reason: o.reason, Err: o.err, Started: start, Finished: time.Now()}
 }

@@ -4,8 +4,19 @@ package supervisor
 // link Tekton's API package. Tests pin every one of them to Tekton's constants.
 const (
 	// TaskRun reasons.
-	ReasonSucceeded     = "Succeeded"
-	ReasonFailed        = "Failed"
+	ReasonSucceeded = "Succeeded"
+	// ReasonFailed: a failed PipelineRun; a TaskRun failure that is no
+	// step's or sidecar's (the attempt could not start, an invalid task).
+	ReasonFailed = "Failed"
+	// The failure of a task whose steps ended, as Tekton's pod status code
+	// names it (pkg/pod getFailureInfo), in its order of priority: a
+	// sidecar OOM-killed, a step OOM-killed, a sidecar that ended non-zero,
+	// a step that failed (non-zero exit, step timeout, lost container).
+	ReasonSidecarOOM    = "SidecarOOM"
+	ReasonStepOOM       = "StepOOM"
+	ReasonSidecarFailed = "SidecarFailed"
+	ReasonStepFailed    = "StepFailed"
+
 	ReasonTaskTimeout   = "TaskRunTimeout"
 	ReasonTaskCancelled = "TaskRunCancelled"
 	ReasonRunning       = "Running"
@@ -53,6 +64,9 @@ const (
 	StepContinued = "Continued"
 	// StepSkipped: the step did not run because an earlier one failed.
 	StepSkipped = "Skipped"
+	// OOMKilled: a step's or sidecar's container was OOM-killed
+	// (Kubernetes' terminated reason, which Tekton copies).
+	OOMKilled = "OOMKilled"
 
 	// TaskRun spec status messages for a TaskRun cancelled by its PipelineRun.
 	MsgCancelledByPipeline        = "TaskRun cancelled as the PipelineRun it belongs to has been cancelled."

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -50,15 +51,18 @@ func taskSidecars(t *planpb.Task, params []*planpb.Param, taskCtx map[string]str
 
 // startSidecars starts the attempt's sidecars, records them in st.Sidecars,
 // and returns what stops them once the steps have ended (a no-op for a
-// task without sidecars).
-func (s *Supervisor) startSidecars(ctx context.Context, att Attempt, t *planpb.Task, params []*planpb.Param, taskCtx map[string]string, st *planpb.TaskStatus) (stop func(), err error) {
+// task without sidecars). stop may be called more than once; it stops them
+// the first time and tells which sidecars had ended on their own before,
+// by index in st.Sidecars: what Tekton's pod status shows when the last
+// step ends.
+func (s *Supervisor) startSidecars(ctx context.Context, att Attempt, t *planpb.Task, params []*planpb.Param, taskCtx map[string]string, st *planpb.TaskStatus) (stop func() (ended []bool), err error) {
 	st.Sidecars = nil
 	sidecars, err := taskSidecars(t, params, taskCtx, att)
 	if err != nil {
 		return nil, fmt.Errorf("invalid task %q: sidecars: %w", t.GetName(), err)
 	}
 	if len(sidecars) == 0 {
-		return func() {}, nil
+		return func() []bool { return nil }, nil
 	}
 	sa, ok := att.(SidecarAttempt)
 	if !ok {
@@ -72,20 +76,34 @@ func (s *Supervisor) startSidecars(ctx context.Context, att Attempt, t *planpb.T
 			Running: true, StartedAt: timestamppb.New(s.now()),
 		})
 	}
+	ended := make([]bool, len(sidecars))
 	started := sa.StartSidecars(ctx, runs)
 	for i, ex := range started {
 		if ex != nil && i < len(st.Sidecars) {
 			s.sidecarEnded(st.Sidecars[i], *ex, false)
+			ended[i] = true
 		}
 	}
 	s.reportTask(st)
-	return func() {
+	done := false
+	return func() []bool {
+		if done {
+			return ended
+		}
+		done = true
+		// Real time, as the exits' times are.
+		stopAt := time.Now()
 		exits, stopped := sa.StopSidecars()
 		for i := range st.Sidecars {
 			if i < len(exits) && st.Sidecars[i].GetRunning() {
-				s.sidecarEnded(st.Sidecars[i], exits[i], i < len(stopped) && stopped[i])
+				wasStopped := i < len(stopped) && stopped[i]
+				s.sidecarEnded(st.Sidecars[i], exits[i], wasStopped)
+				// A sidecar that did not stop when told is not one that
+				// had ended: it ends after the stop began.
+				ended[i] = !wasStopped && !exits[i].Finished.After(stopAt)
 			}
 		}
+		return ended
 	}, nil
 }
 
@@ -95,8 +113,8 @@ func (s *Supervisor) sidecarEnded(state *planpb.StepState, exit StepExit, stoppe
 	switch {
 	case stopped:
 		state.Reason = SidecarCompleted
-	case exit.Reason == "OOMKilled":
-		state.Reason = exit.Reason
+	case exit.Reason == OOMKilled:
+		state.Reason = OOMKilled
 	case exit.Err != nil:
 		state.Reason = SidecarError
 		if state.ExitCode == 0 {

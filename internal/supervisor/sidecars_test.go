@@ -24,7 +24,10 @@ type sidecarLauncher struct {
 	// started: per sidecar name, what StartSidecars reports (nil: running).
 	started map[string]*StepExit
 	// ended: per sidecar name, how it ended on its own before the stop.
-	ended   map[string]StepExit
+	ended map[string]StepExit
+	// stuck: per sidecar name, how it ended when it did not stop in time
+	// (the launcher gave up on it after the stop).
+	stuck   map[string]StepExit
 	scripts map[string]string
 }
 
@@ -80,6 +83,11 @@ func (a *sidecarAttempt) StopSidecars() ([]StepExit, []bool) {
 			exits[i] = ex
 			continue
 		}
+		if ex, ok := a.l.stuck[s.Name]; ok {
+			ex.Finished = time.Now()
+			exits[i] = ex
+			continue
+		}
 		exits[i], stopped[i] = StepExit{ExitCode: 143, Started: time.Now(), Finished: time.Now()}, true
 	}
 	return exits, stopped
@@ -118,11 +126,14 @@ func TestSidecarLifecycle(t *testing.T) {
 		out     map[string]outcome
 		started map[string]*StepExit
 		ended   map[string]StepExit
+		stuck   map[string]StepExit
 		// want: the launcher's log; reason of the task; per sidecar
 		// "reason exitCode".
 		want       []string
 		taskReason string
-		states     []string
+		// taskMsg, when set, is the task's condition message.
+		taskMsg string
+		states  []string
 	}{{
 		name: "started before the steps, stopped after them",
 		task: withSidecars(task("a", nil, step("one"), step("two")), "db", "web"),
@@ -134,8 +145,37 @@ func TestSidecarLifecycle(t *testing.T) {
 		task: withSidecars(task("a", nil, step("one"), step("two")), "db"),
 		out:  map[string]outcome{"a/one": {exit: 3}},
 		want: []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
-		// A sidecar's end does not decide the task's.
-		taskReason: ReasonFailed, states: []string{"db Completed 143"},
+		// A sidecar stopped after the steps does not decide the task's end.
+		taskReason: ReasonStepFailed, taskMsg: `"step-one" exited with code 3: Error`, states: []string{"db Completed 143"},
+	}, {
+		// Tekton names a sidecar that had ended non-zero before a failed
+		// step (getFailureInfo), with the sidecar's message.
+		name:       "a step failed after a sidecar had ended non-zero",
+		task:       withSidecars(task("a", nil, step("one")), "db"),
+		out:        map[string]outcome{"a/one": {exit: 3}},
+		ended:      map[string]StepExit{"db": {ExitCode: 2}},
+		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
+		taskReason: ReasonSidecarFailed, taskMsg: `"sidecar-db" exited with code 2: Error`, states: []string{"db Error 2"},
+	}, {
+		name:       "a step failed after a sidecar had been OOM-killed",
+		task:       withSidecars(task("a", nil, step("one")), "db", "web"),
+		out:        map[string]outcome{"a/one": {exit: 1}},
+		ended:      map[string]StepExit{"web": {ExitCode: 137, Reason: OOMKilled}},
+		want:       []string{"start a/db#0", "start a/web#0", "step a/one#0", "stop a/db#0", "stop a/web#0"},
+		taskReason: ReasonSidecarOOM, taskMsg: `"sidecar-web" exited with code 137: OOMKilled`, states: []string{"db Completed 143", "web OOMKilled 137"},
+	}, {
+		// The pipeline ignores the failure: FailureIgnored, with the
+		// message of the container that failed.
+		name: "a failure the pipeline ignores",
+		task: func() *planpb.Task {
+			tk := withSidecars(task("a", nil, step("one")), "db")
+			tk.OnErrorContinue = true
+			return tk
+		}(),
+		out:        map[string]outcome{"a/one": {exit: 3}},
+		ended:      map[string]StepExit{"db": {ExitCode: 2}},
+		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
+		taskReason: ReasonFailureIgnored, taskMsg: `"sidecar-db" exited with code 2: Error`, states: []string{"db Error 2"},
 	}, {
 		name:    "a sidecar that could not start: the steps run, the task succeeds",
 		task:    withSidecars(task("a", nil, step("one")), "db", "web"),
@@ -144,11 +184,34 @@ func TestSidecarLifecycle(t *testing.T) {
 		// Tekton counts a terminated sidecar as ready (SidecarsReady).
 		taskReason: ReasonSucceeded, states: []string{"db Error 1", "web Completed 143"},
 	}, {
-		name:       "a sidecar that ended on its own before the steps did",
+		// Every container of Tekton's Pod has then ended, one of them
+		// non-zero: the Pod's phase is Failed, and so is the task.
+		name:       "the only sidecar ended non-zero before the steps did",
 		task:       withSidecars(task("a", nil, step("one")), "db"),
 		ended:      map[string]StepExit{"db": {ExitCode: 2}},
 		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
-		taskReason: ReasonSucceeded, states: []string{"db Error 2"},
+		taskReason: ReasonSidecarFailed, taskMsg: `"sidecar-db" exited with code 2: Error`, states: []string{"db Error 2"},
+	}, {
+		// Another sidecar still ran: the Pod was still Running.
+		name:       "a sidecar ended non-zero while another ran",
+		task:       withSidecars(task("a", nil, step("one")), "db", "web"),
+		ended:      map[string]StepExit{"db": {ExitCode: 2}},
+		want:       []string{"start a/db#0", "start a/web#0", "step a/one#0", "stop a/db#0", "stop a/web#0"},
+		taskReason: ReasonSucceeded, states: []string{"db Error 2", "web Completed 143"},
+	}, {
+		name:       "the only sidecar ended 0 before the steps did",
+		task:       withSidecars(task("a", nil, step("one")), "db"),
+		ended:      map[string]StepExit{"db": {ExitCode: 0}},
+		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
+		taskReason: ReasonSucceeded, states: []string{"db Completed 0"},
+	}, {
+		// It ran when the steps ended; that it would not stop is no
+		// failure of the task.
+		name:       "a sidecar that did not stop when told",
+		task:       withSidecars(task("a", nil, step("one")), "db"),
+		stuck:      map[string]StepExit{"db": {ExitCode: 1, Err: errors.New("did not stop")}},
+		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
+		taskReason: ReasonSucceeded, states: []string{"db Error 1"},
 	}, {
 		name: "each attempt starts and stops its sidecars",
 		task: func() *planpb.Task {
@@ -169,7 +232,7 @@ func TestSidecarLifecycle(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.task.Workspaces = []*planpb.WorkspaceBinding{{Name: "ws", Volume: "v"}}
-			l := &sidecarLauncher{fakeLauncher: newFake(c.out), started: c.started, ended: c.ended, scripts: map[string]string{}}
+			l := &sidecarLauncher{fakeLauncher: newFake(c.out), started: c.started, ended: c.ended, stuck: c.stuck, scripts: map[string]string{}}
 			st, events := runSidecars(t, context.Background(), plan([]*planpb.Task{c.task}), l)
 			if !slices.Equal(l.log, c.want) {
 				t.Errorf("launcher log:\n got %q\nwant %q", l.log, c.want)
@@ -177,6 +240,9 @@ func TestSidecarLifecycle(t *testing.T) {
 			ts := taskStatus(st, c.task.GetName())
 			if got := ts.GetCondition().GetReason(); got != c.taskReason {
 				t.Errorf("task reason %q, want %q (%v)", got, c.taskReason, ts.GetCondition())
+			}
+			if got := ts.GetCondition().GetMessage(); c.taskMsg != "" && got != c.taskMsg {
+				t.Errorf("task message %q, want %q", got, c.taskMsg)
 			}
 			var states []string
 			for _, sc := range ts.GetSidecars() {

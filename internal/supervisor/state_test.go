@@ -59,7 +59,7 @@ func (r *factsRun) finish(name string, ok bool, rs ...*planpb.ResultValue) {
 	r.store.Set(name, rs)
 	reason := ReasonSucceeded
 	if !ok {
-		reason = ReasonFailed
+		reason = ReasonStepFailed
 	}
 	r.f.Finished(name, ok, reason, false, false)
 	r.next()

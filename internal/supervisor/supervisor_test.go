@@ -64,7 +64,8 @@ func TestRetriesRunUntilSuccess(t *testing.T) {
 	}
 	for i, want := range []int32{1, 2} {
 		r := ts.GetRetries()[i]
-		if r.GetCondition().GetReason() != ReasonFailed || r.GetSteps()[0].GetExitCode() != want {
+		// Each attempt keeps its own reason (Tekton's for a step that failed).
+		if r.GetCondition().GetReason() != ReasonStepFailed || r.GetSteps()[0].GetExitCode() != want {
 			t.Errorf("retry %d = %v", i, r)
 		}
 	}
@@ -93,7 +94,7 @@ func TestStepFailureSkipsLaterSteps(t *testing.T) {
 	f := newFake(map[string]outcome{"a/two": {exit: 3}})
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}), f)
 	ts := taskStatus(st, "a")
-	if c := ts.GetCondition(); c.GetReason() != ReasonFailed || c.GetMessage() != `"step-two" exited with code 3: Error` {
+	if c := ts.GetCondition(); c.GetReason() != ReasonStepFailed || c.GetMessage() != `"step-two" exited with code 3: Error` {
 		t.Errorf("condition = %v", c)
 	}
 	reasons := []string{}
@@ -130,7 +131,8 @@ func TestStepTimeout(t *testing.T) {
 	f := newFake(map[string]outcome{"a/slow": {sleep: time.Hour}})
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}), f)
 	ts := taskStatus(st, "a")
-	if c := ts.GetCondition(); c.GetReason() != ReasonFailed || !strings.Contains(c.GetMessage(), "exceeded the specified timeout") {
+	// Tekton's entrypoint exits non-zero when a step times out: StepFailed.
+	if c := ts.GetCondition(); c.GetReason() != ReasonStepFailed || !strings.Contains(c.GetMessage(), "exceeded the specified timeout") {
 		t.Errorf("condition = %v", c)
 	}
 	if ts.GetSteps()[0].GetReason() != StepTimeoutExceeded || ts.GetSteps()[1].GetReason() != "Skipped" {

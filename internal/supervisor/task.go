@@ -86,11 +86,12 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 	}
 	defer stopSidecars()
 
-	var failure string // message of the first step failure
+	var failed *planpb.StepState // the first step that failed the task
+	var failure string           // and its message
 	for i, step := range steps {
 		state := &planpb.StepState{Name: step.GetName(), Container: "step-" + step.GetName(), Image: step.GetImage()}
 		st.Steps = append(st.Steps, state)
-		if failure != "" || ctx.Err() != nil {
+		if failed != nil || ctx.Err() != nil {
 			skipStep(state)
 			continue
 		}
@@ -100,27 +101,83 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 			return s.stopped(st, t, att, cause)
 		}
 		if exit != "" {
-			failure = exit
+			failed, failure = state, exit
 		}
 	}
 	if cause := context.Cause(ctx); ctx.Err() != nil {
 		// Stopped between two steps.
 		return s.stopped(st, t, att, cause)
 	}
+	// The sidecars are stopped as the steps end; which had ended before
+	// may decide the task's reason.
+	sidecarsEnded := stopSidecars()
 	resultsErr := s.collectResults(st, t, att)
-	if failure != "" {
-		// A step failure of a task whose failure the pipeline ignores is
+	if reason, msg := attemptFailure(failed, failure, st.Sidecars, sidecarsEnded); reason != "" {
+		// A failure of a task whose failure the pipeline ignores is
 		// FailureIgnored (pod.updateCompletedTaskRunStatus).
 		if t.GetOnErrorContinue() {
-			return fail(st, ReasonFailureIgnored, failure)
+			return fail(st, ReasonFailureIgnored, msg)
 		}
-		return fail(st, ReasonFailed, failure)
+		return fail(st, reason, msg)
 	}
 	if resultsErr != nil {
 		return fail(st, ReasonTaskValidation, resultsErr.Error())
 	}
 	st.Condition = &planpb.Condition{Status: "True", Reason: ReasonSucceeded, Message: "All Steps have completed executing"}
 	return taskEnd{ok: true}
+}
+
+// attemptFailure is the reason and message of an attempt whose steps all
+// ended, as Tekton's pod status code gives them (pkg/pod DidTaskRunFail,
+// getFailureInfo, getFailureMessage), "" if it succeeded. step is the step
+// that failed the task, if any, with its message; ended tells which
+// sidecars had ended on their own by then, as the Pod's container statuses
+// would show. A sidecar that ended non-zero or OOM-killed names the
+// failure before a step does, and fails the task by itself when every
+// sidecar had ended: the Pod's containers have then all terminated, one
+// of them failed, and its phase is Failed.
+func attemptFailure(step *planpb.StepState, stepMsg string, sidecars []*planpb.StepState, ended []bool) (reason, msg string) {
+	var oom, nonZero *planpb.StepState // the first sidecar of each kind
+	allEnded := len(sidecars) > 0
+	for i, sc := range sidecars {
+		if i >= len(ended) || !ended[i] {
+			allEnded = false
+			continue
+		}
+		// The kubelet lists container statuses by name, which is the
+		// order Tekton looks at them in.
+		switch {
+		case sc.GetReason() == OOMKilled:
+			if oom == nil || sc.GetContainer() < oom.GetContainer() {
+				oom = sc
+			}
+		case sc.GetExitCode() != 0:
+			if nonZero == nil || sc.GetContainer() < nonZero.GetContainer() {
+				nonZero = sc
+			}
+		}
+	}
+	if step == nil && !(allEnded && (oom != nil || nonZero != nil)) {
+		return "", ""
+	}
+	switch {
+	case oom != nil:
+		return ReasonSidecarOOM, containerExited(oom)
+	case step != nil && step.GetReason() == OOMKilled:
+		return ReasonStepOOM, stepMsg
+	case nonZero != nil:
+		return ReasonSidecarFailed, containerExited(nonZero)
+	}
+	return ReasonStepFailed, stepMsg
+}
+
+// containerExited is Tekton's failure message for a container that ended
+// non-zero (extractContainerFailureMessage).
+func containerExited(state *planpb.StepState) string {
+	if state.GetReason() == "" {
+		return fmt.Sprintf("%q exited with code %d", state.GetContainer(), state.GetExitCode())
+	}
+	return fmt.Sprintf("%q exited with code %d: %s", state.GetContainer(), state.GetExitCode(), state.GetReason())
 }
 
 // runStep runs one step and records its state; it returns a failure message
@@ -152,7 +209,7 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, t *planpb.Task, i
 		}
 		return fmt.Sprintf("%q exited because the step exceeded the specified timeout limit", container)
 	case exit.Err != nil:
-		state.Reason = StepError
+		state.Reason = failedStepReason(exit)
 		if state.ExitCode == 0 {
 			state.ExitCode = 1
 		}
@@ -164,12 +221,21 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, t *planpb.Task, i
 		state.Reason = StepContinued
 		return ""
 	default:
-		state.Reason = StepError
+		state.Reason = failedStepReason(exit)
 		if exit.Reason != "" {
 			return fmt.Sprintf("%q exited with code %d: %s", container, exit.ExitCode, exit.Reason)
 		}
 		return fmt.Sprintf("%q exited with code %d: %s", container, exit.ExitCode, StepError)
 	}
+}
+
+// failedStepReason is the terminated reason of a step that failed: its
+// container's, as Tekton copies it (OOMKilled or Error).
+func failedStepReason(exit StepExit) string {
+	if exit.Reason == OOMKilled {
+		return OOMKilled
+	}
+	return StepError
 }
 
 // terminated records that a step or sidecar ended: its exit code and the

@@ -131,8 +131,9 @@ func TestHermeticTaskRefused(t *testing.T) {
 		t.Errorf("open: %s, want Succeeded", got)
 	}
 	c := r.taskRuns["sealed"].Status.GetCondition(apis.ConditionSucceeded)
-	if c.Reason != "Failed" {
-		t.Errorf("sealed: %s, want Failed", c.Reason)
+	// The step was refused: it failed, as Tekton's entrypoint fails it.
+	if c.Reason != "StepFailed" {
+		t.Errorf("sealed: %s, want StepFailed", c.Reason)
 	}
 	for _, want := range []string{"hermetic task: cannot create the step's user and network namespaces", "user.max_user_namespaces is 0", "the step was not run"} {
 		if !strings.Contains(c.Message, want) {

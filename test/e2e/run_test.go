@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -139,8 +141,9 @@ spec:
 	if c := r.prCondition(t); c.Reason != "Failed" || c.Message != "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1" {
 		t.Errorf("condition = %s: %s", c.Reason, c.Message)
 	}
-	if got := r.taskReason(t, "fails"); got != "Failed" {
-		t.Errorf("fails reason %q", got)
+	// Tekton's reason for a task whose step exited non-zero.
+	if got := r.taskReason(t, "fails"); got != "StepFailed" {
+		t.Errorf("fails reason %q, want StepFailed", got)
 	}
 	if got := r.taskReason(t, "slow"); got != "Succeeded" {
 		t.Errorf("slow reason %q (a running task must finish)", got)
@@ -148,7 +151,7 @@ spec:
 	if got := r.skipped()["next"]; got != string(v1.StoppingSkip) {
 		t.Errorf("next skipped with %q", got)
 	}
-	if got := r.taskResult(t, "report", "seen").StringVal; got != "Failed Succeeded Failed Failed" {
+	if got := r.taskResult(t, "report", "seen").StringVal; got != "Failed Succeeded Failed StepFailed" {
 		t.Errorf("finally saw %q", got)
 	}
 	steps := r.taskRuns["fails"].Status.Steps
@@ -160,6 +163,40 @@ spec:
 	}
 	if !strings.Contains(r.stderr, "[fails/boom] going down") {
 		t.Errorf("step output not prefixed on stderr:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "StepFailed fails (") {
+		t.Errorf("the progress lacks the task's end with its reason:\n%s", r.stderr)
+	}
+}
+
+// TestFailureTextSummary: -o text names a failed step's task with its
+// reason and message, and the run still exits 1.
+func TestFailureTextSummary(t *testing.T) {
+	cmd := exec.Command(binary, "run", "-f", "-", "-o", "text", "-q")
+	cmd.Stdin = strings.NewReader(`
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: text}
+spec:
+  pipelineSpec:
+    tasks:
+    - name: fails
+      taskSpec:
+        steps: [{name: boom, image: busybox, script: "exit 3"}]
+`)
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("run: %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{
+		"PipelineRun text: Failed (Succeeded=False)",
+		"fails  StepFailed",
+		`fails: "step-boom" exited with code 3: Error`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
 	}
 }
 
@@ -281,6 +318,10 @@ spec:
 		}
 		if got := r.tr.Status.Steps[0].TerminationReason; got != "TimeoutExceeded" {
 			t.Errorf("step terminationReason %q", got)
+		}
+		// Tekton's entrypoint exits non-zero on a step timeout: StepFailed.
+		if c := r.tr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "StepFailed" || !strings.Contains(c.Message, "exceeded the specified timeout limit") {
+			t.Errorf("TaskRun condition %+v, want StepFailed", c)
 		}
 	})
 }

@@ -106,7 +106,10 @@ func (e end) reason() string {
 	case succeeded:
 		return v1.TaskRunReasonSuccessful.String()
 	case failed:
-		return v1.TaskRunReasonFailed.String()
+		// A failed TaskRun of a scenario is one whose step exited
+		// non-zero: Tekton's pod status code says StepFailed
+		// (getFailureInfo), and so does $(tasks.X.reason).
+		return v1.TaskRunReasonStepFailed.String()
 	}
 	return v1.TaskRunReasonCancelled.String()
 }

@@ -27,6 +27,10 @@ func TestReasons(t *testing.T) {
 		{"ReasonRunning", supervisor.ReasonRunning, v1.TaskRunReasonRunning.String(), ""},
 		{"ReasonTaskValidation", supervisor.ReasonTaskValidation, v1.TaskRunReasonFailedValidation.String(), ""},
 		{"ReasonFailureIgnored", supervisor.ReasonFailureIgnored, v1.TaskRunReasonFailureIgnored.String(), ""},
+		{"ReasonStepFailed", supervisor.ReasonStepFailed, v1.TaskRunReasonStepFailed.String(), ""},
+		{"ReasonStepOOM", supervisor.ReasonStepOOM, v1.TaskRunReasonStepOOM.String(), ""},
+		{"ReasonSidecarFailed", supervisor.ReasonSidecarFailed, v1.TaskRunReasonSidecarFailed.String(), ""},
+		{"ReasonSidecarOOM", supervisor.ReasonSidecarOOM, v1.TaskRunReasonSidecarOOM.String(), ""},
 
 		{"ReasonCompleted", supervisor.ReasonCompleted, v1.PipelineRunReasonCompleted.String(), ""},
 		{"ReasonPipelineTimeout", supervisor.ReasonPipelineTimeout, v1.PipelineRunReasonTimedOut.String(), ""},
@@ -65,6 +69,8 @@ func TestReasons(t *testing.T) {
 		// into steps[].terminated.reason; no Go package exports them.
 		{"StepCompleted", supervisor.StepCompleted, "Completed", ""},
 		{"StepError", supervisor.StepError, "Error", ""},
+		// pkg/pod's oomKilled, unexported; its docs/taskruns.md names it.
+		{"OOMKilled", supervisor.OOMKilled, "OOMKilled", ""},
 	}
 	pinned := map[string]bool{}
 	for _, c := range cases {
