@@ -76,8 +76,7 @@ func (b *builder) runSpec(name string, spec *v1.TaskSpec, ps []*planpb.Param, at
 //   - status.artifacts once the attempt is done.
 //
 // The condition's reason stays the engine's, which $(tasks.X.reason) also
-// gives: Tekton's getFailureReason says StepFailed where the engine says
-// Failed (a step exited non-zero); that belongs to the engine.
+// gives (Tekton's getFailureReason: StepFailed, StepOOM, SidecarFailed…).
 func (b *builder) finishAttempt(status *v1.TaskRunStatus, results []*planpb.ResultValue) {
 	msg := terminationMessage(results)
 	for i := range status.Steps {

@@ -23,6 +23,7 @@ const (
 	// Kubernetes container terminated reasons.
 	containerCompleted = "Completed"
 	containerError     = "Error"
+	containerOOMKilled = "OOMKilled"
 	// Waiting reason of containers in a pod that has not started them yet.
 	containerInitializing = "PodInitializing"
 )
@@ -30,8 +31,9 @@ const (
 // stepStates are status.steps of one attempt, one per step of the task in
 // order, shaped as MakeTaskRunStatus shapes a pod's container states:
 //   - a finished step is "terminated": the container's reason ("Completed"
-//     when the container exited 0, which includes onError: continue, else
-//     "Error"), the step's exit code, and terminationReason: what the
+//     when the container exited 0, which includes onError: continue,
+//     "OOMKilled" for an OOM-killed step, else "Error"), the step's exit
+//     code, and terminationReason: what the
 //     entrypoint reported (Completed, Error, Continued, Skipped,
 //     TimeoutExceeded);
 //   - the running step is "running", steps not reached yet are "waiting";
@@ -133,6 +135,8 @@ func terminated(s *planpb.StepState, start, completion *timestamppb.Timestamp) *
 	case stepTimeout:
 		// The entrypoint exits 1 when the step's timeout kills the command.
 		exit = 1
+	case containerOOMKilled:
+		reason = containerOOMKilled
 	default:
 		if exit == 0 {
 			reason = containerCompleted

@@ -80,6 +80,15 @@ func TestStepStatesMatchMakeTaskRunStatus(t *testing.T) {
 		results: []*planpb.ResultValue{{Name: "out", Value: str("partial")}},
 		failed:  true,
 	}, {
+		// The kubelet says OOMKilled for the container, which Tekton
+		// copies into the step's terminated and terminationReason.
+		name: "an OOM-killed step",
+		engine: []*planpb.StepState{done("a", 1, 3, 137, "OOMKilled"),
+			{Name: "b", Image: "img-b", Terminated: true, Skipped: true, ExitCode: 1, Reason: "Skipped"}},
+		pod: []container{{name: "a", exit: 137, reason: "OOMKilled", started: 1, ended: 3},
+			{name: "b", exit: 1, reason: "Error", started: 3, ended: 3, internal: map[string]string{"Reason": "Skipped"}}},
+		failed: true,
+	}, {
 		name:   "onError continue",
 		engine: []*planpb.StepState{done("a", 1, 3, 3, "Continued"), done("b", 3, 4, 0, "Completed")},
 		pod: []container{{name: "a", reason: "Completed", started: 1, ended: 3, internal: map[string]string{"ExitCode": "3"}},
