@@ -27,6 +27,7 @@ func controllerMain(args []string, stderr io.Writer) int {
 	health := fs.String("health-probe-bind-address", "0", "address of the /healthz and /readyz endpoints; 0 turns them off")
 	leaderElect := fs.Bool("leader-elect", false, "take turns with other replicas through a Lease: only the leader reconciles")
 	qps := fs.Float32("kube-api-qps", 50, "API requests per second the controller may make (each task's start and end is a TaskRun write)")
+	tektonNS := fs.String("tekton-namespace", controller.DefaultTektonNamespace, "namespace of Tekton's feature-flags and config-defaults ConfigMaps, which runs are compiled with (a fresh install's when missing)")
 	burst := fs.Int("kube-api-burst", 100, "API requests the controller may make in a burst")
 	leaderNS := fs.String("leader-election-namespace", "", "namespace of the Lease (default: the controller Pod's own, in cluster)")
 	entrypoints := fs.StringArray("entrypoint", nil, "the command of IMAGE for steps with no command, instead of a registry lookup: IMAGE=CMD (repeatable)")
@@ -62,7 +63,7 @@ func controllerMain(args []string, stderr io.Writer) int {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(stderr)))
 	cfg := controller.Config{Namespace: *namespace, MetricsAddr: *metrics, UnschedulableTimeout: *unschedulable,
-		HealthAddr: *health, LeaderElect: *leaderElect, LeaderElectionNamespace: *leaderNS, QPS: *qps, Burst: *burst,
+		HealthAddr: *health, LeaderElect: *leaderElect, LeaderElectionNamespace: *leaderNS, QPS: *qps, Burst: *burst, TektonNamespace: *tektonNS,
 		Pod: podspec.Options{Image: *image, Resolver: over}}
 	if err := controller.Run(ctrl.SetupSignalHandler(), rc, cfg); err != nil {
 		return fail(1, err)

@@ -52,18 +52,32 @@ var freshInstallFeatureFlags = map[string]string{
 // install (feature flags as installed, config-defaults empty), which
 // Tekton's defaulting and validation read.
 func WithConfig(ctx context.Context) (context.Context, error) {
-	ff, err := config.NewFeatureFlagsFromMap(freshInstallFeatureFlags)
+	return WithClusterConfig(ctx, nil, nil)
+}
+
+// WithClusterConfig returns ctx carrying the configuration a cluster's
+// Tekton runs with: the data of its feature-flags and config-defaults
+// ConfigMaps, read as Tekton reads them (a key left out takes Tekton's
+// default). A nil featureFlags is a fresh install's ConfigMap.
+func WithClusterConfig(ctx context.Context, featureFlags, defaults map[string]string) (context.Context, error) {
+	if featureFlags == nil {
+		featureFlags = freshInstallFeatureFlags
+	}
+	ff, err := config.NewFeatureFlagsFromMap(featureFlags)
 	if err != nil {
 		return nil, fmt.Errorf("feature flags: %w", err)
 	}
-	defaults, err := config.NewDefaultsFromMap(map[string]string{})
+	if defaults == nil {
+		defaults = map[string]string{}
+	}
+	d, err := config.NewDefaultsFromMap(defaults)
 	if err != nil {
 		return nil, fmt.Errorf("config defaults: %w", err)
 	}
 	// Start from Tekton's complete defaults so that no part of the config is nil.
 	cfg := config.FromContextOrDefaults(context.Background())
 	cfg.FeatureFlags = ff
-	cfg.Defaults = defaults
+	cfg.Defaults = d
 	return config.ToContext(ctx, cfg), nil
 }
 
@@ -71,9 +85,9 @@ func WithConfig(ctx context.Context) (context.Context, error) {
 // Pipelines, Tasks, StepActions, ConfigMaps and Secrets it refers to. Invalid
 // input is reported as a *load.Error.
 func Compile(ctx context.Context, docs []load.Doc, opts Options) (*Compiled, error) {
-	ctx, err := WithConfig(ctx)
+	ctx, err := WithClusterConfig(ctx, opts.FeatureFlags, opts.Defaults)
 	if err != nil {
-		return nil, err
+		return nil, &load.Error{Doc: "Tekton's configuration", Field: "data", Msg: err.Error()}
 	}
 	var runs []*load.Doc
 	for i := range docs {
@@ -90,6 +104,17 @@ func Compile(ctx context.Context, docs []load.Doc, opts Options) (*Compiled, err
 	}
 	run := runs[0]
 	c := &compiler{ctx: ctx, opts: opts, run: run}
+	out, err := c.compile(docs)
+	if out != nil {
+		out.Config = config.FromContextOrDefaults(ctx)
+	}
+	return out, err
+}
+
+// compile compiles c.run with docs.
+func (c *compiler) compile(docs []load.Doc) (*Compiled, error) {
+	ctx, run := c.ctx, c.run
+	var err error
 	switch o := run.Object.(type) {
 	case *v1.PipelineRun:
 		pr := o.DeepCopy()

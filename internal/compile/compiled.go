@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 
 	"github.com/e7763abc/pod-runner/internal/load"
@@ -15,6 +16,10 @@ type Options struct {
 	Workspaces map[string]string
 	// Namespace used when a run has none ("default" when empty).
 	Namespace string
+	// FeatureFlags and Defaults are the data of a cluster's Tekton
+	// feature-flags and config-defaults ConfigMaps (WithClusterConfig);
+	// nil: a fresh install's.
+	FeatureFlags, Defaults map[string]string
 }
 
 // Compiled is a Plan and the Tekton objects it was compiled from, which the
@@ -39,6 +44,9 @@ type Compiled struct {
 	// TaskVolumes holds the Task volumes and volumeMounts of each task that
 	// has any, keyed by plan task name (pod mode mounts them).
 	TaskVolumes map[string]*TaskVolumes
+	// Config is Tekton's configuration the run was compiled with (its
+	// provenance in status).
+	Config *config.Config
 
 	// podErr is why the run cannot be one Pod (PodError).
 	podErr *load.Error

@@ -6,7 +6,10 @@ import (
 	"sync"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/e7763abc/pod-runner/internal/compile"
 )
@@ -66,10 +69,42 @@ func (r *Reconciler) compile(ctx context.Context, pr *v1.PipelineRun) (*compile.
 	if err != nil {
 		return nil, err
 	}
-	cc, err := compile.Compile(ctx, docs, compile.Options{Namespace: pr.Namespace})
+	opts := compile.Options{Namespace: pr.Namespace}
+	if opts.FeatureFlags, err = r.tektonConfigMap(ctx, "feature-flags"); err != nil {
+		return nil, err
+	}
+	if opts.Defaults, err = r.tektonConfigMap(ctx, "config-defaults"); err != nil {
+		return nil, err
+	}
+	cc, err := compile.Compile(ctx, docs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s/%s: %w", pr.Namespace, pr.Name, err)
 	}
 	r.compiled.put(pr, cc)
 	return cc, nil
+}
+
+// DefaultTektonNamespace is where Tekton keeps its configuration.
+const DefaultTektonNamespace = "tekton-pipelines"
+
+// tektonConfigMap is the data of one of Tekton's ConfigMaps in the
+// cluster, so that runs are defaulted and validated as Tekton's controller
+// would there; nil when there is none (Tekton's CRDs without its
+// controller: a fresh install's configuration).
+func (r *Reconciler) tektonConfigMap(ctx context.Context, name string) (map[string]string, error) {
+	ns := r.TektonNamespace
+	if ns == "" {
+		ns = DefaultTektonNamespace
+	}
+	cm := &corev1.ConfigMap{}
+	if err := r.reader().Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get configmap %s/%s: %w", ns, name, err)
+	}
+	if cm.Data == nil {
+		return map[string]string{}, nil
+	}
+	return cm.Data, nil
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
@@ -74,6 +73,10 @@ type Reconciler struct {
 	// Metrics are observed as runs go (metrics.go); the registered
 	// defaults when nil.
 	Metrics *Metrics
+	// TektonNamespace holds Tekton's feature-flags and config-defaults
+	// ConfigMaps, which runs are compiled with (DefaultTektonNamespace when
+	// empty; a fresh install's configuration when they are missing).
+	TektonNamespace string
 
 	// follow keeps the supervisors' logs open (follow.go); set up by
 	// SetupWithManager when Logs can follow.
@@ -289,15 +292,6 @@ func (r *Reconciler) fail(ctx context.Context, pr *v1.PipelineRun, reason, msg s
 	}
 	r.transition(ctx, cur, pr)
 	return nil
-}
-
-// tektonConfig is the configuration compile used, for provenance.
-func tektonConfig(ctx context.Context) *config.Config {
-	cctx, err := compile.WithConfig(ctx)
-	if err != nil {
-		return nil
-	}
-	return config.FromContextOrDefaults(cctx)
 }
 
 // NewScheme is the scheme the controller's client needs: core and Tekton.

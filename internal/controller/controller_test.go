@@ -547,3 +547,36 @@ func TestNotDoneBeforeTheSupervisorIsDone(t *testing.T) {
 		t.Errorf("TaskRun condition %+v, want TaskRunCancelled", c)
 	}
 }
+
+// TestCompilesWithTheClustersTektonConfig: the feature-flags and
+// config-defaults ConfigMaps in Tekton's namespace are the configuration a
+// run is defaulted, validated and reported (provenance) with, as Tekton's
+// controller would there.
+func TestCompilesWithTheClustersTektonConfig(t *testing.T) {
+	flags := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: DefaultTektonNamespace, Name: "feature-flags"},
+		Data: map[string]string{"coschedule": "disabled"}}
+	defaults := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: DefaultTektonNamespace, Name: "config-defaults"},
+		Data: map[string]string{"default-timeout-minutes": "7"}}
+	e := newEnv(t, append(defs(t), run("r4", goodSpec, true), flags, defaults)...)
+	e.reconcile("r4")
+	c := e.r.compiled.get(e.pr("r4"))
+	if c == nil {
+		t.Fatal("nothing compiled")
+	}
+	if got := c.PipelineRun.Spec.Timeouts.Pipeline.Duration; got != 7*time.Minute {
+		t.Errorf("timeouts.pipeline %s, want config-defaults' 7m", got)
+	}
+	e.logs["r4"] = supervisorLog(&planpb.Event{Time: ts(1), Kind: &planpb.Event_Run{Run: &planpb.RunStatus{Name: "r4", StartTime: ts(1), Condition: running}}})
+	e.setSupervisor("r4", corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	e.reconcile("r4")
+	if p := e.pr("r4").Status.Provenance; p == nil || p.FeatureFlags == nil || p.FeatureFlags.Coschedule != "disabled" {
+		t.Errorf("provenance %+v, want the cluster's coschedule: disabled", p)
+	}
+
+	// Without the ConfigMaps (Tekton's CRDs only): a fresh install's.
+	e = newEnv(t, append(defs(t), run("r5", goodSpec, true))...)
+	e.reconcile("r5")
+	if got := e.r.compiled.get(e.pr("r5")).PipelineRun.Spec.Timeouts.Pipeline.Duration; got != time.Hour {
+		t.Errorf("timeouts.pipeline %s, want Tekton's 1h", got)
+	}
+}

@@ -120,8 +120,9 @@ func (r *Reconciler) podFailure(ctx context.Context, pr *v1.PipelineRun, c *comp
 				message: fmt.Sprintf("pod %s could not be scheduled for %s: %s", pod.Name, d, cond.Message)}
 		}
 	}
-	if cctx, err := compile.WithConfig(ctx); err == nil {
-		ctx = cctx
+	if c != nil && c.Config != nil {
+		// The cluster's config-defaults decide a run's default timeout.
+		ctx = config.ToContext(ctx, c.Config)
 	}
 	if timeout := pr.PipelineTimeout(ctx); timeout != config.NoTimeoutDuration && pr.Status.StartTime != nil &&
 		now.Sub(pr.Status.StartTime.Time) > timeout+r.timeoutGrace() {

@@ -141,6 +141,8 @@ type Config struct {
 	// TaskRun write, so a wide fan-out needs more than the defaults.
 	QPS   float32
 	Burst int
+	// TektonNamespace: see Reconciler.TektonNamespace.
+	TektonNamespace string
 }
 
 // LeaderElectionID names the Lease the replicas of the controller share.
@@ -201,7 +203,7 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	reconciler := func() *Reconciler {
 		return &Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Logs: PodLogs{Clientset: cs},
 			Exec: PodExec{Config: rc, Clientset: cs}, Pod: cfg.Pod, Recorder: mgr.GetEventRecorder("pod-runner"),
-			UnschedulableTimeout: cfg.UnschedulableTimeout}
+			UnschedulableTimeout: cfg.UnschedulableTimeout, TektonNamespace: cfg.TektonNamespace}
 	}
 	if err := reconciler().SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup: %w", err)

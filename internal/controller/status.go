@@ -71,7 +71,7 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 		return next, true, nil
 	}
 
-	list := tektonstatus.ListWith(c, st, tektonstatus.ListOptions{PodName: pod.Name, Config: tektonConfig(ctx),
+	list := tektonstatus.ListWith(c, st, tektonstatus.ListOptions{PodName: pod.Name, Config: c.Config,
 		ContainerStatuses: pod.Status.ContainerStatuses})
 	want, ok := list.Items[0].Object.(*v1.PipelineRun)
 	if !ok {
