@@ -136,17 +136,19 @@ func (fs *followers) run(ctx context.Context, f *follower, namespace, pod string
 	}
 }
 
-// Retries of a stream to a container that has not started yet: soon at
-// first, then less often (a Pod can wait minutes to be scheduled).
+// Retries of a stream to a container that has not started yet: often
+// while a Pod usually starts (the first task's status waits on it), then
+// less often (a Pod can wait minutes to be scheduled or pulled).
 const (
 	firstRetry = 100 * time.Millisecond
+	steadyFor  = 5 * time.Second
 	maxRetry   = 2 * time.Second
 )
 
 // open opens the stream, retrying until the supervisor container has
 // started (the API server refuses a waiting container's log) or ctx ends.
 func (fs *followers) open(ctx context.Context, namespace, pod string) (io.ReadCloser, bool) {
-	wait := firstRetry
+	wait, start := firstRetry, time.Now()
 	for {
 		rc, err := fs.logs.Follow(ctx, namespace, pod, podlayout.SupervisorContainer)
 		if err == nil {
@@ -157,7 +159,9 @@ func (fs *followers) open(ctx context.Context, namespace, pod string) (io.ReadCl
 			return nil, false
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, maxRetry)
+		if time.Since(start) > steadyFor {
+			wait = min(2*wait, maxRetry)
+		}
 	}
 }
 
