@@ -133,15 +133,18 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 // that failed the task, if any, with its message; ended tells which
 // sidecars had ended on their own by then, as the Pod's container statuses
 // would show. A sidecar that ended non-zero or OOM-killed names the
-// failure before a step does, and fails the task by itself when every
-// sidecar had ended: the Pod's containers have then all terminated, one
-// of them failed, and its phase is Failed.
+// failure before the step does, but does not fail the task by itself: the
+// kubelet first reports every container terminated with the Pod still
+// Running, and Failed only later, and Tekton's controller decides on the
+// first (measured with Tekton's own controller on Kubernetes 1.32:
+// test/cluster parity).
 func attemptFailure(step *planpb.StepState, stepMsg string, sidecars []*planpb.StepState, ended []bool) (reason, msg string) {
+	if step == nil {
+		return "", ""
+	}
 	var oom, nonZero *planpb.StepState // the first sidecar of each kind
-	allEnded := len(sidecars) > 0
 	for i, sc := range sidecars {
 		if i >= len(ended) || !ended[i] {
-			allEnded = false
 			continue
 		}
 		// The kubelet lists container statuses by name, which is the
@@ -157,13 +160,10 @@ func attemptFailure(step *planpb.StepState, stepMsg string, sidecars []*planpb.S
 			}
 		}
 	}
-	if step == nil && !(allEnded && (oom != nil || nonZero != nil)) {
-		return "", ""
-	}
 	switch {
 	case oom != nil:
 		return ReasonSidecarOOM, containerExited(oom)
-	case step != nil && step.GetReason() == OOMKilled:
+	case step.GetReason() == OOMKilled:
 		return ReasonStepOOM, stepMsg
 	case nonZero != nil:
 		return ReasonSidecarFailed, containerExited(nonZero)
