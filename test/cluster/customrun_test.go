@@ -174,8 +174,23 @@ func TestPodPipelineCustomRun(t *testing.T) {
 			t.Errorf("%s: %d TaskRuns, want 2", name, n)
 		}
 	}
+	// The CustomRun keeps the group's PipelineRun reason; its task's
+	// TaskRun has Tekton's for a step that exited non-zero.
 	if c := runs["fails"].Status.GetCondition("Succeeded"); c == nil || c.IsTrue() || c.IsUnknown() || c.Reason != "Failed" {
 		t.Errorf("fails: condition %+v, want False/Failed", c)
+	}
+	failed := 0
+	for _, tr := range trs.Items {
+		if tr.Labels["tekton.dev/customRun"] != "fails" {
+			continue
+		}
+		failed++
+		if c := tr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "StepFailed" || c.Message != `"step-fail" exited with code 3: Error` {
+			t.Errorf("TaskRun %s: condition %+v, want StepFailed", tr.Name, c)
+		}
+	}
+	if failed != 1 {
+		t.Errorf("fails: %d TaskRuns, want 1", failed)
 	}
 	if podOf["fails"] != "fails" {
 		t.Errorf("fails ran in pod %q", podOf["fails"])
