@@ -2,6 +2,7 @@ package tektonstatus
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -106,10 +107,38 @@ func (b *builder) finishAttempt(status *v1.TaskRunStatus, results []*planpb.Resu
 			}
 		}
 	}
+	containerOOM(status, b.containerStatus)
 	if c := status.GetCondition(apis.ConditionSucceeded); c != nil && !c.IsUnknown() {
 		status.Artifacts = &v1.Artifacts{}
 	}
 }
+
+// containerOOM: a step whose whole container the kernel killed for memory
+// took the step's wrapper with it, so the engine only knew the container
+// was lost (StepFailed); the Pod's container status says OOMKilled, and
+// Tekton's getFailureInfo then gives StepOOM with its message.
+func containerOOM(status *v1.TaskRunStatus, containerStatus func(string) *corev1.ContainerStatus) {
+	c := status.GetCondition(apis.ConditionSucceeded)
+	if c == nil || !c.IsFalse() || c.Reason != v1.TaskRunReasonStepFailed.String() {
+		return
+	}
+	for i := range status.Steps {
+		s := &status.Steps[i]
+		cs := containerStatus(s.Container)
+		if s.Terminated == nil || cs == nil || cs.State.Terminated == nil || cs.State.Terminated.Reason != oomKilled {
+			continue
+		}
+		s.Terminated.Reason, s.Terminated.ExitCode = oomKilled, cs.State.Terminated.ExitCode
+		s.TerminationReason = oomKilled
+		c = c.DeepCopy()
+		c.Reason = v1.TaskRunReasonStepOOM.String()
+		c.Message = fmt.Sprintf("%q exited with code %d: %s", "step-"+s.Name, cs.State.Terminated.ExitCode, oomKilled)
+		status.SetCondition(c)
+		return
+	}
+}
+
+const oomKilled = "OOMKilled"
 
 // containerStatus is the Pod's status of the named container, nil when not
 // known.

@@ -207,3 +207,44 @@ func TestSidecarStates(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", d)
 	}
 }
+
+// TestContainerOOM: a step container the kernel killed whole (its wrapper
+// with it) is a lost container to the engine, StepFailed; the Pod says
+// OOMKilled, and the TaskRun gets what Tekton's pod.MakeTaskRunStatus gives
+// for that container: StepOOM, its message, the step's OOMKilled state.
+func TestContainerOOM(t *testing.T) {
+	ctx := context.Background()
+	killed := corev1.ContainerStatus{Name: "step-a", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+		ExitCode: 137, Reason: "OOMKilled", StartedAt: mt(0), FinishedAt: mt(3)}}}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "tr-pod"}, Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{killed}}}
+	p.Spec.Containers = []corev1.Container{{Name: "step-a"}}
+	spec := &v1.TaskSpec{Steps: []v1.Step{{Name: "a", Image: "img-a"}}}
+	tr := v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "tr"}}
+	tr.Status.Steps = []v1.StepState{{Name: "a"}}
+	tekton, err := pod.MakeTaskRunStatus(ctx, logging.FromContext(ctx), tr, p, nil, spec)
+	if err != nil {
+		t.Fatalf("MakeTaskRunStatus: %v", err)
+	}
+	want := tekton.GetCondition(apis.ConditionSucceeded)
+
+	// Ours: the step's container in the shared Pod is "task-a"; the engine
+	// lost it.
+	ours := v1.TaskRunStatus{}
+	ours.Steps = []v1.StepState{{Name: "a", Container: "task-a", ContainerState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+	ours.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionFalse, Reason: "StepFailed", Message: `"step-a" exited with code 1: Error`})
+	inPod := killed
+	inPod.Name = "task-a"
+	containerOOM(&ours, func(name string) *corev1.ContainerStatus {
+		if name == inPod.Name {
+			return &inPod
+		}
+		return nil
+	})
+	got := ours.GetCondition(apis.ConditionSucceeded)
+	if got.Reason != want.Reason || got.Message != want.Message {
+		t.Errorf("condition %s %q, Tekton's %s %q", got.Reason, got.Message, want.Reason, want.Message)
+	}
+	if s := ours.Steps[0]; s.Terminated.Reason != tekton.Steps[0].Terminated.Reason || s.Terminated.ExitCode != tekton.Steps[0].Terminated.ExitCode {
+		t.Errorf("step terminated %+v, Tekton's %+v", s.Terminated, tekton.Steps[0].Terminated)
+	}
+}
