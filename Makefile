@@ -37,7 +37,7 @@ unit:
 # (make images; localhost/pod-runner:dev, localhost/busybox:pod-runner)
 # into it yourself and set E2E_CLUSTER=external.
 e2e:
-	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) \
+	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) LOCAL_K8S=$(LOCAL_K8S) \
 	  $(GO) test -race -count=1 -timeout 30m ./test/...
 
 ## lint: gofmt, go vet, staticcheck
@@ -112,7 +112,10 @@ podman-clean:
 # The local single-node cluster of ../shared/tools/local-k8s (not part of this
 # repository): built once per machine (~6 min cold, nothing when built),
 # started when not running (~4 s).
-LOCAL_K8S ?= $(abspath $(CURDIR)/../shared/tools/local-k8s)
+# The tool sits in ../shared beside this checkout; a clone elsewhere (CI's
+# clean clone) finds the machine's copy in /work/shared.
+LOCAL_K8S ?= $(firstword $(wildcard $(abspath $(CURDIR)/../shared/tools/local-k8s) /work/shared/tools/local-k8s) \
+               $(abspath $(CURDIR)/../shared/tools/local-k8s))
 K8S_STATE ?= $(HOME)/.cache/local-k8s
 E2E_CLUSTER ?= local-k8s
 ifeq ($(E2E_CLUSTER),local-k8s)
@@ -211,11 +214,11 @@ BENCH_RUNS ?= 3
 ## bench-cluster: the same PipelineRuns (5-task chain, 10+1 fan-out, 1 task)
 ## through Tekton's controller and ours; create → Succeeded, ratios, status lag
 bench-cluster: k8s-images
-	POD_RUNNER_BENCH_CLUSTER=1 POD_RUNNER_BENCH_RUNS=$(BENCH_RUNS) \
+	POD_RUNNER_BENCH_CLUSTER=1 POD_RUNNER_BENCH_RUNS=$(BENCH_RUNS) LOCAL_K8S=$(LOCAL_K8S) \
 	  KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
 	  $(GO) test -count=1 -v -timeout 30m -run TestCompare ./test/clusterbench/
 
 ## parity: only the field-by-field comparison with Tekton's controller
 parity: k8s-images
-	POD_RUNNER_CLUSTER=1 KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
+	POD_RUNNER_CLUSTER=1 LOCAL_K8S=$(LOCAL_K8S) KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
 	  $(GO) test -count=1 -v -run 'TestParity' ./test/cluster/

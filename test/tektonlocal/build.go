@@ -230,7 +230,8 @@ func k8sState() string {
 	return filepath.Join(home, ".cache", "local-k8s")
 }
 
-// localK8s is the local-k8s tool's directory (the Makefile's LOCAL_K8S).
+// localK8s is the local-k8s tool's directory (the Makefile's LOCAL_K8S),
+// or else the one beside this checkout.
 func localK8s(root string) string {
 	if s := os.Getenv("LOCAL_K8S"); s != "" {
 		return s
