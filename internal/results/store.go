@@ -53,7 +53,7 @@ func Parse(spec *planpb.ResultSpec, raw string) (*planpb.Value, error) {
 	v := parseJSONValue(raw)
 	if v.GetType() != spec.GetType() {
 		return nil, fmt.Errorf("task result %q is expected to be %q type but was initialized to a different type %q",
-			spec.GetName(), typeName(spec.GetType()), typeName(v.GetType()))
+			spec.GetName(), TypeName(spec.GetType()), TypeName(v.GetType()))
 	}
 	var missing []string
 	for _, k := range spec.GetProperties() {
@@ -90,7 +90,8 @@ func parseJSONValue(raw string) *planpb.Value {
 	return &planpb.Value{StringValue: raw}
 }
 
-func typeName(t planpb.ValueType) string {
+// TypeName is a value type as Tekton names param and result types.
+func TypeName(t planpb.ValueType) string {
 	switch t {
 	case planpb.ValueType_ARRAY:
 		return "array"

@@ -308,7 +308,7 @@ func matrixTypes(task string, params []*planpb.Param, include []*planpb.MatrixIn
 	for _, inc := range include {
 		for _, p := range inc.GetParams() {
 			if t := p.GetValue().GetType(); t != planpb.ValueType_STRING {
-				return fmt.Sprintf("parameters of type string only are allowed, but param \"%s\" has type \"%s\" in pipelineTask \"%s\"", p.GetName(), typeName(t), task)
+				return fmt.Sprintf("parameters of type string only are allowed, but param \"%s\" has type \"%s\" in pipelineTask \"%s\"", p.GetName(), results.TypeName(t), task)
 			}
 		}
 	}
@@ -321,20 +321,10 @@ func matrixTypes(task string, params []*planpb.Param, include []*planpb.MatrixIn
 			if usesResults {
 				continue
 			}
-			return fmt.Sprintf("parameters of type array only are allowed, but param \"%s\" has type \"%s\" in pipelineTask \"%s\"", p.GetName(), typeName(t), task)
+			return fmt.Sprintf("parameters of type array only are allowed, but param \"%s\" has type \"%s\" in pipelineTask \"%s\"", p.GetName(), results.TypeName(t), task)
 		}
 	}
 	return ""
-}
-
-func typeName(t planpb.ValueType) string {
-	switch t {
-	case planpb.ValueType_ARRAY:
-		return "array"
-	case planpb.ValueType_OBJECT:
-		return "object"
-	}
-	return "string"
 }
 
 // newUID is a random (version 4) UUID, as the API server gives a TaskRun.
