@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/test/kube"
 )
 
 // clusterCase is one delegated PipelineRun: its YAML (name "run"), what to
@@ -275,20 +276,20 @@ func TestCases(t *testing.T) {
 	for _, c := range clusterCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			ns := namespace(t)
-			startController(t, ns)
-			kubectl(t, c.yaml, "-n", ns, "create", "-f", "-")
+			ns := kube.Namespace(t, "pr-e2e")
+			kube.StartController(t, ns)
+			kube.Kubectl(t, c.yaml, "-n", ns, "create", "-f", "-")
 			if c.during != nil {
 				c.during(t, ns)
 			}
 			var pr *v1.PipelineRun
-			waitFor(t, 3*time.Minute, "the run to end", func() bool {
+			kube.WaitFor(t, 3*time.Minute, "the run to end", func() bool {
 				pr = getPipelineRun(t, ns, "run")
 				return pr.IsDone()
 			})
 			r := &finished{pr: pr, trs: taskRuns(t, ns, "run")}
 			pods := &corev1.PodList{}
-			if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
+			if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
 				t.Fatal(err)
 			}
 			r.pods = pods.Items
@@ -325,7 +326,7 @@ func checkCommon(t *testing.T, r *finished) {
 func taskRuns(t *testing.T, ns, pr string) map[string]*v1.TaskRun {
 	t.Helper()
 	list := &v1.TaskRunList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun="+pr, "-o", "json")), list); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun="+pr, "-o", "json")), list); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]*v1.TaskRun{}
@@ -340,16 +341,16 @@ func taskRuns(t *testing.T, ns, pr string) map[string]*v1.TaskRun {
 // killer or a node problem would): SIGKILL, no chance to report.
 func killContainer(t *testing.T, ns, pod, container, marker string) {
 	t.Helper()
-	sock := filepath.Join(k8sState(), "containerd", "containerd.sock")
+	sock := filepath.Join(kube.State(), "containerd", "containerd.sock")
 	if _, err := os.Stat(sock); err != nil {
 		t.Skipf("killing a container needs the node's containerd (local-k8s): %v", err)
 	}
-	waitFor(t, 2*time.Minute, container+" to start", func() bool {
+	kube.WaitFor(t, 2*time.Minute, container+" to start", func() bool {
 		out, err := exec.Command("kubectl", "-n", ns, "logs", pod, "-c", container).Output()
 		return err == nil && strings.Contains(string(out), marker)
 	})
 	p := &corev1.Pod{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pod", pod, "-o", "json")), p); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pod", pod, "-o", "json")), p); err != nil {
 		t.Fatal(err)
 	}
 	var id string
@@ -364,12 +365,4 @@ func killContainer(t *testing.T, ns, pod, container, marker string) {
 	if out, err := exec.Command("ctr", "-a", sock, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id).CombinedOutput(); err != nil {
 		t.Fatalf("ctr tasks kill %s: %v: %s", id, err, out)
 	}
-}
-
-func k8sState() string {
-	if s := os.Getenv("K8S_STATE"); s != "" {
-		return s
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "local-k8s")
 }

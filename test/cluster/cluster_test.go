@@ -5,8 +5,6 @@
 package cluster
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
@@ -32,22 +31,6 @@ func enabled(t *testing.T) {
 	}
 }
 
-func kubectl(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", args...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String()
-}
-
 // installCRDs applies the pinned Tekton module's CRDs (no webhook: v1
 // objects are stored as they are).
 func installCRDs(t *testing.T) {
@@ -57,82 +40,14 @@ func installCRDs(t *testing.T) {
 		t.Fatalf("find the Tekton module: %v", err)
 	}
 	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "300-crds")
-	kubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", dir)
-	kubectl(t, "", "wait", "--for", "condition=established", "--timeout=60s", "crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/pipelines.tekton.dev", "crd/tasks.tekton.dev")
-}
-
-// startController builds the injector once and runs `injector controller`
-// on the host for the namespace; the returned func stops it (as does the
-// end of the test).
-func startController(t *testing.T, namespace string) (stop func()) {
-	t.Helper()
-	injectorBin, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/injector")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(t.TempDir(), "controller.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(injectorBin, "controller", "--kubeconfig", os.Getenv("KUBECONFIG"), "--namespace", namespace,
-		"--image", "localhost/pod-runner:dev", "--offline")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("controller log:\n%s", b)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	kube.Kubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", dir)
+	kube.Kubectl(t, "", "wait", "--for", "condition=established", "--timeout=60s", "crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/pipelines.tekton.dev", "crd/tasks.tekton.dev")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testbin.Cleanup()
 	os.Exit(code)
-}
-
-func namespace(t *testing.T) string {
-	t.Helper()
-	ns := fmt.Sprintf("pr-e2e-%x", time.Now().UnixNano()&0xffffff)
-	kubectl(t, "", "create", "namespace", ns)
-	t.Cleanup(func() {
-		if os.Getenv("POD_RUNNER_KEEP") == "" {
-			kubectl(t, "", "delete", "namespace", ns, "--wait=false")
-		}
-	})
-	// The service account controller creates "default" shortly after.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		cmd := exec.Command("kubectl", "-n", ns, "get", "serviceaccount", "default")
-		if cmd.Run() == nil {
-			return ns
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no default service account in %s", ns)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 const definitions = `
@@ -183,7 +98,7 @@ spec:
 func getPipelineRun(t *testing.T, ns, name string) *v1.PipelineRun {
 	t.Helper()
 	pr := &v1.PipelineRun{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pipelinerun", name, "-o", "json")), pr); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pipelinerun", name, "-o", "json")), pr); err != nil {
 		t.Fatal(err)
 	}
 	return pr
@@ -194,10 +109,10 @@ func getPipelineRun(t *testing.T, ns, name string) *v1.PipelineRun {
 func TestDelegatedRun(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	startController(t, ns)
-	kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
-	kubectl(t, pipelineRun("mine", true)+"---\n"+pipelineRun("theirs", false), "-n", ns, "create", "-f", "-")
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
+	kube.Kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
+	kube.Kubectl(t, pipelineRun("mine", true)+"---\n"+pipelineRun("theirs", false), "-n", ns, "create", "-f", "-")
 
 	created := time.Now()
 	var pr *v1.PipelineRun
@@ -217,14 +132,14 @@ func TestDelegatedRun(t *testing.T) {
 	}
 
 	pods := &corev1.PodList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
 		t.Fatal(err)
 	}
 	if len(pods.Items) != 1 || pods.Items[0].Name != "mine" {
 		t.Fatalf("%d pods, want exactly the run's", len(pods.Items))
 	}
 	trs := &v1.TaskRunList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun=mine", "-o", "json")), trs); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun=mine", "-o", "json")), trs); err != nil {
 		t.Fatal(err)
 	}
 	if len(trs.Items) != 3 || len(pr.Status.ChildReferences) != 3 {
@@ -247,18 +162,18 @@ func TestDelegatedRun(t *testing.T) {
 		if want := podlayout.StepContainer(tr.Labels["tekton.dev/pipelineTask"], "say"); c != want {
 			t.Errorf("TaskRun %s steps[0].container %q, the Pod's container is %q", tr.Name, c, want)
 		}
-		if out := kubectl(t, "", "-n", ns, "logs", tr.Status.PodName, "-c", c); !strings.Contains(out, "from-") {
+		if out := kube.Kubectl(t, "", "-n", ns, "logs", tr.Status.PodName, "-c", c); !strings.Contains(out, "from-") {
 			t.Errorf("log of %s: %q", c, out)
 		}
 	}
 
 	// Left alone: no Pod or TaskRun of ours. (Its status is not checked:
 	// Tekton's own controller, when another test runs it, takes the run.)
-	if out := kubectl(t, "", "-n", ns, "get", "pods", "-l", "tekton.dev/pipelineRun=theirs,app.kubernetes.io/managed-by=pod-runner", "-o", "name"); strings.TrimSpace(out) != "" {
+	if out := kube.Kubectl(t, "", "-n", ns, "get", "pods", "-l", "tekton.dev/pipelineRun=theirs,app.kubernetes.io/managed-by=pod-runner", "-o", "name"); strings.TrimSpace(out) != "" {
 		t.Errorf("a run without managedBy got a pod-runner Pod: %s", out)
 	}
 	theirTRs := &v1.TaskRunList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun=theirs", "-o", "json")), theirTRs); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun=theirs", "-o", "json")), theirTRs); err != nil {
 		t.Fatal(err)
 	}
 	for _, tr := range theirTRs.Items {
@@ -298,18 +213,18 @@ spec:
 func TestRestartThenCancel(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	stop := startController(t, ns)
-	kubectl(t, sleeper, "-n", ns, "create", "-f", "-")
-	waitFor(t, time.Minute, "the task's TaskRun", func() bool {
-		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/slow-wait"
+	ns := kube.Namespace(t, "pr-e2e")
+	stop := kube.StartController(t, ns)
+	kube.Kubectl(t, sleeper, "-n", ns, "create", "-f", "-")
+	kube.WaitFor(t, time.Minute, "the task's TaskRun", func() bool {
+		return strings.TrimSpace(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/slow-wait"
 	})
 	stop()
-	startController(t, ns)
-	kubectl(t, "", "-n", ns, "patch", "pipelinerun", "slow", "--type=merge", "-p", `{"spec":{"status":"Cancelled"}}`)
+	kube.StartController(t, ns)
+	kube.Kubectl(t, "", "-n", ns, "patch", "pipelinerun", "slow", "--type=merge", "-p", `{"spec":{"status":"Cancelled"}}`)
 	cancelled := time.Now()
 	var pr *v1.PipelineRun
-	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+	kube.WaitFor(t, 2*time.Minute, "the run to end", func() bool {
 		pr = getPipelineRun(t, ns, "slow")
 		return pr.IsDone()
 	})
@@ -317,23 +232,13 @@ func TestRestartThenCancel(t *testing.T) {
 	if c := pr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "Cancelled" {
 		t.Errorf("condition %+v, want Cancelled", c)
 	}
-	if pods := strings.Fields(kubectl(t, "", "-n", ns, "get", "pods", "-o", "name")); len(pods) != 1 {
+	if pods := strings.Fields(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-o", "name")); len(pods) != 1 {
 		t.Errorf("pods %v, want the one", pods)
 	}
 	// The kubelet stops every container at once; a step container leaves
 	// its SIGTERM to the supervisor (stepper), so the supervisor hears the
 	// cancel before any step ends and starts no finally, as Tekton.
-	if trs := strings.Fields(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")); len(trs) != 1 {
+	if trs := strings.Fields(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")); len(trs) != 1 {
 		t.Errorf("TaskRuns %v: finally ran after Cancelled", trs)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !ok(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }

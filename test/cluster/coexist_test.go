@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 
+	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/tektonlocal"
 )
 
@@ -19,22 +20,22 @@ import (
 func TestTektonLeavesDelegatedRunsAlone(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
+	ns := kube.Namespace(t, "pr-e2e")
 	tektonlocal.Start(t, tektonlocal.Options{Namespace: ns})
-	startController(t, ns)
-	kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
+	kube.StartController(t, ns)
+	kube.Kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
 	// Ten tasks at once: Tekton, woken by our first TaskRun, would race us
 	// to create the other nine.
 	mine := strings.Replace(tenTasks(), "name: run}", "name: mine}", 1)
-	kubectl(t, mine+"---\n"+pipelineRun("theirs", false), "-n", ns, "create", "-f", "-")
+	kube.Kubectl(t, mine+"---\n"+pipelineRun("theirs", false), "-n", ns, "create", "-f", "-")
 	for _, name := range []string{"mine", "theirs"} {
-		waitFor(t, 3*time.Minute, name+" to end", func() bool { return getPipelineRun(t, ns, name).IsDone() })
+		kube.WaitFor(t, 3*time.Minute, name+" to end", func() bool { return getPipelineRun(t, ns, name).IsDone() })
 		if pr := getPipelineRun(t, ns, name); !pr.IsSuccessful() {
 			t.Errorf("%s: %+v", name, pr.Status.Conditions)
 		}
 	}
 	trs := &v1.TaskRunList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), trs); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), trs); err != nil {
 		t.Fatal(err)
 	}
 	for _, tr := range trs.Items {
@@ -43,7 +44,7 @@ func TestTektonLeavesDelegatedRunsAlone(t *testing.T) {
 			t.Errorf("TaskRun %s of %s: managedBy %v", tr.Name, run, tr.Spec.ManagedBy)
 		}
 	}
-	if pods := strings.Fields(kubectl(t, "", "-n", ns, "get", "pods", "-l", "tekton.dev/pipelineRun=mine", "-o", "name")); len(pods) != 1 {
+	if pods := strings.Fields(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-l", "tekton.dev/pipelineRun=mine", "-o", "name")); len(pods) != 1 {
 		t.Errorf("pods of mine: %v, want our one", pods)
 	}
 }

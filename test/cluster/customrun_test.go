@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/tektonlocal"
 )
 
@@ -75,7 +76,7 @@ func indent(s, by string) string {
 func getCustomRun(t *testing.T, ns, name string) *v1beta1.CustomRun {
 	t.Helper()
 	run := &v1beta1.CustomRun{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "customrun", name, "-o", "json")), run); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "customrun", name, "-o", "json")), run); err != nil {
 		t.Fatal(err)
 	}
 	return run
@@ -86,8 +87,8 @@ func getCustomRun(t *testing.T, ns, name string) *v1beta1.CustomRun {
 func installPodPipelineCRD(t *testing.T) {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	kubectl(t, "", "apply", "--server-side", "-k", filepath.Join(filepath.Dir(file), "..", "..", "config", "crd"))
-	kubectl(t, "", "wait", "--for", "condition=established", "--timeout=60s", "crd/podpipelines.pod-runner.dev")
+	kube.Kubectl(t, "", "apply", "--server-side", "-k", filepath.Join(filepath.Dir(file), "..", "..", "config", "crd"))
+	kube.Kubectl(t, "", "wait", "--for", "condition=established", "--timeout=60s", "crd/podpipelines.pod-runner.dev")
 }
 
 func result(run *v1beta1.CustomRun, name string) (string, bool) {
@@ -108,16 +109,16 @@ func TestPodPipelineCustomRun(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
 	installPodPipelineCRD(t)
-	ns := namespace(t)
-	startController(t, ns)
-	kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
-	kubectl(t, "apiVersion: pod-runner.dev/v1alpha1\nkind: PodPipeline\nmetadata: {name: pair}\nspec:\n"+indent(groupPipeline, ""), "-n", ns, "apply", "-f", "-")
-	kubectl(t, customRunYAML("embedded", "", groupPipeline)+"\n---\n"+customRunYAML("byref", "pair", "")+"\n---\n"+customRunYAML("fails", "", failingGroup),
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
+	kube.Kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
+	kube.Kubectl(t, "apiVersion: pod-runner.dev/v1alpha1\nkind: PodPipeline\nmetadata: {name: pair}\nspec:\n"+indent(groupPipeline, ""), "-n", ns, "apply", "-f", "-")
+	kube.Kubectl(t, customRunYAML("embedded", "", groupPipeline)+"\n---\n"+customRunYAML("byref", "pair", "")+"\n---\n"+customRunYAML("fails", "", failingGroup),
 		"-n", ns, "create", "-f", "-")
 
 	created := time.Now()
 	runs := map[string]*v1beta1.CustomRun{}
-	waitFor(t, 3*time.Minute, "the CustomRuns to end", func() bool {
+	kube.WaitFor(t, 3*time.Minute, "the CustomRuns to end", func() bool {
 		for _, name := range []string{"embedded", "byref", "fails"} {
 			runs[name] = getCustomRun(t, ns, name)
 			if !runs[name].IsDone() {
@@ -129,7 +130,7 @@ func TestPodPipelineCustomRun(t *testing.T) {
 	t.Logf("create → all three done: %.1fs", time.Since(created).Seconds())
 
 	pods := &corev1.PodList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
 		t.Fatal(err)
 	}
 	podOf := map[string]string{}
@@ -142,7 +143,7 @@ func TestPodPipelineCustomRun(t *testing.T) {
 		}
 	}
 	trs := &v1.TaskRunList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), trs); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), trs); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"embedded", "byref"} {
@@ -241,15 +242,15 @@ spec:
 func TestPodPipelineInTektonPipeline(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	startController(t, ns)
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
 	tektonlocal.Start(t, tektonlocal.Options{Namespace: ns})
-	kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
-	kubectl(t, parentPipelineRun, "-n", ns, "create", "-f", "-")
+	kube.Kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
+	kube.Kubectl(t, parentPipelineRun, "-n", ns, "create", "-f", "-")
 
 	created := time.Now()
 	var pr *v1.PipelineRun
-	waitFor(t, 4*time.Minute, "the parent run to end", func() bool {
+	kube.WaitFor(t, 4*time.Minute, "the parent run to end", func() bool {
 		pr = getPipelineRun(t, ns, "parent")
 		return pr.IsDone()
 	})
@@ -273,7 +274,7 @@ func TestPodPipelineInTektonPipeline(t *testing.T) {
 	}
 	// Tekton's two tasks in a Pod each, the group's two in one.
 	pods := &corev1.PodList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
@@ -283,7 +284,7 @@ func TestPodPipelineInTektonPipeline(t *testing.T) {
 	if len(pods.Items) != 3 || !slices.Contains(names, "parent-group") {
 		t.Errorf("pods %v: want Tekton's two and the group's parent-group", names)
 	}
-	groupTRs := strings.Fields(kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/customRun=parent-group", "-o", "name"))
+	groupTRs := strings.Fields(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/customRun=parent-group", "-o", "name"))
 	if len(groupTRs) != 2 {
 		t.Errorf("group TaskRuns %v, want 2", groupTRs)
 	}
@@ -296,10 +297,10 @@ func TestPodPipelineInTektonPipeline(t *testing.T) {
 func TestCancelParentCancelsPodPipeline(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	startController(t, ns)
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
 	tektonlocal.Start(t, tektonlocal.Options{Namespace: ns})
-	kubectl(t, `apiVersion: tekton.dev/v1
+	kube.Kubectl(t, `apiVersion: tekton.dev/v1
 kind: PipelineRun
 metadata: {name: parent}
 spec:
@@ -319,13 +320,13 @@ spec:
                 steps:
                 - {name: sleep, image: localhost/busybox:pod-runner, script: sleep 300}
 `, "-n", ns, "create", "-f", "-")
-	waitFor(t, 2*time.Minute, "the group's task to run", func() bool {
-		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/customRun=parent-group", "-o", "name")) != ""
+	kube.WaitFor(t, 2*time.Minute, "the group's task to run", func() bool {
+		return strings.TrimSpace(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/customRun=parent-group", "-o", "name")) != ""
 	})
-	kubectl(t, "", "-n", ns, "patch", "pipelinerun", "parent", "--type=merge", "-p", `{"spec":{"status":"Cancelled"}}`)
+	kube.Kubectl(t, "", "-n", ns, "patch", "pipelinerun", "parent", "--type=merge", "-p", `{"spec":{"status":"Cancelled"}}`)
 	cancelled := time.Now()
 	var run *v1beta1.CustomRun
-	waitFor(t, 2*time.Minute, "the CustomRun to end", func() bool {
+	kube.WaitFor(t, 2*time.Minute, "the CustomRun to end", func() bool {
 		run = getCustomRun(t, ns, "parent-group")
 		return run.IsDone()
 	})
@@ -334,11 +335,11 @@ spec:
 	if c.Reason != v1beta1.CustomRunReasonCancelled.String() || c.Message != string(v1beta1.CustomRunCancelledByPipelineMsg) {
 		t.Errorf("CustomRun condition %+v, want CustomRunCancelled with Tekton's message", c)
 	}
-	waitFor(t, time.Minute, "the parent to end", func() bool { return getPipelineRun(t, ns, "parent").IsDone() })
+	kube.WaitFor(t, time.Minute, "the parent to end", func() bool { return getPipelineRun(t, ns, "parent").IsDone() })
 	if c := getPipelineRun(t, ns, "parent").Status.GetCondition("Succeeded"); c.Reason != "Cancelled" {
 		t.Errorf("parent condition %+v, want Cancelled", c)
 	}
-	if phase := kubectl(t, "", "-n", ns, "get", "pod", "parent-group", "-o", "jsonpath={.status.phase}"); phase == "Running" || phase == "Pending" {
+	if phase := kube.Kubectl(t, "", "-n", ns, "get", "pod", "parent-group", "-o", "jsonpath={.status.phase}"); phase == "Running" || phase == "Pending" {
 		t.Errorf("the group's Pod is still %s", phase)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/e7763abc/pod-runner/test/kube"
 )
 
 // TestDeployedController: the controller as `make deploy` installs it
@@ -21,7 +23,7 @@ func TestDeployedController(t *testing.T) {
 		t.Skip("needs the controller's image in the cluster: make e2e (or make k8s-controller-image) sets POD_RUNNER_DEPLOYED")
 	}
 	installCRDs(t)
-	ns := namespace(t)
+	ns := kube.Namespace(t, "pr-e2e")
 	_, file, _, _ := runtime.Caller(0)
 	out, err := exec.Command("kubectl", "kustomize", filepath.Join(filepath.Dir(file), "..", "..", "config", "local")).Output()
 	if err != nil {
@@ -31,20 +33,20 @@ func TestDeployedController(t *testing.T) {
 	if manifests == string(out) {
 		t.Fatal("config/local has no --offline argument to add --namespace after")
 	}
-	kubectl(t, manifests, "apply", "-f", "-")
+	kube.Kubectl(t, manifests, "apply", "-f", "-")
 	t.Cleanup(func() {
-		kubectl(t, "", "-n", "pod-runner", "delete", "deployment", "pod-runner-controller", "--ignore-not-found", "--wait=false")
+		kube.Kubectl(t, "", "-n", "pod-runner", "delete", "deployment", "pod-runner-controller", "--ignore-not-found", "--wait=false")
 	})
-	kubectl(t, "", "-n", "pod-runner", "rollout", "restart", "deployment/pod-runner-controller")
-	kubectl(t, "", "-n", "pod-runner", "rollout", "status", "deployment/pod-runner-controller", "--timeout=120s")
+	kube.Kubectl(t, "", "-n", "pod-runner", "rollout", "restart", "deployment/pod-runner-controller")
+	kube.Kubectl(t, "", "-n", "pod-runner", "rollout", "status", "deployment/pod-runner-controller", "--timeout=120s")
 
-	kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
-	kubectl(t, pipelineRun("mine", true), "-n", ns, "create", "-f", "-")
-	waitFor(t, 3*time.Minute, "the run to end", func() bool { return getPipelineRun(t, ns, "mine").IsDone() })
+	kube.Kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
+	kube.Kubectl(t, pipelineRun("mine", true), "-n", ns, "create", "-f", "-")
+	kube.WaitFor(t, 3*time.Minute, "the run to end", func() bool { return getPipelineRun(t, ns, "mine").IsDone() })
 	if pr := getPipelineRun(t, ns, "mine"); !pr.IsSuccessful() {
 		t.Errorf("run: %+v", pr.Status.Conditions)
 	}
-	logs := kubectl(t, "", "-n", "pod-runner", "logs", "deployment/pod-runner-controller")
+	logs := kube.Kubectl(t, "", "-n", "pod-runner", "logs", "deployment/pod-runner-controller")
 	if !strings.Contains(logs, `"created pod"`) {
 		t.Errorf("the deployed controller's log has no created pod:\n%s", logs)
 	}

@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/e7763abc/pod-runner/test/kube"
 )
 
 // TestGracefulCancelRunsFinally: spec.status CancelledRunFinally reaches
@@ -17,16 +19,16 @@ import (
 func TestGracefulCancelRunsFinally(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	startController(t, ns)
-	kubectl(t, sleeper, "-n", ns, "create", "-f", "-")
-	waitFor(t, time.Minute, "the task's TaskRun", func() bool {
-		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/slow-wait"
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
+	kube.Kubectl(t, sleeper, "-n", ns, "create", "-f", "-")
+	kube.WaitFor(t, time.Minute, "the task's TaskRun", func() bool {
+		return strings.TrimSpace(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/slow-wait"
 	})
-	kubectl(t, "", "-n", ns, "patch", "pipelinerun", "slow", "--type=merge", "-p", `{"spec":{"status":"CancelledRunFinally"}}`)
+	kube.Kubectl(t, "", "-n", ns, "patch", "pipelinerun", "slow", "--type=merge", "-p", `{"spec":{"status":"CancelledRunFinally"}}`)
 	cancelled := time.Now()
 	var pr *v1.PipelineRun
-	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+	kube.WaitFor(t, 2*time.Minute, "the run to end", func() bool {
 		pr = getPipelineRun(t, ns, "slow")
 		return pr.IsDone()
 	})
@@ -35,7 +37,7 @@ func TestGracefulCancelRunsFinally(t *testing.T) {
 		t.Errorf("condition %+v, want Cancelled", c)
 	}
 	trs := &v1.TaskRunList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), trs); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), trs); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]*v1.TaskRun{}
@@ -49,7 +51,7 @@ func TestGracefulCancelRunsFinally(t *testing.T) {
 		t.Errorf("the running task's TaskRun %+v, want it stopped", w)
 	}
 	pods := &corev1.PodList{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods); err != nil {
 		t.Fatal(err)
 	}
 	if len(pods.Items) != 1 || pods.Items[0].Annotations["pod-runner.dev/control"] != "cancel-run-finally" {
@@ -80,12 +82,12 @@ spec:
 func TestBadImageFailsFast(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	startController(t, ns)
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
 	created := time.Now()
-	kubectl(t, badImage, "-n", ns, "create", "-f", "-")
+	kube.Kubectl(t, badImage, "-n", ns, "create", "-f", "-")
 	var pr *v1.PipelineRun
-	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+	kube.WaitFor(t, 2*time.Minute, "the run to end", func() bool {
 		pr = getPipelineRun(t, ns, "bad")
 		return pr.IsDone()
 	})
@@ -95,7 +97,7 @@ func TestBadImageFailsFast(t *testing.T) {
 		t.Errorf("condition %+v, want Failed naming the container and image", c)
 	}
 	tr := &v1.TaskRun{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskrun", "bad-pull", "-o", "json")), tr); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskrun", "bad-pull", "-o", "json")), tr); err != nil {
 		t.Fatal(err)
 	}
 	if c := tr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "TaskRunImagePullFailed" {
@@ -140,15 +142,15 @@ spec:
 func TestGracefulStop(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	startController(t, ns)
-	kubectl(t, stoppable, "-n", ns, "create", "-f", "-")
-	waitFor(t, time.Minute, "the first TaskRun", func() bool {
-		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/stop-first"
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
+	kube.Kubectl(t, stoppable, "-n", ns, "create", "-f", "-")
+	kube.WaitFor(t, time.Minute, "the first TaskRun", func() bool {
+		return strings.TrimSpace(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/stop-first"
 	})
-	kubectl(t, "", "-n", ns, "patch", "pipelinerun", "stop", "--type=merge", "-p", `{"spec":{"status":"StoppedRunFinally"}}`)
+	kube.Kubectl(t, "", "-n", ns, "patch", "pipelinerun", "stop", "--type=merge", "-p", `{"spec":{"status":"StoppedRunFinally"}}`)
 	var pr *v1.PipelineRun
-	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+	kube.WaitFor(t, 2*time.Minute, "the run to end", func() bool {
 		pr = getPipelineRun(t, ns, "stop")
 		return pr.IsDone()
 	})
@@ -160,7 +162,7 @@ func TestGracefulStop(t *testing.T) {
 	}
 	for _, name := range []string{"stop-first", "stop-cleanup"} {
 		tr := &v1.TaskRun{}
-		if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskrun", name, "-o", "json")), tr); err != nil {
+		if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskrun", name, "-o", "json")), tr); err != nil {
 			t.Fatal(err)
 		}
 		if !tr.IsSuccessful() {
@@ -192,12 +194,12 @@ spec:
 func TestPipelineTimeout(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	startController(t, ns)
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
 	created := time.Now()
-	kubectl(t, timesOut, "-n", ns, "create", "-f", "-")
+	kube.Kubectl(t, timesOut, "-n", ns, "create", "-f", "-")
 	var pr *v1.PipelineRun
-	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+	kube.WaitFor(t, 2*time.Minute, "the run to end", func() bool {
 		pr = getPipelineRun(t, ns, "late")
 		return pr.IsDone()
 	})
@@ -206,7 +208,7 @@ func TestPipelineTimeout(t *testing.T) {
 		t.Errorf("condition %+v, want PipelineRunTimeout", c)
 	}
 	tr := &v1.TaskRun{}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskrun", "late-wait", "-o", "json")), tr); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskrun", "late-wait", "-o", "json")), tr); err != nil {
 		t.Fatal(err)
 	}
 	if !tr.IsDone() || tr.IsSuccessful() {
@@ -219,14 +221,14 @@ func TestPipelineTimeout(t *testing.T) {
 func TestDeleteRemovesPodAndTaskRuns(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := namespace(t)
-	startController(t, ns)
-	kubectl(t, sleeper, "-n", ns, "create", "-f", "-")
-	waitFor(t, time.Minute, "the task's TaskRun", func() bool {
-		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/slow-wait"
+	ns := kube.Namespace(t, "pr-e2e")
+	kube.StartController(t, ns)
+	kube.Kubectl(t, sleeper, "-n", ns, "create", "-f", "-")
+	kube.WaitFor(t, time.Minute, "the task's TaskRun", func() bool {
+		return strings.TrimSpace(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")) == "taskrun.tekton.dev/slow-wait"
 	})
-	kubectl(t, "", "-n", ns, "delete", "pipelinerun", "slow", "--wait=false")
-	waitFor(t, 2*time.Minute, "the Pod and TaskRuns to go", func() bool {
-		return strings.TrimSpace(kubectl(t, "", "-n", ns, "get", "pods,taskruns", "-o", "name")) == ""
+	kube.Kubectl(t, "", "-n", ns, "delete", "pipelinerun", "slow", "--wait=false")
+	kube.WaitFor(t, 2*time.Minute, "the Pod and TaskRuns to go", func() bool {
+		return strings.TrimSpace(kube.Kubectl(t, "", "-n", ns, "get", "pods,taskruns", "-o", "name")) == ""
 	})
 }

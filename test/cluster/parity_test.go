@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/tektonlocal"
 )
 
@@ -275,14 +276,14 @@ var pending []struct{ kind, path, ours, tekton, why string }
 func TestParityWithTekton(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	nsTekton, nsOurs := namespace(t), namespace(t)
+	nsTekton, nsOurs := kube.Namespace(t, "pr-e2e"), kube.Namespace(t, "pr-e2e")
 	tektonlocal.Start(t, tektonlocal.Options{Namespace: nsTekton})
-	startController(t, nsOurs)
+	kube.StartController(t, nsOurs)
 	for _, ns := range []string{nsTekton, nsOurs} {
-		kubectl(t, parityDefinitions, "-n", ns, "apply", "-f", "-")
+		kube.Kubectl(t, parityDefinitions, "-n", ns, "apply", "-f", "-")
 	}
-	kubectl(t, parityRuns(), "-n", nsTekton, "create", "-f", "-")
-	kubectl(t, delegated(parityRuns()), "-n", nsOurs, "create", "-f", "-")
+	kube.Kubectl(t, parityRuns(), "-n", nsTekton, "create", "-f", "-")
+	kube.Kubectl(t, delegated(parityRuns()), "-n", nsOurs, "create", "-f", "-")
 	d := &differ{}
 	for _, r := range []struct {
 		run      string
@@ -290,7 +291,7 @@ func TestParityWithTekton(t *testing.T) {
 	}{{"parity", true}, {"inline", true}, {"failing", false}} {
 		run, succeeds := r.run, r.succeeds
 		for _, ns := range []string{nsTekton, nsOurs} {
-			waitFor(t, 5*time.Minute, run+" in "+ns+" to end", func() bool { return getPipelineRun(t, ns, run).IsDone() })
+			kube.WaitFor(t, 5*time.Minute, run+" in "+ns+" to end", func() bool { return getPipelineRun(t, ns, run).IsDone() })
 		}
 		want, got := fetchRun(t, nsTekton, run), fetchRun(t, nsOurs, run)
 		if tk := getPipelineRun(t, nsTekton, run); tk.IsSuccessful() != succeeds {
@@ -347,11 +348,11 @@ type runJSON struct {
 func fetchRun(t *testing.T, ns, name string) runJSON {
 	t.Helper()
 	r := runJSON{name: name, trs: map[string]map[string]any{}}
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pipelinerun", name, "-o", "json")), &r.pr); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pipelinerun", name, "-o", "json")), &r.pr); err != nil {
 		t.Fatal(err)
 	}
 	var list struct{ Items []map[string]any }
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun="+name, "-o", "json")), &list); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun="+name, "-o", "json")), &list); err != nil {
 		t.Fatal(err)
 	}
 	for _, tr := range list.Items {

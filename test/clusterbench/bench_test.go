@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/tektonlocal"
 	"github.com/e7763abc/pod-runner/test/testbin"
 )
@@ -118,7 +118,7 @@ func TestCompare(t *testing.T) {
 	}
 	n := runs(t)
 	ctx := context.Background()
-	ns := namespace(t)
+	ns := kube.Namespace(t, "pr-bench")
 	tektonlocal.Start(t, tektonlocal.Options{Namespace: ns})
 	startOurs(t, ns)
 	w := newWatcher(t, ns)
@@ -209,70 +209,14 @@ func controllerName(ours bool) string {
 	return "Tekton"
 }
 
-func namespace(t *testing.T) string {
-	t.Helper()
-	ns := fmt.Sprintf("pr-bench-%x", time.Now().UnixNano()&0xffffff)
-	kubectl(t, "create", "namespace", ns)
-	t.Cleanup(func() {
-		if os.Getenv("POD_RUNNER_KEEP") == "" {
-			kubectl(t, "delete", "namespace", ns, "--wait=false")
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); exec.Command("kubectl", "-n", ns, "get", "serviceaccount", "default").Run() != nil; {
-		if time.Now().After(deadline) {
-			t.Fatalf("no default service account in %s", ns)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return ns
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("kubectl", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // startOurs runs `injector controller` on the host for the namespace until
-// the test ends, as test/cluster does: this module's, or the binary
-// POD_RUNNER_BENCH_INJECTOR names (to compare two builds).
+// the test ends: this module's, or the binary POD_RUNNER_BENCH_INJECTOR
+// names (to compare two builds).
 func startOurs(t *testing.T, ns string) {
 	t.Helper()
-	bin := os.Getenv("POD_RUNNER_BENCH_INJECTOR")
-	if bin == "" {
-		var err error
-		if bin, err = testbin.Build("github.com/e7763abc/pod-runner/cmd/injector"); err != nil {
-			t.Fatal(err)
-		}
+	if bin := os.Getenv("POD_RUNNER_BENCH_INJECTOR"); bin != "" {
+		kube.StartControllerBinary(t, bin, ns)
+		return
 	}
-	logPath := t.TempDir() + "/injector.log"
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "controller", "--kubeconfig", os.Getenv("KUBECONFIG"), "--namespace", ns,
-		"--image", "localhost/pod-runner:dev", "--offline")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("injector controller log:\n%s", b)
-		}
-	})
+	kube.StartController(t, ns)
 }

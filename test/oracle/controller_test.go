@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 
+	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/tektonlocal"
 	"github.com/e7763abc/pod-runner/test/testbin"
 )
@@ -109,19 +110,12 @@ func TestMatrixAgainstTektonController(t *testing.T) {
 		t.Skip("needs a cluster: set POD_RUNNER_CLUSTER and KUBECONFIG")
 	}
 	yaml := strings.ReplaceAll(matrixRun, "IMG", tektonlocal.ShellImage)
-	ns := fmt.Sprintf("pr-matrix-%x", time.Now().UnixNano()&0xffffff)
-	kubectl(t, "", "create", "namespace", ns)
-	t.Cleanup(func() { kubectl(t, "", "delete", "namespace", ns, "--wait=false") })
+	ns := kube.Namespace(t, "pr-matrix")
 	tektonlocal.Start(t, tektonlocal.Options{Namespace: ns})
-	for deadline := time.Now().Add(30 * time.Second); exec.Command("kubectl", "-n", ns, "get", "serviceaccount", "default").Run() != nil; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no default service account in %s", ns)
-		}
-	}
-	kubectl(t, yaml, "-n", ns, "create", "-f", "-")
+	kube.Kubectl(t, yaml, "-n", ns, "create", "-f", "-")
 	var run v1.PipelineRun
 	for deadline := time.Now().Add(6 * time.Minute); ; time.Sleep(time.Second) {
-		if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pipelinerun", "mx", "-o", "json")), &run); err != nil {
+		if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pipelinerun", "mx", "-o", "json")), &run); err != nil {
 			t.Fatal(err)
 		}
 		if run.IsDone() {
@@ -132,7 +126,7 @@ func TestMatrixAgainstTektonController(t *testing.T) {
 		}
 	}
 	var trs v1.TaskRunList
-	if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), &trs); err != nil {
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "json")), &trs); err != nil {
 		t.Fatal(err)
 	}
 	want := statusSummary(&run, trs.Items)
@@ -197,16 +191,4 @@ func statusSummary(pr *v1.PipelineRun, trs []v1.TaskRun) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(append(out, lines...), "\n")
-}
-
-func kubectl(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("kubectl", args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String()
 }

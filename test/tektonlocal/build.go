@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/e7763abc/pod-runner/test/kube"
 )
 
 // Version is the pinned Tekton release whose controller runs here.
@@ -217,17 +219,8 @@ func imported(ref string) bool {
 // ctr runs containerd's client against the cluster's containerd, in the
 // namespace the kubelet uses, as the Makefile's k8s-images does.
 func ctr(args ...string) ([]byte, error) {
-	sock := filepath.Join(k8sState(), "containerd", "containerd.sock")
+	sock := filepath.Join(kube.State(), "containerd", "containerd.sock")
 	return exec.Command("ctr", append([]string{"-a", sock, "-n", "k8s.io"}, args...)...).CombinedOutput()
-}
-
-// k8sState is local-k8s's state directory (the Makefile's K8S_STATE).
-func k8sState() string {
-	if s := os.Getenv("K8S_STATE"); s != "" {
-		return s
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "local-k8s")
 }
 
 // localK8s is the local-k8s tool's directory (the Makefile's LOCAL_K8S),

@@ -23,6 +23,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/e7763abc/pod-runner/test/kube"
 )
 
 // SystemNamespace holds Tekton's ConfigMaps, as in a real installation. It
@@ -74,8 +76,8 @@ func Start(t testing.TB, opts Options) *Controller {
 	}
 	// The images go straight into local-k8s's containerd: another cluster
 	// (Kind) has no such socket.
-	if _, err := os.Stat(filepath.Join(k8sState(), "containerd", "containerd.sock")); err != nil {
-		t.Skipf("tektonlocal runs Tekton's controller against local-k8s only (no containerd socket under %s)", k8sState())
+	if _, err := os.Stat(filepath.Join(kube.State(), "containerd", "containerd.sock")); err != nil {
+		t.Skipf("tektonlocal runs Tekton's controller against local-k8s only (no containerd socket under %s)", kube.State())
 	}
 	began := time.Now()
 	root, err := repoRoot()

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/e7763abc/pod-runner/test/kube"
 )
 
 // TestConfig: the release's ConfigMaps, coschedule disabled, an override
@@ -106,11 +106,8 @@ func TestRunsAPipeline(t *testing.T) {
 	if os.Getenv("POD_RUNNER_CLUSTER") == "" || os.Getenv("KUBECONFIG") == "" {
 		t.Skip("needs a cluster: set POD_RUNNER_CLUSTER and KUBECONFIG (make cluster-e2e does)")
 	}
-	ns := fmt.Sprintf("pr-tekton-%x", time.Now().UnixNano()&0xffffff)
-	kubectl(t, "", "create", "namespace", ns)
-	t.Cleanup(func() { kubectl(t, "", "delete", "namespace", ns, "--wait=false") })
+	ns := kube.Namespace(t, "pr-tekton")
 	Start(t, Options{Namespace: ns})
-	waitSA(t, ns)
 	pr := `apiVersion: tekton.dev/v1
 kind: PipelineRun
 metadata: {name: two}
@@ -131,10 +128,10 @@ spec:
         steps:
         - {name: s, image: ` + ShellImage + `, script: 'test "$(params.in)" = hi'}
 `
-	kubectl(t, pr, "-n", ns, "create", "-f", "-")
+	kube.Kubectl(t, pr, "-n", ns, "create", "-f", "-")
 	var run v1.PipelineRun
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		if err := json.Unmarshal([]byte(kubectl(t, "", "-n", ns, "get", "pipelinerun", "two", "-o", "json")), &run); err != nil {
+		if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pipelinerun", "two", "-o", "json")), &run); err != nil {
 			t.Fatal(err)
 		}
 		if run.IsDone() {
@@ -147,30 +144,8 @@ spec:
 	if !run.IsSuccessful() || len(run.Status.ChildReferences) != 2 {
 		t.Fatalf("status %+v", run.Status)
 	}
-	pods := strings.Fields(kubectl(t, "", "-n", ns, "get", "pods", "-o", "name"))
+	pods := strings.Fields(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-o", "name"))
 	if len(pods) != 2 {
 		t.Errorf("pods %v: Tekton runs one pod per task", pods)
-	}
-}
-
-func kubectl(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("kubectl", args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String()
-}
-
-func waitSA(t *testing.T, ns string) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); exec.Command("kubectl", "-n", ns, "get", "serviceaccount", "default").Run() != nil; {
-		if time.Now().After(deadline) {
-			t.Fatalf("no default service account in %s", ns)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

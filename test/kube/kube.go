@@ -1,0 +1,135 @@
+// Package kube is what the end-to-end tests on a real cluster share: kubectl, a namespace per test, the controller on the host, polling.
+package kube
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/e7763abc/pod-runner/test/testbin"
+)
+
+// Kubectl runs kubectl with args (and stdin, unless empty) against
+// $KUBECONFIG and returns its stdout; a failure, or no answer within 2
+// minutes, fails the test with kubectl's stderr.
+func Kubectl(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// Namespace creates a namespace named prefix-<random hex> for the test and
+// returns once its default ServiceAccount exists (Pods need it). The end of
+// the test deletes it, without waiting, unless POD_RUNNER_KEEP is set (to
+// look at what a failed test left).
+func Namespace(t testing.TB, prefix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("%s-%x", prefix, time.Now().UnixNano()&0xffffff)
+	Kubectl(t, "", "create", "namespace", ns)
+	t.Cleanup(func() {
+		if os.Getenv("POD_RUNNER_KEEP") == "" {
+			Kubectl(t, "", "delete", "namespace", ns, "--wait=false")
+		}
+	})
+	// The service account controller creates "default" shortly after.
+	for deadline := time.Now().Add(30 * time.Second); exec.Command("kubectl", "-n", ns, "get", "serviceaccount", "default").Run() != nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no default service account in %s", ns)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return ns
+}
+
+// StartController builds this module's injector (once per test binary) and
+// runs StartControllerBinary with it.
+func StartController(t testing.TB, namespace string) (stop func()) {
+	t.Helper()
+	bin, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/injector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StartControllerBinary(t, bin, namespace)
+}
+
+// StartControllerBinary runs `bin controller` on the host for the namespace
+// with the local image localhost/pod-runner:dev, offline. The returned func
+// stops it (SIGINT, then SIGKILL after 10 s), as does the end of the test;
+// its log is printed if the test failed by then.
+func StartControllerBinary(t testing.TB, bin, namespace string) (stop func()) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "controller.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "controller", "--kubeconfig", os.Getenv("KUBECONFIG"), "--namespace", namespace,
+		"--image", "localhost/pod-runner:dev", "--offline")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start %s controller: %v", bin, err)
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("controller log (namespace %s):\n%s", namespace, b)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// WaitFor polls ok every 250 ms until it holds, failing the test with what
+// it waited for after timeout.
+func WaitFor(t testing.TB, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// State is local-k8s's state directory (the Makefile's K8S_STATE, by
+// default ~/.cache/local-k8s), where its kubeconfig and containerd socket
+// live.
+func State() string {
+	if s := os.Getenv("K8S_STATE"); s != "" {
+		return s
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "local-k8s")
+}
