@@ -539,12 +539,30 @@ func TestNotDoneBeforeTheSupervisorIsDone(t *testing.T) {
 		Tasks: []*planpb.TaskStatus{{Name: "first", StartTime: ts(2), CompletionTime: ts(9), Condition: cancelled}}}}}
 	e.logs["r3"] = supervisorLog(started, taskEvent("first", 2, running, 0), interim, taskEvent("first", 2, cancelled, 9), final)
 	e.reconcile("r3")
+	// The run went faster than the kubelet's first report of its step
+	// containers: not done until their containerIDs are known.
+	if c := e.pr("r3").Status.GetCondition("Succeeded"); c == nil || !c.IsUnknown() {
+		t.Errorf("condition %+v before the kubelet reported the step's container, want Unknown", c)
+	}
+	pod := &corev1.Pod{}
+	if err := e.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "r3"}, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{Name: podlayout.StepContainer("first", "say"),
+		ContainerID: "containerd://say", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})
+	if err := e.c.Status().Update(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcile("r3")
 	if c := e.pr("r3").Status.GetCondition("Succeeded"); c == nil || c.Reason != "PipelineRunTimeout" {
 		t.Errorf("condition %+v after completion, want PipelineRunTimeout", c)
 	}
 	tr := e.taskRuns()["r3-first"]
 	if c := tr.Status.GetCondition("Succeeded"); c == nil || c.Reason != "TaskRunCancelled" {
 		t.Errorf("TaskRun condition %+v, want TaskRunCancelled", c)
+	}
+	if s := tr.Status.Steps; len(s) != 1 || s[0].Terminated == nil || s[0].Terminated.ContainerID != "containerd://say" {
+		t.Errorf("TaskRun steps %+v, want the container's ID", s)
 	}
 }
 

@@ -84,11 +84,13 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 		// Tekton's startTime is when the run was first reconciled.
 		next.Status.StartTime = pr.Status.StartTime
 	}
+	idsPending := false
 	for _, it := range list.Items[1:] {
 		tr, ok := it.Object.(*v1.TaskRun)
 		if !ok {
 			continue
 		}
+		idsPending = idsPending || containerIDsPending(tr)
 		ending := end != nil && st.GetCompletionTime() == nil
 		if tr.Status.StartTime == nil && tr.Status.GetCondition(apis.ConditionSucceeded) == nil && (!ending || tr.Name != end.taskRun) {
 			// Tekton creates a task's TaskRun when it schedules it.
@@ -104,7 +106,12 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 			return nil, false, err
 		}
 	}
-	done := st.GetCompletionTime() != nil
+	// A run faster than the kubelet's first report of its containers
+	// would end with steps that lack their containerID (Tekton's TaskRuns
+	// have it): it is done once the kubelet has told them, or the Pod
+	// ended, or idsWait passed (a container that never started has none).
+	done := st.GetCompletionTime() != nil &&
+		(!idsPending || !podActive(pod) || r.clock().Since(st.GetCompletionTime().AsTime()) > idsWait)
 	if !done && end != nil {
 		end.mark(next, r.clock().Now())
 		done = true
@@ -121,6 +128,22 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 		holdCondition(next, pr)
 	}
 	return next, done, nil
+}
+
+// idsWait bounds how long a finished run waits for the kubelet to report
+// its step containers (it does so within its one-second relist).
+const idsWait = 5 * time.Second
+
+// containerIDsPending tells whether a step of tr ran in a container the
+// kubelet has not reported yet (its containerID comes from the Pod's
+// status).
+func containerIDsPending(tr *v1.TaskRun) bool {
+	for _, s := range tr.Status.Steps {
+		if t := s.Terminated; t != nil && s.TerminationReason != "Skipped" && t.ContainerID == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // delegatedOwner makes the run a TaskRun's owner but not its controller.
