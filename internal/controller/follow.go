@@ -68,9 +68,9 @@ func (f *follower) endedAt() time.Time {
 	return f.ended
 }
 
-// status is what pod's live follower has read, starting one when the
-// supervisor runs and none is live. ok is false when the caller must read
-// the whole log itself.
+// status is what pod's live follower has read, starting one while the Pod
+// is active and has none. ok is false when the caller must read the whole
+// log itself.
 func (fs *followers) status(pod *corev1.Pod, owner types.NamespacedName) (st *planpb.RunStatus, ok bool) {
 	if fs == nil || fs.logs == nil {
 		return nil, false
@@ -81,7 +81,8 @@ func (fs *followers) status(pod *corev1.Pod, owner types.NamespacedName) (st *pl
 		if st, live := f.current(); live {
 			return st, true
 		}
-		if f.endedAt().After(time.Now().Add(-restartAfter)) {
+		// Still opening its stream, or ended a moment ago: keep it.
+		if ended := f.endedAt(); ended.IsZero() || ended.After(time.Now().Add(-restartAfter)) {
 			return nil, false
 		}
 		delete(fs.m, pod.UID)
