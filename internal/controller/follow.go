@@ -96,6 +96,7 @@ func (fs *followers) status(pod *corev1.Pod, owner types.NamespacedName) (st *pl
 	if fs.m == nil {
 		fs.m = map[types.UID]*follower{}
 	}
+	fs.sweep()
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &follower{cancel: cancel}
 	fs.m[pod.UID] = f
@@ -162,6 +163,16 @@ func (fs *followers) open(ctx context.Context, namespace, pod string) (io.ReadCl
 		}
 		if time.Since(start) > steadyFor {
 			wait = min(2*wait, maxRetry)
+		}
+	}
+}
+
+// sweep forgets the followers whose stream ended a while ago: their Pod
+// is gone or done (a run deleted mid-run is never reconciled done).
+func (fs *followers) sweep() {
+	for uid, f := range fs.m {
+		if ended := f.endedAt(); !ended.IsZero() && ended.Before(time.Now().Add(-restartAfter)) {
+			delete(fs.m, uid)
 		}
 	}
 }

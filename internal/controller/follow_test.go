@@ -192,3 +192,23 @@ func wake(t *testing.T, woken <-chan types.NamespacedName) types.NamespacedName 
 		return types.NamespacedName{}
 	}
 }
+
+// TestSweepForgetsEndedFollowers: a follower whose stream ended a while
+// ago (its run deleted mid-run, never reconciled done) is forgotten when
+// the next one starts; one still opening or live is kept.
+func TestSweepForgetsEndedFollowers(t *testing.T) {
+	fs := &followers{logs: &pipeLogs{}, notify: func(types.NamespacedName) {}}
+	defer fs.stopAll()
+	old, recent, opening := &follower{cancel: func() {}}, &follower{cancel: func() {}}, &follower{cancel: func() {}}
+	old.ended = time.Now().Add(-time.Minute)
+	recent.ended = time.Now()
+	fs.m = map[types.UID]*follower{"old": old, "recent": recent, "opening": opening}
+	fs.status(runningPod("new"), types.NamespacedName{Namespace: ns, Name: "r"})
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for uid, want := range map[types.UID]bool{"old": false, "recent": true, "opening": true, "new": true} {
+		if _, ok := fs.m[uid]; ok != want {
+			t.Errorf("follower %s kept: %v, want %v", uid, ok, want)
+		}
+	}
+}
