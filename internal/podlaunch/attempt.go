@@ -129,14 +129,9 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 	l := a.l
 	stepName := results.StepName(step.Name, step.Index)
 	name := podlayout.StepContainer(a.task, stepName)
-	l.mu.Lock()
-	c := l.container(name)
-	secret := l.secretEnv[name]
-	l.mu.Unlock()
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
-		return supervisor.StepExit{Err: fmt.Errorf("container %q never connected: %w", name, context.Cause(ctx))}
+	c, secret, err := l.connected(ctx, name)
+	if err != nil {
+		return supervisor.StepExit{Err: fmt.Errorf("container %q never connected: %w", name, err)}
 	}
 	p := c.peer
 	lost := func(since time.Time) supervisor.StepExit {

@@ -165,6 +165,22 @@ func (l *Launcher) doneFile() string {
 }
 
 // container returns the entry of a container, made on first use. l.mu held.
+// connected waits for the named step or sidecar container to connect and
+// gives it with the names of its env vars set from a ConfigMap or Secret;
+// the error is ctx's cause when ctx ends first.
+func (l *Launcher) connected(ctx context.Context, name string) (*container, map[string]bool, error) {
+	l.mu.Lock()
+	c := l.container(name)
+	secret := l.secretEnv[name]
+	l.mu.Unlock()
+	select {
+	case <-c.ready:
+		return c, secret, nil
+	case <-ctx.Done():
+		return nil, nil, context.Cause(ctx)
+	}
+}
+
 func (l *Launcher) container(name string) *container {
 	c, ok := l.containers[name]
 	if !ok {

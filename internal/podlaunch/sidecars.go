@@ -49,14 +49,9 @@ func (a *attempt) StartSidecars(ctx context.Context, sidecars []*supervisor.Step
 func (a *attempt) startSidecar(ctx context.Context, s *supervisor.Step) (*sidecarRun, *supervisor.StepExit) {
 	l := a.l
 	name := podlayout.SidecarContainer(a.task, results.StepName(s.Name, s.Index))
-	l.mu.Lock()
-	c := l.container(name)
-	secret := l.secretEnv[name]
-	l.mu.Unlock()
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
-		return nil, &supervisor.StepExit{ExitCode: 1, Err: fmt.Errorf("sidecar container %q never connected: %w", name, context.Cause(ctx))}
+	c, secret, err := l.connected(ctx, name)
+	if err != nil {
+		return nil, &supervisor.StepExit{ExitCode: 1, Err: fmt.Errorf("sidecar container %q never connected: %w", name, err)}
 	}
 	r := &sidecarRun{name: name, peer: c.peer, seq: l.nextSeq(), done: make(chan supervisor.StepExit, 1)}
 	run := &steppb.Run{
