@@ -1,7 +1,6 @@
 package podlaunch
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -14,28 +13,11 @@ import (
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/internal/stepper"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/syncbuf"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
 func str(s string) *planpb.Value { return &planpb.Value{StringValue: s} }
-
-// syncBuffer collects a container's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // pod is a run's socket and state directory, with a `pod-runner step`
 // goroutine per "step container".
@@ -49,7 +31,7 @@ type pod struct {
 }
 
 type stepContainer struct {
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	kill   context.CancelFunc // the container dies
 	result chan error
 }
@@ -64,7 +46,7 @@ func newPod(t testing.TB) *pod {
 		}
 	}
 	p.l = New(Options{Socket: filepath.Join(dir, "run", "supervisor.sock"), StateDir: p.stateDir, Grace: 300 * time.Millisecond,
-		Log: &syncBuffer{}, StepView: p.stepView})
+		Log: &syncbuf.Buffer{}, StepView: p.stepView})
 	return p
 }
 
@@ -88,7 +70,7 @@ func (p *pod) start(plan *planpb.Plan) {
 
 func (p *pod) startContainer(name string) *stepContainer {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &stepContainer{out: &syncBuffer{}, kill: cancel, result: make(chan error, 1)}
+	c := &stepContainer{out: &syncbuf.Buffer{}, kill: cancel, result: make(chan error, 1)}
 	p.mu.Lock()
 	p.steps[name] = c
 	p.mu.Unlock()

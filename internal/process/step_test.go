@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/syncbuf"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -230,7 +231,7 @@ func TestResults(t *testing.T) {
 }
 
 func TestOutputConfigAndLog(t *testing.T) {
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	l := newPrepared(t, Options{Log: log})
 	att := startTask(t, l, "t", nil)
 	errFile := filepath.Join(t.TempDir(), "deep", "err.txt")
@@ -263,7 +264,7 @@ func TestOutputConfigAndLog(t *testing.T) {
 // Two steps of parallel tasks write lines in pieces; the log must hold only
 // whole, correctly prefixed lines.
 func TestConcurrentOutputDoesNotInterleave(t *testing.T) {
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	l := newPrepared(t, Options{Log: log})
 	const n = 400
 	body := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do printf 'first-half-'; printf 'second-half\n'; i=$((i+1)); done; printf 'tail'`, n)
@@ -291,7 +292,7 @@ func TestConcurrentOutputDoesNotInterleave(t *testing.T) {
 }
 
 func TestLineWriterSplitsLongLines(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	w := &lineWriter{out: &lockedWriter{w: &buf}, prefix: "> "}
 	long := strings.Repeat("x", maxLine+10)
 	if _, err := w.Write([]byte("a\nb")); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/syncbuf"
 )
 
 const testGrace = 400 * time.Millisecond
@@ -31,7 +32,7 @@ func TestStopOnCancel(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			log := &syncBuffer{}
+			log := &syncbuf.Buffer{}
 			l := newPrepared(t, Options{Grace: testGrace, Log: log})
 			att := startTask(t, l, "t", nil)
 			ready := filepath.Join(t.TempDir(), "ready")
@@ -94,7 +95,7 @@ func TestBackgroundChildrenDoNotHang(t *testing.T) {
 					t.Skipf("%s is not installed: %v", c.needs, err)
 				}
 			}
-			log := &syncBuffer{}
+			log := &syncbuf.Buffer{}
 			l := newPrepared(t, Options{Grace: testGrace, Log: log})
 			att := startTask(t, l, "t", nil)
 			pidFile := filepath.Join(t.TempDir(), "pid")

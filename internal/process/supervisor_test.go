@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/syncbuf"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -53,7 +54,7 @@ func TestSupervisorRunsPlan(t *testing.T) {
 		Results: []*planpb.PipelineResult{{Name: "final", Value: str("$(tasks.consume.results.out)")}},
 		Volumes: []*planpb.Volume{{Name: "shared", Source: &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}}}},
 	}
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	l := New(Options{Dir: t.TempDir(), Log: log, Grace: testGrace})
 	sup := &supervisor.Supervisor{Plan: plan, Launcher: l}
 	st, err := sup.Run(context.Background())

@@ -2,7 +2,6 @@ package stepper
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -10,31 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/syncbuf"
 	"github.com/e7763abc/pod-runner/proto/steppb"
 )
-
-// syncBuffer is a bytes.Buffer safe for a step's copy goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fakeSupervisor is the supervisor's end of the socket.
 type fakeSupervisor struct {
@@ -102,8 +83,8 @@ func (f *fakeSupervisor) run(r *steppb.Run) *steppb.Exited {
 type started struct {
 	dir       string
 	socket    string
-	stdout    *syncBuffer
-	stderr    *syncBuffer
+	stdout    *syncbuf.Buffer
+	stderr    *syncbuf.Buffer
 	signals   chan os.Signal
 	result    chan error
 	cancelRun context.CancelFunc
@@ -112,7 +93,7 @@ type started struct {
 func start(t *testing.T, listenFirst bool) (*started, *fakeSupervisor) {
 	t.Helper()
 	dir := t.TempDir()
-	s := &started{dir: dir, socket: filepath.Join(dir, "run", "supervisor.sock"), stdout: &syncBuffer{}, stderr: &syncBuffer{},
+	s := &started{dir: dir, socket: filepath.Join(dir, "run", "supervisor.sock"), stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{},
 		signals: make(chan os.Signal, 1), result: make(chan error, 1)}
 	if err := os.MkdirAll(filepath.Dir(s.socket), 0o755); err != nil {
 		t.Fatal(err)

@@ -7,13 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"knative.dev/pkg/apis"
+
+	"github.com/e7763abc/pod-runner/internal/syncbuf"
 )
 
 // TestInvalidInput: bad input exits 2 with one line naming the document and
@@ -160,7 +161,7 @@ spec:
         steps: [{image: busybox, script: "true"}]
 `)
 	var stdout bytes.Buffer
-	var stderr syncBuffer // read while the command writes it
+	var stderr syncbuf.Buffer // read while the command writes it
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -197,22 +198,4 @@ spec:
 	if _, ok := res.taskRuns["fin"]; ok {
 		t.Error("finally ran after a cancel")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while another goroutine writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
