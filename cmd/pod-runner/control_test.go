@@ -1,12 +1,10 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/e7763abc/pod-runner/internal/sidecar"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
@@ -26,16 +24,7 @@ func TestControlCancelRunFinally(t *testing.T) {
 			Steps: []*planpb.Step{{Name: "s", Command: []string{"true"}}}}}},
 	}
 	p := startPod(t, plan, "", "a-s", "fin-s")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("step a never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForFile(t, ready, "step a never started")
 	socket := filepath.Join(p.dir, "run", "supervisor.sock")
 	if out, err := exec.Command(inpod(t), "control", "--socket", socket, "cancel-run-finally").CombinedOutput(); err != nil {
 		t.Fatalf("control: %v: %s", err, out)

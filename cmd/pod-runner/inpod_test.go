@@ -216,16 +216,7 @@ func TestSuperviseBadPlan(t *testing.T) {
 func TestSuperviseSIGTERM(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready")
 	p := startPod(t, twoTasks("touch "+ready+"; sleep 30"), "", "a-s", "b-s", "skipped-s")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("step a never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForFile(t, ready, "step a never started")
 	if err := p.supervise.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -265,5 +256,19 @@ func TestInit(t *testing.T) {
 	}
 	if err := exec.Command(bin, "init", filepath.Join(dir, "missing")).Run(); err == nil {
 		t.Error("init into a missing dir succeeded")
+	}
+}
+
+// waitForFile waits up to 10 s for a step to create path.
+func waitForFile(t *testing.T, path, failure string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(failure)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
