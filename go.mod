@@ -18,10 +18,13 @@ require (
 )
 
 require (
+	github.com/blang/semver/v4 v4.0.0 // indirect
 	github.com/go-logr/zapr v1.3.0 // indirect
 	github.com/google/btree v1.1.3 // indirect
 	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674 // indirect
 	github.com/moby/spdystream v0.5.1 // indirect
+	go.opentelemetry.io/contrib/instrumentation/runtime v0.69.0 // indirect
+	go.uber.org/automaxprocs v1.6.0 // indirect
 	k8s.io/apiextensions-apiserver v0.35.7 // indirect
 	k8s.io/streaming v0.36.3 // indirect
 )
@@ -123,7 +126,7 @@ require (
 	github.com/pkg/browser v0.0.0-20240102092130-5ac0b6a4141c // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	github.com/prometheus/client_golang v1.23.2 // indirect
+	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.70.1 // indirect
 	github.com/prometheus/otlptranslator v1.0.0 // indirect
@@ -187,3 +190,13 @@ require (
 )
 
 tool google.golang.org/protobuf/cmd/protoc-gen-go
+
+tool github.com/tektoncd/pipeline/cmd/controller
+
+tool github.com/tektoncd/pipeline/cmd/entrypoint
+
+tool github.com/tektoncd/pipeline/cmd/nop
+
+tool github.com/tektoncd/pipeline/cmd/workingdirinit
+
+tool github.com/tektoncd/pipeline/cmd/sidecarlogresults

@@ -1,7 +1,6 @@
 package tektonlocal
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/e7763abc/pod-runner/test/kube"
@@ -44,83 +42,47 @@ func repoRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// toolLine matches our go.mod's own tool directives, which the scratch
-// module must not inherit.
-var toolLine = regexp.MustCompile(`(?m)^tool .*$`)
-
-// scratchGoMod is the scratch module's go.mod: ours (so that every shared
-// dependency resolves to the version we already have) under another name,
-// with Tekton's commands as tools.
-func scratchGoMod(ours []byte) []byte {
-	s := regexp.MustCompile(`(?m)^module .*$`).ReplaceAllString(string(ours), "module podrunner.local/tektonbuild")
-	s = toolLine.ReplaceAllString(s, "")
-	var b strings.Builder
-	b.WriteString(s)
-	b.WriteString("\ntool (\n")
-	for _, c := range commands {
-		fmt.Fprintf(&b, "\t%s/cmd/%s\n", modulePath, c)
+// Packages are Tekton's commands as import paths: this module's go.mod
+// names each as a tool, so its go.sum holds every module they need.
+func Packages() []string {
+	pkgs := make([]string, len(commands))
+	for i, c := range commands {
+		pkgs[i] = modulePath + "/cmd/" + c
 	}
-	b.WriteString(")\n")
-	return []byte(b.String())
+	return pkgs
+}
+
+// BuildEnv is the environment Tekton's commands are built in: the caller's
+// (GOMODCACHE, GOCACHE, GOPROXY as the machine has them), static binaries,
+// and go.mod and go.sum read-only, so that the build downloads only what
+// go.sum already pins, through the module proxy, and never needs the
+// checksum database, whatever the module cache holds.
+func BuildEnv() []string {
+	return append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
 }
 
 // Build builds Tekton's commands from the pinned module into
-// <root>/.cache/tekton/bin and returns that directory. The scratch module
-// starts from this module's go.mod and go.sum, so the build normally needs
-// nothing the module cache lacks (it tries offline first); go build leaves
+// <root>/.cache/tekton/bin and returns that directory. They are tools of
+// this module, built with its go.mod and go.sum; go build leaves
 // up-to-date binaries alone.
 func Build(root string) (string, error) {
-	dir := filepath.Join(root, ".cache", "tekton")
-	bin := filepath.Join(dir, "bin")
+	bin := filepath.Join(root, ".cache", "tekton", "bin")
+	return bin, build(root, bin, BuildEnv())
+}
+
+// build builds Tekton's commands into bin with env.
+func build(root, bin string, env []string) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
-		return "", fmt.Errorf("scratch module: %w", err)
+		return fmt.Errorf("tekton bin dir: %w", err)
 	}
-	ours, err := os.ReadFile(filepath.Join(root, "go.mod"))
-	if err != nil {
-		return "", fmt.Errorf("read go.mod: %w", err)
+	args := append([]string{"build", "-trimpath", "-o", bin + string(filepath.Separator)}, Packages()...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), root, err, out)
 	}
-	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		return "", fmt.Errorf("read go.sum: %w", err)
-	}
-	// go build -mod=mod adds what Tekton's commands need beyond our
-	// packages to the scratch go.mod: rewrite it only when ours changed.
-	gomod := scratchGoMod(ours)
-	seed := sha256.Sum256(append(append([]byte{}, gomod...), sum...))
-	seedPath := filepath.Join(dir, "go.mod.seed")
-	if have, _ := os.ReadFile(seedPath); string(have) != hex.EncodeToString(seed[:]) {
-		if err := os.WriteFile(filepath.Join(dir, "go.mod"), gomod, 0o644); err != nil {
-			return "", fmt.Errorf("scratch go.mod: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
-			return "", fmt.Errorf("scratch go.sum: %w", err)
-		}
-		if err := os.WriteFile(seedPath, []byte(hex.EncodeToString(seed[:])), 0o644); err != nil {
-			return "", fmt.Errorf("scratch seed: %w", err)
-		}
-	}
-	args := []string{"build", "-trimpath", "-o", bin + string(filepath.Separator)}
-	for _, c := range commands {
-		args = append(args, modulePath+"/cmd/"+c)
-	}
-	run := func(proxy string) ([]byte, error) {
-		cmd := exec.Command("go", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod -buildvcs=false")
-		if proxy != "" {
-			cmd.Env = append(cmd.Env, "GOPROXY="+proxy)
-		}
-		return cmd.CombinedOutput()
-	}
-	out, err := run("off")
-	if err != nil && bytes.Contains(out, []byte("GOPROXY=off")) {
-		// Something is missing from the module cache: download it.
-		out, err = run("")
-	}
-	if err != nil {
-		return "", fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), dir, err, out)
-	}
-	return bin, nil
+	return nil
 }
 
 // Images makes one image per command the controller puts in pods (the
