@@ -23,11 +23,26 @@ run: build
 deps:
 	@command -v busybox >/dev/null || { apt-get update -q && apt-get install -y -q busybox-static; }
 
-## test: lint, then unit, integration and conformance tests with the race detector
-test: deps lint unit e2e
+## test: lint, then unit, integration, conformance, podman and cluster tests
+## with the race detector; ends with one line naming every skipped test and
+## why (in CI a test that lacks what it needs fails instead: internal/testenv)
+test: deps lint
+	@rm -f $(TEST_OUT)/*.json
+	@$(MAKE) --no-print-directory unit e2e SUMMARY=; status=$$?; \
+	  $(GO) run ./hack/testsummary $$(ls $(TEST_OUT)/*.json 2>/dev/null); exit $$status
 
+# Tests run under gotestsum (pinned), which prints one line per package and
+# the output of what failed, and keeps go test's JSON events in
+# $(TEST_OUT) for hack/testsummary's closing lines.
+GOTESTSUM := $(GO) run gotest.tools/gotestsum@v1.13.0 --format pkgname --format-hide-empty-pkg
+TEST_OUT  := $(CURDIR)/.cache/test
+SUMMARY   ?= 1
+summary    = $(if $(SUMMARY),; status=$$?; $(GO) run ./hack/testsummary $(TEST_OUT)/$(1).json; exit $$status)
+
+## unit: the fast inner loop: the packages' own tests (no podman, no cluster)
 unit:
-	$(GO) test -race ./internal/... ./proto/... ./cmd/...
+	@mkdir -p $(TEST_OUT)
+	$(GOTESTSUM) --jsonfile $(TEST_OUT)/unit.json -- -race ./internal/... ./proto/... ./cmd/... ./hack/... $(call summary,unit)
 
 # The end-to-end tests run the built binary, which Go's test cache cannot
 # see: always run them. They include the podman ones and the ones on a real
@@ -35,10 +50,14 @@ unit:
 # default the local-k8s one, which `e2e` builds (once per machine), starts
 # and loads with the images. For another cluster (Kind), load the images
 # (make images; localhost/pod-runner:dev, localhost/busybox:pod-runner)
-# into it yourself and set E2E_CLUSTER=external.
+# into it yourself and set E2E_CLUSTER=external. The benchmarks
+# (test/bench, test/clusterbench) assert nothing: make bench and make
+# bench-cluster run them.
+E2E_PKGS = $$($(GO) list ./test/... | grep -v -e /test/bench$$ -e /test/clusterbench$$)
 e2e:
+	@mkdir -p $(TEST_OUT)
 	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) LOCAL_K8S=$(LOCAL_K8S) \
-	  $(GO) test -race -count=1 -timeout 30m ./test/...
+	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/e2e.json -- -race -count=1 -timeout 40m $(E2E_PKGS) $(call summary,e2e)
 
 ## lint: gofmt, go vet, staticcheck
 lint:

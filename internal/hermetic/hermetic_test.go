@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/e7763abc/pod-runner/internal/testenv"
 )
 
 // helperEnv makes the test binary a helper process: what it does is the
@@ -144,9 +146,7 @@ func listener(t *testing.T) (addrs []string) {
 }
 
 func TestHermeticProcessHasNoNetwork(t *testing.T) {
-	if err := Check(); err != nil {
-		t.Skipf("this machine cannot make hermetic namespaces: %v", err)
-	}
+	testenv.Require(t, "user namespaces for hermetic steps", Check())
 	addrs := listener(t)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	var bin string
@@ -166,7 +166,7 @@ func TestHermeticProcessHasNoNetwork(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.cred != nil && bin == "" {
-				t.Skip("needs root to run a helper as another user")
+				testenv.Require(t, "root", testenv.Root("to run a helper as another user"))
 			}
 			b := ""
 			if tt.cred != nil {
@@ -240,16 +240,12 @@ func copyExecutable(t *testing.T) string {
 // what stands in the way. The refusal is made real: root of a user
 // namespace may forbid namespaces below it (user.max_user_namespaces=0).
 func TestRefusedNamespacesAreExplained(t *testing.T) {
-	if err := Check(); err != nil {
-		t.Skipf("this machine cannot make hermetic namespaces at all: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the helper must be root of its namespace to lower its limits")
-	}
+	testenv.Require(t, "user namespaces for hermetic steps", Check())
+	testenv.Require(t, "root", testenv.Root("the helper must be root of its namespace to lower its limits"))
 	out, err := helper(t, "", "deny-nested", true, nil)
 	var exit *exec.ExitError
 	if errors.As(err, &exit) && exit.ExitCode() == cannotLimit {
-		t.Skipf("cannot lower user.max_user_namespaces here: %v", err)
+		testenv.Require(t, "a writable user.max_user_namespaces", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -268,9 +264,7 @@ func TestRefusedNamespacesAreExplained(t *testing.T) {
 }
 
 func TestStartErrorKeepsTheStepsOwnErrors(t *testing.T) {
-	if err := Check(); err != nil {
-		t.Skipf("this machine cannot make hermetic namespaces: %v", err)
-	}
+	testenv.Require(t, "user namespaces for hermetic steps", Check())
 	// Path, not exec.Command: the exec fails in the child, after the
 	// namespaces are made.
 	cmd := &exec.Cmd{Path: "/nonexistent/step-program"}

@@ -3,12 +3,12 @@ package podlaunch
 import (
 	"context"
 	"net"
-	"os/exec"
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
 	"github.com/e7763abc/pod-runner/internal/hermetic/hermetictest"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -16,12 +16,8 @@ import (
 // task beside it in the same pod reaches a server: supervisor → launcher →
 // `pod-runner step`, with real namespaces.
 func TestHermeticTaskInPod(t *testing.T) {
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("busybox is not installed (make deps installs busybox-static)")
-	}
-	if err := hermetic.Check(); err != nil {
-		t.Skipf("this machine cannot run hermetic steps: %v", err)
-	}
+	testenv.Require(t, "busybox", testenv.Busybox())
+	testenv.Require(t, "user namespaces for hermetic steps", hermetic.Check())
 	_, port, _ := net.SplitHostPort(hermetictest.Listener(t)[0]) // its loopback address
 	probe := func(name string, hermetic bool) *planpb.Task {
 		return &planpb.Task{

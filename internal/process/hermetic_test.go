@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/e7763abc/pod-runner/internal/hermetic"
 	"github.com/e7763abc/pod-runner/internal/hermetic/hermetictest"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -52,12 +52,8 @@ func runDeniedHelper() int {
 // namespace: also from a nosuid,nodev,noexec file system, whose flags a
 // user namespace may not clear.
 func TestHermeticStep(t *testing.T) {
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("busybox is not installed (make deps installs busybox-static)")
-	}
-	if err := hermetic.Check(); err != nil {
-		t.Skipf("this machine cannot run hermetic steps: %v", err)
-	}
+	testenv.Require(t, "busybox", testenv.Busybox())
+	testenv.Require(t, "user namespaces for hermetic steps", hermetic.Check())
 	addrs := hermetictest.Listener(t)
 	self, err := os.Executable()
 	if err != nil {
@@ -67,11 +63,9 @@ func TestHermeticStep(t *testing.T) {
 		t.Run("volumes on "+fs, func(t *testing.T) {
 			dir := t.TempDir()
 			if fs == "tmpfs" {
-				if os.Geteuid() != 0 {
-					t.Skip("mounting a tmpfs needs root")
-				}
+				testenv.Require(t, "root", testenv.Root("mounting a tmpfs needs root"))
 				if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
-					t.Skipf("cannot mount a tmpfs here: %v", err)
+					testenv.Require(t, "mounting a tmpfs", err)
 				}
 				t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 			}

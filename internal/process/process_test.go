@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -296,7 +298,7 @@ func TestNoexec(t *testing.T) {
 		t.Error("the test's temp dir is noexec")
 	}
 	if !hasCapSysAdmin() {
-		t.Skip("mounting a noexec tmpfs needs CAP_SYS_ADMIN")
+		testenv.Require(t, "CAP_SYS_ADMIN", errors.New("mounting a noexec tmpfs needs it"))
 	}
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOEXEC, ""); err != nil {

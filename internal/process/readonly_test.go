@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -28,9 +29,7 @@ func TestMain(m *testing.M) {
 // TestReadOnlyWorkspace: a workspace the Task declares readOnly cannot be
 // written by its steps, while the same volume stays writable elsewhere.
 func TestReadOnlyWorkspace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("read-only workspaces need a private mount namespace, which needs root")
-	}
+	testenv.Require(t, "root", testenv.Root("read-only workspaces need a private mount namespace, which needs root"))
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

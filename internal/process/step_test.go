@@ -12,6 +12,7 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/internal/syncbuf"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -80,9 +81,7 @@ func TestScripts(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.needs != "" {
-				if _, err := exec.LookPath(c.needs); err != nil {
-					t.Skipf("%s is not installed: %v", c.needs, err)
-				}
+				testenv.Require(t, c.needs, testenv.Command(c.needs, "a Debian package"))
 			}
 			out := filepath.Join(t.TempDir(), "out")
 			e := runStep(t, att, &supervisor.Step{Task: "t", Name: c.name, Script: c.script, Args: c.args, StdoutPath: out})
@@ -340,9 +339,10 @@ func TestManyConcurrentScripts(t *testing.T) {
 // TestShell: with Options.Shell, sh and ash in shebangs, commands and PATH
 // run that shell; busybox's ash accepts what alpine-based steps write.
 func TestShell(t *testing.T) {
+	testenv.Require(t, "busybox", testenv.Busybox())
 	busybox, err := exec.LookPath("busybox")
 	if err != nil {
-		t.Skip("busybox is not installed (make deps installs busybox-static)")
+		t.Fatal(err)
 	}
 	l := newPrepared(t, Options{Shell: busybox})
 	att := startTask(t, l, "t", nil)

@@ -3,7 +3,6 @@ package process
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/internal/syncbuf"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 )
 
 const testGrace = 400 * time.Millisecond
@@ -91,9 +91,7 @@ func TestBackgroundChildrenDoNotHang(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.needs != "" {
-				if _, err := exec.LookPath(c.needs); err != nil {
-					t.Skipf("%s is not installed: %v", c.needs, err)
-				}
+				testenv.Require(t, c.needs, testenv.Command(c.needs, "a Debian package"))
 			}
 			log := &syncbuf.Buffer{}
 			l := newPrepared(t, Options{Grace: testGrace, Log: log})

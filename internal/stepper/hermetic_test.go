@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
 	"github.com/e7763abc/pod-runner/internal/hermetic/hermetictest"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/proto/steppb"
 )
 
@@ -42,12 +42,8 @@ func startDenied() int {
 // A hermetic Run reaches no TCP listener of the host and sees only lo,
 // down; the same step without it reaches them all.
 func TestHermeticRunHasNoNetwork(t *testing.T) {
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("busybox is not installed (make deps installs busybox-static)")
-	}
-	if err := hermetic.Check(); err != nil {
-		t.Skipf("this machine cannot run hermetic steps: %v", err)
-	}
+	testenv.Require(t, "busybox", testenv.Busybox())
+	testenv.Require(t, "user namespaces for hermetic steps", hermetic.Check())
 	addrs := hermetictest.Listener(t)
 	var script strings.Builder
 	script.WriteString("#!/bin/sh\nid -u\n")

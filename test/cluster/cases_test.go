@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/kube"
 )
 
@@ -343,7 +344,7 @@ func killContainer(t *testing.T, ns, pod, container, marker string) {
 	t.Helper()
 	sock := filepath.Join(kube.State(), "containerd", "containerd.sock")
 	if _, err := os.Stat(sock); err != nil {
-		t.Skipf("killing a container needs the node's containerd (local-k8s): %v", err)
+		testenv.Require(t, "the node's containerd (local-k8s), to kill a container", err)
 	}
 	kube.WaitFor(t, 2*time.Minute, container+" to start", func() bool {
 		out, err := exec.Command("kubectl", "-n", ns, "logs", pod, "-c", container).Output()

@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/testbin"
 )
@@ -27,7 +29,7 @@ import (
 func enabled(t *testing.T) {
 	t.Helper()
 	if os.Getenv("POD_RUNNER_CLUSTER") == "" || os.Getenv("KUBECONFIG") == "" {
-		t.Skip("needs a cluster: run make cluster-e2e (sets POD_RUNNER_CLUSTER and KUBECONFIG)")
+		testenv.Require(t, "a cluster", errors.New("POD_RUNNER_CLUSTER and KUBECONFIG are not set (make e2e and make cluster-e2e set them)"))
 	}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/kube"
 )
 
@@ -20,7 +22,7 @@ import (
 func TestDeployedController(t *testing.T) {
 	enabled(t)
 	if os.Getenv("POD_RUNNER_DEPLOYED") == "" {
-		t.Skip("needs the controller's image in the cluster: make e2e (or make k8s-controller-image) sets POD_RUNNER_DEPLOYED")
+		testenv.Require(t, "the controller's image in the cluster", errors.New("POD_RUNNER_DEPLOYED is not set (make e2e sets it after make k8s-controller-image)"))
 	}
 	installCRDs(t)
 	ns := kube.Namespace(t, "pr-e2e")

@@ -36,6 +36,7 @@ import (
 	"github.com/e7763abc/pod-runner/internal/controller"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -58,9 +59,10 @@ type objects struct {
 
 func build(t *testing.T, dir string) *objects {
 	t.Helper()
+	testenv.Require(t, "kubectl", testenv.Command("kubectl", "make k8s-build installs it with the local cluster; it builds the kustomization, sigs.k8s.io/kustomize/api being no dependency"))
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
-		t.Skip("no kubectl on PATH to build the kustomization with (sigs.k8s.io/kustomize/api is not in the module graph)")
+		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot(), dir))

@@ -3,8 +3,8 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
 	"github.com/e7763abc/pod-runner/internal/hermetic/hermetictest"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 )
 
 // hermeticPipeline: a server's address as params; "open" and "sealed" run
@@ -67,12 +68,8 @@ func server(t *testing.T) (host, port string) {
 // A hermetic task of a PipelineRun cannot reach a server that the other
 // task of the same run reaches, sees only lo, and has TEKTON_HERMETIC=1.
 func TestHermeticTask(t *testing.T) {
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("busybox is not installed (make deps installs busybox-static)")
-	}
-	if err := hermetic.Check(); err != nil {
-		t.Skipf("this machine cannot run hermetic tasks: %v", err)
-	}
+	testenv.Require(t, "busybox", testenv.Busybox())
+	testenv.Require(t, "user namespaces for hermetic steps", hermetic.Check())
 	host, port := server(t)
 	r := run(t, strings.NewReplacer("HOST", host, "PORT", port).Replace(hermeticPipeline))
 	if r.code != 0 {
@@ -100,15 +97,9 @@ func TestHermeticTask(t *testing.T) {
 // The refusal is real: pod-runner runs as root of a user namespace that
 // forbids namespaces below it.
 func TestHermeticTaskRefused(t *testing.T) {
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("busybox is not installed (make deps installs busybox-static)")
-	}
-	if err := hermetic.Check(); err != nil {
-		t.Skipf("this machine cannot make user namespaces at all: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("pod-runner must be root of its namespace to lower its limits")
-	}
+	testenv.Require(t, "busybox", testenv.Busybox())
+	testenv.Require(t, "user namespaces for hermetic steps", hermetic.Check())
+	testenv.Require(t, "root", testenv.Root("pod-runner must be root of its namespace to lower its limits"))
 	// Exit 4: /proc/sys is read-only here (a container): skip.
 	cmd := exec.Command("sh", "-c", `echo 0 > /proc/sys/user/max_user_namespaces || exit 4; exec "$0" run -f - -o json`, binary)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -120,7 +111,7 @@ func TestHermeticTaskRefused(t *testing.T) {
 	r := &result{stdout: stdout.String(), stderr: stderr.String(), taskRuns: map[string]*v1.TaskRun{}}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) && exit.ExitCode() == 4 {
-		t.Skipf("cannot lower user.max_user_namespaces here: %s", r.stderr)
+		testenv.Require(t, "a writable user.max_user_namespaces", fmt.Errorf("%s", r.stderr))
 	}
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("run: %v, want exit 1\nstderr:\n%s", err, r.stderr)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
@@ -26,9 +27,7 @@ import (
 // which `make k8s-e2e` provides; `make test` does not run them.
 func enabled(t *testing.T) {
 	t.Helper()
-	if os.Getenv("POD_RUNNER_K8S") == "" {
-		t.Skip("needs a cluster: run make k8s-e2e (sets POD_RUNNER_K8S and KUBECONFIG)")
-	}
+	testenv.Require(t, "a cluster", testenv.Env("POD_RUNNER_K8S", "make e2e or make k8s-e2e, with KUBECONFIG,"))
 }
 
 func kubectl(ctx context.Context, stdin []byte, args ...string) (string, error) {

@@ -3,6 +3,7 @@ package oracle
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/tektonlocal"
 	"github.com/e7763abc/pod-runner/test/testbin"
@@ -107,7 +109,7 @@ spec:
 // local cluster (POD_RUNNER_CLUSTER and KUBECONFIG).
 func TestMatrixAgainstTektonController(t *testing.T) {
 	if os.Getenv("POD_RUNNER_CLUSTER") == "" || os.Getenv("KUBECONFIG") == "" {
-		t.Skip("needs a cluster: set POD_RUNNER_CLUSTER and KUBECONFIG")
+		testenv.Require(t, "a cluster", errors.New("POD_RUNNER_CLUSTER and KUBECONFIG are not set (make e2e sets them)"))
 	}
 	yaml := strings.ReplaceAll(matrixRun, "IMG", tektonlocal.ShellImage)
 	ns := kube.Namespace(t, "pr-matrix")

@@ -19,9 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e7763abc/pod-runner/test/testbin"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/e7763abc/pod-runner/internal/testenv"
+	"github.com/e7763abc/pod-runner/test/testbin"
 )
 
 // Images built by `make images`.
@@ -140,7 +142,7 @@ func podman(ctx context.Context, args ...string) (string, error) {
 func needPodman(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
-		t.Skip("podman e2e not run: " + skipReason)
+		testenv.Require(t, "podman", errors.New(skipReason))
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/kube"
 )
 
@@ -76,9 +77,8 @@ func Start(t testing.TB, opts Options) *Controller {
 	}
 	// The images go straight into local-k8s's containerd: another cluster
 	// (Kind) has no such socket.
-	if _, err := os.Stat(filepath.Join(kube.State(), "containerd", "containerd.sock")); err != nil {
-		t.Skipf("tektonlocal runs Tekton's controller against local-k8s only (no containerd socket under %s)", kube.State())
-	}
+	_, err := os.Stat(filepath.Join(kube.State(), "containerd", "containerd.sock"))
+	testenv.Require(t, "local-k8s's containerd (Tekton's controller runs against local-k8s only)", err)
 	began := time.Now()
 	root, err := repoRoot()
 	if err != nil {

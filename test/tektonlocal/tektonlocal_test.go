@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/kube"
 )
 
@@ -103,9 +103,7 @@ func TestControllerEnv(t *testing.T) {
 // TestRunsAPipeline: Tekton's controller, started here, runs a two-task
 // PipelineRun (one pod per task) to Succeeded. Needs the local cluster.
 func TestRunsAPipeline(t *testing.T) {
-	if os.Getenv("POD_RUNNER_CLUSTER") == "" || os.Getenv("KUBECONFIG") == "" {
-		t.Skip("needs a cluster: set POD_RUNNER_CLUSTER and KUBECONFIG (make cluster-e2e does)")
-	}
+	testenv.Require(t, "a cluster", testenv.Env("POD_RUNNER_CLUSTER", "make e2e or make cluster-e2e, with KUBECONFIG,"))
 	ns := kube.Namespace(t, "pr-tekton")
 	Start(t, Options{Namespace: ns})
 	pr := `apiVersion: tekton.dev/v1

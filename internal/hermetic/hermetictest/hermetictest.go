@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
+	"github.com/e7763abc/pod-runner/internal/testenv"
 )
 
 // Listener accepts TCP connections on every address of this host; addrs
@@ -68,12 +69,8 @@ func DenyNested() {
 // skips where user namespaces cannot be made or limited at all.
 func RunDenied(t *testing.T, env string) string {
 	t.Helper()
-	if err := hermetic.Check(); err != nil {
-		t.Skipf("this machine cannot make user namespaces at all: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the helper must be root of its namespace to lower its limits")
-	}
+	testenv.Require(t, "user namespaces for hermetic steps", hermetic.Check())
+	testenv.Require(t, "root", testenv.Root("the helper must be root of its namespace to lower its limits"))
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +82,7 @@ func RunDenied(t *testing.T, env string) string {
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) && exit.ExitCode() == CannotLimit {
-		t.Skipf("cannot lower user.max_user_namespaces here: %s", out)
+		testenv.Require(t, "a writable user.max_user_namespaces", fmt.Errorf("%s", out))
 	}
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
