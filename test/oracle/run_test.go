@@ -24,7 +24,9 @@ import (
 // Scenarios it cannot replay are checked by TestFactsAgainstTekton alone.
 func TestRunAgainstTekton(t *testing.T) {
 	notReplayed := map[string]int{}
-	t.Cleanup(func() { t.Logf("not replayed through Supervisor.Run (TestFactsAgainstTekton checks them): %v", notReplayed) })
+	t.Cleanup(func() {
+		t.Logf("not replayed through Supervisor.Run (TestFactsAgainstTekton checks them): %v", notReplayed)
+	})
 	for _, sc := range scenarios {
 		if why := notReplayable(sc); why != "" {
 			notReplayed[why]++
