@@ -75,6 +75,9 @@ func runMain(args []string) int {
 
 	compiled, err := compileFiles(*files, opts)
 	if err == nil {
+		err = compiled.LocalError()
+	}
+	if err == nil {
 		err = process.Unsupported(compiled.Plan)
 	}
 	if err != nil {
@@ -89,7 +92,7 @@ func runMain(args []string) int {
 		progressOut = io.Discard
 	}
 	self, _ := os.Executable()
-	launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox(), Self: self})
+	launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox(), Self: self, Objects: compiled})
 	sup := &supervisor.Supervisor{
 		Plan:     compiled.Plan,
 		Launcher: launcher,

@@ -107,6 +107,8 @@ func Compile(ctx context.Context, docs []load.Doc, opts Options) (*Compiled, err
 	out, err := c.compile(docs)
 	if out != nil {
 		out.Config = config.FromContextOrDefaults(ctx)
+		out.localErr = c.localErr
+		out.objs = c.objs
 	}
 	return out, err
 }
@@ -144,6 +146,17 @@ type compiler struct {
 	opts Options
 	objs *objects
 	run  *load.Doc
+	// localErr is the first reason the run cannot run on this machine
+	// (Compiled.LocalError).
+	localErr *load.Error
+}
+
+// noteLocal keeps err as the reason the run cannot run locally, unless one
+// is kept already.
+func (c *compiler) noteLocal(err *load.Error) {
+	if c.localErr == nil {
+		c.localErr = err
+	}
 }
 
 // identify gives the run what the API server gives an object on creation:
@@ -193,6 +206,10 @@ type objects struct {
 	stepActions map[string]entry[*v1beta1.StepAction]
 	configMaps  map[string]entry[*corev1.ConfigMap]
 	secrets     map[string]entry[*corev1.Secret]
+	// given are the ConfigMap and Secret documents in the run's namespace,
+	// in the order given; used those the run refers to.
+	given []*load.Doc
+	used  map[*load.Doc]bool
 }
 
 // indexDocs defaults and validates every Tekton definition as the webhook
@@ -207,6 +224,7 @@ func indexDocs(ctx context.Context, docs []load.Doc, namespace string) (*objects
 		stepActions: map[string]entry[*v1beta1.StepAction]{},
 		configMaps:  map[string]entry[*corev1.ConfigMap]{},
 		secrets:     map[string]entry[*corev1.Secret]{},
+		used:        map[*load.Doc]bool{},
 	}
 	create := apis.WithinCreate(ctx)
 	for i := range docs {
@@ -236,8 +254,10 @@ func indexDocs(ctx context.Context, docs []load.Doc, namespace string) (*objects
 			}
 		case *corev1.ConfigMap:
 			err = add(o.configMaps, d, obj, &obj.ObjectMeta, namespace)
+			o.given = append(o.given, d)
 		case *corev1.Secret:
 			err = add(o.secrets, d, obj, &obj.ObjectMeta, namespace)
+			o.given = append(o.given, d)
 		}
 		if err != nil {
 			return nil, err

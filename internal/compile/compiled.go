@@ -3,6 +3,7 @@ package compile
 import (
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -50,4 +51,45 @@ type Compiled struct {
 
 	// podErr is why the run cannot be one Pod (PodError).
 	podErr *load.Error
+	// localErr is why the run cannot run on this machine (LocalError).
+	localErr *load.Error
+	// objs are the documents compiled with.
+	objs *objects
+}
+
+// LocalError is why the run cannot run locally, or nil: a ConfigMap or
+// Secret it needs, or a key of one, is not among the documents. A Pod
+// reads them from the cluster, so pod mode does not mind.
+func (c *Compiled) LocalError() error {
+	if c.localErr == nil {
+		return nil
+	}
+	return c.localErr
+}
+
+// Documents are the ConfigMap and Secret documents the run refers to
+// (env, envFrom, workspaces, Task volumes), as they were given, in the
+// order given: what a Pod of the run needs beside it where there is no
+// cluster to hold them (podman kube play).
+func (c *Compiled) Documents() []runtime.Object {
+	if c.objs == nil {
+		return nil
+	}
+	var out []runtime.Object
+	for _, d := range c.objs.given {
+		if c.objs.used[d] {
+			out = append(out, d.Object)
+		}
+	}
+	return out
+}
+
+// Data is the data of the ConfigMap or Secret document of that name, which
+// a local run's launcher reads its references from; false when none was
+// given.
+func (c *Compiled) Data(kind planpb.KeyRef_Kind, name string) (map[string][]byte, bool) {
+	if c.objs == nil {
+		return nil, false
+	}
+	return c.objs.data(kind, name)
 }

@@ -116,13 +116,13 @@ func declaredWorkspaces(ws []v1.PipelineWorkspaceDeclaration) map[string]bool {
 
 // step converts a merged step (stepTemplate applied).
 func (c *compiler) step(s *v1.Step, field, doc string) (*planpb.Step, error) {
-	env, err := c.env(s.Env, s.EnvFrom, where{doc, field})
+	env, envFrom, err := c.env(s.Env, s.EnvFrom, where{doc, field})
 	if err != nil {
 		return nil, err
 	}
 	ps := &planpb.Step{
 		Name: s.Name, Image: s.Image, Command: s.Command, Args: s.Args, Script: s.Script,
-		WorkingDir: s.WorkingDir, Env: env, Timeout: duration(s.Timeout),
+		WorkingDir: s.WorkingDir, Env: env, EnvFrom: envFrom, Timeout: duration(s.Timeout),
 		Requests: quantities(s.ComputeResources.Requests), Limits: quantities(s.ComputeResources.Limits),
 	}
 	if s.OnError == v1.Continue {
@@ -141,13 +141,13 @@ func (c *compiler) step(s *v1.Step, field, doc string) (*planpb.Step, error) {
 }
 
 func (c *compiler) sidecar(s *v1.Sidecar, field, doc string) (*planpb.Step, error) {
-	env, err := c.env(s.Env, s.EnvFrom, where{doc, field})
+	env, envFrom, err := c.env(s.Env, s.EnvFrom, where{doc, field})
 	if err != nil {
 		return nil, err
 	}
 	return &planpb.Step{
 		Name: s.Name, Image: s.Image, Command: s.Command, Args: s.Args, Script: s.Script,
-		WorkingDir: s.WorkingDir, Env: env,
+		WorkingDir: s.WorkingDir, Env: env, EnvFrom: envFrom,
 		Requests: quantities(s.ComputeResources.Requests), Limits: quantities(s.ComputeResources.Limits),
 	}, nil
 }

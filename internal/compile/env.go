@@ -9,135 +9,126 @@ import (
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
-// env resolves a container's environment as the kubelet would: envFrom
-// first, then env, a later variable replacing an earlier one of the same
-// name. Values from ConfigMaps and Secrets given as documents are resolved
-// now. A reference to one that is not given stays a value_from (pod mode
-// reads it in the cluster) when it is optional; when it is required the run
-// cannot start here, so it is invalid input. A reference whose name or key
-// holds a $(...) variable stays a value_from for the supervisor to
-// substitute.
-func (c *compiler) env(env []corev1.EnvVar, envFrom []corev1.EnvFromSource, at where) ([]*planpb.EnvVar, error) {
-	var out []*planpb.EnvVar
-	index := map[string]int{}
-	set := func(e *planpb.EnvVar) {
-		if i, ok := index[e.Name]; ok {
-			out[i] = e
-			return
-		}
-		index[e.Name] = len(out)
-		out = append(out, e)
-	}
-	for i, from := range envFrom {
+// env is a container's environment in the Plan: values as written, and
+// ConfigMap and Secret keys (valueFrom, envFrom) by reference only, as
+// Tekton leaves them to the kubelet: no Plan, Pod spec or log ever holds
+// their values. A later variable replaces an earlier one of the same name,
+// as the kubelet's. Locally the launcher reads the references from the
+// documents given; one that a local run could not resolve (a required
+// object or key not given) is noted as a local error.
+func (c *compiler) env(env []corev1.EnvVar, envFrom []corev1.EnvFromSource, at where) ([]*planpb.EnvVar, []*planpb.EnvFrom, error) {
+	var from []*planpb.EnvFrom
+	for i, f := range envFrom {
 		field := fmt.Sprintf("envFrom[%d]", i)
-		var (
-			data     map[string]string
-			found    bool
-			optional bool
-			kind     string
-			name     string
-		)
+		var ef *planpb.EnvFrom
 		switch {
-		case from.ConfigMapRef != nil:
-			kind, name, optional = "ConfigMap", from.ConfigMapRef.Name, isTrue(from.ConfigMapRef.Optional)
-			data, found = c.configMapData(name)
+		case f.ConfigMapRef != nil:
+			ef = &planpb.EnvFrom{Kind: planpb.KeyRef_CONFIG_MAP, Name: f.ConfigMapRef.Name, Optional: isTrue(f.ConfigMapRef.Optional)}
 			field += ".configMapRef"
-		case from.SecretRef != nil:
-			kind, name, optional = "Secret", from.SecretRef.Name, isTrue(from.SecretRef.Optional)
-			data, found = c.secretData(name)
+		case f.SecretRef != nil:
+			ef = &planpb.EnvFrom{Kind: planpb.KeyRef_SECRET, Name: f.SecretRef.Name, Optional: isTrue(f.SecretRef.Optional)}
 			field += ".secretRef"
 		default:
 			continue
 		}
-		if !found {
-			if optional {
-				// Nothing to set; pod mode gives the same when it is absent there too.
-				continue
-			}
-			return nil, at.errorf(field+".name", "%s %q not found: give it as a document", kind, name)
+		ef.Prefix = f.Prefix
+		if _, found := c.objs.data(ef.Kind, ef.Name); !found && !ef.Optional && !strings.Contains(ef.Name, "$(") {
+			c.noteLocal(at.errorf(field+".name", "%s %q not found: give it as a document", kindName(ef.Kind), ef.Name))
 		}
-		for _, k := range sortedKeys(data) {
-			set(&planpb.EnvVar{Name: from.Prefix + k, Value: data[k]})
-		}
+		from = append(from, ef)
 	}
+	var out []*planpb.EnvVar
+	index := map[string]int{}
 	for i, e := range env {
-		field := fmt.Sprintf("env[%d].valueFrom", i)
-		if e.ValueFrom == nil {
-			set(&planpb.EnvVar{Name: e.Name, Value: e.Value})
+		v := &planpb.EnvVar{Name: e.Name, Value: e.Value}
+		if e.ValueFrom != nil {
+			ref, err := keyRef(e.ValueFrom, at, fmt.Sprintf("env[%d].valueFrom", i))
+			if err != nil {
+				return nil, nil, err
+			}
+			c.checkLocalKey(ref, at, fmt.Sprintf("env[%d].valueFrom", i))
+			v = &planpb.EnvVar{Name: e.Name, ValueFrom: ref}
+		}
+		if j, ok := index[e.Name]; ok {
+			out[j] = v
 			continue
 		}
-		var ref *planpb.KeyRef
-		var data map[string]string
-		var found bool
-		switch vf := e.ValueFrom; {
-		case vf.ConfigMapKeyRef != nil:
-			ref = &planpb.KeyRef{Kind: planpb.KeyRef_CONFIG_MAP, Name: vf.ConfigMapKeyRef.Name, Key: vf.ConfigMapKeyRef.Key, Optional: isTrue(vf.ConfigMapKeyRef.Optional)}
-			field += ".configMapKeyRef"
-			data, found = c.configMapData(ref.Name)
-		case vf.SecretKeyRef != nil:
-			ref = &planpb.KeyRef{Kind: planpb.KeyRef_SECRET, Name: vf.SecretKeyRef.Name, Key: vf.SecretKeyRef.Key, Optional: isTrue(vf.SecretKeyRef.Optional)}
-			field += ".secretKeyRef"
-			data, found = c.secretData(ref.Name)
-		case vf.FieldRef != nil:
-			return nil, unsupported(at, field+".fieldRef", "env valueFrom.fieldRef")
-		case vf.ResourceFieldRef != nil:
-			return nil, unsupported(at, field+".resourceFieldRef", "env valueFrom.resourceFieldRef")
-		default:
-			return nil, unsupported(at, field, "this env valueFrom source")
-		}
-		kind := "ConfigMap"
-		if ref.Kind == planpb.KeyRef_SECRET {
-			kind = "Secret"
-		}
-		switch v, hasKey := data[ref.Key]; {
-		case strings.Contains(ref.Name, "$(") || strings.Contains(ref.Key, "$("):
-			set(&planpb.EnvVar{Name: e.Name, ValueFrom: ref})
-		case found && hasKey:
-			set(&planpb.EnvVar{Name: e.Name, Value: v})
-		case found && ref.Optional:
-			// The kubelet leaves the variable unset.
-		case found:
-			return nil, at.errorf(field+".key", "%s %q has no key %q", kind, ref.Name, ref.Key)
-		case ref.Optional:
-			set(&planpb.EnvVar{Name: e.Name, ValueFrom: ref})
-		default:
-			return nil, at.errorf(field+".name", "%s %q not found: give it as a document", kind, ref.Name)
-		}
+		index[e.Name] = len(out)
+		out = append(out, v)
 	}
-	return out, nil
+	return out, from, nil
+}
+
+// keyRef is the reference of a configMapKeyRef or secretKeyRef.
+func keyRef(vf *corev1.EnvVarSource, at where, field string) (*planpb.KeyRef, error) {
+	switch {
+	case vf.ConfigMapKeyRef != nil:
+		return &planpb.KeyRef{Kind: planpb.KeyRef_CONFIG_MAP, Name: vf.ConfigMapKeyRef.Name, Key: vf.ConfigMapKeyRef.Key, Optional: isTrue(vf.ConfigMapKeyRef.Optional)}, nil
+	case vf.SecretKeyRef != nil:
+		return &planpb.KeyRef{Kind: planpb.KeyRef_SECRET, Name: vf.SecretKeyRef.Name, Key: vf.SecretKeyRef.Key, Optional: isTrue(vf.SecretKeyRef.Optional)}, nil
+	case vf.FieldRef != nil:
+		return nil, unsupported(at, field+".fieldRef", "env valueFrom.fieldRef")
+	case vf.ResourceFieldRef != nil:
+		return nil, unsupported(at, field+".resourceFieldRef", "env valueFrom.resourceFieldRef")
+	}
+	return nil, unsupported(at, field, "this env valueFrom source")
+}
+
+// checkLocalKey notes a local error when a required key reference names an
+// object or key the documents lack. One whose name or key holds a $(...)
+// variable is known only at run time: the launcher checks it then.
+func (c *compiler) checkLocalKey(ref *planpb.KeyRef, at where, field string) {
+	if ref.Optional || strings.Contains(ref.Name, "$(") || strings.Contains(ref.Key, "$(") {
+		return
+	}
+	data, found := c.objs.data(ref.Kind, ref.Name)
+	field += map[planpb.KeyRef_Kind]string{planpb.KeyRef_CONFIG_MAP: ".configMapKeyRef", planpb.KeyRef_SECRET: ".secretKeyRef"}[ref.Kind]
+	switch _, hasKey := data[ref.Key]; {
+	case !found:
+		c.noteLocal(at.errorf(field+".name", "%s %q not found: give it as a document", kindName(ref.Kind), ref.Name))
+	case !hasKey:
+		c.noteLocal(at.errorf(field+".key", "%s %q has no key %q", kindName(ref.Kind), ref.Name, ref.Key))
+	}
+}
+
+func kindName(k planpb.KeyRef_Kind) string {
+	if k == planpb.KeyRef_SECRET {
+		return "Secret"
+	}
+	return "ConfigMap"
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
 
-// configMapData is the data of a ConfigMap document, binary data included.
-func (c *compiler) configMapData(name string) (map[string]string, bool) {
-	e, ok := c.objs.configMaps[name]
+// data is the data of a ConfigMap or Secret document, binary data
+// included; a Secret's stringData takes precedence, as the API server
+// merges it into data.
+func (o *objects) data(kind planpb.KeyRef_Kind, name string) (map[string][]byte, bool) {
+	data := map[string][]byte{}
+	if kind == planpb.KeyRef_SECRET {
+		e, ok := o.secrets[name]
+		if !ok {
+			return nil, false
+		}
+		o.used[e.doc] = true
+		for k, v := range e.obj.Data {
+			data[k] = v
+		}
+		for k, v := range e.obj.StringData {
+			data[k] = []byte(v)
+		}
+		return data, true
+	}
+	e, ok := o.configMaps[name]
 	if !ok {
 		return nil, false
 	}
-	data := map[string]string{}
+	o.used[e.doc] = true
 	for k, v := range e.obj.BinaryData {
-		data[k] = string(v)
-	}
-	for k, v := range e.obj.Data {
 		data[k] = v
 	}
-	return data, true
-}
-
-// secretData is the data of a Secret document; stringData takes precedence,
-// as the API server merges it into data.
-func (c *compiler) secretData(name string) (map[string]string, bool) {
-	e, ok := c.objs.secrets[name]
-	if !ok {
-		return nil, false
-	}
-	data := map[string]string{}
 	for k, v := range e.obj.Data {
-		data[k] = string(v)
-	}
-	for k, v := range e.obj.StringData {
-		data[k] = v
+		data[k] = []byte(v)
 	}
 	return data, true
 }

@@ -55,6 +55,8 @@ func TestCompileInvalid(t *testing.T) {
 		doc   string
 		field string
 		msg   string
+		// local: valid for a Pod, invalid for a local run (LocalError).
+		local bool
 	}{
 		{
 			name: "unparseable YAML",
@@ -405,7 +407,7 @@ spec:
           configMapKeyRef: {name: cfg, key: b}
       script: echo $B
 `,
-			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.taskSpec.steps[0].env[1].valueFrom.configMapKeyRef.name", msg: `ConfigMap "cfg" not found`,
+			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.taskSpec.steps[0].env[1].valueFrom.configMapKeyRef.name", msg: `ConfigMap "cfg" not found`, local: true,
 		},
 		{
 			name: "missing Secret key for env",
@@ -431,7 +433,7 @@ metadata:
 stringData:
   user: me
 `,
-			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.taskSpec.steps[0].env[0].valueFrom.secretKeyRef.key", msg: `Secret "creds" has no key "token"`,
+			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.taskSpec.steps[0].env[0].valueFrom.secretKeyRef.key", msg: `Secret "creds" has no key "token"`, local: true,
 		},
 		{
 			name: "missing ConfigMap for a workspace",
@@ -450,7 +452,7 @@ spec:
     - image: busybox
       script: cat $(workspaces.cfg.path)/x
 `,
-			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.workspaces[0].configMap", msg: `ConfigMap "settings" not found`,
+			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.workspaces[0].configMap", msg: `ConfigMap "settings" not found`, local: true,
 		},
 		{
 			name: "remote resolution",
@@ -542,7 +544,15 @@ spec:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := compileYAML(t, tt.in, tt.opts)
+			c, err := compileYAML(t, tt.in, tt.opts)
+			if tt.local {
+				// Valid input for a Pod, which reads the cluster's objects;
+				// a local run cannot run it.
+				if err != nil {
+					t.Fatalf("Compile: %v; want it compiled, with a LocalError", err)
+				}
+				err = c.LocalError()
+			}
 			var le *load.Error
 			if !errors.As(err, &le) {
 				t.Fatalf("error = %v (%T), want a *load.Error", err, err)

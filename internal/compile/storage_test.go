@@ -1,11 +1,16 @@
 package compile
 
 import (
+	"bytes"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestWorkspacesAndVolumes checks bindings, subPaths and the storage behind
@@ -129,9 +134,8 @@ stringData:
 		{Name: "shared", Source: &planpb.Volume_ClaimTemplate{ClaimTemplate: &planpb.EmptyDir{}}},
 		{Name: "scratch", Source: &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}}},
 		{Name: "settings", ReadOnly: true, Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{
-			Name: "settings", Data: map[string][]byte{"dir/a.txt": []byte("A")}}}},
-		{Name: "creds", ReadOnly: true, Source: &planpb.Volume_Secret{Secret: &planpb.Files{
-			Name: "creds", Data: map[string][]byte{"token": []byte("token"), "user": []byte("me")}}}},
+			Name: "settings", Items: []*planpb.KeyToPath{{Key: "a", Path: "dir/a.txt"}}}}},
+		{Name: "creds", ReadOnly: true, Source: &planpb.Volume_Secret{Secret: &planpb.Files{Name: "creds"}}},
 		{Name: "claim", ReadOnly: true, Source: &planpb.Volume_PersistentVolumeClaim{PersistentVolumeClaim: "my-pvc"}},
 		{Name: "opt", ReadOnly: true, Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "absent", Optional: true}}},
 		{Name: "cache", Source: &planpb.Volume_HostPath{HostPath: abs}},
@@ -139,8 +143,10 @@ stringData:
 	})
 }
 
-// TestEnvFromConfigMapsAndSecrets checks env valueFrom and envFrom resolved
-// from documents, as the kubelet resolves them.
+// TestEnvFromConfigMapsAndSecrets: env valueFrom and envFrom stay
+// references in the Plan, as Tekton leaves them to the kubelet: no value of
+// a ConfigMap or Secret is in it, and a later variable of the same name
+// replaces an earlier one.
 func TestEnvFromConfigMapsAndSecrets(t *testing.T) {
 	c := mustCompile(t, `
 apiVersion: tekton.dev/v1
@@ -182,12 +188,79 @@ kind: Secret
 metadata: {name: creds}
 stringData: {token: secret-token}
 `, Options{})
-	diff(t, "env", c.Plan.GetTasks()[0].GetSpec().GetSteps()[0].GetEnv(), []*planpb.EnvVar{
+	step := c.Plan.GetTasks()[0].GetSpec().GetSteps()[0]
+	diff(t, "env", step.GetEnv(), []*planpb.EnvVar{
 		{Name: "CFG_a", Value: "overridden"},
-		{Name: "CFG_b", Value: "B"},
-		{Name: "FROM_CM", Value: "B"},
-		{Name: "FROM_SECRET", Value: "secret-token"},
+		{Name: "FROM_CM", ValueFrom: &planpb.KeyRef{Name: "cfg", Key: "b"}},
+		{Name: "FROM_SECRET", ValueFrom: &planpb.KeyRef{Kind: planpb.KeyRef_SECRET, Name: "creds", Key: "token"}},
 		{Name: "OPTIONAL_ABSENT", ValueFrom: &planpb.KeyRef{Name: "absent", Key: "x", Optional: true}},
+		{Name: "OPTIONAL_NO_KEY", ValueFrom: &planpb.KeyRef{Name: "cfg", Key: "nope", Optional: true}},
 		{Name: "TEMPLATED", ValueFrom: &planpb.KeyRef{Name: "cfg", Key: "$(params.key)"}},
 	})
+	diff(t, "envFrom", step.GetEnvFrom(), []*planpb.EnvFrom{
+		{Name: "cfg", Prefix: "CFG_"},
+		{Kind: planpb.KeyRef_SECRET, Name: "absent", Optional: true},
+	})
+	if err := c.LocalError(); err != nil {
+		t.Errorf("LocalError: %v", err)
+	}
+	plan, err := proto.Marshal(c.Plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(plan, []byte("secret-token")) {
+		t.Errorf("the Plan holds the Secret's value")
+	}
+	if data, ok := c.Data(planpb.KeyRef_SECRET, "creds"); !ok || string(data["token"]) != "secret-token" {
+		t.Errorf("Data(Secret creds) = %q, %v: the local launcher reads values from the documents", data, ok)
+	}
+	var names []string
+	for _, o := range c.Documents() {
+		names = append(names, fmt.Sprintf("%T", o))
+	}
+	if want := []string{"*v1.ConfigMap", "*v1.Secret"}; !slices.Equal(names, want) {
+		t.Errorf("Documents() = %v, want %v (the referenced ones, as given)", names, want)
+	}
+}
+
+// TestLocalErrors: a required ConfigMap, Secret or key that is not among the
+// documents compiles (a Pod reads it from the cluster) but cannot run
+// locally: LocalError names the document and field.
+func TestLocalErrors(t *testing.T) {
+	for _, c := range []struct{ name, step, want string }{
+		{"secretKeyRef absent", `env: [{name: X, valueFrom: {secretKeyRef: {name: nope, key: k}}}]`,
+			`spec.taskSpec.steps[0].env[0].valueFrom.secretKeyRef.name: Secret "nope" not found: give it as a document`},
+		{"configMapKeyRef no key", `env: [{name: X, valueFrom: {configMapKeyRef: {name: cfg, key: nokey}}}]`,
+			`spec.taskSpec.steps[0].env[0].valueFrom.configMapKeyRef.key: ConfigMap "cfg" has no key "nokey"`},
+		{"envFrom absent", `envFrom: [{secretRef: {name: nope}}]`,
+			`spec.taskSpec.steps[0].envFrom[0].secretRef.name: Secret "nope" not found: give it as a document`},
+		{"optional absent", `envFrom: [{secretRef: {name: nope, optional: true}}]`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			compiled := mustCompile(t, `
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: r}
+spec:
+  taskSpec:
+    steps:
+    - name: s
+      image: busybox
+      script: env
+      `+c.step+`
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {a: A}
+`, Options{})
+			err := compiled.LocalError()
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("LocalError: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("LocalError: %v, want %q", err, c.want)
+			}
+		})
+	}
 }

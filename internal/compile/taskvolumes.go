@@ -3,7 +3,6 @@ package compile
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -25,10 +24,6 @@ type TaskVolumes struct {
 	// ($(workspaces.W.volume)).
 	Steps    [][]corev1.VolumeMount
 	Sidecars [][]corev1.VolumeMount
-	// ConfigMaps and Secrets given as documents that the volumes' sources
-	// name, by name; the others are the cluster's.
-	ConfigMaps map[string]*corev1.ConfigMap
-	Secrets    map[string]*corev1.Secret
 }
 
 // taskVolumes substitutes a task's volumes and volumeMounts (ts: the
@@ -56,14 +51,14 @@ func (c *compiler) taskVolumes(in taskInput, ts *v1.TaskSpec, t *planpb.Task) (*
 	spec = trresources.ApplyParameters(spec, in.knownParams(), ts.Params...)
 	spec = trresources.ApplyReplacements(spec, t.GetContext(), nil, nil)
 
-	tv := &TaskVolumes{Volumes: spec.Volumes, ConfigMaps: map[string]*corev1.ConfigMap{}, Secrets: map[string]*corev1.Secret{}}
+	tv := &TaskVolumes{Volumes: spec.Volumes}
 	names := map[string]bool{}
 	for i, v := range spec.Volumes {
 		if err := fixed(v, in.specAt, fmt.Sprintf("volumes[%d]", i)); err != nil {
 			return nil, err
 		}
 		names[v.Name] = true
-		c.volumeObjects(v.VolumeSource, tv)
+		c.volumeObjects(v.VolumeSource)
 	}
 	for i, s := range spec.Steps {
 		for j, m := range s.VolumeMounts {
@@ -102,34 +97,24 @@ func fixed(v any, at where, field string) error {
 	return nil
 }
 
-// volumeObjects keeps the ConfigMaps and Secrets given as documents that a
-// volume source names, so that the injector can hand them to the Pod with it.
-func (c *compiler) volumeObjects(src corev1.VolumeSource, tv *TaskVolumes) {
-	var cms, secrets []string
+// volumeObjects marks the ConfigMaps and Secrets given as documents that a
+// volume source names as used, so that the injector hands them to the Pod
+// with it (the volume names them as the user wrote it).
+func (c *compiler) volumeObjects(src corev1.VolumeSource) {
 	if src.ConfigMap != nil {
-		cms = append(cms, src.ConfigMap.Name)
+		c.objs.data(planpb.KeyRef_CONFIG_MAP, src.ConfigMap.Name)
 	}
 	if src.Secret != nil {
-		secrets = append(secrets, src.Secret.SecretName)
+		c.objs.data(planpb.KeyRef_SECRET, src.Secret.SecretName)
 	}
 	if src.Projected != nil {
 		for _, p := range src.Projected.Sources {
 			if p.ConfigMap != nil {
-				cms = append(cms, p.ConfigMap.Name)
+				c.objs.data(planpb.KeyRef_CONFIG_MAP, p.ConfigMap.Name)
 			}
 			if p.Secret != nil {
-				secrets = append(secrets, p.Secret.Name)
+				c.objs.data(planpb.KeyRef_SECRET, p.Secret.Name)
 			}
-		}
-	}
-	for _, n := range slices.Compact(slices.Sorted(slices.Values(cms))) {
-		if e, ok := c.objs.configMaps[n]; ok {
-			tv.ConfigMaps[n] = e.obj
-		}
-	}
-	for _, n := range slices.Compact(slices.Sorted(slices.Values(secrets))) {
-		if e, ok := c.objs.secrets[n]; ok {
-			tv.Secrets[n] = e.obj
 		}
 	}
 }

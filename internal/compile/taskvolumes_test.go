@@ -132,8 +132,8 @@ func TestTaskVolumes(t *testing.T) {
 		{{Name: "cache", MountPath: "/cache"}},
 	})
 	diff(t, "sidecar mounts", tv.Sidecars, [][]corev1.VolumeMount{{{Name: "cache", MountPath: "/side-cache"}}})
-	if tv.ConfigMaps["settings"] == nil || tv.ConfigMaps["settings"].Data["a"] != "alpha" {
-		t.Errorf("ConfigMaps = %v, want the settings document", tv.ConfigMaps)
+	if docs := c.Documents(); len(docs) != 1 || docs[0].(*corev1.ConfigMap).Data["a"] != "alpha" {
+		t.Errorf("Documents() = %v, want the settings document as given", docs)
 	}
 	// status.taskSpec keeps the templates, as Tekton stores it.
 	if got := c.TaskSpecs["uses"].Volumes[1].Name; got != "conf-$(params.sub)" {
@@ -186,8 +186,8 @@ spec:
 		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "my-claim"}}},
 		{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds"}}},
 	})
-	if len(tv.Secrets) != 0 {
-		t.Errorf("Secrets = %v: none was given as a document", tv.Secrets)
+	if docs := c.Documents(); len(docs) != 0 {
+		t.Errorf("Documents() = %v: none was given", docs)
 	}
 	diff(t, "plan volumes", planTask(t, c.Plan, "tr").GetSpec().GetVolumes(), []string{"data", "s"})
 }

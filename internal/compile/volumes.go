@@ -30,25 +30,18 @@ func (c *compiler) volumes(bindings []v1.WorkspaceBinding, hostDirs map[string]s
 			v.Source = &planpb.Volume_PersistentVolumeClaim{PersistentVolumeClaim: b.PersistentVolumeClaim.ClaimName}
 			v.ReadOnly = b.PersistentVolumeClaim.ReadOnly
 		case b.ConfigMap != nil:
-			data, found := c.configMapData(b.ConfigMap.Name)
-			files, err := filesOf("ConfigMap", b.ConfigMap.Name, data, found, b.ConfigMap.Items, isTrue(b.ConfigMap.Optional), runAt, field+".configMap")
-			if err != nil {
-				return nil, err
-			}
+			files := c.files(planpb.KeyRef_CONFIG_MAP, b.ConfigMap.Name, b.ConfigMap.Items, b.ConfigMap.DefaultMode, isTrue(b.ConfigMap.Optional), runAt, field+".configMap")
 			v.Source = &planpb.Volume_ConfigMap{ConfigMap: files}
 			v.ReadOnly = true
 		case b.Secret != nil:
-			data, found := c.secretData(b.Secret.SecretName)
-			files, err := filesOf("Secret", b.Secret.SecretName, data, found, b.Secret.Items, isTrue(b.Secret.Optional), runAt, field+".secret")
-			if err != nil {
-				return nil, err
-			}
+			files := c.files(planpb.KeyRef_SECRET, b.Secret.SecretName, b.Secret.Items, b.Secret.DefaultMode, isTrue(b.Secret.Optional), runAt, field+".secret")
 			v.Source = &planpb.Volume_Secret{Secret: files}
 			v.ReadOnly = true
 		case b.Projected != nil:
 			// The source stays in the run's binding, where the injector
 			// reads it; the kubelet mounts projected volumes read-only.
 			v.Source = &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}}
+			c.volumeObjects(corev1.VolumeSource{Projected: b.Projected})
 			v.ReadOnly = true
 		case b.CSI != nil:
 			v.Source = &planpb.Volume_Csi{Csi: &planpb.EmptyDir{}}
@@ -61,34 +54,35 @@ func (c *compiler) volumes(bindings []v1.WorkspaceBinding, hostDirs map[string]s
 	return out, nil
 }
 
-// filesOf lays out a ConfigMap or Secret volume as the kubelet does: each key
-// as a file, or only the listed items at their paths.
-func filesOf(kind, name string, data map[string]string, found bool, items []corev1.KeyToPath, optional bool, runAt where, field string) (*planpb.Files, error) {
+// files is a ConfigMap or Secret volume by reference, laid out as the
+// binding says (items, defaultMode). A local run reads it from the
+// documents: one it could not mount (a required object or item key not
+// given) is noted as a local error.
+func (c *compiler) files(kind planpb.KeyRef_Kind, name string, items []corev1.KeyToPath, defaultMode *int32, optional bool, runAt where, field string) *planpb.Files {
 	files := &planpb.Files{Name: name, Optional: optional}
-	if !found {
-		if optional {
-			return files, nil
-		}
-		return nil, runAt.errorf(field, "%s %q not found: give it as a document", kind, name)
+	if defaultMode != nil {
+		files.DefaultMode = *defaultMode
 	}
-	files.Data = map[string][]byte{}
-	if len(items) == 0 {
-		for k, v := range data {
-			files.Data[k] = []byte(v)
+	for _, it := range items {
+		kp := &planpb.KeyToPath{Key: it.Key, Path: it.Path}
+		if it.Mode != nil {
+			kp.Mode = *it.Mode
 		}
-		return files, nil
+		files.Items = append(files.Items, kp)
+	}
+	data, found := c.objs.data(kind, name)
+	if !found {
+		if !optional {
+			c.noteLocal(runAt.errorf(field, "%s %q not found: give it as a document", kindName(kind), name))
+		}
+		return files
 	}
 	for i, it := range items {
-		v, ok := data[it.Key]
-		if !ok {
-			if optional {
-				continue
-			}
-			return nil, runAt.errorf(fmt.Sprintf("%s.items[%d].key", field, i), "%s %q has no key %q", kind, name, it.Key)
+		if _, ok := data[it.Key]; !ok && !optional {
+			c.noteLocal(runAt.errorf(fmt.Sprintf("%s.items[%d].key", field, i), "%s %q has no key %q", kindName(kind), name, it.Key))
 		}
-		files.Data[it.Path] = []byte(v)
 	}
-	return files, nil
+	return files
 }
 
 // overrideRun applies the command line's params and workspaces to the run:

@@ -206,26 +206,17 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: r.poll()}, nil
 }
 
-// createPod builds the run's Pod and the objects it needs, owned by owner
-// (the run itself, or the CustomRun whose group pr is), and creates them.
-// Objects that exist already are kept: a restarted controller re-runs this
-// after a crash between the two steps.
+// createPod builds the run's Pod, owned by owner (the run itself, or the
+// CustomRun whose group pr is), and creates it; one that exists already is
+// kept. The Pod refers to the ConfigMaps and Secrets the run uses by name,
+// for the kubelet to read: the controller never reads their data.
 func (r *Reconciler) createPod(ctx context.Context, owner client.Object, pr *v1.PipelineRun, c *compile.Compiled) (*corev1.Pod, error) {
-	pod, objs, err := podspec.Pod(ctx, c, r.Pod)
+	pod, err := podspec.Pod(ctx, c, r.Pod)
 	if err != nil {
 		return nil, err
 	}
 	if pod.Name != PodName(pr) {
 		return nil, fmt.Errorf("podspec named the pod %q, want %q", pod.Name, PodName(pr))
-	}
-	for _, o := range objs {
-		obj, ok := o.(client.Object)
-		if !ok {
-			return nil, fmt.Errorf("podspec object %T is not a client.Object", o)
-		}
-		if err := r.createOwned(ctx, owner, obj); err != nil {
-			return nil, err
-		}
 	}
 	if err := r.createOwned(ctx, owner, pod); err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
@@ -129,7 +128,7 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 	l := a.l
 	stepName := results.StepName(step.Name, step.Index)
 	name := podlayout.StepContainer(a.task, stepName)
-	c, secret, err := l.connected(ctx, name)
+	c, err := l.connected(ctx, name)
 	if err != nil {
 		return supervisor.StepExit{Err: fmt.Errorf("container %q never connected: %w", name, err)}
 	}
@@ -146,7 +145,7 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 	seq := l.nextSeq()
 	run := &steppb.Run{
 		Seq: seq, Command: step.Command, Args: step.Args, Script: step.Script,
-		Env: dropEnv(step.Env, secret), WorkingDir: step.WorkingDir,
+		Env: step.Env, WorkingDir: step.WorkingDir,
 		StdoutPath: step.StdoutPath, StderrPath: step.StderrPath,
 		ExitCodePath: a.StepDir(stepName) + "/exitCode", Name: stepName,
 		Hermetic: step.Hermetic,
@@ -192,22 +191,6 @@ func toExit(ex *steppb.Exited) supervisor.StepExit {
 	}
 	if e := ex.GetError(); e != "" {
 		out.Err = errors.New(e)
-	}
-	return out
-}
-
-// dropEnv leaves out the variables the container sets itself from a
-// ConfigMap or Secret.
-func dropEnv(env []string, drop map[string]bool) []string {
-	if len(drop) == 0 {
-		return env
-	}
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if !drop[k] {
-			out = append(out, kv)
-		}
 	}
 	return out
 }

@@ -63,10 +63,6 @@ type Launcher struct {
 	mu         sync.Mutex
 	ln         net.Listener
 	containers map[string]*container
-	// secretEnv: per container, env names set from a ConfigMap or Secret
-	// (valueFrom): the container has them from its spec, and the plan's
-	// empty value must not hide them.
-	secretEnv map[string]map[string]bool
 	// workspaces: per task, each declared workspace's mount path.
 	workspaces map[string]map[string]string
 	closing    bool
@@ -103,7 +99,7 @@ func New(opts Options) *Launcher {
 	if opts.StepView == nil {
 		opts.StepView = func(string) (string, string) { return podlayout.ResultsDir, podlayout.StepsDir }
 	}
-	return &Launcher{opts: opts, containers: map[string]*container{}, secretEnv: map[string]map[string]bool{},
+	return &Launcher{opts: opts, containers: map[string]*container{},
 		workspaces: map[string]map[string]string{}}
 }
 
@@ -125,10 +121,10 @@ func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 		}
 		l.workspaces[t.GetName()] = ws
 		for i, s := range t.GetSpec().GetSteps() {
-			l.expect(podlayout.StepContainer(t.GetName(), results.StepName(s.GetName(), i)), s)
+			l.expect(podlayout.StepContainer(t.GetName(), results.StepName(s.GetName(), i)))
 		}
 		for i, s := range t.GetSpec().GetSidecars() {
-			l.expect(podlayout.SidecarContainer(t.GetName(), results.StepName(s.GetName(), i)), s)
+			l.expect(podlayout.SidecarContainer(t.GetName(), results.StepName(s.GetName(), i)))
 		}
 	}
 	// A socket left by an earlier supervisor of this pod (none with
@@ -146,18 +142,12 @@ func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 	return nil
 }
 
-// expect registers the container of a step or sidecar of the plan, and
-// the env names its spec sets from a ConfigMap or Secret. l.mu held.
-func (l *Launcher) expect(name string, s *planpb.Step) {
+// expect registers the container of a step or sidecar of the plan. Its
+// spec sets the variables a step takes from ConfigMaps and Secrets
+// (supervisor.Step.EnvRefs, EnvFrom): the kubelet resolved them, and the
+// supervisor never sends them. l.mu held.
+func (l *Launcher) expect(name string) {
 	l.container(name).expected = true
-	for _, e := range s.GetEnv() {
-		if e.GetValueFrom() != nil {
-			if l.secretEnv[name] == nil {
-				l.secretEnv[name] = map[string]bool{}
-			}
-			l.secretEnv[name][e.GetName()] = true
-		}
-	}
 }
 
 func (l *Launcher) doneFile() string {
@@ -165,19 +155,17 @@ func (l *Launcher) doneFile() string {
 }
 
 // container returns the entry of a container, made on first use. l.mu held.
-// connected waits for the named step or sidecar container to connect and
-// gives it with the names of its env vars set from a ConfigMap or Secret;
-// the error is ctx's cause when ctx ends first.
-func (l *Launcher) connected(ctx context.Context, name string) (*container, map[string]bool, error) {
+// connected waits for the named step or sidecar container to connect; the
+// error is ctx's cause when ctx ends first.
+func (l *Launcher) connected(ctx context.Context, name string) (*container, error) {
 	l.mu.Lock()
 	c := l.container(name)
-	secret := l.secretEnv[name]
 	l.mu.Unlock()
 	select {
 	case <-c.ready:
-		return c, secret, nil
+		return c, nil
 	case <-ctx.Done():
-		return nil, nil, context.Cause(ctx)
+		return nil, context.Cause(ctx)
 	}
 }
 

@@ -49,14 +49,14 @@ func (a *attempt) StartSidecars(ctx context.Context, sidecars []*supervisor.Step
 func (a *attempt) startSidecar(ctx context.Context, s *supervisor.Step) (*sidecarRun, *supervisor.StepExit) {
 	l := a.l
 	name := podlayout.SidecarContainer(a.task, results.StepName(s.Name, s.Index))
-	c, secret, err := l.connected(ctx, name)
+	c, err := l.connected(ctx, name)
 	if err != nil {
 		return nil, &supervisor.StepExit{ExitCode: 1, Err: fmt.Errorf("sidecar container %q never connected: %w", name, err)}
 	}
 	r := &sidecarRun{name: name, peer: c.peer, seq: l.nextSeq(), done: make(chan supervisor.StepExit, 1)}
 	run := &steppb.Run{
 		Seq: r.seq, Command: s.Command, Args: s.Args, Script: s.Script,
-		Env: dropEnv(s.Env, secret), WorkingDir: s.WorkingDir,
+		Env: s.Env, WorkingDir: s.WorkingDir,
 		StdoutPath: s.StdoutPath, StderrPath: s.StderrPath, Name: "sidecar-" + results.StepName(s.Name, s.Index),
 	}
 	select {

@@ -49,15 +49,16 @@ type Options struct {
 	Resolver Resolver
 }
 
-// Build returns a v1 List: the objects the Pod needs (ConfigMaps and
-// Secrets behind workspaces, copied per run) followed by the Pod.
+// Build returns a v1 List: the ConfigMap and Secret documents the run
+// refers to, unchanged (podman kube play finds them only there; a cluster
+// has its own), followed by the Pod, which refers to them by name.
 func Build(ctx context.Context, c *compile.Compiled, opts Options) (*metav1.List, error) {
-	pod, objs, err := Pod(ctx, c, opts)
+	pod, err := Pod(ctx, c, opts)
 	if err != nil {
 		return nil, err
 	}
 	list := &metav1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
-	for _, o := range append(objs, pod) {
+	for _, o := range append(c.Documents(), pod) {
 		list.Items = append(list.Items, runtime.RawExtension{Object: o})
 	}
 	return list, nil
@@ -71,7 +72,6 @@ type builder struct {
 	plan *planpb.Plan
 	uid  string
 	pod  *corev1.Pod
-	objs []runtime.Object
 	// volumes maps a plan volume to its Pod volume, added on first use.
 	volumes map[string]string
 	// bindings are the run's workspace bindings by name (templates and
@@ -84,12 +84,11 @@ type builder struct {
 	taskState []corev1.VolumeMount
 }
 
-// Pod builds the run's Pod and the objects it needs. c.Plan is not
-// changed: the Plan the supervisor gets is a copy with the looked-up
-// entrypoints.
-func Pod(ctx context.Context, c *compile.Compiled, opts Options) (*corev1.Pod, []runtime.Object, error) {
+// Pod builds the run's Pod. c.Plan is not changed: the Plan the supervisor
+// gets is a copy with the looked-up entrypoints.
+func Pod(ctx context.Context, c *compile.Compiled, opts Options) (*corev1.Pod, error) {
 	if err := c.PodError(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if opts.Image == "" {
 		opts.Image = DefaultImage
@@ -119,20 +118,20 @@ func Pod(ctx context.Context, c *compile.Compiled, opts Options) (*corev1.Pod, [
 	for _, t := range append(append([]*planpb.Task{}, b.plan.GetTasks()...), b.plan.GetFinally()...) {
 		cs, err := b.taskContainers(t)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		steps = append(steps, cs...)
 	}
 	sup, err := b.supervisor()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	b.pod.Spec.InitContainers = []corev1.Container{b.initContainer()}
 	b.pod.Spec.Containers = append([]corev1.Container{sup}, steps...)
 	if err := unique(b.pod); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return b.pod, b.objs, nil
+	return b.pod, nil
 }
 
 func memory() corev1.VolumeSource {
@@ -359,6 +358,13 @@ func (b *builder) container(s, st *planpb.Step, name, where string, mounts []cor
 		}
 		env = append(env, keyRefEnv(e.GetName(), ref))
 	}
+	var envFrom []corev1.EnvFromSource
+	for _, f := range st.GetEnvFrom() {
+		if refersToRunTime(f.GetName()) {
+			return corev1.Container{}, load.Errorf("", "", "%s: envFrom refers to %q, known only at run time; in pod mode the kubelet resolves it when the Pod is created", where, f.GetName())
+		}
+		envFrom = append(envFrom, envFromSource(f))
+	}
 	res, err := stepResources(s)
 	if err != nil {
 		return corev1.Container{}, load.Errorf("", "", "%s: %v", where, err)
@@ -368,6 +374,7 @@ func (b *builder) container(s, st *planpb.Step, name, where string, mounts []cor
 		Image:        image,
 		Command:      []string{podlayout.Binary, "step"},
 		Env:          env,
+		EnvFrom:      envFrom,
 		VolumeMounts: mounts,
 		Resources:    res,
 	}, nil
@@ -404,6 +411,15 @@ func keyRefEnv(name string, ref *planpb.KeyRef) corev1.EnvVar {
 	}
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
 		LocalObjectReference: corev1.LocalObjectReference{Name: ref.GetName()}, Key: ref.GetKey(), Optional: &opt}}}
+}
+
+func envFromSource(f *planpb.EnvFrom) corev1.EnvFromSource {
+	opt := f.GetOptional()
+	ref := corev1.LocalObjectReference{Name: f.GetName()}
+	if f.GetKind() == planpb.KeyRef_SECRET {
+		return corev1.EnvFromSource{Prefix: f.GetPrefix(), SecretRef: &corev1.SecretEnvSource{LocalObjectReference: ref, Optional: &opt}}
+	}
+	return corev1.EnvFromSource{Prefix: f.GetPrefix(), ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: ref, Optional: &opt}}
 }
 
 // stepResources are a step container's limits, as the step declares them,

@@ -3,8 +3,12 @@ package podspec
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/e7763abc/pod-runner/internal/secrettest"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -68,6 +72,7 @@ spec:
         - name: check
           image: busybox
           command: [ls]
+          envFrom: [{secretRef: {name: creds}, prefix: CREDS_}]
           env:
           - name: MAYBE
             valueFrom: {secretKeyRef: {name: absent, key: k, optional: true}}
@@ -120,7 +125,7 @@ func volumes(p *corev1.Pod) map[string]corev1.Volume {
 
 func TestPipelinePod(t *testing.T) {
 	c := compileYAML(t, pipelineYAML)
-	pod, objs, err := Pod(context.Background(), c, Options{Image: "pr:test"})
+	pod, err := Pod(context.Background(), c, Options{Image: "pr:test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +299,7 @@ func TestPipelinePod(t *testing.T) {
 	if m := mounts(build)["/workspace/cache"]; m.Name != ws("cache") || vs[ws("cache")].PersistentVolumeClaim.ClaimName != "cache-pvc" {
 		t.Errorf("cache = %+v %+v", m, vs[ws("cache")])
 	}
-	if cm := vs[ws("settings")].ConfigMap; cm == nil || cm.Name != ws("settings") || len(cm.Items) != 1 || cm.Items[0].Path != "conf/mode" {
+	if cm := vs[ws("settings")].ConfigMap; cm == nil || cm.Name != "settings" || len(cm.Items) != 1 || cm.Items[0] != (corev1.KeyToPath{Key: "mode", Path: "conf/mode"}) {
 		t.Errorf("settings volume = %+v", vs[ws("settings")])
 	}
 	if e := vs[ws("scratch")].Ephemeral; e == nil || e.VolumeClaimTemplate.Spec.Resources.Requests.Storage().String() != "1Gi" {
@@ -307,17 +312,39 @@ func TestPipelinePod(t *testing.T) {
 		}
 	}
 
-	// The objects: a copy of the Secret and the ConfigMap, named as their volumes.
-	if len(objs) != 2 {
-		t.Fatalf("objects = %d", len(objs))
+	// The Secret and the ConfigMap by their own names, for the kubelet to
+	// read: no byte of theirs is in the Pod.
+	if sec := vs[ws("creds")].Secret; sec == nil || sec.SecretName != "creds" || len(sec.Items) != 0 {
+		t.Errorf("creds volume = %+v", vs[ws("creds")])
 	}
-	sec, ok := objs[0].(*corev1.Secret)
-	if !ok || sec.Name != ws("creds") || string(sec.Data["token"]) != "s3cret" {
-		t.Errorf("secret = %+v", objs[0])
+	podYAML, err := sigsyaml.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cm, ok := objs[1].(*corev1.ConfigMap)
-	if !ok || cm.Name != ws("settings") || cm.Data[vs[ws("settings")].ConfigMap.Items[0].Key] != "fast" {
-		t.Errorf("configMap = %+v", objs[1])
+	if leak := secrettest.Find(string(podYAML), "s3cret"); leak != "" {
+		t.Errorf("the Pod holds the Secret's value (%s)", leak)
+	}
+	// Build lists the documents the run refers to, as given, then the Pod.
+	list, err := Build(context.Background(), c, Options{Image: "pr:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, it := range list.Items {
+		switch o := it.Object.(type) {
+		case *corev1.Secret:
+			kinds = append(kinds, "Secret/"+o.Name)
+			if o.StringData["token"] != "s3cret" || len(o.Data) != 0 {
+				t.Errorf("the Secret is not as given: %+v", o)
+			}
+		case *corev1.ConfigMap:
+			kinds = append(kinds, "ConfigMap/"+o.Name)
+		case *corev1.Pod:
+			kinds = append(kinds, "Pod")
+		}
+	}
+	if want := []string{"Secret/creds", "ConfigMap/settings", "Pod"}; !slices.Equal(kinds, want) {
+		t.Errorf("Build = %v, want %v", kinds, want)
 	}
 
 	// Step resources: limits as declared, shared requests moved to the supervisor.
@@ -334,17 +361,20 @@ func TestPipelinePod(t *testing.T) {
 	if e := check.Env; len(e) != 2 || e[1].Name != "MAYBE" || e[1].ValueFrom.SecretKeyRef.Name != "absent" || !*e[1].ValueFrom.SecretKeyRef.Optional {
 		t.Errorf("check env = %+v", check.Env)
 	}
+	if f := check.EnvFrom; len(f) != 1 || f[0].Prefix != "CREDS_" || f[0].SecretRef == nil || f[0].SecretRef.Name != "creds" {
+		t.Errorf("check envFrom = %+v", check.EnvFrom)
+	}
 }
 
 // TestVolumeNamesPerRun: two runs of the same PipelineRun (two uids) share
-// no emptyDir, ConfigMap or Secret name (podman shares them by name).
+// no Pod volume name (podman shares emptyDirs by name).
 func TestVolumeNamesPerRun(t *testing.T) {
 	a, b := compileYAML(t, pipelineYAML), compileYAML(t, pipelineYAML)
-	pa, _, err := Pod(context.Background(), a, Options{})
+	pa, err := Pod(context.Background(), a, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, _, err := Pod(context.Background(), b, Options{})
+	pb, err := Pod(context.Background(), b, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

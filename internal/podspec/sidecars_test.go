@@ -48,7 +48,7 @@ spec:
         - {name: get, image: busybox, script: "wget -O- localhost:$(params.port)", computeResources: {requests: {cpu: "1", memory: 100Mi}}}
 `)
 	r := &fakeResolver{cmds: map[string][]string{"postgres:16": {"docker-entrypoint.sh", "postgres"}}}
-	pod, _, err := Pod(context.Background(), c, Options{Resolver: r})
+	pod, err := Pod(context.Background(), c, Options{Resolver: r})
 	if err != nil {
 		t.Fatal(err)
 	}

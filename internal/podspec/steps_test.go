@@ -63,7 +63,7 @@ spec:
     script: echo
 `)
 	r := &fakeResolver{cmds: map[string][]string{"tool:3": {"/tool"}}}
-	pod, _, err := Pod(context.Background(), c, Options{Resolver: r})
+	pod, err := Pod(context.Background(), c, Options{Resolver: r})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ spec:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := Pod(context.Background(), compileYAML(t, tt.yaml), Options{Resolver: tt.resolver})
+			_, err := Pod(context.Background(), compileYAML(t, tt.yaml), Options{Resolver: tt.resolver})
 			var le *load.Error
 			if err == nil || !asLoadError(err, &le) {
 				t.Fatalf("err = %v (%T), want a *load.Error", err, err)
@@ -219,7 +219,7 @@ spec:
     - {name: a-b, taskSpec: {steps: [{name: c, image: busybox, script: echo}]}}
     - {name: a, taskSpec: {steps: [{name: b-c, image: busybox, script: echo}]}}
 `)
-	_, _, err := Pod(context.Background(), c, Options{})
+	_, err := Pod(context.Background(), c, Options{})
 	if err == nil || !strings.Contains(err.Error(), `"a-b-c"`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -254,7 +254,7 @@ func TestPlanTooLarge(t *testing.T) {
 	for i := 0; i < 4000; i++ {
 		fmt.Fprintf(&b, "        echo '%016x%016x%016x%016x%016x'\n", r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64())
 	}
-	_, _, err := Pod(context.Background(), compileYAML(t, b.String()), Options{})
+	_, err := Pod(context.Background(), compileYAML(t, b.String()), Options{})
 	if err == nil || !strings.Contains(err.Error(), "over Linux's 131072-byte limit") {
 		t.Fatalf("err = %v", err)
 	}

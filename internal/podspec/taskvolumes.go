@@ -2,12 +2,9 @@ package podspec
 
 import (
 	"slices"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/e7763abc/pod-runner/internal/compile"
 	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -44,9 +41,7 @@ func (b *builder) taskOwnVolumes(t *planpb.Task) (*ownVolumes, error) {
 	for _, v := range tv.Volumes {
 		name := b.taskVolumeName(t, v.Name)
 		own.pod[v.Name] = name
-		src := *v.VolumeSource.DeepCopy()
-		b.copyVolumeObjects(name, &src, tv)
-		b.addVolume(corev1.Volume{Name: name, VolumeSource: src})
+		b.addVolume(corev1.Volume{Name: name, VolumeSource: *v.VolumeSource.DeepCopy()})
 	}
 	return own, nil
 }
@@ -60,66 +55,6 @@ func (b *builder) taskVolumeName(t *planpb.Task, volume string) string {
 		n = "tv-" + podlayout.RunSuffix(t.GetName()+"/"+volume)
 	}
 	return podlayout.VolumeName(n, b.uid)
-}
-
-// copyVolumeObjects points src at per-run copies of the ConfigMaps and
-// Secrets given as documents (tv), added to the objects before the Pod.
-func (b *builder) copyVolumeObjects(name string, src *corev1.VolumeSource, tv *compile.TaskVolumes) {
-	if s := src.ConfigMap; s != nil {
-		s.Name = b.copyConfigMap(name, tv.ConfigMaps[s.Name], s.Name)
-	}
-	if s := src.Secret; s != nil {
-		s.SecretName = b.copySecret(name, tv.Secrets[s.SecretName], s.SecretName)
-	}
-	if src.Projected != nil {
-		for i := range src.Projected.Sources {
-			p := &src.Projected.Sources[i]
-			n := name + "-" + strconv.Itoa(i)
-			if p.ConfigMap != nil {
-				p.ConfigMap.Name = b.copyConfigMap(n, tv.ConfigMaps[p.ConfigMap.Name], p.ConfigMap.Name)
-			}
-			if p.Secret != nil {
-				p.Secret.Name = b.copySecret(n, tv.Secrets[p.Secret.Name], p.Secret.Name)
-			}
-		}
-	}
-}
-
-// copyConfigMap adds a copy of cm named name and returns the name; without
-// a document it keeps the original name (the cluster's object).
-func (b *builder) copyConfigMap(name string, cm *corev1.ConfigMap, original string) string {
-	if cm == nil {
-		return original
-	}
-	b.objs = append(b.objs, &corev1.ConfigMap{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: b.copyMeta(name),
-		Data:       cm.Data, BinaryData: cm.BinaryData,
-	})
-	return name
-}
-
-func (b *builder) copySecret(name string, s *corev1.Secret, original string) string {
-	if s == nil {
-		return original
-	}
-	data := map[string][]byte{}
-	for k, v := range s.Data {
-		data[k] = v
-	}
-	for k, v := range s.StringData {
-		data[k] = []byte(v)
-	}
-	b.objs = append(b.objs, &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: b.copyMeta(name),
-		Type:       s.Type, Data: data,
-	})
-	return name
-}
-
-func (b *builder) copyMeta(name string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: name, Namespace: b.plan.GetNamespace(), Labels: map[string]string{ManagedByLabel: ManagedBy}}
 }
 
 // mounts are a container's mounts: base (the task's workspaces and

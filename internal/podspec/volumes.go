@@ -2,8 +2,6 @@ package podspec
 
 import (
 	"fmt"
-	"regexp"
-	"unicode/utf8"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -127,15 +125,17 @@ func (b *builder) workspaceVolume(planVolume string) (string, bool, error) {
 	case *planpb.Volume_PersistentVolumeClaim:
 		src.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: s.PersistentVolumeClaim, ReadOnly: v.GetReadOnly()}
 	case *planpb.Volume_ConfigMap:
-		cm, items := b.filesObject(name, s.ConfigMap, false)
-		src.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}, Items: items}
-		if s.ConfigMap.GetOptional() {
+		f := s.ConfigMap
+		items, mode := keyPaths(f)
+		src.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: f.GetName()}, Items: items, DefaultMode: mode}
+		if f.GetOptional() {
 			src.ConfigMap.Optional = ptr(true)
 		}
 	case *planpb.Volume_Secret:
-		sec, items := b.filesObject(name, s.Secret, true)
-		src.Secret = &corev1.SecretVolumeSource{SecretName: sec, Items: items}
-		if s.Secret.GetOptional() {
+		f := s.Secret
+		items, mode := keyPaths(f)
+		src.Secret = &corev1.SecretVolumeSource{SecretName: f.GetName(), Items: items, DefaultMode: mode}
+		if f.GetOptional() {
 			src.Secret.Optional = ptr(true)
 		}
 	case *planpb.Volume_Projected, *planpb.Volume_Csi:
@@ -156,62 +156,20 @@ func (b *builder) workspaceVolume(planVolume string) (string, bool, error) {
 
 func ptr[T any](v T) *T { return &v }
 
-var notKey = regexp.MustCompile(`[^-._a-zA-Z0-9]+`)
-
-// filesObject is the ConfigMap or Secret a workspace volume mounts. The
-// compiler read its data from the given documents; the Pod mounts a copy
-// named after the run's volume, in the same List, so the Pod holds exactly
-// what was compiled and runs under podman kube play, which finds objects
-// only in its YAML. Files are laid out by items (keys cannot hold "/").
-// An optional object that was not given stays a reference to its name.
-func (b *builder) filesObject(name string, f *planpb.Files, secret bool) (string, []corev1.KeyToPath) {
-	if len(f.GetData()) == 0 && f.GetOptional() {
-		return f.GetName(), nil
-	}
-	meta := metav1.ObjectMeta{Name: name, Namespace: b.plan.GetNamespace(), Labels: map[string]string{ManagedByLabel: ManagedBy}}
+// keyPaths are a ConfigMap or Secret volume's items and defaultMode as the
+// workspace binding gave them.
+func keyPaths(f *planpb.Files) ([]corev1.KeyToPath, *int32) {
 	var items []corev1.KeyToPath
-	keys := map[string]bool{}
-	data := map[string][]byte{}
-	for i, path := range sortedKeys(f.GetData()) {
-		key := notKey.ReplaceAllString(path, "_")
-		if keys[key] {
-			key = fmt.Sprintf("%s.%d", key, i)
+	for _, it := range f.GetItems() {
+		kp := corev1.KeyToPath{Key: it.GetKey(), Path: it.GetPath()}
+		if it.GetMode() != 0 {
+			kp.Mode = ptr(it.GetMode())
 		}
-		keys[key] = true
-		data[key] = f.GetData()[path]
-		items = append(items, corev1.KeyToPath{Key: key, Path: path})
+		items = append(items, kp)
 	}
-	if same := func() bool {
-		for _, it := range items {
-			if it.Key != it.Path {
-				return false
-			}
-		}
-		return true
-	}(); same {
-		items = nil // every file at its key, as a volume lays out by default
+	var mode *int32
+	if f.GetDefaultMode() != 0 {
+		mode = ptr(f.GetDefaultMode())
 	}
-	if secret {
-		b.objs = append(b.objs, &corev1.Secret{
-			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: meta,
-			Type: corev1.SecretTypeOpaque, Data: data,
-		})
-		return name, items
-	}
-	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: meta}
-	for k, v := range data {
-		if utf8.Valid(v) {
-			if cm.Data == nil {
-				cm.Data = map[string]string{}
-			}
-			cm.Data[k] = string(v)
-		} else {
-			if cm.BinaryData == nil {
-				cm.BinaryData = map[string][]byte{}
-			}
-			cm.BinaryData[k] = v
-		}
-	}
-	b.objs = append(b.objs, cm)
-	return name, items
+	return items, mode
 }

@@ -61,6 +61,17 @@ type Options struct {
 	// whole host environment: a container does not inherit it either. HOME is
 	// a per-run directory unless Env sets it.
 	Env []string
+	// Objects hold the ConfigMaps and Secrets the Plan refers to (the
+	// documents given), read when a step starts or a volume is made, as
+	// the kubelet reads the cluster's: the Plan has only their names. Nil:
+	// none was given.
+	Objects Objects
+}
+
+// Objects are ConfigMaps and Secrets by name: compile.Compiled is one.
+type Objects interface {
+	// Data is the data of the named ConfigMap or Secret, or false.
+	Data(kind planpb.KeyRef_Kind, name string) (map[string][]byte, bool)
 }
 
 // hostVars are the host variables a step inherits by default.
@@ -274,33 +285,71 @@ func (l *Launcher) prepareVolume(v *planpb.Volume) (string, error) {
 		p := filepath.Join(l.runDir, "claims", src.PersistentVolumeClaim)
 		return p, os.MkdirAll(p, 0o755)
 	case *planpb.Volume_ConfigMap:
-		return own, writeFiles(own, src.ConfigMap.GetData(), 0o755, 0o644, v.GetReadOnly())
+		return own, l.writeFiles(own, planpb.KeyRef_CONFIG_MAP, src.ConfigMap, 0o755, 0o644, v.GetReadOnly())
 	case *planpb.Volume_Secret:
-		return own, writeFiles(own, src.Secret.GetData(), 0o700, 0o600, v.GetReadOnly())
+		return own, l.writeFiles(own, planpb.KeyRef_SECRET, src.Secret, 0o700, 0o600, v.GetReadOnly())
 	default:
 		return "", fmt.Errorf("unknown volume source %T", src)
 	}
 }
 
-// writeFiles writes a ConfigMap's or Secret's data as files under dir, and
-// makes the tree read-only (a-w) when readOnly.
-func writeFiles(dir string, data map[string][]byte, dirMode, fileMode fs.FileMode, readOnly bool) error {
+// writeFiles lays out a ConfigMap's or Secret's data under dir as the
+// kubelet does (every key at its name, or only the items at their paths,
+// with their modes), and makes the tree read-only (a-w) when readOnly.
+// fileMode is the mode without a defaultMode (a Secret's is 0600 here,
+// stricter than the kubelet's 0644: the run directory may be in a shared
+// /tmp).
+func (l *Launcher) writeFiles(dir string, kind planpb.KeyRef_Kind, f *planpb.Files, dirMode, fileMode fs.FileMode, readOnly bool) error {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
-	for name, content := range data {
-		if !filepath.IsLocal(name) {
-			return fmt.Errorf("key %q is not a relative path inside the volume", name)
+	var data map[string][]byte
+	found := false
+	if l.opts.Objects != nil {
+		data, found = l.opts.Objects.Data(kind, f.GetName())
+	}
+	if !found && !f.GetOptional() {
+		return fmt.Errorf("%s %q not found: give it as a document", kindName(kind), f.GetName())
+	}
+	if m := f.GetDefaultMode(); m != 0 {
+		fileMode = fs.FileMode(m) & fs.ModePerm
+	}
+	type file struct {
+		path string
+		mode fs.FileMode
+	}
+	files := map[string]file{}
+	if len(f.GetItems()) == 0 {
+		for k := range data {
+			files[k] = file{k, fileMode}
 		}
-		p := filepath.Join(dir, name)
+	}
+	for _, it := range f.GetItems() {
+		if _, ok := data[it.GetKey()]; !ok {
+			if found && !f.GetOptional() {
+				return fmt.Errorf("%s %q has no key %q", kindName(kind), f.GetName(), it.GetKey())
+			}
+			continue
+		}
+		mode := fileMode
+		if it.GetMode() != 0 {
+			mode = fs.FileMode(it.GetMode()) & fs.ModePerm
+		}
+		files[it.GetKey()] = file{it.GetPath(), mode}
+	}
+	for key, fl := range files {
+		if !filepath.IsLocal(fl.path) {
+			return fmt.Errorf("%s %q: path %q is not a relative path inside the volume", kindName(kind), f.GetName(), fl.path)
+		}
+		p := filepath.Join(dir, fl.path)
 		if err := os.MkdirAll(filepath.Dir(p), dirMode); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, content, fileMode); err != nil {
+		if err := os.WriteFile(p, data[key], fl.mode); err != nil {
 			return err
 		}
 		// WriteFile's mode is filtered by the umask; the volume's is not.
-		if err := os.Chmod(p, fileMode); err != nil {
+		if err := os.Chmod(p, fl.mode); err != nil {
 			return err
 		}
 	}

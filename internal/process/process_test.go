@@ -15,22 +15,36 @@ import (
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
+// objects are ConfigMaps and Secrets for a test, by "Kind/name".
+type objects map[string]map[string][]byte
+
+func (o objects) Data(kind planpb.KeyRef_Kind, name string) (map[string][]byte, bool) {
+	d, ok := o[kindName(kind)+"/"+name]
+	return d, ok
+}
+
+// TestFilesVolumes: a ConfigMap or Secret volume is laid out from the
+// documents when the task starts, as the kubelet lays it out: the Plan
+// names it and its items only.
 func TestFilesVolumes(t *testing.T) {
+	objs := objects{"ConfigMap/cm": {"a.txt": []byte("A"), "b": []byte("B"), "unlisted": []byte("U")}, "Secret/s": {"a.txt": []byte("A"), "b": []byte("B"), "unlisted": []byte("U")}}
 	data := map[string][]byte{"a.txt": []byte("A"), "sub/b.txt": []byte("B")}
+	items := []*planpb.KeyToPath{{Key: "a.txt", Path: "a.txt"}, {Key: "b", Path: "sub/b.txt"}}
 	cases := []struct {
 		name              string
 		vol               *planpb.Volume
 		fileMode, dirMode fs.FileMode
 	}{
-		{name: "configmap", vol: &planpb.Volume{Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "cm", Data: data}}}, fileMode: 0o644, dirMode: 0o755},
-		{name: "configmap read-only", vol: &planpb.Volume{ReadOnly: true, Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "cm", Data: data}}}, fileMode: 0o444, dirMode: 0o555},
-		{name: "secret", vol: &planpb.Volume{Source: &planpb.Volume_Secret{Secret: &planpb.Files{Name: "s", Data: data}}}, fileMode: 0o600, dirMode: 0o700},
-		{name: "secret read-only", vol: &planpb.Volume{ReadOnly: true, Source: &planpb.Volume_Secret{Secret: &planpb.Files{Name: "s", Data: data}}}, fileMode: 0o400, dirMode: 0o500},
+		{name: "configmap", vol: &planpb.Volume{Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "cm", Items: items}}}, fileMode: 0o644, dirMode: 0o755},
+		{name: "configmap read-only", vol: &planpb.Volume{ReadOnly: true, Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "cm", Items: items}}}, fileMode: 0o444, dirMode: 0o555},
+		{name: "secret", vol: &planpb.Volume{Source: &planpb.Volume_Secret{Secret: &planpb.Files{Name: "s", Items: items}}}, fileMode: 0o600, dirMode: 0o700},
+		{name: "secret read-only", vol: &planpb.Volume{ReadOnly: true, Source: &planpb.Volume_Secret{Secret: &planpb.Files{Name: "s", Items: items}}}, fileMode: 0o400, dirMode: 0o500},
+		{name: "secret defaultMode", vol: &planpb.Volume{Source: &planpb.Volume_Secret{Secret: &planpb.Files{Name: "s", Items: items, DefaultMode: 0o640}}}, fileMode: 0o640, dirMode: 0o700},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.vol.Name = "v"
-			l := newPrepared(t, Options{}, c.vol)
+			l := newPrepared(t, Options{Objects: objs}, c.vol)
 			att := startTask(t, l, "t", nil, &planpb.WorkspaceBinding{Name: "ws", Volume: "v"})
 			dir, ok := att.Workspace("ws")
 			if !ok {
@@ -44,6 +58,9 @@ func TestFilesVolumes(t *testing.T) {
 				if info, err := os.Stat(p); err != nil || info.Mode().Perm() != c.fileMode {
 					t.Errorf("%s mode = %v, %v; want %v", name, info.Mode().Perm(), err, c.fileMode)
 				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "unlisted")); err == nil {
+				t.Error("a key that is not among the items was laid out")
 			}
 			for _, d := range []string{dir, filepath.Join(dir, "sub")} {
 				if info, err := os.Stat(d); err != nil || info.Mode().Perm() != c.dirMode {
@@ -64,7 +81,8 @@ func TestFilesVolumes(t *testing.T) {
 func TestFilesVolumeRejectsEscapingKey(t *testing.T) {
 	dir := t.TempDir()
 	l := New(Options{Dir: dir})
-	vol := &planpb.Volume{Name: "v", Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Data: map[string][]byte{"../evil": nil}}}}
+	l.opts.Objects = objects{"ConfigMap/cm": {"k": nil}}
+	vol := &planpb.Volume{Name: "v", Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "cm", Items: []*planpb.KeyToPath{{Key: "k", Path: "../evil"}}}}}
 	err := l.Prepare(context.Background(), &planpb.Plan{Volumes: []*planpb.Volume{vol}})
 	if err == nil || !strings.Contains(err.Error(), "../evil") {
 		t.Fatalf("Prepare = %v, want an error naming the key", err)
@@ -177,8 +195,8 @@ func TestClose(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			l := New(Options{Dir: t.TempDir(), Keep: c.keep})
-			ro := &planpb.Volume{Name: "cm", ReadOnly: true, Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Data: map[string][]byte{"k": []byte("v")}}}}
+			l := New(Options{Dir: t.TempDir(), Keep: c.keep, Objects: objects{"ConfigMap/cm": {"k": []byte("v")}}})
+			ro := &planpb.Volume{Name: "cm", ReadOnly: true, Source: &planpb.Volume_ConfigMap{ConfigMap: &planpb.Files{Name: "cm"}}}
 			if err := l.Prepare(context.Background(), &planpb.Plan{Name: "run", Volumes: []*planpb.Volume{ro}}); err != nil {
 				t.Fatal(err)
 			}
@@ -307,5 +325,43 @@ func TestNoexec(t *testing.T) {
 	defer syscall.Unmount(dir, 0)
 	if !noexec(dir) {
 		t.Error("a noexec tmpfs is not seen as noexec")
+	}
+}
+
+// TestObjectEnv: a step's ConfigMap and Secret references are read when it
+// starts, as the kubelet reads them: envFrom first (prefixed), env over it,
+// an optional one missing leaves its variable unset, and a required one
+// missing fails the step before it runs.
+func TestObjectEnv(t *testing.T) {
+	objs := objects{"ConfigMap/cfg": {"a": []byte("A"), "b": []byte("B")}, "Secret/creds": {"token": []byte("s3cret")}}
+	l := newPrepared(t, Options{Objects: objs})
+	att := startTask(t, l, "t", nil)
+	out := filepath.Join(t.TempDir(), "out")
+	step := &supervisor.Step{
+		Task: "t", Name: "env", Command: []string{"sh", "-c", `echo "$CFG_a|$CFG_b|$TOKEN|${MAYBE-unset}" > "$OUT"`},
+		Env:     []string{"OUT=" + out, "CFG_b=overridden"},
+		EnvFrom: []*planpb.EnvFrom{{Name: "cfg", Prefix: "CFG_"}, {Kind: planpb.KeyRef_SECRET, Name: "absent", Optional: true}},
+		EnvRefs: []*planpb.EnvVar{
+			{Name: "TOKEN", ValueFrom: &planpb.KeyRef{Kind: planpb.KeyRef_SECRET, Name: "creds", Key: "token"}},
+			{Name: "MAYBE", ValueFrom: &planpb.KeyRef{Name: "cfg", Key: "nope", Optional: true}},
+		},
+	}
+	if e := runStep(t, att, step); e.ExitCode != 0 || e.Err != nil {
+		t.Fatalf("exit %d, %v", e.ExitCode, e.Err)
+	}
+	if got := readString(t, out); got != "A|overridden|s3cret|unset\n" {
+		t.Errorf("env seen by the step: %q", got)
+	}
+	for _, ref := range []*planpb.EnvVar{
+		{Name: "X", ValueFrom: &planpb.KeyRef{Kind: planpb.KeyRef_SECRET, Name: "absent", Key: "k"}},
+		{Name: "X", ValueFrom: &planpb.KeyRef{Name: "cfg", Key: "nokey"}},
+	} {
+		e := runStep(t, att, &supervisor.Step{Task: "t", Name: "missing", Command: []string{"touch", out + ".ran"}, EnvRefs: []*planpb.EnvVar{ref}})
+		if e.Err == nil || !strings.Contains(e.Err.Error(), ref.GetValueFrom().GetName()) {
+			t.Errorf("%v: err %v, want one naming the object", ref, e.Err)
+		}
+		if _, err := os.Stat(out + ".ran"); err == nil {
+			t.Errorf("%v: the step ran", ref)
+		}
 	}
 }

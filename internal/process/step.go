@@ -170,7 +170,11 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 	if err := os.MkdirAll(filepath.Join(stepDir, "results"), 0o755); err != nil {
 		return nil, fmt.Errorf("step dir: %w", err)
 	}
-	p := &prepared{env: stepexec.MergeEnv(a.env, step.Env)}
+	env, err := a.l.objectEnv(step)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{env: stepexec.MergeEnv(a.env, env)}
 
 	// Tekton runs a step's workingDir from /workspace and creates a relative
 	// (or /workspace/...) one beforehand; a container runtime creates a
@@ -216,7 +220,6 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 
 	p.argv = a.wrapMounts(p.argv)
 
-	var err error
 	if p.stdout, err = stepexec.OpenOutput(step.StdoutPath, p.dir); err != nil {
 		return nil, fmt.Errorf("stdoutConfig: %w", err)
 	}

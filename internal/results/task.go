@@ -72,6 +72,9 @@ func applyStep(s *planpb.Step, v *Vars) {
 			ref.Key = v.Apply(ref.Key)
 		}
 	}
+	for _, f := range s.EnvFrom {
+		f.Name = v.Apply(f.Name)
+	}
 }
 
 // paramVars are the task's params: declared defaults first, then the values

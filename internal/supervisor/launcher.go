@@ -51,10 +51,16 @@ type Step struct {
 	Image string
 	// Command and Args as Tekton would run them. When Script is set the
 	// launcher writes it to an executable file and runs that file with Args.
-	Command    []string
-	Args       []string
-	Script     string
-	Env        []string // KEY=VALUE
+	Command []string
+	Args    []string
+	Script  string
+	Env     []string // KEY=VALUE
+	// EnvRefs and EnvFrom are the variables set from ConfigMaps and
+	// Secrets, by reference: the kubelet resolves them in a Pod, the
+	// launcher locally. EnvFrom's come first, then Env and EnvRefs (whose
+	// names differ), as the kubelet orders them.
+	EnvRefs    []*planpb.EnvVar
+	EnvFrom    []*planpb.EnvFrom
 	WorkingDir string
 	// StdoutPath / StderrPath: also copy the stream to this file (stdoutConfig).
 	StdoutPath string

@@ -320,12 +320,18 @@ func (s *Supervisor) collectResults(st *planpb.TaskStatus, t *planpb.Task, att A
 // launchable turns a substituted plan step into what a Launcher runs.
 func launchable(t *planpb.Task, index int, step *planpb.Step) *Step {
 	env := make([]string, 0, len(step.GetEnv()))
+	var refs []*planpb.EnvVar
 	for _, e := range step.GetEnv() {
+		if e.GetValueFrom() != nil {
+			refs = append(refs, e)
+			continue
+		}
 		env = append(env, e.GetName()+"="+e.GetValue())
 	}
 	l := &Step{
 		Task: t.GetName(), Name: step.GetName(), Index: index, Image: step.GetImage(),
-		Command: step.GetCommand(), Args: step.GetArgs(), Env: env, WorkingDir: step.GetWorkingDir(),
+		Command: step.GetCommand(), Args: step.GetArgs(), Env: env, EnvRefs: refs, EnvFrom: step.GetEnvFrom(),
+		WorkingDir: step.GetWorkingDir(),
 		StdoutPath: step.GetStdoutPath(), StderrPath: step.GetStderrPath(),
 	}
 	if script := step.GetScript(); script != "" {

@@ -220,7 +220,7 @@ func (x KeyRef_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyRef_Kind.Descriptor instead.
 func (KeyRef_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{14, 0}
+	return file_plan_proto_rawDescGZIP(), []int{15, 0}
 }
 
 // Plan is one compiled PipelineRun or TaskRun.
@@ -1241,8 +1241,11 @@ type Step struct {
 	StdoutPath string `protobuf:"bytes,11,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"`
 	StderrPath string `protobuf:"bytes,12,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"`
 	// Compute resources as Kubernetes quantities ("100m", "64Mi"), for pod mode.
-	Requests      map[string]string `protobuf:"bytes,13,rep,name=requests,proto3" json:"requests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Limits        map[string]string `protobuf:"bytes,14,rep,name=limits,proto3" json:"limits,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Requests map[string]string `protobuf:"bytes,13,rep,name=requests,proto3" json:"requests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Limits   map[string]string `protobuf:"bytes,14,rep,name=limits,proto3" json:"limits,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// envFrom: every key of a ConfigMap or Secret, by reference. The kubelet
+	// (locally the launcher) sets them before env, as for any container.
+	EnvFrom       []*EnvFrom `protobuf:"bytes,15,rep,name=env_from,json=envFrom,proto3" json:"env_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1375,11 +1378,20 @@ func (x *Step) GetLimits() map[string]string {
 	return nil
 }
 
+func (x *Step) GetEnvFrom() []*EnvFrom {
+	if x != nil {
+		return x.EnvFrom
+	}
+	return nil
+}
+
 type EnvVar struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Value string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	// Set instead of value for valueFrom.configMapKeyRef / secretKeyRef.
+	// Set instead of value for valueFrom.configMapKeyRef / secretKeyRef: a
+	// reference only, never the value, which the kubelet (locally the
+	// launcher) reads when the step starts.
 	ValueFrom     *KeyRef `protobuf:"bytes,3,opt,name=value_from,json=valueFrom,proto3" json:"value_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1436,6 +1448,75 @@ func (x *EnvVar) GetValueFrom() *KeyRef {
 	return nil
 }
 
+// EnvFrom is one envFrom source: a ConfigMap or Secret by name.
+type EnvFrom struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          KeyRef_Kind            `protobuf:"varint,1,opt,name=kind,proto3,enum=podrunner.v1.KeyRef_Kind" json:"kind,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Prefix        string                 `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Optional      bool                   `protobuf:"varint,4,opt,name=optional,proto3" json:"optional,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvFrom) Reset() {
+	*x = EnvFrom{}
+	mi := &file_plan_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvFrom) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvFrom) ProtoMessage() {}
+
+func (x *EnvFrom) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvFrom.ProtoReflect.Descriptor instead.
+func (*EnvFrom) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *EnvFrom) GetKind() KeyRef_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return KeyRef_CONFIG_MAP
+}
+
+func (x *EnvFrom) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EnvFrom) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *EnvFrom) GetOptional() bool {
+	if x != nil {
+		return x.Optional
+	}
+	return false
+}
+
 type KeyRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          KeyRef_Kind            `protobuf:"varint,1,opt,name=kind,proto3,enum=podrunner.v1.KeyRef_Kind" json:"kind,omitempty"`
@@ -1448,7 +1529,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1541,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1554,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{14}
+	return file_plan_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KeyRef) GetKind() KeyRef_Kind {
@@ -1519,7 +1600,7 @@ type WhenExpression struct {
 
 func (x *WhenExpression) Reset() {
 	*x = WhenExpression{}
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1612,7 @@ func (x *WhenExpression) String() string {
 func (*WhenExpression) ProtoMessage() {}
 
 func (x *WhenExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1625,7 @@ func (x *WhenExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhenExpression.ProtoReflect.Descriptor instead.
 func (*WhenExpression) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{15}
+	return file_plan_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WhenExpression) GetInput() string {
@@ -1587,7 +1668,7 @@ type WorkspaceDeclaration struct {
 
 func (x *WorkspaceDeclaration) Reset() {
 	*x = WorkspaceDeclaration{}
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1680,7 @@ func (x *WorkspaceDeclaration) String() string {
 func (*WorkspaceDeclaration) ProtoMessage() {}
 
 func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1693,7 @@ func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceDeclaration.ProtoReflect.Descriptor instead.
 func (*WorkspaceDeclaration) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{16}
+	return file_plan_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WorkspaceDeclaration) GetName() string {
@@ -1659,7 +1740,7 @@ type WorkspaceBinding struct {
 
 func (x *WorkspaceBinding) Reset() {
 	*x = WorkspaceBinding{}
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1752,7 @@ func (x *WorkspaceBinding) String() string {
 func (*WorkspaceBinding) ProtoMessage() {}
 
 func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1765,7 @@ func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceBinding.ProtoReflect.Descriptor instead.
 func (*WorkspaceBinding) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{17}
+	return file_plan_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WorkspaceBinding) GetName() string {
@@ -1731,7 +1812,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1824,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1837,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{18}
+	return file_plan_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Volume) GetName() string {
@@ -1916,7 +1997,7 @@ type EmptyDir struct {
 
 func (x *EmptyDir) Reset() {
 	*x = EmptyDir{}
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2009,7 @@ func (x *EmptyDir) String() string {
 func (*EmptyDir) ProtoMessage() {}
 
 func (x *EmptyDir) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,24 +2022,28 @@ func (x *EmptyDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmptyDir.ProtoReflect.Descriptor instead.
 func (*EmptyDir) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{19}
+	return file_plan_proto_rawDescGZIP(), []int{20}
 }
 
-// Files is a ConfigMap or Secret: its name and, when the document was given,
-// its data (path → content).
+// Files is a ConfigMap or Secret volume, by reference: its name and how the
+// kubelet lays out its keys, never its data (the kubelet, locally the
+// launcher, reads that when it mounts the volume).
 type Files struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Data  map[string][]byte      `protobuf:"bytes,2,rep,name=data,proto3" json:"data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Whether it must exist.
-	Optional      bool `protobuf:"varint,3,opt,name=optional,proto3" json:"optional,omitempty"`
+	Optional bool `protobuf:"varint,3,opt,name=optional,proto3" json:"optional,omitempty"`
+	// items: only these keys, each at its path; empty: every key at its name.
+	Items []*KeyToPath `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
+	// defaultMode of the files (0: the kubelet's 0644).
+	DefaultMode   int32 `protobuf:"varint,5,opt,name=default_mode,json=defaultMode,proto3" json:"default_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Files) Reset() {
 	*x = Files{}
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2055,7 @@ func (x *Files) String() string {
 func (*Files) ProtoMessage() {}
 
 func (x *Files) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2068,7 @@ func (x *Files) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Files.ProtoReflect.Descriptor instead.
 func (*Files) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{20}
+	return file_plan_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Files) GetName() string {
@@ -1993,18 +2078,86 @@ func (x *Files) GetName() string {
 	return ""
 }
 
-func (x *Files) GetData() map[string][]byte {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
 func (x *Files) GetOptional() bool {
 	if x != nil {
 		return x.Optional
 	}
 	return false
+}
+
+func (x *Files) GetItems() []*KeyToPath {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *Files) GetDefaultMode() int32 {
+	if x != nil {
+		return x.DefaultMode
+	}
+	return 0
+}
+
+type KeyToPath struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Path  string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// mode of the file (0: default_mode).
+	Mode          int32 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyToPath) Reset() {
+	*x = KeyToPath{}
+	mi := &file_plan_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyToPath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyToPath) ProtoMessage() {}
+
+func (x *KeyToPath) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyToPath.ProtoReflect.Descriptor instead.
+func (*KeyToPath) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *KeyToPath) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KeyToPath) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *KeyToPath) GetMode() int32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
 }
 
 // Condition mirrors a Knative/Tekton "Succeeded" condition.
@@ -2021,7 +2174,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2186,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2199,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{21}
+	return file_plan_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Condition) GetStatus() string {
@@ -2098,7 +2251,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2263,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2276,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{22}
+	return file_plan_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StepState) GetName() string {
@@ -2206,7 +2359,7 @@ type ResultValue struct {
 
 func (x *ResultValue) Reset() {
 	*x = ResultValue{}
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2371,7 @@ func (x *ResultValue) String() string {
 func (*ResultValue) ProtoMessage() {}
 
 func (x *ResultValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2384,7 @@ func (x *ResultValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultValue.ProtoReflect.Descriptor instead.
 func (*ResultValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{23}
+	return file_plan_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ResultValue) GetName() string {
@@ -2261,7 +2414,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2426,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2439,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{24}
+	return file_plan_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TaskAttempt) GetCondition() *Condition {
@@ -2348,7 +2501,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2513,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2526,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{25}
+	return file_plan_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskStatus) GetName() string {
@@ -2479,7 +2632,7 @@ type SkippedTask struct {
 
 func (x *SkippedTask) Reset() {
 	*x = SkippedTask{}
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2644,7 @@ func (x *SkippedTask) String() string {
 func (*SkippedTask) ProtoMessage() {}
 
 func (x *SkippedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2657,7 @@ func (x *SkippedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedTask.ProtoReflect.Descriptor instead.
 func (*SkippedTask) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{26}
+	return file_plan_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SkippedTask) GetName() string {
@@ -2544,7 +2697,7 @@ type RunStatus struct {
 
 func (x *RunStatus) Reset() {
 	*x = RunStatus{}
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2709,7 @@ func (x *RunStatus) String() string {
 func (*RunStatus) ProtoMessage() {}
 
 func (x *RunStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2722,7 @@ func (x *RunStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStatus.ProtoReflect.Descriptor instead.
 func (*RunStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{27}
+	return file_plan_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RunStatus) GetName() string {
@@ -2637,7 +2790,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +2802,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +2815,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{28}
+	return file_plan_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -2834,7 +2987,7 @@ const file_plan_proto_rawDesc = "" +
 	"workspaces\x18\x04 \x03(\v2\".podrunner.v1.WorkspaceDeclarationR\n" +
 	"workspaces\x12.\n" +
 	"\bsidecars\x18\x05 \x03(\v2\x12.podrunner.v1.StepR\bsidecars\x12\x18\n" +
-	"\avolumes\x18\x06 \x03(\tR\avolumes\"\x8a\x05\n" +
+	"\avolumes\x18\x06 \x03(\tR\avolumes\"\xbc\x05\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2853,7 +3006,8 @@ const file_plan_proto_rawDesc = "" +
 	"\vstderr_path\x18\f \x01(\tR\n" +
 	"stderrPath\x12<\n" +
 	"\brequests\x18\r \x03(\v2 .podrunner.v1.Step.RequestsEntryR\brequests\x126\n" +
-	"\x06limits\x18\x0e \x03(\v2\x1e.podrunner.v1.Step.LimitsEntryR\x06limits\x1a;\n" +
+	"\x06limits\x18\x0e \x03(\v2\x1e.podrunner.v1.Step.LimitsEntryR\x06limits\x120\n" +
+	"\benv_from\x18\x0f \x03(\v2\x15.podrunner.v1.EnvFromR\aenvFrom\x1a;\n" +
 	"\rRequestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -2864,7 +3018,12 @@ const file_plan_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x123\n" +
 	"\n" +
-	"value_from\x18\x03 \x01(\v2\x14.podrunner.v1.KeyRefR\tvalueFrom\"\x9d\x01\n" +
+	"value_from\x18\x03 \x01(\v2\x14.podrunner.v1.KeyRefR\tvalueFrom\"\x80\x01\n" +
+	"\aEnvFrom\x12-\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x19.podrunner.v1.KeyRef.KindR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x12\x1a\n" +
+	"\boptional\x18\x04 \x01(\bR\boptional\"\x9d\x01\n" +
 	"\x06KeyRef\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.podrunner.v1.KeyRef.KindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -2905,14 +3064,16 @@ const file_plan_proto_rawDesc = "" +
 	"\tread_only\x18\b \x01(\bR\breadOnlyB\b\n" +
 	"\x06source\"\n" +
 	"\n" +
-	"\bEmptyDir\"\xa3\x01\n" +
+	"\bEmptyDir\"\x8f\x01\n" +
 	"\x05Files\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
-	"\x04data\x18\x02 \x03(\v2\x1d.podrunner.v1.Files.DataEntryR\x04data\x12\x1a\n" +
-	"\boptional\x18\x03 \x01(\bR\boptional\x1a7\n" +
-	"\tDataEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xa3\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\boptional\x18\x03 \x01(\bR\boptional\x12-\n" +
+	"\x05items\x18\x04 \x03(\v2\x17.podrunner.v1.KeyToPathR\x05items\x12!\n" +
+	"\fdefault_mode\x18\x05 \x01(\x05R\vdefaultModeJ\x04\b\x02\x10\x03\"E\n" +
+	"\tKeyToPath\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\x05R\x04mode\"\xa3\x01\n" +
 	"\tCondition\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
@@ -3007,7 +3168,7 @@ func file_plan_proto_rawDescGZIP() []byte {
 }
 
 var file_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_plan_proto_goTypes = []any{
 	(RunKind)(0),                  // 0: podrunner.v1.RunKind
 	(ValueType)(0),                // 1: podrunner.v1.ValueType
@@ -3027,30 +3188,31 @@ var file_plan_proto_goTypes = []any{
 	(*TaskSpec)(nil),              // 15: podrunner.v1.TaskSpec
 	(*Step)(nil),                  // 16: podrunner.v1.Step
 	(*EnvVar)(nil),                // 17: podrunner.v1.EnvVar
-	(*KeyRef)(nil),                // 18: podrunner.v1.KeyRef
-	(*WhenExpression)(nil),        // 19: podrunner.v1.WhenExpression
-	(*WorkspaceDeclaration)(nil),  // 20: podrunner.v1.WorkspaceDeclaration
-	(*WorkspaceBinding)(nil),      // 21: podrunner.v1.WorkspaceBinding
-	(*Volume)(nil),                // 22: podrunner.v1.Volume
-	(*EmptyDir)(nil),              // 23: podrunner.v1.EmptyDir
-	(*Files)(nil),                 // 24: podrunner.v1.Files
-	(*Condition)(nil),             // 25: podrunner.v1.Condition
-	(*StepState)(nil),             // 26: podrunner.v1.StepState
-	(*ResultValue)(nil),           // 27: podrunner.v1.ResultValue
-	(*TaskAttempt)(nil),           // 28: podrunner.v1.TaskAttempt
-	(*TaskStatus)(nil),            // 29: podrunner.v1.TaskStatus
-	(*SkippedTask)(nil),           // 30: podrunner.v1.SkippedTask
-	(*RunStatus)(nil),             // 31: podrunner.v1.RunStatus
-	(*Event)(nil),                 // 32: podrunner.v1.Event
-	nil,                           // 33: podrunner.v1.Value.ObjectValueEntry
-	nil,                           // 34: podrunner.v1.Task.ContextEntry
-	nil,                           // 35: podrunner.v1.Task.LabelsEntry
-	nil,                           // 36: podrunner.v1.Task.AnnotationsEntry
-	nil,                           // 37: podrunner.v1.Step.RequestsEntry
-	nil,                           // 38: podrunner.v1.Step.LimitsEntry
-	nil,                           // 39: podrunner.v1.Files.DataEntry
-	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(*EnvFrom)(nil),               // 18: podrunner.v1.EnvFrom
+	(*KeyRef)(nil),                // 19: podrunner.v1.KeyRef
+	(*WhenExpression)(nil),        // 20: podrunner.v1.WhenExpression
+	(*WorkspaceDeclaration)(nil),  // 21: podrunner.v1.WorkspaceDeclaration
+	(*WorkspaceBinding)(nil),      // 22: podrunner.v1.WorkspaceBinding
+	(*Volume)(nil),                // 23: podrunner.v1.Volume
+	(*EmptyDir)(nil),              // 24: podrunner.v1.EmptyDir
+	(*Files)(nil),                 // 25: podrunner.v1.Files
+	(*KeyToPath)(nil),             // 26: podrunner.v1.KeyToPath
+	(*Condition)(nil),             // 27: podrunner.v1.Condition
+	(*StepState)(nil),             // 28: podrunner.v1.StepState
+	(*ResultValue)(nil),           // 29: podrunner.v1.ResultValue
+	(*TaskAttempt)(nil),           // 30: podrunner.v1.TaskAttempt
+	(*TaskStatus)(nil),            // 31: podrunner.v1.TaskStatus
+	(*SkippedTask)(nil),           // 32: podrunner.v1.SkippedTask
+	(*RunStatus)(nil),             // 33: podrunner.v1.RunStatus
+	(*Event)(nil),                 // 34: podrunner.v1.Event
+	nil,                           // 35: podrunner.v1.Value.ObjectValueEntry
+	nil,                           // 36: podrunner.v1.Task.ContextEntry
+	nil,                           // 37: podrunner.v1.Task.LabelsEntry
+	nil,                           // 38: podrunner.v1.Task.AnnotationsEntry
+	nil,                           // 39: podrunner.v1.Step.RequestsEntry
+	nil,                           // 40: podrunner.v1.Step.LimitsEntry
+	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
 }
 var file_plan_proto_depIdxs = []int32{
 	0,  // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
@@ -3058,12 +3220,12 @@ var file_plan_proto_depIdxs = []int32{
 	11, // 2: podrunner.v1.Plan.finally:type_name -> podrunner.v1.Task
 	10, // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
 	5,  // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
-	22, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
-	40, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
-	40, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
-	40, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
+	23, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
+	41, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
+	41, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
+	41, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
 	1,  // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
-	33, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
+	35, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
 	6,  // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
 	1,  // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
 	6,  // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
@@ -3071,13 +3233,13 @@ var file_plan_proto_depIdxs = []int32{
 	1,  // 15: podrunner.v1.PipelineResult.type:type_name -> podrunner.v1.ValueType
 	6,  // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
 	7,  // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
-	19, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
-	40, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
+	20, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
+	41, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
 	15, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
-	21, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
-	34, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
-	35, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
-	36, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
+	22, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
+	36, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
+	37, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
+	38, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
 	12, // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
 	13, // 26: podrunner.v1.Matrix.run_time:type_name -> podrunner.v1.RunTimeMatrix
 	7,  // 27: podrunner.v1.RunTimeMatrix.params:type_name -> podrunner.v1.Param
@@ -3086,56 +3248,58 @@ var file_plan_proto_depIdxs = []int32{
 	8,  // 30: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
 	9,  // 31: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
 	16, // 32: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
-	20, // 33: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
+	21, // 33: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
 	16, // 34: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
 	17, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
 	2,  // 36: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
-	40, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
+	41, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
 	9,  // 38: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
-	37, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
-	38, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
-	18, // 41: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
-	3,  // 42: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
-	23, // 43: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
-	23, // 44: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
-	24, // 45: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
-	24, // 46: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	23, // 47: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
-	23, // 48: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
-	39, // 49: podrunner.v1.Files.data:type_name -> podrunner.v1.Files.DataEntry
-	41, // 50: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	41, // 51: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	41, // 52: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 53: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	25, // 54: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	41, // 55: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	41, // 56: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	26, // 57: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	25, // 58: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	41, // 59: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	41, // 60: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	26, // 61: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	27, // 62: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	28, // 63: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 64: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	26, // 65: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	12, // 66: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
-	19, // 67: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	25, // 68: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	41, // 69: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	41, // 70: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	29, // 71: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	30, // 72: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	27, // 73: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	41, // 74: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	29, // 75: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	30, // 76: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	31, // 77: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	78, // [78:78] is the sub-list for method output_type
-	78, // [78:78] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	39, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
+	40, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
+	18, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
+	19, // 42: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
+	3,  // 43: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
+	3,  // 44: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
+	24, // 45: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
+	24, // 46: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
+	25, // 47: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
+	25, // 48: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
+	24, // 49: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	24, // 50: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	26, // 51: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
+	42, // 52: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	42, // 53: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	42, // 54: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 55: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	27, // 56: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	42, // 57: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	42, // 58: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	28, // 59: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	27, // 60: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	42, // 61: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	42, // 62: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	28, // 63: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	29, // 64: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	30, // 65: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 66: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	28, // 67: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	12, // 68: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
+	20, // 69: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	27, // 70: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	42, // 71: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	42, // 72: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	31, // 73: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	32, // 74: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	29, // 75: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	42, // 76: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	31, // 77: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	32, // 78: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	33, // 79: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	80, // [80:80] is the sub-list for method output_type
+	80, // [80:80] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -3143,7 +3307,7 @@ func file_plan_proto_init() {
 	if File_plan_proto != nil {
 		return
 	}
-	file_plan_proto_msgTypes[18].OneofWrappers = []any{
+	file_plan_proto_msgTypes[19].OneofWrappers = []any{
 		(*Volume_EmptyDir)(nil),
 		(*Volume_ClaimTemplate)(nil),
 		(*Volume_HostPath)(nil),
@@ -3153,7 +3317,7 @@ func file_plan_proto_init() {
 		(*Volume_Projected)(nil),
 		(*Volume_Csi)(nil),
 	}
-	file_plan_proto_msgTypes[28].OneofWrappers = []any{
+	file_plan_proto_msgTypes[30].OneofWrappers = []any{
 		(*Event_Task)(nil),
 		(*Event_Skipped)(nil),
 		(*Event_Run)(nil),
@@ -3164,7 +3328,7 @@ func file_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plan_proto_rawDesc), len(file_plan_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -533,7 +533,7 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 	// something.
 	for _, a := range []access{
 		{"tekton.dev", "pipelines", "get"}, {"tekton.dev", "tasks", "get"}, {"tekton.dev", "stepactions", "get"},
-		{"", "configmaps", "get"}, {"", "secrets", "get"}, {"", "pods", "create"}, {"", "pods/log", "get"},
+		{"", "configmaps", "get"}, {"", "pods", "create"}, {"", "pods/log", "get"},
 		{"", "pods/exec", "create"}, {"tekton.dev", "taskruns", "create"}, {"tekton.dev", "taskruns/status", "update"},
 		{"tekton.dev", "pipelineruns/status", "update"},
 		{"tekton.dev", "customruns/status", "update"}, {"pod-runner.dev", "podpipelines", "get"},
@@ -552,11 +552,22 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("config/default/clusterrole.yaml does not allow:\n  %s", strings.Join(missing, "\n  "))
 	}
+	// No Secret is ever read: the kubelet reads a run's Secrets.
+	if rec.got[access{"", "secrets", "get"}] || rec.got[access{"", "secrets", "list"}] {
+		t.Errorf("the controller read a Secret")
+	}
+	for _, rule := range o.role.Rules {
+		if slices.Contains(rule.Resources, "secrets") {
+			t.Errorf("config/default/clusterrole.yaml grants %v on secrets", rule.Verbs)
+		}
+		if slices.Contains(rule.Resources, "configmaps") && !slices.Equal(rule.ResourceNames, []string{"feature-flags", "config-defaults"}) {
+			t.Errorf("config/default/clusterrole.yaml grants configmaps beyond Tekton's configuration: resourceNames %v", rule.ResourceNames)
+		}
+	}
 	// Least privilege: every granted verb is one the controller needs.
-	// Creating ConfigMaps/Secrets and deleting or patching Pods happen on
-	// paths this scenario may not take (copies per run, a Pod not started).
+	// Deleting or patching Pods happen on paths this scenario may not take
+	// (a Pod not started).
 	maybe := map[access]bool{
-		{"", "configmaps", "create"}: true, {"", "secrets", "create"}: true,
 		{"", "pods", "delete"}: true, {"", "pods", "patch"}: true,
 		{"tekton.dev", "taskruns", "patch"}: true, {"tekton.dev", "taskruns", "get"}: true,
 		{"tekton.dev", "pipelineruns", "get"}: true, {"", "pods", "get"}: true,
