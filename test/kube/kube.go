@@ -74,7 +74,15 @@ func StartController(t testing.TB, namespace string) (stop func()) {
 // its log is printed if the test failed by then.
 func StartControllerBinary(t testing.TB, bin, namespace string) (stop func()) {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "controller.log")
+	stop, _ = StartControllerLogged(t, bin, namespace)
+	return stop
+}
+
+// StartControllerLogged is StartControllerBinary that also gives the path
+// of the controller's log, complete once stop has returned.
+func StartControllerLogged(t testing.TB, bin, namespace string) (stop func(), logPath string) {
+	t.Helper()
+	logPath = filepath.Join(t.TempDir(), "controller.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +116,7 @@ func StartControllerBinary(t testing.TB, bin, namespace string) (stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	return stop
+	return stop, logPath
 }
 
 // WaitFor polls ok every 250 ms until it holds, failing the test with what
