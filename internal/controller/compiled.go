@@ -12,14 +12,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/e7763abc/pod-runner/internal/compile"
+	"github.com/e7763abc/pod-runner/internal/load"
 )
 
 // compiledRuns keeps what each running run compiled to, by name and UID:
 // every event the supervisor publishes brings a reconcile, and compiling
 // again would read every Pipeline and Task the run names from the API
-// server each time. It also keeps a run's definitions as they were when its
-// Pod was made, as Tekton keeps the spec it resolved first. A restarted
-// controller compiles once more.
+// server each time. Before its Pod exists it also keeps what the run was
+// compiled from (compiledFrom), which goes on the Pod: a restarted controller
+// compiles a running run from its Pod, never from objects that may have
+// changed since.
 type compiledRuns struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]compiledRun
@@ -28,6 +30,7 @@ type compiledRuns struct {
 type compiledRun struct {
 	uid types.UID
 	cc  *compile.Compiled
+	rec *compiledFrom // nil when compiled from the run's Pod
 }
 
 func (c *compiledRuns) get(pr *v1.PipelineRun) *compile.Compiled {
@@ -39,13 +42,23 @@ func (c *compiledRuns) get(pr *v1.PipelineRun) *compile.Compiled {
 	return nil
 }
 
-func (c *compiledRuns) put(pr *v1.PipelineRun, cc *compile.Compiled) {
+// compiledFrom is what pr was compiled from, for its Pod, or nil.
+func (c *compiledRuns) compiledFrom(pr *v1.PipelineRun) *compiledFrom {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key(pr)]; ok && e.uid == pr.UID {
+		return e.rec
+	}
+	return nil
+}
+
+func (c *compiledRuns) put(pr *v1.PipelineRun, cc *compile.Compiled, rec *compiledFrom) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[types.NamespacedName]compiledRun{}
 	}
-	c.m[key(pr)] = compiledRun{uid: pr.UID, cc: cc}
+	c.m[key(pr)] = compiledRun{uid: pr.UID, cc: cc, rec: rec}
 }
 
 // drop forgets a run that is done or deleted.
@@ -59,11 +72,23 @@ func key(pr *v1.PipelineRun) types.NamespacedName {
 	return types.NamespacedName{Namespace: pr.Namespace, Name: pr.Name}
 }
 
-// compile resolves what pr refers to and compiles it, or gives what it
-// compiled to before. Invalid input is not kept: the run ends with it.
-func (r *Reconciler) compile(ctx context.Context, pr *v1.PipelineRun) (*compile.Compiled, error) {
+// compile gives what pr compiled to: kept from before, read back from its
+// Pod when the Pod exists (pod, nil before), or else compiled from what it
+// refers to in the cluster. Invalid input is not kept: the run ends with it.
+func (r *Reconciler) compile(ctx context.Context, pr *v1.PipelineRun, pod *corev1.Pod) (*compile.Compiled, error) {
 	if cc := r.compiled.get(pr); cc != nil {
 		return cc, nil
+	}
+	if pod != nil {
+		rec, ok, err := compiledFromPod(pod)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return r.compileRecorded(ctx, pr, pod, rec)
+		}
+		// A Pod made by a controller that kept no record: compiled from
+		// the cluster, as that controller did.
 	}
 	docs, err := gather(ctx, r.reader(), pr)
 	if err != nil {
@@ -80,7 +105,30 @@ func (r *Reconciler) compile(ctx context.Context, pr *v1.PipelineRun) (*compile.
 	if err != nil {
 		return nil, fmt.Errorf("compile %s/%s: %w", pr.Namespace, pr.Name, err)
 	}
-	r.compiled.put(pr, cc)
+	rec, err := newCompiledFrom(docs, opts.FeatureFlags, opts.Defaults)
+	if err != nil {
+		return nil, err
+	}
+	r.compiled.put(pr, cc, rec)
+	return cc, nil
+}
+
+// compileRecorded compiles a running run from what its Pod records, with
+// the Pod's own Plan: the run goes on as it began, whatever was edited or
+// deleted in the cluster since.
+func (r *Reconciler) compileRecorded(ctx context.Context, pr *v1.PipelineRun, pod *corev1.Pod, rec *compiledFrom) (*compile.Compiled, error) {
+	docs, err := rec.documents(doc(load.KindPipelineRun, pr.Name, pr.DeepCopy()))
+	if err != nil {
+		return nil, err
+	}
+	cc, err := compile.Compile(ctx, docs, compile.Options{Namespace: pr.Namespace, FeatureFlags: rec.FeatureFlags, Defaults: rec.Defaults})
+	if err != nil {
+		return nil, fmt.Errorf("compile %s/%s from its Pod's record: %w", pr.Namespace, pr.Name, err)
+	}
+	if cc.Plan, err = planOf(pod); err != nil {
+		return nil, err
+	}
+	r.compiled.put(pr, cc, nil)
 	return cc, nil
 }
 

@@ -145,7 +145,11 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	logger := log.FromContext(ctx)
 
-	compiled, err := r.compile(ctx, pr)
+	pod, found, err := r.runPod(ctx, pr, pr)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	compiled, err := r.compile(ctx, pr, found)
 	if le, ok := asInvalid(err); ok {
 		logger.Info("invalid run", "error", le.Error())
 		return ctrl.Result{}, r.fail(ctx, pr, invalidReason(le), le.Error())
@@ -154,10 +158,8 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 
-	pod := &corev1.Pod{}
-	err = r.Client.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: PodName(pr)}, pod)
 	switch {
-	case apierrors.IsNotFound(err):
+	case pod == nil:
 		if pr.IsCancelled() {
 			// Never started: nothing to stop.
 			return ctrl.Result{}, r.cancelled(ctx, pr, compiled, nil)
@@ -169,8 +171,6 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 		logger.Info("created pod", "pod", pod.Name)
-	case err != nil:
-		return ctrl.Result{}, fmt.Errorf("get pod: %w", err)
 	}
 	if !metav1.IsControlledBy(pod, pr) {
 		// A Pod of an earlier run of the same name, still being deleted.
@@ -206,6 +206,23 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: r.poll()}, nil
 }
 
+// runPod is the Pod of pr (nil when there is none) and, when owner
+// controls it, the same Pod as found: a Pod of an earlier run of the same
+// name is not this run's record.
+func (r *Reconciler) runPod(ctx context.Context, owner client.Object, pr *v1.PipelineRun) (pod, found *corev1.Pod, err error) {
+	pod = &corev1.Pod{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: PodName(pr)}, pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("get pod: %w", err)
+	}
+	if metav1.IsControlledBy(pod, owner) {
+		found = pod
+	}
+	return pod, found, nil
+}
+
 // createPod builds the run's Pod, owned by owner (the run itself, or the
 // CustomRun whose group pr is), and creates it; one that exists already is
 // kept. The Pod refers to the ConfigMaps and Secrets the run uses by name,
@@ -217,6 +234,11 @@ func (r *Reconciler) createPod(ctx context.Context, owner client.Object, pr *v1.
 	}
 	if pod.Name != PodName(pr) {
 		return nil, fmt.Errorf("podspec named the pod %q, want %q", pod.Name, PodName(pr))
+	}
+	if rec := r.compiled.compiledFrom(pr); rec != nil {
+		if err := rec.annotate(pod); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.createOwned(ctx, owner, pod); err != nil {
 		return nil, err

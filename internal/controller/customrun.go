@@ -126,7 +126,11 @@ func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.R
 	}
 	attempt := len(run.Status.RetriesStatus)
 	pr := groupRun(run, spec, attempt)
-	compiled, err := c.compile(ctx, pr)
+	pod, found, err := c.runPod(ctx, run, pr)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	compiled, err := c.compile(ctx, pr, found)
 	if le, ok := asInvalid(err); ok {
 		logger.Info("invalid group", "error", le.Error())
 		return ctrl.Result{}, c.end(ctx, run, invalidReason(le), c.locate(run, pr, le).Error())
@@ -135,10 +139,8 @@ func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, err
 	}
 
-	pod := &corev1.Pod{}
-	err = c.Client.Get(ctx, client.ObjectKey{Namespace: run.Namespace, Name: PodName(pr)}, pod)
 	switch {
-	case apierrors.IsNotFound(err):
+	case pod == nil:
 		if run.IsCancelled() {
 			// Never started: nothing to stop.
 			c.compiled.drop(key(pr))
@@ -151,8 +153,6 @@ func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.R
 			return ctrl.Result{}, err
 		}
 		logger.Info("created pod", "pod", pod.Name)
-	case err != nil:
-		return ctrl.Result{}, fmt.Errorf("get pod: %w", err)
 	}
 	if !metav1.IsControlledBy(pod, run) {
 		// A Pod of an earlier CustomRun of the same name, still being deleted.
