@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF         := github.com/bufbuild/buf/cmd/buf@v1.75.0
 EXAMPLE     ?= examples/build-and-test.yaml
 
-.PHONY: all build deps test unit e2e lint bench run proto clean
+.PHONY: all build deps test unit e2e lint bench run proto clean fuzz
 
 all: build
 
@@ -69,6 +69,18 @@ lint:
 ## bench: the engine's overhead against a shell script running the same commands
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./test/bench/
+
+## fuzz: each fuzz target for FUZZTIME (YAML → Plan, $(...) substitution,
+## the status event decoder, the step wire protocol); prints the executions
+## of each. A crasher is kept under the package's testdata/fuzz.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./internal/compile:FuzzCompile ./internal/results:FuzzApply ./internal/sidecar:FuzzStream ./internal/stepper:FuzzReadMsg
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg > $(CURDIR)/.cache/fuzz-$$fn.log 2>&1; status=$$?; \
+	  echo "$$fn: $$(grep -o 'execs: [0-9]*' $(CURDIR)/.cache/fuzz-$$fn.log | tail -1) in $(FUZZTIME), $$( [ $$status = 0 ] && echo 'no crash' || echo "FAILED (see .cache/fuzz-$$fn.log)")"; \
+	  [ $$status = 0 ] || exit 1; \
+	done
 
 ## proto: regenerate proto/planpb from proto/plan.proto
 proto:

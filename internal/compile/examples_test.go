@@ -58,7 +58,7 @@ var setupKinds = map[string]bool{
 	"Deployment": true, "Service": true, "Pod": true, "Namespace": true, "SecretProviderClass": true,
 }
 
-func tektonDir(t *testing.T) string {
+func tektonDir(t testing.TB) string {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tektoncd/pipeline").Output()
 	dir := strings.TrimSpace(string(out))
 	if err != nil || dir == "" {
