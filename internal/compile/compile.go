@@ -235,7 +235,9 @@ func indexDocs(ctx context.Context, docs []load.Doc, namespace string) (*objects
 			obj = obj.DeepCopy()
 			if err = checkPipelineSpec(where{d.Display, "spec"}, &obj.Spec); err == nil {
 				obj.SetDefaults(create)
-				err = validation(d.Display, "", obj.DeepCopy().Validate(create))
+				if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err != nil {
+					err = withReason(err, graphReason(&obj.Spec))
+				}
 			}
 			if err == nil {
 				err = add(o.pipelines, d, obj, &obj.ObjectMeta, namespace)

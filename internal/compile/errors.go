@@ -1,9 +1,12 @@
 package compile
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/reconciler/pipeline/dag"
 	"knative.dev/pkg/apis"
 
 	"github.com/e7763abc/pod-runner/internal/load"
@@ -73,6 +76,50 @@ func validation(doc, prefix string, fe *apis.FieldError) error {
 		msg += fmt.Sprintf(" (and %d more: %s)", len(rest), strings.Join(rest, "; "))
 	}
 	return &load.Error{Doc: doc, Field: strings.Join(paths, ", "), Msg: msg}
+}
+
+// withReason sets the reason of err, an error of validation (a *load.Error,
+// or nil), and returns it.
+func withReason(err error, reason v1.PipelineRunReason) error {
+	var le *load.Error
+	if errors.As(err, &le) {
+		le.WithReason(reason)
+	}
+	return err
+}
+
+// graphReason is the reason for a pipeline spec the webhook rejects: the
+// reconciler builds the graphs of its tasks and finally tasks before it
+// validates the rest of the spec, so a spec whose graph does not build fails
+// with InvalidGraph, whatever else is wrong with it. The webhook's message
+// stays the error's; it reports the same dag.Build error (validateGraph).
+func graphReason(spec *v1.PipelineSpec) v1.PipelineRunReason {
+	tasks := v1.PipelineTaskList(spec.Tasks)
+	if _, err := dag.Build(tasks, tasks.Deps()); err != nil {
+		return v1.PipelineRunReasonInvalidGraph
+	}
+	if _, err := dag.Build(v1.PipelineTaskList(spec.Finally), map[string][]string{}); err != nil {
+		return v1.PipelineRunReasonInvalidGraph
+	}
+	return ""
+}
+
+// rejectedRunReason is the reason for a PipelineRun the webhook rejects.
+// The reconciler does not run the webhook's checks again; it fails such a
+// run with the first of its own that fails: GetPipelineData, for a run that
+// names no Pipeline and embeds none, then the graph of an embedded spec.
+func rejectedRunReason(pr *v1.PipelineRun) v1.PipelineRunReason {
+	ref := pr.Spec.PipelineRef
+	switch {
+	case ref != nil && ref.Name != "":
+		// GetPipelineData reads the named Pipeline, checked on its own.
+		return ""
+	case pr.Spec.PipelineSpec != nil:
+		return graphReason(pr.Spec.PipelineSpec)
+	case ref != nil && ref.Resolver != "":
+		return ""
+	}
+	return v1.PipelineRunReasonCouldntGetPipeline
 }
 
 // unsupported is the message for a Tekton feature pod-runner does not run yet.

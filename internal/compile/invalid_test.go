@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+
 	"github.com/e7763abc/pod-runner/internal/load"
 )
 
@@ -45,19 +47,26 @@ spec:
     name: p
 `
 
+// invalidInput is input Compile rejects, and the *load.Error it reports.
+type invalidInput struct {
+	name  string
+	in    string
+	opts  Options
+	doc   string
+	field string
+	msg   string
+	// reason is the reason Tekton's PipelineRun reconciler fails the run
+	// with; empty is its generic FailedValidation.
+	reason v1.PipelineRunReason
+	// local: valid for a Pod, invalid for a local run (LocalError).
+	local bool
+}
+
 // TestCompileInvalid checks that every class of invalid input is one
-// *load.Error naming the document and the field at fault.
+// *load.Error naming the document and the field at fault, with the reason
+// Tekton gives the run (reconcilerChecks has more of those).
 func TestCompileInvalid(t *testing.T) {
-	tests := []struct {
-		name  string
-		in    string
-		opts  Options
-		doc   string
-		field string
-		msg   string
-		// local: valid for a Pod, invalid for a local run (LocalError).
-		local bool
-	}{
+	tests := []invalidInput{
 		{
 			name: "unparseable YAML",
 			in:   "apiVersion: tekton.dev/v1\nkind: PipelineRun\nmetadata: {name: [x\n",
@@ -88,6 +97,7 @@ func TestCompileInvalid(t *testing.T) {
 			name: "missing Pipeline",
 			in:   prOfPipeline,
 			doc:  "in.yaml#1 (PipelineRun/run)", field: "spec.pipelineRef.name", msg: `Pipeline "p" not found`,
+			reason: v1.PipelineRunReasonCouldntGetPipeline,
 		},
 		{
 			name: "missing Task",
@@ -103,6 +113,7 @@ spec:
       name: nope
 `,
 			doc: "in.yaml#2 (Pipeline/p)", field: "spec.tasks[0].taskRef.name", msg: `Task "nope" not found`,
+			reason: v1.PipelineRunReasonCouldntGetTask,
 		},
 		{
 			name: "missing Task in an embedded pipelineSpec",
@@ -124,6 +135,7 @@ spec:
           script: "true"
 `,
 			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.pipelineSpec.finally[0].taskRef.name", msg: `Task "nope" not found`,
+			reason: v1.PipelineRunReasonCouldntGetTask,
 		},
 		{
 			name: "DAG cycle",
@@ -144,6 +156,7 @@ spec:
     params: [{name: msg, value: x}]
 ---` + echoTask,
 			doc: "in.yaml#2 (Pipeline/p)", field: "spec.tasks", msg: "cycle detected",
+			reason: v1.PipelineRunReasonInvalidGraph,
 		},
 		{
 			name: "result reference to a missing task",
@@ -158,7 +171,10 @@ spec:
     taskRef: {name: echo}
     params: [{name: msg, value: $(tasks.ghost.results.out)}]
 ---` + echoTask,
+			// The reconciler builds the graph, which has the result's task
+			// as a dependency, before it checks result references.
 			doc: "in.yaml#2 (Pipeline/p)", field: "spec.tasks", msg: "ghost",
+			reason: v1.PipelineRunReasonInvalidGraph,
 		},
 		{
 			name: "missing required Pipeline param",
@@ -176,6 +192,7 @@ spec:
     params: [{name: msg, value: $(params.who)}]
 ---` + echoTask,
 			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.params", msg: "pipelineRun missing parameters: [who]",
+			reason: v1.PipelineRunReasonParameterMissing,
 		},
 		{
 			name: "missing required Task param",
@@ -221,6 +238,7 @@ spec:
     params: [{name: msg, value: "$(params.ok) $(params.list[0])"}]
 ---` + echoTask,
 			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.params[1].value", msg: "parameters have inconsistent types : [list]",
+			reason: v1.PipelineRunReasonParameterTypeMismatch,
 		},
 		{
 			name: "wrong param type on the command line",
@@ -258,6 +276,7 @@ spec:
     params: [{name: msg, value: x}]
 ---` + echoTask,
 			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.workspaces", msg: `pipeline requires workspace with name "src" be provided by pipelinerun`,
+			reason: v1.PipelineRunReasonInvalidWorkspaceBinding,
 		},
 		{
 			name: "Task workspace not given by the PipelineTask",
@@ -342,6 +361,7 @@ spec:
       ref: {name: nope}
 `,
 			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.taskSpec.steps[0].ref.name", msg: `StepAction "nope" not found`,
+			reason: v1.PipelineRunReasonCouldntGetTask,
 		},
 		{
 			name: "StepAction param missing",
@@ -467,6 +487,7 @@ spec:
     - {name: url, value: https://example.com/repo.git}
 `,
 			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.pipelineRef.resolver", msg: `remote resolution (resolver "git") is not supported locally`,
+			reason: v1.PipelineRunReasonCouldntGetPipeline,
 		},
 		{
 			name: "custom task",
@@ -542,6 +563,11 @@ spec:
 			doc:  "in.yaml#3 (Task/echo)", field: "metadata.name", msg: `Task "echo" is defined twice (also in in.yaml#2 (Task/echo))`,
 		},
 	}
+	runInvalid(t, tests)
+}
+
+// runInvalid compiles each input and checks the error it is rejected with.
+func runInvalid(t *testing.T, tests []invalidInput) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := compileYAML(t, tt.in, tt.opts)
@@ -559,6 +585,9 @@ spec:
 			}
 			if le.Doc != tt.doc || le.Field != tt.field || !strings.Contains(le.Msg, tt.msg) {
 				t.Errorf("error = {Doc: %q, Field: %q, Msg: %q}\nwant    {Doc: %q, Field: %q, Msg containing %q}", le.Doc, le.Field, le.Msg, tt.doc, tt.field, tt.msg)
+			}
+			if le.Reason != tt.reason.String() {
+				t.Errorf("reason = %q, want %q", le.Reason, tt.reason)
 			}
 		})
 	}

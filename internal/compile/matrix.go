@@ -35,7 +35,7 @@ func (c *compiler) pipelineTaskRuns(pr *v1.PipelineRun, rpt *prresources.Resolve
 		return []*planpb.Task{t}, nil
 	}
 	if err := prresources.ValidateParameterTypesInMatrix(prresources.PipelineRunState{rpt}); err != nil {
-		return nil, ptAt.errorf("matrix", "%v", err)
+		return nil, ptAt.errorf("matrix", "%v", err).WithReason(v1.PipelineRunReasonInvalidMatrixParameterTypes)
 	}
 	length := int32(min(pt.Matrix.CountCombinations(), math.MaxInt32))
 	if emptyMatrix(pt.Matrix) {

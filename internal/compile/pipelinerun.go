@@ -30,11 +30,15 @@ const kubectlLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
 // pipelineRun compiles a PipelineRun, following the order of Tekton's
 // webhook (defaults, validation) and PipelineRun reconciler (reconcile()).
+// Each of the reconciler's checks that fails the run with a reason of its
+// own gives its error that reason; the others leave Tekton's generic
+// FailedValidation.
 func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	ctx := c.ctx
 	runAt := where{c.run.Display, "spec"}
 	if ref := pr.Spec.PipelineRef; ref != nil && ref.Resolver != "" {
-		return nil, remote(runAt, "pipelineRef.resolver", "Pipeline", string(ref.Resolver))
+		// Tekton would resolve it; here there is no Pipeline to get.
+		return nil, remote(runAt, "pipelineRef.resolver", "Pipeline", string(ref.Resolver)).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 	}
 	if pr.Spec.PipelineSpec != nil {
 		if err := checkPipelineSpec(where{c.run.Display, "spec.pipelineSpec"}, pr.Spec.PipelineSpec); err != nil {
@@ -44,10 +48,11 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	create := apis.WithinCreate(ctx)
 	pr.SetDefaults(create)
 	if err := validation(c.run.Display, "", pr.DeepCopy().Validate(create)); err != nil {
-		return nil, err
+		return nil, withReason(err, rejectedRunReason(pr))
 	}
 	if err := pipelineNameLabel(pr); err != nil {
-		return nil, runAt.errorf("", "%v", err)
+		// GetPipelineData fails the same way for a run naming no Pipeline.
+		return nil, runAt.errorf("", "%v", err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 	}
 
 	// reconcile()
@@ -64,9 +69,9 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	pipelineMeta, spec, err := pipelinespec.GetPipelineData(ctx, pr, getPipeline)
 	if err != nil {
 		if errors.Is(err, errNotFound) {
-			return nil, runAt.errorf("pipelineRef.name", "Pipeline %q not found", pr.Spec.PipelineRef.Name)
+			return nil, runAt.errorf("pipelineRef.name", "Pipeline %q not found", pr.Spec.PipelineRef.Name).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 		}
-		return nil, runAt.errorf("", "%v", err)
+		return nil, runAt.errorf("", "%v", err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 	}
 	storePipelineMeta(pr, spec, pipelineMeta.ObjectMeta)
 
@@ -75,10 +80,10 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		return nil, err
 	}
 	if _, err := dag.Build(v1.PipelineTaskList(spec.Tasks), v1.PipelineTaskList(spec.Tasks).Deps()); err != nil {
-		return nil, specAt.errorf("tasks", "invalid graph: %v", err)
+		return nil, specAt.errorf("tasks", "invalid graph: %v", err).WithReason(v1.PipelineRunReasonInvalidGraph)
 	}
 	if _, err := dag.Build(v1.PipelineTaskList(spec.Finally), map[string][]string{}); err != nil {
-		return nil, specAt.errorf("finally", "invalid graph: %v", err)
+		return nil, specAt.errorf("finally", "invalid graph: %v", err).WithReason(v1.PipelineRunReasonInvalidGraph)
 	}
 	if err := validation(specAt.doc, specAt.path, spec.Validate(ctx)); err != nil {
 		return nil, err
@@ -87,10 +92,10 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		return nil, err
 	}
 	if err := prresources.ValidateWorkspaceBindings(spec, pr); err != nil {
-		return nil, runAt.errorf("workspaces", "%v", err)
+		return nil, runAt.errorf("workspaces", "%v", err).WithReason(v1.PipelineRunReasonInvalidWorkspaceBinding)
 	}
 	if err := prresources.ValidateTaskRunSpecs(spec, pr); err != nil {
-		return nil, runAt.errorf("taskRunSpecs", "%v", err)
+		return nil, runAt.errorf("taskRunSpecs", "%v", err).WithReason(v1.PipelineRunReasonInvalidTaskRunSpec)
 	}
 
 	prresources.ApplyParametersToWorkspaceBindings(pr)
@@ -115,13 +120,13 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		return nil, err
 	}
 	if err := prresources.ValidatePipelineTaskResults(state); err != nil {
-		return nil, specAt.errorf("tasks", "%v", err)
+		return nil, specAt.errorf("tasks", "%v", err).WithReason(v1.PipelineRunReasonInvalidTaskResultReference)
 	}
 	if err := prresources.ValidatePipelineResults(spec, state); err != nil {
-		return nil, specAt.errorf("results", "%v", err)
+		return nil, specAt.errorf("results", "%v", err).WithReason(v1.PipelineRunReasonInvalidPipelineResultReference)
 	}
 	if err := prresources.ValidateOptionalWorkspaces(spec.Workspaces, state); err != nil {
-		return nil, specAt.errorf("workspaces", "%v", err)
+		return nil, specAt.errorf("workspaces", "%v", err).WithReason(v1.PipelineRunReasonRequiredWorkspaceMarkedOptional)
 	}
 
 	plan := &planpb.Plan{
@@ -199,21 +204,21 @@ var errNotFound = errors.New("not found")
 func (c *compiler) pipelineRunParams(pr *v1.PipelineRun, spec *v1.PipelineSpec) error {
 	runAt := where{c.run.Display, "spec"}
 	if err := prresources.ValidateRequiredParametersProvided(&spec.Params, &pr.Spec.Params); err != nil {
-		return runAt.errorf("params", "%v", err)
+		return runAt.errorf("params", "%v", err).WithReason(v1.PipelineRunReasonParameterMissing)
 	}
 	if err := prresources.ValidateParamTypesMatching(spec, pr); err != nil {
-		return runAt.errorf(paramField(pr.Spec.Params, spec.Params), "%v", err)
+		return runAt.errorf(paramField(pr.Spec.Params, spec.Params), "%v", err).WithReason(v1.PipelineRunReasonParameterTypeMismatch)
 	}
 	if config.FromContextOrDefaults(c.ctx).FeatureFlags.EnableParamEnum {
 		if err := taskrun.ValidateEnumParam(c.ctx, pr.Spec.Params, spec.Params); err != nil {
-			return runAt.errorf("params", "%v", err)
+			return runAt.errorf("params", "%v", err).WithReason(v1.PipelineRunReasonInvalidParamValue)
 		}
 	}
 	if err := prresources.ValidateObjectParamRequiredKeys(spec.Params, pr.Spec.Params); err != nil {
-		return runAt.errorf("params", "%v", err)
+		return runAt.errorf("params", "%v", err).WithReason(v1.PipelineRunReasonObjectParameterMissKeys)
 	}
 	if err := prresources.ValidateParamArrayIndex(spec, pr.Spec.Params); err != nil {
-		return runAt.errorf("params", "%v", err)
+		return runAt.errorf("params", "%v", err).WithReason(v1.PipelineRunReasonParamArrayIndexingInvalid)
 	}
 	return nil
 }
@@ -300,7 +305,7 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 		if err != nil {
 			var notFound *prresources.TaskNotFoundError
 			if errors.As(err, &notFound) {
-				return nil, ptAt.errorf("taskRef.name", "Task %q not found", notFound.Name)
+				return nil, ptAt.errorf("taskRef.name", "Task %q not found", notFound.Name).WithReason(v1.PipelineRunReasonCouldntGetTask)
 			}
 			return nil, ptAt.errorf("", "%v", err)
 		}
@@ -508,7 +513,8 @@ func (c *compiler) taskRunWorkspaces(pr *v1.PipelineRun, pt *v1.PipelineTask, ts
 	if pt.TaskSpec != nil {
 		used, err := workspacesUsed(pt.TaskSpec.TaskSpec)
 		if err != nil {
-			return nil, ptAt.errorf("taskSpec", "%v", err)
+			// getTaskrunWorkspaces' errors are permanent: createTaskRun fails.
+			return nil, ptAt.errorf("taskSpec", "%v", err).WithReason(v1.PipelineRunReasonCreateRunFailed)
 		}
 		have := map[string]bool{}
 		for _, w := range pt.Workspaces {
@@ -529,7 +535,8 @@ func (c *compiler) taskRunWorkspaces(pr *v1.PipelineRun, pt *v1.PipelineTask, ts
 		b, ok := bound[runWs]
 		if !ok {
 			if !optionalIn(ts, w.Name) {
-				return nil, ptAt.errorf(fmt.Sprintf("workspaces[%d]", i), "expected workspace %q to be provided by pipelinerun for pipeline task %q", runWs, pt.Name)
+				return nil, ptAt.errorf(fmt.Sprintf("workspaces[%d]", i), "expected workspace %q to be provided by pipelinerun for pipeline task %q", runWs, pt.Name).
+					WithReason(v1.PipelineRunReasonCreateRunFailed)
 			}
 			continue
 		}

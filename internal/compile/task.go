@@ -157,7 +157,9 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 			return nil, remote(in.specAt, at+".resolver", "StepAction", string(s.Ref.Resolver))
 		}
 		if _, ok := c.objs.stepActions[s.Ref.Name]; !ok {
-			return nil, in.specAt.errorf(at+".name", "StepAction %q not found", s.Ref.Name)
+			// Tekton's TaskRun reconciler resolves StepActions: the run
+			// cannot get what its task needs.
+			return nil, in.specAt.errorf(at+".name", "StepAction %q not found", s.Ref.Name).WithReason(v1.PipelineRunReasonCouldntGetTask)
 		}
 	}
 	tr := in.knownParams()

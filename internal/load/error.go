@@ -1,6 +1,10 @@
 package load
 
-import "fmt"
+import (
+	"fmt"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+)
 
 // Error is invalid input: it names the document and the field at fault.
 // Commands print it and exit with code 2; nothing runs.
@@ -11,6 +15,12 @@ type Error struct {
 	// Field is the path of the field at fault, e.g. "spec.tasks[1].taskRef.name".
 	Field string
 	Msg   string
+	// Reason is the condition reason Tekton's PipelineRun reconciler fails
+	// a run with for this fault, before anything runs (CouldntGetTask, say).
+	// Empty is its generic validation failure (PipelineRunReasonFailedValidation).
+	// It is set where the error is made, by the code that knows which of
+	// Tekton's checks failed.
+	Reason string
 }
 
 func (e *Error) Error() string {
@@ -22,6 +32,13 @@ func (e *Error) Error() string {
 		s = e.Doc + ": " + s
 	}
 	return s
+}
+
+// WithReason sets the reason Tekton gives a run failing with e, and
+// returns e.
+func (e *Error) WithReason(reason v1.PipelineRunReason) *Error {
+	e.Reason = reason.String()
+	return e
 }
 
 // Errorf builds an *Error.
