@@ -141,14 +141,23 @@ func ParseTermination(msg string) (*planpb.RunStatus, error) {
 	return st, nil
 }
 
-// Stream is what Read found in a supervisor's log.
+// Stream is the run's status folded from a supervisor's events as they are
+// read: the last run-level status, each task's latest status and the
+// skipped tasks. It keeps nothing else, so a follower's memory is linear
+// in the run's tasks, whatever the number of events.
 type Stream struct {
-	// Events in the order they were published.
-	Events []*planpb.Event
+	// Events is how many events were read.
+	Events int
 	// Final is the run's final status (from the last event, which carries
 	// results), or nil when the log ends before it: the supervisor is still
 	// running, or died.
 	Final *planpb.RunStatus
+
+	run     *planpb.RunStatus // the last run event's own fields
+	tasks   map[string]*planpb.TaskStatus
+	order   []string // tasks in the order first seen
+	skipped map[string]bool
+	skips   []*planpb.SkippedTask
 }
 
 // maxLine bounds one log line: an event carries a task's results.
@@ -184,58 +193,72 @@ func (s *Stream) Add(line string) (bool, error) {
 	if err := protojson.Unmarshal([]byte(line[i+len(LinePrefix):]), e); err != nil {
 		return false, fmt.Errorf("event: %w", err)
 	}
-	s.Events = append(s.Events, e)
-	if run := e.GetRun(); run != nil && run.GetCompletionTime() != nil {
-		s.Final = run
-	}
+	s.fold(e)
 	return true, nil
 }
 
+// fold lays one event over the status so far. A run event carries the
+// run's own fields and, at a checkpoint or the end, every task's status.
+func (s *Stream) fold(e *planpb.Event) {
+	s.Events++
+	switch k := e.GetKind().(type) {
+	case *planpb.Event_Run:
+		run := proto.Clone(k.Run).(*planpb.RunStatus)
+		for _, t := range run.GetTasks() {
+			s.task(t)
+		}
+		for _, sk := range run.GetSkipped() {
+			s.skip(sk)
+		}
+		run.Tasks, run.Skipped = nil, nil
+		s.run = run
+		if run.GetCompletionTime() != nil {
+			s.Final = k.Run
+		}
+	case *planpb.Event_Task:
+		s.task(k.Task)
+	case *planpb.Event_Skipped:
+		s.skip(k.Skipped)
+	}
+}
+
+func (s *Stream) task(t *planpb.TaskStatus) {
+	if s.tasks == nil {
+		s.tasks = map[string]*planpb.TaskStatus{}
+	}
+	if _, ok := s.tasks[t.GetName()]; !ok {
+		s.order = append(s.order, t.GetName())
+	}
+	s.tasks[t.GetName()] = t
+}
+
+func (s *Stream) skip(sk *planpb.SkippedTask) {
+	if s.skipped == nil {
+		s.skipped = map[string]bool{}
+	}
+	if !s.skipped[sk.GetName()] {
+		s.skipped[sk.GetName()] = true
+		s.skips = append(s.skips, sk)
+	}
+}
+
 // Current is the latest status the events tell: the last run status, with
-// each task's latest status laid over it. It is the final status when the
-// run ended, and what is known when it did not.
+// each task's latest status and every skipped task. It is the final status
+// when the run ended, and what is known when it did not.
 func (s *Stream) Current() *planpb.RunStatus {
 	if s.Final != nil {
 		return s.Final
 	}
-	var st *planpb.RunStatus
-	tasks := map[string]*planpb.TaskStatus{}
-	var order []string
-	skipped := map[string]bool{}
-	for _, e := range s.Events {
-		switch k := e.GetKind().(type) {
-		case *planpb.Event_Run:
-			st = proto.Clone(k.Run).(*planpb.RunStatus)
-			for _, t := range k.Run.GetTasks() {
-				if _, ok := tasks[t.GetName()]; !ok {
-					order = append(order, t.GetName())
-				}
-				tasks[t.GetName()] = t
-			}
-			for _, sk := range k.Run.GetSkipped() {
-				skipped[sk.GetName()] = true
-			}
-		case *planpb.Event_Task:
-			if _, ok := tasks[k.Task.GetName()]; !ok {
-				order = append(order, k.Task.GetName())
-			}
-			tasks[k.Task.GetName()] = k.Task
-		case *planpb.Event_Skipped:
-			if st == nil {
-				st = &planpb.RunStatus{}
-			}
-			if !skipped[k.Skipped.GetName()] {
-				skipped[k.Skipped.GetName()] = true
-				st.Skipped = append(st.Skipped, k.Skipped)
-			}
-		}
-	}
-	if st == nil {
+	if s.run == nil && len(s.skips) == 0 {
 		return nil
 	}
-	st.Tasks = nil
-	for _, name := range order {
-		st.Tasks = append(st.Tasks, tasks[name])
+	st := &planpb.RunStatus{}
+	if s.run != nil {
+		st = proto.Clone(s.run).(*planpb.RunStatus)
+	}
+	st.Skipped = append([]*planpb.SkippedTask(nil), s.skips...)
+	for _, name := range s.order {
+		st.Tasks = append(st.Tasks, s.tasks[name])
 	}
 	return st
 }

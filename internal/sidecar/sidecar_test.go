@@ -58,8 +58,8 @@ func TestPublishAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Events) != 4 {
-		t.Errorf("%d events, want 4", len(s.Events))
+	if s.Events != 4 {
+		t.Errorf("%d events, want 4", s.Events)
 	}
 	if !proto.Equal(s.Final, final()) || !proto.Equal(s.Current(), final()) {
 		t.Errorf("final = %v", s.Final)

@@ -147,7 +147,16 @@ type run struct {
 	running    map[string]*runningTask
 	taskStatus map[string]*planpb.TaskStatus
 	wg         sync.WaitGroup
+	// checkpointed is when a run event last carried every task's status.
+	checkpointed time.Time
 }
+
+// checkpointEvery is how often at most a run event carries every task's
+// status and the skipped tasks (a checkpoint); the others carry the run's
+// own fields, the tasks' changes travelling in their own events. So the
+// status stream grows linearly with the tasks, not with their square,
+// and a reader that starts late still gets the whole status soon.
+const checkpointEvery = 10 * time.Second
 
 func (r *run) loop(ctx context.Context) {
 	t := r.s.Plan.GetTimeouts()
@@ -179,7 +188,7 @@ func (r *run) loop(ctx context.Context) {
 		cond := r.facts.Condition()
 		if controlled || len(d.Start) > 0 || len(d.Skipped) > 0 || !proto.Equal(cond, lastCond) {
 			lastCond = cond
-			r.report(&planpb.Event{Kind: &planpb.Event_Run{Run: r.snapshot()}})
+			r.report(&planpb.Event{Kind: &planpb.Event_Run{Run: r.runEvent()}})
 		}
 		if r.facts.Done() {
 			return
@@ -275,6 +284,20 @@ func (r *run) report(e *planpb.Event) {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	r.s.Reporter.Report(e)
+}
+
+// runEvent is the run's status for a run event: the whole of it at a
+// checkpoint, else without the tasks and skipped tasks, which their own
+// events carry.
+func (r *run) runEvent() *planpb.RunStatus {
+	if now := r.s.now(); now.Sub(r.checkpointed) >= checkpointEvery {
+		r.checkpointed = now
+		return r.snapshot()
+	}
+	st := proto.Clone(r.status).(*planpb.RunStatus)
+	st.Condition = r.facts.Condition()
+	st.Tasks, st.Skipped = nil, nil
+	return st
 }
 
 // snapshot is the run's status now.

@@ -22,7 +22,7 @@ func readPublished(yaml, supervisorLog string) (*tektonRun, error) {
 		return nil, err
 	}
 	if stream.Final == nil {
-		return nil, fmt.Errorf("no final status among %d events", len(stream.Events))
+		return nil, fmt.Errorf("no final status among %d events", stream.Events)
 	}
 	return tektonStatus(yaml, stream.Final)
 }
