@@ -141,6 +141,8 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !Managed(pr) || pr.IsDone() || pr.IsPending() {
+		// Whatever ended it, nothing of the run is kept.
+		r.compiled.drop(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	logger := log.FromContext(ctx)
@@ -303,6 +305,7 @@ func (r *Reconciler) fail(ctx context.Context, pr *v1.PipelineRun, reason, msg s
 	if err := r.Client.Status().Update(ctx, pr); err != nil {
 		return fmt.Errorf("write failed status of %s: %w", pr.Name, err)
 	}
+	r.compiled.drop(key(pr))
 	r.transition(ctx, cur, pr)
 	return nil
 }

@@ -351,5 +351,9 @@ func (r *Reconciler) cancelled(ctx context.Context, pr *v1.PipelineRun, c *compi
 		next.Status.PipelineSpec = c.PipelineSpec.DeepCopy()
 	}
 	markCancelled(next, r.clock().Now())
-	return r.updatePipelineRun(ctx, pr, next)
+	if err := r.updatePipelineRun(ctx, pr, next); err != nil {
+		return err
+	}
+	r.compiled.drop(key(pr))
+	return nil
 }
