@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
@@ -51,64 +48,39 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 		outW.Close()
 		return supervisor.StepExit{Err: fmt.Errorf("stderr pipe: %w", err)}
 	}
-	cmd, startErr := stepexec.Start(func() *exec.Cmd {
-		cmd := &exec.Cmd{
-			Path: p.argv[0], Args: p.argv, Env: p.env, Dir: p.dir,
-			// Our own *os.File pipes: exec then starts no copying
-			// goroutine that Wait would block on while a grandchild
-			// holds the pipe.
-			Stdout: outW, Stderr: errW,
-			// Its own process group, as Tekton's entrypoint does, so a
-			// stop reaches the step's children too.
-			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-		}
-		if step.Hermetic {
-			hermetic.Isolate(cmd.SysProcAttr)
-		}
-		return cmd
+	// Our own *os.File pipes: exec then starts no copying goroutine that
+	// Wait would block on while a grandchild holds the pipe.
+	proc, startErr := stepexec.Launch(stepexec.Spec{
+		Argv: p.argv, Env: p.env, Dir: p.dir, Stdout: outW, Stderr: errW, Hermetic: step.Hermetic,
+		// Tekton's entrypoint records the exit code for
+		// $(steps.step-NAME.exitCode.path).
+		ExitCodePath: filepath.Join(a.StepDir(step.Name), "exitCode"),
 	})
-	started := time.Now()
 	outW.Close()
 	errW.Close()
 	if startErr != nil {
 		outR.Close()
 		errR.Close()
-		if step.Hermetic {
-			// Never run it with the network instead: say what is missing.
-			startErr = hermetic.StartError(startErr)
-			var he *hermetic.Error
-			if errors.As(startErr, &he) {
-				return supervisor.StepExit{Err: startErr}
-			}
+		var he *hermetic.Error
+		if errors.As(startErr, &he) {
+			return supervisor.StepExit{Err: startErr}
 		}
-		return supervisor.StepExit{Err: fmt.Errorf("start step %q: %w", step.Name, startErr)}
+		return supervisor.StepExit{Err: fmt.Errorf("step %q: %w", step.Name, startErr)}
 	}
 	var copiers sync.WaitGroup
 	copiers.Add(2)
 	go a.copyOutput(&copiers, outR, prefix, p.stdout)
 	go a.copyOutput(&copiers, errR, prefix, p.stderr)
 
-	pgid := cmd.Process.Pid
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var waitErr error
+	waited := make(chan stepexec.Exit, 1)
+	go func() { waited <- proc.Wait() }()
+	var end stepexec.Exit
 	select {
-	case waitErr = <-waited:
+	case end = <-waited:
 	case <-ctx.Done():
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		grace := time.NewTimer(a.l.opts.Grace)
-		select {
-		case waitErr = <-waited:
-		case <-grace.C:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			waitErr = <-waited
-		}
-		grace.Stop()
+		proc.Stop(a.l.opts.Grace)
+		end = <-waited
 	}
-	finished := time.Now()
-	// A container's processes all end with its main process; so do the
-	// step's background children here (no-op when none are left).
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	drained := make(chan struct{})
 	go func() { copiers.Wait(); close(drained) }()
 	select {
@@ -122,26 +94,9 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 	}
 	outR.Close()
 	errR.Close()
-
-	exit := supervisor.StepExit{Started: started, Finished: finished}
-	var ee *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &ee) {
-		exit.Err = fmt.Errorf("wait for step %q: %w", step.Name, waitErr)
-		return exit
-	}
-	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	switch {
-	case ws.Signaled():
-		exit.ExitCode = 128 + int(ws.Signal())
-		exit.Reason = stepexec.SignalName(ws.Signal())
-	default:
-		exit.ExitCode = cmd.ProcessState.ExitCode()
-	}
-	// Tekton's entrypoint records the exit code for
-	// $(steps.step-NAME.exitCode.path).
-	code := filepath.Join(a.StepDir(step.Name), "exitCode")
-	if err := os.WriteFile(code, []byte(strconv.Itoa(exit.ExitCode)), 0o644); err != nil {
-		exit.Err = fmt.Errorf("record exit code: %w", err)
+	exit := supervisor.StepExit{Started: end.Started, Finished: end.Finished, ExitCode: end.Code, Reason: end.Reason}
+	if end.Err != nil {
+		exit.Err = fmt.Errorf("step %q: %w", step.Name, end.Err)
 	}
 	return exit
 }

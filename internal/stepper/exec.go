@@ -5,32 +5,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/e7763abc/pod-runner/internal/hermetic"
 	"github.com/e7763abc/pod-runner/internal/stepexec"
 	"github.com/e7763abc/pod-runner/proto/steppb"
 )
 
-// waitDelay bounds how long the end of a step waits for its output copies
-// once its process is gone: a child that left the process group may hold
-// the pipe open for ever.
-const waitDelay = 500 * time.Millisecond
-
 // process is one running step.
 type process struct {
 	seq  uint64
-	pgid int
+	proc *stepexec.Process
 	done chan *steppb.Exited // receives once, then is never read again
-
-	mu    sync.Mutex
-	timer *time.Timer // SIGKILL after the grace period of a Stop
 }
 
 // start starts the process of a Run; its end arrives on p.done.
@@ -67,73 +54,30 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		closeFile(outFile)
 		return nil, fmt.Errorf("stderrConfig: %w", err)
 	}
-	newCmd := func() *exec.Cmd {
-		cmd := &exec.Cmd{
-			Path: argv[0], Args: argv, Env: env, Dir: dir, Stdout: stdout, Stderr: stderr,
-			// Its own process group, so that a Stop reaches the step's children.
-			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-			WaitDelay:   waitDelay,
-		}
-		if run.GetHermetic() {
-			hermetic.Isolate(cmd.SysProcAttr)
-		}
-		return cmd
-	}
-	oomBefore := oomKills(s.opts.Cgroup)
-	cmd, err := stepexec.Start(newCmd)
+	proc, err := stepexec.Launch(stepexec.Spec{
+		Argv: argv, Env: env, Dir: dir, Stdout: stdout, Stderr: stderr,
+		Hermetic: run.GetHermetic(), ExitCodePath: run.GetExitCodePath(), Cgroup: s.opts.Cgroup,
+	})
 	if err != nil {
 		closeFile(outFile)
 		closeFile(errFile)
 		if script != "" {
 			os.Remove(script)
 		}
-		if run.GetHermetic() {
-			// Never run it with the network instead: say what is missing.
-			err = hermetic.StartError(err)
-			var he *hermetic.Error
-			if errors.As(err, &he) {
-				return nil, err
-			}
-		}
-		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+		return nil, err
 	}
-	p := &process{seq: run.GetSeq(), pgid: cmd.Process.Pid, done: make(chan *steppb.Exited, 1)}
-	started := time.Now()
+	p := &process{seq: run.GetSeq(), proc: proc, done: make(chan *steppb.Exited, 1)}
 	go func() {
-		waitErr := cmd.Wait()
-		finished := time.Now()
-		// A container's processes all end with its main process; so do
-		// the step's background children here.
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
-		p.mu.Lock()
-		if p.timer != nil {
-			p.timer.Stop()
-		}
-		p.mu.Unlock()
+		end := proc.Wait()
 		closeFile(outFile)
 		closeFile(errFile)
 		if script != "" {
 			os.Remove(script)
 		}
-		ex := &steppb.Exited{Seq: p.seq, StartedUnixNano: started.UnixNano(), FinishedUnixNano: finished.UnixNano()}
-		var ee *exec.ExitError
-		if waitErr != nil && !errors.As(waitErr, &ee) && !errors.Is(waitErr, exec.ErrWaitDelay) {
-			ex.ExitCode, ex.Error = 1, fmt.Sprintf("wait for the step: %v", waitErr)
-		} else {
-			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if ws.Signaled() {
-				ex.ExitCode, ex.Reason = 128+int32(ws.Signal()), stepexec.SignalName(ws.Signal())
-			} else {
-				ex.ExitCode = int32(ws.ExitStatus())
-			}
-			if ex.ExitCode != 0 && oomKills(s.opts.Cgroup) > oomBefore {
-				ex.Reason = "OOMKilled"
-			}
-		}
-		if path := run.GetExitCodePath(); path != "" {
-			if err := writeExitCode(path, ex.ExitCode); err != nil && ex.Error == "" {
-				ex.Error = err.Error()
-			}
+		ex := &steppb.Exited{Seq: p.seq, StartedUnixNano: end.Started.UnixNano(), FinishedUnixNano: end.Finished.UnixNano(),
+			ExitCode: int32(end.Code), Reason: end.Reason}
+		if end.Err != nil {
+			ex.Error = end.Err.Error()
 		}
 		p.done <- ex
 	}()
@@ -141,16 +85,10 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 }
 
 // stop sends SIGTERM to the step's group, and SIGKILL after grace.
-func (p *process) stop(grace time.Duration) {
-	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.timer == nil {
-		p.timer = time.AfterFunc(grace, p.kill)
-	}
-}
+func (p *process) stop(grace time.Duration) { p.proc.Stop(grace) }
 
-func (p *process) kill() { _ = syscall.Kill(-p.pgid, syscall.SIGKILL) }
+// kill sends SIGKILL to the step's group.
+func (p *process) kill() { p.proc.Kill() }
 
 // workingDir resolves and creates the step's working directory: relative
 // ones are under /workspace, as Tekton's working-dir initializer makes them;
@@ -204,16 +142,6 @@ func closeFile(f *os.File) {
 	if f != nil {
 		f.Close()
 	}
-}
-
-func writeExitCode(path string, code int32) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("record exit code: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(strconv.Itoa(int(code))), 0o644); err != nil {
-		return fmt.Errorf("record exit code: %w", err)
-	}
-	return nil
 }
 
 // ownEnv is this container's environment without pod-runner's own variables.
