@@ -243,11 +243,13 @@ undeploy:
 BENCH_RUNS ?= 3
 
 ## bench-cluster: the same PipelineRuns (5-task chain, 10+1 fan-out, 1 task)
-## through Tekton's controller and ours; create → Succeeded, ratios, status lag
+## through Tekton's controller and ours (create → Succeeded, ratios, status
+## lag), and the status stream and controller peak memory of a 50- and a
+## 200-task chain through ours
 bench-cluster: k8s-images
 	POD_RUNNER_BENCH_CLUSTER=1 POD_RUNNER_BENCH_RUNS=$(BENCH_RUNS) LOCAL_K8S=$(LOCAL_K8S) \
 	  KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
-	  $(GO) test -count=1 -v -timeout 30m -run TestCompare ./test/clusterbench/
+	  $(GO) test -count=1 -v -timeout 30m -run 'TestCompare|TestStatusGrowth' ./test/clusterbench/
 
 ## parity: only the field-by-field comparison with Tekton's controller
 parity: k8s-images
