@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -32,8 +33,8 @@ func (c *compiler) env(env []corev1.EnvVar, envFrom []corev1.EnvFromSource, at w
 			continue
 		}
 		ef.Prefix = f.Prefix
-		if _, found := c.objs.data(ef.Kind, ef.Name); !found && !ef.Optional && !strings.Contains(ef.Name, "$(") {
-			c.noteLocal(at.errorf(field+".name", "%s %q not found: give it as a document", kindName(ef.Kind), ef.Name))
+		if _, found := c.objs.refer(ef.Kind, ef.Name); !found && !ef.Optional && !strings.Contains(ef.Name, "$(") {
+			c.noteLocal(at.errorf(field+".name", "%s %q not found: give it as a document", ef.Kind.Object(), ef.Name))
 		}
 		from = append(from, ef)
 	}
@@ -81,24 +82,39 @@ func (c *compiler) checkLocalKey(ref *planpb.KeyRef, at where, field string) {
 	if ref.Optional || strings.Contains(ref.Name, "$(") || strings.Contains(ref.Key, "$(") {
 		return
 	}
-	data, found := c.objs.data(ref.Kind, ref.Name)
+	data, found := c.objs.refer(ref.Kind, ref.Name)
 	field += map[planpb.KeyRef_Kind]string{planpb.KeyRef_CONFIG_MAP: ".configMapKeyRef", planpb.KeyRef_SECRET: ".secretKeyRef"}[ref.Kind]
 	switch _, hasKey := data[ref.Key]; {
 	case !found:
-		c.noteLocal(at.errorf(field+".name", "%s %q not found: give it as a document", kindName(ref.Kind), ref.Name))
+		c.noteLocal(at.errorf(field+".name", "%s %q not found: give it as a document", ref.Kind.Object(), ref.Name))
 	case !hasKey:
-		c.noteLocal(at.errorf(field+".key", "%s %q has no key %q", kindName(ref.Kind), ref.Name, ref.Key))
+		c.noteLocal(at.errorf(field+".key", "%s %q has no key %q", ref.Kind.Object(), ref.Name, ref.Key))
 	}
-}
-
-func kindName(k planpb.KeyRef_Kind) string {
-	if k == planpb.KeyRef_SECRET {
-		return "Secret"
-	}
-	return "ConfigMap"
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// use notes the ConfigMap or Secret document of that name, if given, as
+// one the run refers to (Compiled.Documents).
+func (o *objects) use(kind planpb.KeyRef_Kind, name string) {
+	if d := o.doc(kind, name); d != nil {
+		o.used[d] = true
+	}
+}
+
+// refer is data, noting the document as used.
+func (o *objects) refer(kind planpb.KeyRef_Kind, name string) (map[string][]byte, bool) {
+	o.use(kind, name)
+	return o.data(kind, name)
+}
+
+// doc is the ConfigMap or Secret document of that name, or nil.
+func (o *objects) doc(kind planpb.KeyRef_Kind, name string) *load.Doc {
+	if kind == planpb.KeyRef_SECRET {
+		return o.secrets[name].doc
+	}
+	return o.configMaps[name].doc
+}
 
 // data is the data of a ConfigMap or Secret document, binary data
 // included; a Secret's stringData takes precedence, as the API server
@@ -110,7 +126,6 @@ func (o *objects) data(kind planpb.KeyRef_Kind, name string) (map[string][]byte,
 		if !ok {
 			return nil, false
 		}
-		o.used[e.doc] = true
 		for k, v := range e.obj.Data {
 			data[k] = v
 		}
@@ -123,7 +138,6 @@ func (o *objects) data(kind planpb.KeyRef_Kind, name string) (map[string][]byte,
 	if !ok {
 		return nil, false
 	}
-	o.used[e.doc] = true
 	for k, v := range e.obj.BinaryData {
 		data[k] = v
 	}

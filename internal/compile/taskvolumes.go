@@ -102,18 +102,18 @@ func fixed(v any, at where, field string) error {
 // with it (the volume names them as the user wrote it).
 func (c *compiler) volumeObjects(src corev1.VolumeSource) {
 	if src.ConfigMap != nil {
-		c.objs.data(planpb.KeyRef_CONFIG_MAP, src.ConfigMap.Name)
+		c.objs.use(planpb.KeyRef_CONFIG_MAP, src.ConfigMap.Name)
 	}
 	if src.Secret != nil {
-		c.objs.data(planpb.KeyRef_SECRET, src.Secret.SecretName)
+		c.objs.use(planpb.KeyRef_SECRET, src.Secret.SecretName)
 	}
 	if src.Projected != nil {
 		for _, p := range src.Projected.Sources {
 			if p.ConfigMap != nil {
-				c.objs.data(planpb.KeyRef_CONFIG_MAP, p.ConfigMap.Name)
+				c.objs.use(planpb.KeyRef_CONFIG_MAP, p.ConfigMap.Name)
 			}
 			if p.Secret != nil {
-				c.objs.data(planpb.KeyRef_SECRET, p.Secret.Name)
+				c.objs.use(planpb.KeyRef_SECRET, p.Secret.Name)
 			}
 		}
 	}

@@ -70,16 +70,16 @@ func (c *compiler) files(kind planpb.KeyRef_Kind, name string, items []corev1.Ke
 		}
 		files.Items = append(files.Items, kp)
 	}
-	data, found := c.objs.data(kind, name)
+	data, found := c.objs.refer(kind, name)
 	if !found {
 		if !optional {
-			c.noteLocal(runAt.errorf(field, "%s %q not found: give it as a document", kindName(kind), name))
+			c.noteLocal(runAt.errorf(field, "%s %q not found: give it as a document", kind.Object(), name))
 		}
 		return files
 	}
 	for i, it := range items {
 		if _, ok := data[it.Key]; !ok && !optional {
-			c.noteLocal(runAt.errorf(fmt.Sprintf("%s.items[%d].key", field, i), "%s %q has no key %q", kindName(kind), name, it.Key))
+			c.noteLocal(runAt.errorf(fmt.Sprintf("%s.items[%d].key", field, i), "%s %q has no key %q", kind.Object(), name, it.Key))
 		}
 	}
 	return files

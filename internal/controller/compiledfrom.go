@@ -64,7 +64,7 @@ func (rec *compiledFrom) annotate(pod *corev1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("encode the run's record: %w", err)
 	}
-	v := podlayout.EncodePlan(b)
+	v := podlayout.EncodeGzip(b)
 	if len(v) > maxRecord {
 		return load.Errorf("", "", "what the run was compiled from takes %d bytes, over the %d a Pod annotation can hold: its Pipeline and Tasks are too large for one Pod", len(v), maxRecord)
 	}
@@ -82,7 +82,7 @@ func compiledFromPod(pod *corev1.Pod) (*compiledFrom, bool, error) {
 	if !ok {
 		return nil, false, nil
 	}
-	b, err := podlayout.DecodePlan(v)
+	b, err := podlayout.DecodeGzip(v)
 	if err != nil {
 		return nil, true, fmt.Errorf("pod %s: annotation %s: %w", pod.Name, RecordAnnotation, err)
 	}

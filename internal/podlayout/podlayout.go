@@ -138,27 +138,36 @@ func VolumeName(name, uid string) string {
 func WorkspaceVolume(planVolume, uid string) string { return VolumeName("ws-"+planVolume, uid) }
 
 // EncodePlan is the value of EnvPlan for a Plan's binary proto form.
-func EncodePlan(plan []byte) string {
-	var b bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-	zw.Write(plan) // writes to a bytes.Buffer do not fail
-	zw.Close()
-	return base64.StdEncoding.EncodeToString(b.Bytes())
-}
+func EncodePlan(plan []byte) string { return EncodeGzip(plan) }
 
 // DecodePlan reverses EncodePlan.
 func DecodePlan(value string) ([]byte, error) {
-	z, err := base64.StdEncoding.DecodeString(value)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvPlan, err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(z))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvPlan, err)
-	}
-	plan, err := io.ReadAll(zr)
+	plan, err := DecodeGzip(value)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", EnvPlan, err)
 	}
 	return plan, nil
+}
+
+// EncodeGzip is b gzipped, in base64: how a Pod carries a large value in
+// an environment variable or an annotation.
+func EncodeGzip(b []byte) string {
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	zw.Write(b) // writes to a bytes.Buffer do not fail
+	zw.Close()
+	return base64.StdEncoding.EncodeToString(z.Bytes())
+}
+
+// DecodeGzip reverses EncodeGzip.
+func DecodeGzip(value string) ([]byte, error) {
+	z, err := base64.StdEncoding.DecodeString(value)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }

@@ -24,7 +24,7 @@ func (l *Launcher) objectEnv(step *supervisor.Step) ([]string, error) {
 			if f.GetOptional() {
 				continue
 			}
-			return nil, fmt.Errorf("envFrom: %s %q not found", kindName(f.GetKind()), f.GetName())
+			return nil, fmt.Errorf("envFrom: %s %q not found", f.GetKind().Object(), f.GetName())
 		}
 		keys := make([]string, 0, len(data))
 		for k := range data {
@@ -46,9 +46,9 @@ func (l *Launcher) objectEnv(step *supervisor.Step) ([]string, error) {
 		case ref.GetOptional():
 			// The kubelet leaves the variable unset.
 		case !found:
-			return nil, fmt.Errorf("env %s: %s %q not found", e.GetName(), kindName(ref.GetKind()), ref.GetName())
+			return nil, fmt.Errorf("env %s: %s %q not found", e.GetName(), ref.GetKind().Object(), ref.GetName())
 		default:
-			return nil, fmt.Errorf("env %s: %s %q has no key %q", e.GetName(), kindName(ref.GetKind()), ref.GetName(), ref.GetKey())
+			return nil, fmt.Errorf("env %s: %s %q has no key %q", e.GetName(), ref.GetKind().Object(), ref.GetName(), ref.GetKey())
 		}
 	}
 	return env, nil
@@ -59,11 +59,4 @@ func (l *Launcher) data(kind planpb.KeyRef_Kind, name string) (map[string][]byte
 		return nil, false
 	}
 	return l.opts.Objects.Data(kind, name)
-}
-
-func kindName(k planpb.KeyRef_Kind) string {
-	if k == planpb.KeyRef_SECRET {
-		return "Secret"
-	}
-	return "ConfigMap"
 }

@@ -303,13 +303,9 @@ func (l *Launcher) writeFiles(dir string, kind planpb.KeyRef_Kind, f *planpb.Fil
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
-	var data map[string][]byte
-	found := false
-	if l.opts.Objects != nil {
-		data, found = l.opts.Objects.Data(kind, f.GetName())
-	}
+	data, found := l.data(kind, f.GetName())
 	if !found && !f.GetOptional() {
-		return fmt.Errorf("%s %q not found: give it as a document", kindName(kind), f.GetName())
+		return fmt.Errorf("%s %q not found: give it as a document", kind.Object(), f.GetName())
 	}
 	if m := f.GetDefaultMode(); m != 0 {
 		fileMode = fs.FileMode(m) & fs.ModePerm
@@ -327,7 +323,7 @@ func (l *Launcher) writeFiles(dir string, kind planpb.KeyRef_Kind, f *planpb.Fil
 	for _, it := range f.GetItems() {
 		if _, ok := data[it.GetKey()]; !ok {
 			if found && !f.GetOptional() {
-				return fmt.Errorf("%s %q has no key %q", kindName(kind), f.GetName(), it.GetKey())
+				return fmt.Errorf("%s %q has no key %q", kind.Object(), f.GetName(), it.GetKey())
 			}
 			continue
 		}
@@ -339,7 +335,7 @@ func (l *Launcher) writeFiles(dir string, kind planpb.KeyRef_Kind, f *planpb.Fil
 	}
 	for key, fl := range files {
 		if !filepath.IsLocal(fl.path) {
-			return fmt.Errorf("%s %q: path %q is not a relative path inside the volume", kindName(kind), f.GetName(), fl.path)
+			return fmt.Errorf("%s %q: path %q is not a relative path inside the volume", kind.Object(), f.GetName(), fl.path)
 		}
 		p := filepath.Join(dir, fl.path)
 		if err := os.MkdirAll(filepath.Dir(p), dirMode); err != nil {

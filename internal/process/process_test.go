@@ -19,7 +19,7 @@ import (
 type objects map[string]map[string][]byte
 
 func (o objects) Data(kind planpb.KeyRef_Kind, name string) (map[string][]byte, bool) {
-	d, ok := o[kindName(kind)+"/"+name]
+	d, ok := o[kind.Object()+"/"+name]
 	return d, ok
 }
 
