@@ -16,6 +16,7 @@ import (
 	"github.com/e7763abc/pod-runner/internal/compile"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/internal/sidecar"
 )
 
 // DefaultUnschedulableTimeout is how long a run's Pod may stay
@@ -100,9 +101,10 @@ func (r *Reconciler) podFailure(ctx context.Context, pr *v1.PipelineRun, c *comp
 	if e := waitingFailure(pr, c, pod); e != nil {
 		return e
 	}
-	if cs := containerStatus(pod, podlayout.SupervisorContainer); cs != nil && cs.State.Terminated != nil && cs.State.Terminated.Reason == "OOMKilled" {
-		return &ending{reason: string(v1.PipelineRunReasonFailed),
-			message: fmt.Sprintf("the supervisor container %q of pod %s was OOMKilled", podlayout.SupervisorContainer, pod.Name)}
+	if cs := containerStatus(pod, podlayout.SupervisorContainer); cs != nil && cs.State.Terminated != nil {
+		if e := supervisorEnded(pod, cs.State.Terminated); e != nil {
+			return e
+		}
 	}
 	if !podActive(pod) {
 		return nil
@@ -130,6 +132,31 @@ func (r *Reconciler) podFailure(ctx context.Context, pr *v1.PipelineRun, c *comp
 			message: fmt.Sprintf("PipelineRun %q failed to finish within %q", pr.Name, timeout.String())}
 	}
 	return nil
+}
+
+// supervisorEnded is the ending of a run whose supervisor container ended
+// other than by finishing the run (exit code 0 or 1, its final status
+// published): OOM-killed, killed from outside, or failed. The step
+// containers would wait for it forever; nil when it finished.
+func supervisorEnded(pod *corev1.Pod, t *corev1.ContainerStateTerminated) *ending {
+	if t.Reason != "OOMKilled" && (t.ExitCode == 0 || t.ExitCode == 1) {
+		return nil
+	}
+	msg := fmt.Sprintf("the supervisor container %q of pod %s was OOMKilled", podlayout.SupervisorContainer, pod.Name)
+	if t.Reason != "OOMKilled" {
+		msg = fmt.Sprintf("the supervisor container %q of pod %s ended with exit code %d", podlayout.SupervisorContainer, pod.Name, t.ExitCode)
+		if t.Signal != 0 {
+			msg += fmt.Sprintf(" (signal %d)", t.Signal)
+		}
+		if t.Reason != "" {
+			msg += ": " + t.Reason
+		}
+		msg += " before the run finished"
+		if _, err := sidecar.ParseTermination(t.Message); err != nil && t.Message != "" {
+			msg += ": " + t.Message
+		}
+	}
+	return &ending{reason: string(v1.PipelineRunReasonFailed), message: msg}
 }
 
 // podContainer is what a container of the run's Pod runs.

@@ -113,6 +113,29 @@ func TestPodFailures(t *testing.T) {
 			reason: "Failed", message: []string{"OOMKilled"},
 		},
 		{
+			name: "supervisor killed",
+			pod: func(p *corev1.Pod) {
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: podlayout.SupervisorContainer,
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error"}}}}
+			},
+			reason: "Failed", message: []string{"ended with exit code 137: Error before the run finished"}, trReason: "TaskRunCancelled",
+		},
+		{
+			name: "supervisor exited 1, its step containers still ending",
+			pod: func(p *corev1.Pod) {
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: podlayout.SupervisorContainer,
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+			},
+		},
+		{
+			name: "supervisor failed",
+			pod: func(p *corev1.Pod) {
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: podlayout.SupervisorContainer,
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error", Message: "decode plan: bad"}}}}
+			},
+			reason: "Failed", message: []string{"exit code 2", "decode plan: bad"},
+		},
+		{
 			name: "unschedulable past the deadline",
 			pod: func(p *corev1.Pod) {
 				p.Status.StartTime = nil
