@@ -242,6 +242,74 @@ var clusterCases = []clusterCase{{
 		}
 	},
 }, {
+	name: "the supervisor container killed from outside",
+	yaml: runHead + `  pipelineSpec:
+    tasks:
+    - name: going
+      taskSpec:
+        steps: [{name: sleep, image: localhost/busybox:pod-runner, script: "echo started; sleep 120"}]
+    - name: after
+      runAfter: [going]
+      taskSpec:
+        steps: [{name: s, image: localhost/busybox:pod-runner, script: "echo must not run"}]
+`,
+	during: func(t *testing.T, ns string) {
+		killContainerWhen(t, ns, "run", podlayout.StepContainer("going", "sleep"), "started", podlayout.SupervisorContainer)
+		// The steps wait for a supervisor that is gone: the controller
+		// must end the run itself, and soon, not leave it Running.
+		kube.WaitFor(t, 30*time.Second, "the run to end after its supervisor was killed", func() bool {
+			return getPipelineRun(t, ns, "run").IsDone()
+		})
+	},
+	check: func(t *testing.T, r *finished) {
+		expect(t, "run", r.reason(), "Failed")
+		if c := r.pr.Status.GetCondition("Succeeded"); c == nil || !strings.Contains(c.Message, "exit code 137") {
+			t.Errorf("run condition %+v: want the supervisor's exit code", c)
+		}
+		expect(t, "going", r.taskReason("going"), "TaskRunCancelled")
+		if r.trs["after"] != nil {
+			t.Error("after ran without a supervisor")
+		}
+		if len(r.pods) != 1 {
+			t.Errorf("%d pods, want the one", len(r.pods))
+		}
+		kube.WaitFor(t, time.Minute, "the Pod to be stopped", func() bool {
+			p := &corev1.Pod{}
+			_ = json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", r.pr.Namespace, "get", "pod", "run", "-o", "json")), p)
+			return p.Status.Phase == corev1.PodFailed
+		})
+	},
+}, {
+	name: "a step over its memory limit is OOM-killed",
+	yaml: runHead + `  pipelineSpec:
+    tasks:
+    - name: hungry
+      taskSpec:
+        steps:
+        - name: eat
+          image: localhost/busybox:pod-runner
+          computeResources: {limits: {memory: 48Mi}}
+          script: "echo eating; dd if=/dev/zero of=/dev/null bs=200M count=1; echo survived"
+    finally:
+    - name: report
+      params: [{name: hungry, value: $(tasks.hungry.status)}]
+      taskSpec:
+        params: [{name: hungry}]
+        results: [{name: seen}]
+        steps: [{name: s, image: localhost/busybox:pod-runner, script: "printf '$(params.hungry)' > $(results.seen.path)"}]
+`,
+	check: func(t *testing.T, r *finished) {
+		expect(t, "run", r.reason(), "Failed")
+		// Tekton's reason for a step the kernel killed over its limit.
+		expect(t, "hungry", r.taskReason("hungry"), "StepOOM")
+		expect(t, "what finally saw", r.result("report", "seen"), "Failed")
+		if tr := r.trs["hungry"]; tr != nil {
+			if len(tr.Status.Steps) != 1 || tr.Status.Steps[0].Terminated == nil || tr.Status.Steps[0].Terminated.Reason != "OOMKilled" {
+				t.Errorf("hungry steps: %+v, want one terminated OOMKilled", tr.Status.Steps)
+			}
+		}
+	},
+}, {
 	name: "ten tasks, one Pod",
 	yaml: tenTasks(),
 	check: func(t *testing.T, r *finished) {
@@ -342,12 +410,19 @@ func taskRuns(t *testing.T, ns, pr string) map[string]*v1.TaskRun {
 // killer or a node problem would): SIGKILL, no chance to report.
 func killContainer(t *testing.T, ns, pod, container, marker string) {
 	t.Helper()
+	killContainerWhen(t, ns, pod, container, marker, container)
+}
+
+// killContainerWhen is killContainer of victim once watch's log shows
+// marker.
+func killContainerWhen(t *testing.T, ns, pod, watch, marker, victim string) {
+	t.Helper()
 	sock := filepath.Join(kube.State(), "containerd", "containerd.sock")
 	if _, err := os.Stat(sock); err != nil {
 		testenv.Require(t, "the node's containerd (local-k8s), to kill a container", err)
 	}
-	kube.WaitFor(t, 2*time.Minute, container+" to start", func() bool {
-		out, err := exec.Command("kubectl", "-n", ns, "logs", pod, "-c", container).Output()
+	kube.WaitFor(t, 2*time.Minute, watch+" to start", func() bool {
+		out, err := exec.Command("kubectl", "-n", ns, "logs", pod, "-c", watch).Output()
 		return err == nil && strings.Contains(string(out), marker)
 	})
 	p := &corev1.Pod{}
@@ -356,12 +431,12 @@ func killContainer(t *testing.T, ns, pod, container, marker string) {
 	}
 	var id string
 	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name == container {
+		if cs.Name == victim {
 			id = strings.TrimPrefix(cs.ContainerID, "containerd://")
 		}
 	}
 	if id == "" {
-		t.Fatalf("no container ID for %s", container)
+		t.Fatalf("no container ID for %s", victim)
 	}
 	if out, err := exec.Command("ctr", "-a", sock, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id).CombinedOutput(); err != nil {
 		t.Fatalf("ctr tasks kill %s: %v: %s", id, err, out)
