@@ -82,7 +82,29 @@ func StartControllerBinary(t testing.TB, bin, namespace string) (stop func()) {
 // of the controller's log, complete once stop has returned.
 func StartControllerLogged(t testing.TB, bin, namespace string) (stop func(), logPath string) {
 	t.Helper()
-	logPath = filepath.Join(t.TempDir(), "controller.log")
+	c := StartControllerProcess(t, bin, namespace)
+	return c.Stop, c.Log
+}
+
+// Controller is `injector controller` running on the host, for the tests
+// that stop or kill it.
+type Controller struct {
+	// Log is the path of its log, complete once it has stopped.
+	Log string
+
+	t         testing.TB
+	namespace string
+	cmd       *exec.Cmd
+	logFile   *os.File
+	done      chan struct{}
+	stopped   bool
+}
+
+// StartControllerProcess starts bin's controller for the namespace; the
+// end of the test stops it.
+func StartControllerProcess(t testing.TB, bin, namespace string) *Controller {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "controller.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -94,29 +116,48 @@ func StartControllerLogged(t testing.TB, bin, namespace string) (stop func(), lo
 		logFile.Close()
 		t.Fatalf("start %s controller: %v", bin, err)
 	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("controller log (namespace %s):\n%s", namespace, b)
-		}
+	c := &Controller{Log: logPath, t: t, namespace: namespace, cmd: cmd, logFile: logFile, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// Pid is the controller's process ID.
+func (c *Controller) Pid() int { return c.cmd.Process.Pid }
+
+// Stop stops the controller (SIGINT, then SIGKILL after 10 s); its log is
+// printed if the test failed by then.
+func (c *Controller) Stop() {
+	if c.stopped {
+		return
 	}
-	t.Cleanup(stop)
-	return stop, logPath
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+	c.finish()
+}
+
+// Kill SIGKILLs the controller: no chance to finish anything.
+func (c *Controller) Kill() {
+	if c.stopped {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.done
+	c.finish()
+}
+
+func (c *Controller) finish() {
+	c.stopped = true
+	c.logFile.Close()
+	if c.t.Failed() {
+		b, _ := os.ReadFile(c.Log)
+		c.t.Logf("controller log (namespace %s):\n%s", c.namespace, b)
+	}
 }
 
 // WaitFor polls ok every 250 ms until it holds, failing the test with what
