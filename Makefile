@@ -23,12 +23,13 @@ run: build
 deps:
 	@command -v busybox >/dev/null || { apt-get update -q && apt-get install -y -q busybox-static; }
 
-## test: lint, then unit, integration, conformance, podman and cluster tests
+## test: lint, then unit, integration, conformance, podman and cluster tests,
+## then the faults that stop parts of the cluster
 ## with the race detector; ends with one line naming every skipped test and
 ## why (in CI a test that lacks what it needs fails instead: internal/testenv)
 test: deps lint
 	@rm -f $(TEST_OUT)/*.json
-	@$(MAKE) --no-print-directory unit e2e SUMMARY=; status=$$?; \
+	@$(MAKE) --no-print-directory unit e2e $(FAULTS) SUMMARY=; status=$$?; \
 	  $(GO) run ./hack/testsummary $$(ls $(TEST_OUT)/*.json 2>/dev/null); exit $$status
 
 # Tests run under gotestsum (pinned), which prints one line per package and
@@ -57,7 +58,18 @@ E2E_PKGS = $$($(GO) list ./test/... | grep -v -e /test/bench$$ -e /test/clusterb
 e2e:
 	@mkdir -p $(TEST_OUT)
 	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) LOCAL_K8S=$(LOCAL_K8S) \
-	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/e2e.json -- -race -count=1 -timeout 40m $(E2E_PKGS) $(call summary,e2e)
+	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/e2e.json -- -race -count=1 -timeout 40m -skip '^TestDisrupt' $(E2E_PKGS) $(call summary,e2e)
+
+# The faults that stop parts of the cluster itself (its API server, its
+# kubelet, the whole node) would break the tests running beside them:
+# `faults` runs them after e2e, one at a time, on local-k8s only.
+.PHONY: faults
+## faults: the API server and the kubelet restarted mid-run, and the whole
+## node crashed and started again, with runs going (local-k8s only)
+faults: k8s-images
+	@mkdir -p $(TEST_OUT)
+	POD_RUNNER_CLUSTER=1 LOCAL_K8S=$(LOCAL_K8S) K8S_STATE=$(K8S_STATE) KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
+	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/faults.json -- -race -count=1 -timeout 20m -p 1 -run '^TestDisrupt' ./test/cluster/ $(call summary,faults)
 
 ## lint: gofmt, go vet, staticcheck
 lint:
@@ -152,6 +164,7 @@ E2E_CLUSTER ?= local-k8s
 ifeq ($(E2E_CLUSTER),local-k8s)
 E2E_KUBECONFIG := $(K8S_STATE)/kubeconfig/admin.kubeconfig
 E2E_DEPLOYED   := 1
+FAULTS         := faults
 e2e: k8s-images k8s-controller-image
 else
 E2E_KUBECONFIG := $(KUBECONFIG)

@@ -152,8 +152,8 @@ func supervisorEnded(pod *corev1.Pod, t *corev1.ContainerStateTerminated) *endin
 			msg += ": " + t.Reason
 		}
 		msg += " before the run finished"
-		if _, err := sidecar.ParseTermination(t.Message); err != nil && t.Message != "" {
-			msg += ": " + t.Message
+		if d := sidecar.TerminationDetail(t.Message); d != "" {
+			msg += ": " + d
 		}
 	}
 	return &ending{reason: string(v1.PipelineRunReasonFailed), message: msg}

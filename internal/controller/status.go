@@ -313,8 +313,8 @@ func markPodEnded(pr *v1.PipelineRun, pod *corev1.Pod, now time.Time) {
 		msg += ": " + pod.Status.Message
 	}
 	if cs := containerStatus(pod, podlayout.SupervisorContainer); cs != nil && cs.State.Terminated != nil {
-		if _, err := sidecar.ParseTermination(cs.State.Terminated.Message); err != nil && cs.State.Terminated.Message != "" {
-			msg += ": " + cs.State.Terminated.Message
+		if d := sidecar.TerminationDetail(cs.State.Terminated.Message); d != "" {
+			msg += ": " + d
 		}
 	}
 	if pod.DeletionTimestamp != nil {

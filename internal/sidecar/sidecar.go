@@ -141,6 +141,37 @@ func ParseTermination(msg string) (*planpb.RunStatus, error) {
 	return st, nil
 }
 
+// maxDetail bounds what TerminationDetail gives of a log's tail.
+const maxDetail = 1024
+
+// TerminationDetail is what a supervisor's termination message tells of a
+// run it did not finish, for a person: the failure it wrote, or, when the
+// kubelet fell back to its log's tail (it was killed), the last lines
+// that are not status events; empty for a final status or nothing to say.
+func TerminationDetail(msg string) string {
+	if text, ok := strings.CutPrefix(msg, FailurePrefix); ok {
+		return text
+	}
+	if _, err := ParseTermination(msg); err == nil {
+		return ""
+	}
+	var keep []string
+	for i, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		event := strings.Contains(line, "event/v1 {") || strings.Contains(line, `{"time":`) ||
+			// The tail's first line may be an event cut anywhere.
+			(i == 0 && strings.ContainsAny(line, "{}"))
+		if line != "" && !event {
+			keep = append(keep, line)
+		}
+	}
+	out := strings.Join(keep, "\n")
+	if len(out) > maxDetail {
+		out = "…" + out[len(out)-maxDetail:]
+	}
+	return out
+}
+
 // Stream is the run's status folded from a supervisor's events as they are
 // read: the last run-level status, each task's latest status and the
 // skipped tasks. It keeps nothing else, so a follower's memory is linear

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -149,5 +150,28 @@ func TestFailureTermination(t *testing.T) {
 	}
 	if _, err := ParseTermination("garbage"); err == nil || !strings.Contains(err.Error(), "neither") {
 		t.Errorf("ParseTermination(garbage) = %v", err)
+	}
+}
+
+func TestTerminationDetail(t *testing.T) {
+	final, err := protojson.Marshal(&planpb.RunStatus{Name: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, msg, want string }{
+		{"a final status", string(final), ""},
+		{"a failure", FailurePrefix + "decode plan: bad", "decode plan: bad"},
+		{"nothing", "", ""},
+		{"a log tail of events only", `d-runner.event/v1 {"time":"x","task":{}}` + "\n" + LinePrefix + `{"time":"y"}` + "\n", ""},
+		{"a log tail ending with the supervisor's own words", `ent/v1 {"task":{}}` + "\n" + LinePrefix + `{"time":"y"}` + "\npod-runner supervise: write: broken pipe\n", "pod-runner supervise: write: broken pipe"},
+		{"plain text", "fatal error: out of memory", "fatal error: out of memory"},
+	}
+	for _, tc := range tests {
+		if got := TerminationDetail(tc.msg); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := TerminationDetail(strings.Repeat("x", 5000)); len(got) > maxDetail+len("…") {
+		t.Errorf("a long message gives %d bytes", len(got))
 	}
 }
