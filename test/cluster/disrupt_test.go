@@ -125,31 +125,26 @@ func waitRuns(t *testing.T, ns string, n int, timeout time.Duration) []v1.Pipeli
 // seconds (the controller's watches and log streams break, the
 // supervisors go on) and starts again: every run finishes as if nothing
 // happened.
-func TestDisruptAPIServerRestart(t *testing.T) {
-	enabled(t)
-	localK8s(t)
-	const runs, tasks = 3, 4
-	ns, want, _, _ := startChains(t, "apiserver", runs, tasks, "3")
-	signalPart(t, "kube-apiserver", syscall.SIGTERM)
-	time.Sleep(5 * time.Second)
-	up(t)
-	waitRuns(t, ns, runs, 3*time.Minute)
-	checkChains(t, ns, "apiserver", runs, tasks, want)
-}
+func TestDisruptAPIServerRestart(t *testing.T) { restartMidRun(t, "kube-apiserver", "apiserver") }
 
 // TestDisruptKubeletRestart: the kubelet stops mid-run and starts again;
 // the containers go on meanwhile, but nothing reports them: every run
 // finishes with all its results.
-func TestDisruptKubeletRestart(t *testing.T) {
+func TestDisruptKubeletRestart(t *testing.T) { restartMidRun(t, "kubelet", "kubelet") }
+
+// restartMidRun stops one of local-k8s's parts with SIGTERM while chain
+// runs go, starts it again 5 s after it exited, and checks every run
+// finished with all its results.
+func restartMidRun(t *testing.T, part, prefix string) {
 	enabled(t)
 	localK8s(t)
 	const runs, tasks = 3, 4
-	ns, want, _, _ := startChains(t, "kubelet", runs, tasks, "3")
-	signalPart(t, "kubelet", syscall.SIGTERM)
+	ns, want, _, _ := startChains(t, prefix, runs, tasks, "3")
+	signalPart(t, part, syscall.SIGTERM)
 	time.Sleep(5 * time.Second)
 	up(t)
 	waitRuns(t, ns, runs, 3*time.Minute)
-	checkChains(t, ns, "kubelet", runs, tasks, want)
+	checkChains(t, ns, prefix, runs, tasks, want)
 }
 
 // TestDisruptNodeCrash: the whole node fails at once, as a power cut
