@@ -264,6 +264,16 @@ bench-cluster: k8s-images
 	  KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
 	  $(GO) test -count=1 -v -timeout 30m -run 'TestCompare|TestStatusGrowth' ./test/clusterbench/
 
+## bench-load: LOAD_RUNS (100) PipelineRuns of a 5-task chain created at
+## once, through Tekton's controller and then ours (runs/min, create →
+## Succeeded p50/p99, controller CPU and peak RSS)
+LOAD_RUNS ?= 100
+.PHONY: bench-load
+bench-load: k8s-images
+	POD_RUNNER_BENCH_LOAD=1 POD_RUNNER_LOAD_RUNS=$(LOAD_RUNS) LOCAL_K8S=$(LOCAL_K8S) \
+	  KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
+	  $(GO) test -count=1 -v -timeout 90m -run 'TestLoad' ./test/clusterbench/
+
 ## parity: only the field-by-field comparison with Tekton's controller
 parity: k8s-images
 	POD_RUNNER_CLUSTER=1 LOCAL_K8S=$(LOCAL_K8S) KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \

@@ -44,7 +44,7 @@ func Namespace(t testing.TB, prefix string) string {
 	Kubectl(t, "", "create", "namespace", ns)
 	t.Cleanup(func() {
 		if os.Getenv("POD_RUNNER_KEEP") == "" {
-			Kubectl(t, "", "delete", "namespace", ns, "--wait=false")
+			Kubectl(t, "", "delete", "namespace", ns, "--wait=false", "--ignore-not-found")
 		}
 	})
 	// The service account controller creates "default" shortly after.

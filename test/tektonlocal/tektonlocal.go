@@ -50,6 +50,8 @@ type Options struct {
 	// other key keeps the release's default, except coschedule, which is
 	// "disabled" (the affinity assistant needs more than this cluster has).
 	FeatureFlags map[string]string
+	// Args are more flags for the controller (for example -kube-api-qps).
+	Args []string
 }
 
 // Controller is Tekton's controller running on the host.
@@ -138,6 +140,7 @@ func Start(t testing.TB, opts Options) *Controller {
 	if opts.Namespace != "" {
 		args = append(args, "-namespace", opts.Namespace)
 	}
+	args = append(args, opts.Args...)
 	c.cmd = exec.Command(filepath.Join(bin, "controller"), args...)
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
@@ -168,6 +171,9 @@ func Start(t testing.TB, opts Options) *Controller {
 		imaged.Sub(built).Seconds(), time.Since(imaged).Seconds(), c.LogPath)
 	return c
 }
+
+// Pid is the controller's process ID.
+func (c *Controller) Pid() int { return c.cmd.Process.Pid }
 
 // Stop stops the controller (SIGTERM, then SIGKILL after 15 s); Start's
 // cleanup calls it too.
