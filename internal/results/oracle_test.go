@@ -254,5 +254,8 @@ func toPlanSpec(s *v1.TaskSpec) *planpb.TaskSpec {
 		}
 		out.Steps = append(out.Steps, ps)
 	}
+	for _, sc := range s.Sidecars {
+		out.Sidecars = append(out.Sidecars, &planpb.Step{Name: sc.Name, Image: sc.Image, Command: sc.Command, Args: sc.Args, Script: sc.Script, WorkingDir: sc.WorkingDir})
+	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"slices"
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
@@ -180,4 +181,41 @@ func workspaceVars(spec *planpb.TaskSpec, paths Paths) *Vars {
 		v.SetString(prefix+"path", p)
 	}
 	return v
+}
+
+// SpecRefs are the task result references in the steps and sidecars of a
+// spec, in the fields Tekton reads them from in a PipelineTask's embedded
+// taskSpec (PipelineTask.GetVarSubstitutionExpressions): such a reference
+// makes the task depend on the result, as one in its params does.
+func SpecRefs(spec *planpb.TaskSpec) []Ref {
+	var refs []Ref
+	for _, s := range slices.Concat(spec.GetSteps(), spec.GetSidecars()) {
+		texts := slices.Concat([]string{s.GetName(), s.GetImage(), s.GetScript(), s.GetWorkingDir()}, s.GetCommand(), s.GetArgs())
+		for _, e := range s.GetEnv() {
+			texts = append(texts, e.GetValue(), e.GetValueFrom().GetName(), e.GetValueFrom().GetKey())
+		}
+		for _, t := range texts {
+			for _, r := range Refs(t) {
+				if !slices.Contains(refs, r) {
+					refs = append(refs, r)
+				}
+			}
+		}
+	}
+	return refs
+}
+
+// Propagate returns spec with the results in v substituted in its steps and
+// sidecars, before anything else is: Tekton's PropagateResults, which the
+// reconciler applies to an embedded taskSpec when it creates the TaskRun.
+// With no results it returns spec itself.
+func Propagate(spec *planpb.TaskSpec, v *Vars) *planpb.TaskSpec {
+	if v == nil || v.empty() {
+		return spec
+	}
+	out := proto.Clone(spec).(*planpb.TaskSpec)
+	for _, s := range slices.Concat(out.GetSteps(), out.GetSidecars()) {
+		applyStep(s, v)
+	}
+	return out
 }

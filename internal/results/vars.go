@@ -62,6 +62,27 @@ func (v *Vars) SetResult(task, result string, val *planpb.Value) {
 	v.replacer = nil
 }
 
+// SetPropagatedResult sets a task result under the names Tekton's
+// PropagateResults gives it in an embedded taskSpec: tasks.T.results.R for
+// a string and an array (whole, no [i]), tasks.T.results.R.KEY for each key
+// of an object; no bracket forms.
+func (v *Vars) SetPropagatedResult(task, result string, val *planpb.Value) {
+	base := fmt.Sprintf("tasks.%s.results.%s", task, result)
+	switch val.GetType() {
+	case planpb.ValueType_ARRAY:
+		v.arr[base] = val.GetArrayValue()
+	case planpb.ValueType_OBJECT:
+		for k, e := range val.GetObjectValue() {
+			v.str[base+"."+k] = e
+		}
+	default:
+		v.str[base] = val.GetStringValue()
+	}
+	v.replacer = nil
+}
+
+func (v *Vars) empty() bool { return len(v.str) == 0 && len(v.arr) == 0 && len(v.obj) == 0 }
+
 // SetParam sets a param under Tekton's names for it: params.N, params["N"],
 // params['N'] and v1beta1's inputs.params.N, with [i] for array elements and
 // params.N.KEY for object keys (taskrun/resources replacementsFromParams).

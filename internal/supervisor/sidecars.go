@@ -40,8 +40,7 @@ const (
 // taskSidecars substitutes the task's sidecars as the steps are: params,
 // contexts, result paths, workspaces (Tekton applies the same replacements
 // to sidecars and steps). Unnamed sidecars get "unnamed-i" names.
-func taskSidecars(t *planpb.Task, params []*planpb.Param, taskCtx map[string]string, att Attempt) ([]*planpb.Step, error) {
-	spec := t.GetSpec()
+func taskSidecars(spec *planpb.TaskSpec, params []*planpb.Param, taskCtx map[string]string, att Attempt) ([]*planpb.Step, error) {
 	if len(spec.GetSidecars()) == 0 {
 		return nil, nil
 	}
@@ -55,9 +54,9 @@ func taskSidecars(t *planpb.Task, params []*planpb.Param, taskCtx map[string]str
 // the first time and tells which sidecars had ended on their own before,
 // by index in st.Sidecars: what Tekton's pod status shows when the last
 // step ends.
-func (s *Supervisor) startSidecars(ctx context.Context, att Attempt, t *planpb.Task, params []*planpb.Param, taskCtx map[string]string, st *planpb.TaskStatus) (stop func() (ended []bool), err error) {
+func (s *Supervisor) startSidecars(ctx context.Context, att Attempt, t *planpb.Task, spec *planpb.TaskSpec, params []*planpb.Param, taskCtx map[string]string, st *planpb.TaskStatus) (stop func() (ended []bool), err error) {
 	st.Sidecars = nil
-	sidecars, err := taskSidecars(t, params, taskCtx, att)
+	sidecars, err := taskSidecars(spec, params, taskCtx, att)
 	if err != nil {
 		return nil, fmt.Errorf("invalid task %q: sidecars: %w", t.GetName(), err)
 	}

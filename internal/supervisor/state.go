@@ -49,6 +49,10 @@ type node struct {
 	// one element of an array result.
 	refs    []results.Ref
 	indexed []indexedRef
+	// specRefs are the result references in the steps and sidecars of an
+	// embedded taskSpec (also in refs): Tekton substitutes them into the
+	// spec when it creates the TaskRun.
+	specRefs []results.Ref
 
 	// phase is the pipeline task's: running until all its TaskRuns ended,
 	// then succeeded when all of them did, else failed.
@@ -166,6 +170,12 @@ func (f *Facts) newNode(t *planpb.Task, final bool, index int) *node {
 	for _, s := range slices.Concat(params, when) {
 		n.paramRefs = n.paramRefs || len(results.Refs(s)) > 0
 	}
+	// Then an embedded taskSpec's steps and sidecars; a referenced Task's
+	// spec is not the pipeline's to substitute.
+	if t.GetTaskRefName() == "" {
+		n.specRefs = results.SpecRefs(t.GetSpec())
+		n.refs = append(n.refs, n.specRefs...)
+	}
 	return n
 }
 
@@ -191,6 +201,9 @@ type Ready struct {
 	Task   *planpb.Task
 	Final  bool
 	Params []*planpb.Param
+	// Results are the results its embedded taskSpec references, to
+	// substitute into its steps and sidecars first; nil if none.
+	Results *results.Vars
 }
 
 // Next decides which tasks start and which are skipped, given what is known
@@ -279,12 +292,32 @@ func (f *Facts) start(n *node, d *Decision, status map[string]string) bool {
 		return false
 	}
 	n.phase = running
+	propagated := f.propagated(n)
 	for _, r := range n.runs {
 		r.params = f.resolveParams(n, r, status)
 		r.phase = running
-		d.Start = append(d.Start, &Ready{Task: r.task, Final: n.final, Params: r.params})
+		d.Start = append(d.Start, &Ready{Task: r.task, Final: n.final, Params: r.params, Results: propagated})
 	}
 	return true
+}
+
+// propagated are the results of finished tasks that n's embedded taskSpec
+// references (PropagateResults), or nil if it references none.
+func (f *Facts) propagated(n *node) *results.Vars {
+	if len(n.specRefs) == 0 {
+		return nil
+	}
+	vars := results.NewVars()
+	for _, r := range n.specRefs {
+		ref := f.byName[r.Task]
+		if ref == nil || (ref.phase != succeeded && ref.phase != failed) {
+			continue
+		}
+		if v, ok := f.result(ref, r.Result); ok {
+			vars.SetPropagatedResult(r.Task, r.Result, v)
+		}
+	}
+	return vars
 }
 
 // nextFinally is GetFinalTasks plus IsFinallySkipped.

@@ -74,13 +74,14 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 		taskCtx[k] = v
 	}
 	taskCtx["context.task.retry-count"] = strconv.Itoa(attempt)
-	steps, err := results.TaskSteps(t.GetSpec(), ready.Params, taskCtx, att)
+	spec := results.Propagate(t.GetSpec(), ready.Results)
+	steps, err := results.TaskSteps(spec, ready.Params, taskCtx, att)
 	if err != nil {
 		return fail(st, ReasonFailed, fmt.Sprintf("invalid task %q: %v", t.GetName(), err))
 	}
 	// Sidecars start before the steps and are stopped once they end,
 	// whichever way the attempt ends.
-	stopSidecars, err := s.startSidecars(ctx, att, t, ready.Params, taskCtx, st)
+	stopSidecars, err := s.startSidecars(ctx, att, t, spec, ready.Params, taskCtx, st)
 	if err != nil {
 		return fail(st, ReasonFailed, err.Error())
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
 	"github.com/tektoncd/pipeline/pkg/substitution"
 
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -104,4 +105,41 @@ func (r *replacer) when(ws []*planpb.WhenExpression) v1.WhenExpressions {
 
 func (r *replacer) text(s string) string {
 	return substitution.ApplyReplacements(s, r.str)
+}
+
+// propagate is the PipelineRun reconciler's PropagateResults for plan task
+// name: an embedded taskSpec gets the results of the run's finished tasks
+// (strings, whole arrays and object keys, dot form only) before its TaskRun
+// is created. A task's references are all to tasks that finished before it
+// started, so the results known now substitute what they did then. A
+// referenced Task's spec is not the pipeline's to substitute.
+func (b *builder) propagate(name string, spec *v1.TaskSpec) *v1.TaskSpec {
+	if spec == nil || b.tasks[name].GetTaskRefName() != "" {
+		return spec
+	}
+	if b.finished == nil {
+		r := newReplacer(b.st)
+		b.matrixResults(r)
+		b.finished = r.results
+	}
+	str, arr := map[string]string{}, map[string][]string{}
+	for task, rs := range b.finished {
+		for result, v := range rs {
+			key := fmt.Sprintf("%s.%s.%s.%s", v1.ResultTaskPart, task, v1.ResultResultPart, result)
+			switch v.GetType() {
+			case planpb.ValueType_ARRAY:
+				arr[key] = v.GetArrayValue()
+			case planpb.ValueType_OBJECT:
+				for k, e := range v.GetObjectValue() {
+					str[key+"."+k] = e
+				}
+			default:
+				str[key] = v.GetStringValue()
+			}
+		}
+	}
+	if len(str) == 0 && len(arr) == 0 {
+		return spec
+	}
+	return resources.ApplyReplacements(spec, str, arr, map[string]map[string]string{})
 }

@@ -56,7 +56,7 @@ func (b *builder) childTaskRun(pr *v1.PipelineRun, ts *planpb.TaskStatus) *v1.Ta
 	case pt != nil && pt.TaskRef != nil:
 		tr.Spec.TaskRef = pt.TaskRef
 	case pt != nil && pt.TaskSpec != nil:
-		tr.Spec.TaskSpec = pt.TaskSpec.TaskSpec.DeepCopy()
+		tr.Spec.TaskSpec = b.propagate(name, pt.TaskSpec.TaskSpec.DeepCopy())
 	case t.GetTaskRefName() != "":
 		tr.Spec.TaskRef = &v1.TaskRef{Name: t.GetTaskRefName()}
 	default:
@@ -137,7 +137,7 @@ func (b *builder) standaloneTaskRun() *v1.TaskRun {
 // taskRunStatus is the TaskRun's status: the last attempt, with earlier
 // attempts in retriesStatus as retryTaskRun archives them.
 func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunStatus {
-	spec := b.taskSpec(name)
+	spec := b.propagate(name, b.taskSpec(name))
 	if spec == nil && len(b.c.TaskSpecs) == 1 {
 		for _, s := range b.c.TaskSpecs {
 			spec = s.DeepCopy()

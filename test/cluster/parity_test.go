@@ -94,7 +94,8 @@ spec:
 // annotations, a shared emptyDir workspace, a sidecar, a step with
 // onError: continue read through $(steps.step-X.exitCode.path), a task
 // whose failure is ignored (PipelineTask onError: continue) and a finally
-// task reading its $(tasks.X.reason) and $(tasks.X.status).
+// task reading its $(tasks.X.reason) and $(tasks.X.status), and a task
+// whose embedded step reads another's result directly (PropagateResults).
 const parityInline = `apiVersion: tekton.dev/v1
 kind: PipelineRun
 metadata:
@@ -136,6 +137,19 @@ spec:
       taskSpec:
         steps:
         - {name: boom, image: localhost/busybox:pod-runner, script: "exit 3"}
+    - name: count
+      taskSpec:
+        results: [{name: num}]
+        steps:
+        - {name: one, image: localhost/busybox:pod-runner, script: "printf 1 > $(results.num.path)"}
+    - name: direct
+      taskSpec:
+        results: [{name: num}]
+        steps:
+        - name: add
+          image: localhost/busybox:pod-runner
+          script: |
+            printf '%s' "$(( $(tasks.count.results.num) + 1 ))" > $(results.num.path)
     finally:
     - name: after
       params:

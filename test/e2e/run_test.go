@@ -15,7 +15,8 @@ import (
 )
 
 // TestResultsParamsWhen passes string, array and object results into params,
-// when expressions and pipeline results.
+// when expressions and pipeline results, and straight into an embedded
+// taskSpec's step (Tekton's PropagateResults).
 func TestResultsParamsWhen(t *testing.T) {
 	r := run(t, `
 apiVersion: tekton.dev/v1
@@ -66,6 +67,13 @@ spec:
         - image: busybox
           command: [sh, -c]
           args: ['printf "%s " "$@" > $(results.out.path)', sh, "$(params.w)", "$(params.items[*])", "$(params.second)", "$(params.rev)"]
+    - name: direct
+      taskSpec:
+        results: [{name: out}]
+        steps:
+        - image: busybox
+          command: [sh, -c]
+          args: ['printf "%s " "$@" > $(results.out.path)', sh, "$(tasks.produce.results.list[*])", "$(tasks.produce.results.obj.url)", "$(tasks.produce.results.word)"]
     - name: guarded
       runAfter: [produce]
       when:
@@ -76,11 +84,14 @@ spec:
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
 	}
-	if c := r.prCondition(t); c.Reason != "Completed" || c.Message != "Tasks Completed: 2 (Failed: 0, Cancelled 0), Skipped: 1" {
+	if c := r.prCondition(t); c.Reason != "Completed" || c.Message != "Tasks Completed: 3 (Failed: 0, Cancelled 0), Skipped: 1" {
 		t.Errorf("condition = %s: %s", c.Reason, c.Message)
 	}
 	if got := r.taskResult(t, "use", "out").StringVal; got != "hello-word a b c red green b r1 " {
 		t.Errorf("use.out = %q", got)
+	}
+	if got := r.taskResult(t, "direct", "out").StringVal; got != "a b c https://x hello-word " {
+		t.Errorf("direct.out = %q", got)
 	}
 	if got := r.pipelineResult(t, "list").ArrayVal; !reflect.DeepEqual(got, []string{"a", "b", "c"}) {
 		t.Errorf("pipeline result list = %v", got)

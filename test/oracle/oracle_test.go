@@ -375,3 +375,30 @@ tasks:
 		t.Fatalf("a lost matrix went unnoticed: tekton started %+v, ours %+v", want, got)
 	}
 }
+
+// The harness sees results that were not propagated into a step: the
+// started TaskRun's script differs.
+func TestHarnessDetectsUnpropagatedResults(t *testing.T) {
+	sc := scenario{pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: s}]}
+- name: b
+  taskSpec:
+    steps: [{name: s, image: busybox, script: 'echo $(tasks.a.results.s)'}]
+`}
+	h := newHarness(t, sc)
+	h.step("start")
+	h.apply(ok("a", str("s", "S")))
+	want := h.tekton.settle()
+	d := h.ours.facts.Next()
+	if len(want) != 1 || len(d.Start) != 1 || d.Start[0].Results == nil {
+		t.Fatalf("tekton started %+v, ours %d task(s)", want, len(d.Start))
+	}
+	if got := want[0].Scripts; !slices.Equal(got, []string{"echo S"}) {
+		t.Errorf("tekton's script: %q, want the result in it", got)
+	}
+	if raw := d.Start[0].Task.GetSpec().GetSteps()[0].GetScript(); raw == want[0].Scripts[0] {
+		t.Errorf("the plan's own script %q already equals Tekton's: nothing would be detected", raw)
+	}
+}

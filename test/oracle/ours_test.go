@@ -28,11 +28,13 @@ type (
 		Name  string
 		Value value
 	}
-	// start is a TaskRun that was started, its pipeline task and the
-	// params it got.
+	// start is a TaskRun that was started, its pipeline task, the params
+	// it got and its steps' scripts once the results of finished tasks
+	// were propagated into its embedded taskSpec.
 	start struct {
 		Task, TaskRun string
 		Params        []param
+		Scripts       []string
 	}
 	whenExpr struct {
 		Input, Operator string
@@ -277,7 +279,11 @@ func toTask(pt v1.PipelineTask, taskRunName string) *planpb.Task {
 			t.Spec.Results = append(t.Spec.Results, &planpb.ResultSpec{Name: r.Name, Type: toType(v1.ParamType(r.Type)), Properties: slices.Sorted(maps.Keys(r.Properties))})
 		}
 		for _, s := range pt.TaskSpec.Steps {
-			t.Spec.Steps = append(t.Spec.Steps, &planpb.Step{Name: s.Name, Image: s.Image, Script: s.Script})
+			step := &planpb.Step{Name: s.Name, Image: s.Image, Script: s.Script, Command: s.Command, Args: s.Args, WorkingDir: s.WorkingDir}
+			for _, e := range s.Env {
+				step.Env = append(step.Env, &planpb.EnvVar{Name: e.Name, Value: e.Value})
+			}
+			t.Spec.Steps = append(t.Spec.Steps, step)
 		}
 	}
 	return t
@@ -328,7 +334,11 @@ func (o *oursRun) next() []start {
 		if m := r.Task.GetMatrix(); m != nil {
 			task = m.GetPipelineTask()
 		}
-		started = append(started, start{Task: task, TaskRun: r.Task.GetTaskRunName(), Params: paramsFromPlan(r.Params)})
+		var scripts []string
+		for _, st := range results.Propagate(r.Task.GetSpec(), r.Results).GetSteps() {
+			scripts = append(scripts, st.GetScript())
+		}
+		started = append(started, start{Task: task, TaskRun: r.Task.GetTaskRunName(), Params: paramsFromPlan(r.Params), Scripts: scripts})
 	}
 	for _, s := range d.Skipped {
 		o.announced = append(o.announced, s.GetName())

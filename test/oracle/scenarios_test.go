@@ -623,4 +623,61 @@ results:
 `,
 		events: []event{ok("a", arr("list", "x"), obj("o", "k", "v"))},
 	},
+	{
+		// PropagateResults: an embedded taskSpec's steps read finished
+		// tasks' results directly, in dot form only, and wait for them.
+		name: "results propagated into an embedded taskSpec's steps",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec:
+    results: [{name: s}, {name: list, type: array}, {name: o, type: object, properties: {k: {type: string}}}]
+- name: b
+  taskSpec:
+    steps:
+    - name: one
+      image: busybox
+      script: 'echo "$(tasks.a.results.s) $(tasks.a.results.o.k) $(tasks.a.results.list[0])"'
+    - name: two
+      image: busybox
+      script: |
+        echo "$(tasks.a.results.list) $(tasks.a.results['s'])"
+- {name: c, runAfter: [b], onError: continue, taskSpec: {results: [{name: r}]}}
+finally:
+- name: f
+  taskSpec:
+    steps: [{name: f, image: busybox, script: 'echo $(tasks.a.results.s) $(tasks.c.results.r)'}]
+`,
+		events: []event{ok("a", str("s", "S"), arr("list", "x", "y"), obj("o", "k", "K")), ok("b"), failWith("c", v1.TaskRunReasonFailureIgnored.String(), str("r", "R")), ok("f")},
+	},
+	{
+		name: "a step reading a result a succeeded task did not emit fails validation",
+		pipeline: `
+tasks:
+- name: a
+  taskSpec: {results: [{name: r}]}
+- name: b
+  taskSpec:
+    steps: [{name: s, image: busybox, script: 'echo $(tasks.a.results.r)'}]
+- {name: c}
+`,
+		events: []event{ok("a"), ok("c")},
+	},
+	{
+		name: "onError continue: a step reading the result the failed task did not produce",
+		pipeline: `
+tasks:
+- name: a
+  onError: continue
+  taskSpec: {results: [{name: r}, {name: q}]}
+- name: b
+  taskSpec:
+    steps: [{name: s, image: busybox, args: ["$(tasks.a.results.q)", "$(tasks.a.results.r)"]}]
+finally:
+- name: f
+  taskSpec:
+    steps: [{name: f, image: busybox, script: 'echo $(tasks.a.results.q)'}]
+`,
+		events: []event{failWith("a", v1.TaskRunReasonFailureIgnored.String(), str("q", "Q")), ok("f")},
+	},
 }

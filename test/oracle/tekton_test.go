@@ -319,6 +319,7 @@ func (r *tektonRun) runNextSchedulableTask(facts *resources.PipelineRunFacts) ([
 		if rpt.Skip(facts).IsSkipped || rpt.IsFinallySkipped(facts).IsSkipped {
 			continue
 		}
+		resources.PropagateResults(rpt, facts.State)
 		if rpt.PipelineTask.IsMatrixed() {
 			if err := resources.ValidateParameterTypesInMatrix(facts.State); err != nil {
 				// The reconciler's format, which has a verb too many.
@@ -358,7 +359,11 @@ func (r *tektonRun) createTaskRuns(rpt *resources.ResolvedPipelineTask, facts *r
 		params = append(slices.Clone(params), rpt.PipelineTask.Params...)
 		tr := r.createTaskRun(name, params)
 		rpt.TaskRuns = append(rpt.TaskRuns, tr)
-		started = append(started, start{Task: rpt.PipelineTask.Name, TaskRun: name, Params: paramsFromTekton(tr.Spec.Params)})
+		var scripts []string
+		for _, st := range rpt.ResolvedTask.TaskSpec.Steps {
+			scripts = append(scripts, st.Script)
+		}
+		started = append(started, start{Task: rpt.PipelineTask.Name, TaskRun: name, Params: paramsFromTekton(tr.Spec.Params), Scripts: scripts})
 	}
 	return started
 }
