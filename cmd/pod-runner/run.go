@@ -46,6 +46,7 @@ func runMain(args []string) int {
 	keep := fs.Bool("keep", false, "keep the run directory (volumes, results, scripts) and print its path")
 	namespace := fs.String("namespace", "default", "namespace of runs that name none")
 	quiet := fs.BoolP("quiet", "q", false, "no live progress on stderr")
+	kubeconfig := fs.String("kubeconfig", "", "cluster the cluster resolver reads, and the Secrets of the other resolvers (default: none, Secrets from the documents)")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -73,7 +74,7 @@ func runMain(args []string) int {
 		return 2
 	}
 
-	compiled, err := compileFiles(*files, opts)
+	compiled, err := compileFiles(*files, opts, *kubeconfig)
 	if err == nil {
 		err = compiled.LocalError()
 	}
@@ -118,8 +119,9 @@ func runMain(args []string) int {
 	return 1
 }
 
-// compileFiles reads every file and compiles the run they hold.
-func compileFiles(files []string, opts compile.Options) (*compile.Compiled, error) {
+// compileFiles reads every file and compiles the run they hold, resolving
+// its resolver references in-process.
+func compileFiles(files []string, opts compile.Options, kubeconfig string) (*compile.Compiled, error) {
 	var docs []load.Doc
 	for _, name := range files {
 		r, closeFile, err := open(name)
@@ -133,7 +135,12 @@ func compileFiles(files []string, opts compile.Options) (*compile.Compiled, erro
 		}
 		docs = append(docs, d...)
 	}
-	return compile.Compile(context.Background(), docs, opts)
+	ctx := context.Background()
+	var err error
+	if opts.Requester, err = requester(ctx, docs, opts.Namespace, kubeconfig); err != nil {
+		return nil, err
+	}
+	return compile.Compile(ctx, docs, opts)
 }
 
 func open(name string) (io.Reader, func(), error) {

@@ -9,6 +9,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	clientset "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
@@ -103,12 +104,13 @@ func Compile(ctx context.Context, docs []load.Doc, opts Options) (*Compiled, err
 		return nil, load.Errorf(runs[1].Display, "", "a second run (the first is %s): give exactly one PipelineRun or TaskRun", runs[0].Display)
 	}
 	run := runs[0]
-	c := &compiler{ctx: ctx, opts: opts, run: run}
+	c := &compiler{ctx: ctx, opts: opts, run: run, remoteTasks: map[string]*v1.Task{}}
 	out, err := c.compile(docs)
 	if out != nil {
 		out.Config = config.FromContextOrDefaults(ctx)
 		out.localErr = c.localErr
 		out.objs = c.objs
+		out.RefSources = c.refSources
 	}
 	return out, err
 }
@@ -123,7 +125,7 @@ func (c *compiler) compile(docs []load.Doc) (*Compiled, error) {
 		if err := c.identify(&pr.ObjectMeta); err != nil {
 			return nil, err
 		}
-		if c.objs, err = indexDocs(ctx, docs, pr.Namespace); err != nil {
+		if c.objs, err = indexDocs(ctx, docs, pr.Namespace, c.opts.Requester != nil); err != nil {
 			return nil, err
 		}
 		return c.pipelineRun(pr)
@@ -132,7 +134,7 @@ func (c *compiler) compile(docs []load.Doc) (*Compiled, error) {
 		if err := c.identify(&tr.ObjectMeta); err != nil {
 			return nil, err
 		}
-		if c.objs, err = indexDocs(ctx, docs, tr.Namespace); err != nil {
+		if c.objs, err = indexDocs(ctx, docs, tr.Namespace, c.opts.Requester != nil); err != nil {
 			return nil, err
 		}
 		return c.taskRun(tr)
@@ -146,9 +148,42 @@ type compiler struct {
 	opts Options
 	objs *objects
 	run  *load.Doc
+	// refSources are where resolvers found the run's Pipeline or Task
+	// (key "") and its pipeline tasks' Tasks (Compiled.RefSources).
+	refSources map[string]*v1.RefSource
+	// remoteTasks are the Tasks resolvers returned, by pipeline task.
+	remoteTasks map[string]*v1.Task
+	// tekton is the in-process webhook resolved objects are validated
+	// with, made when first needed.
+	tekton clientset.Interface
 	// localErr is the first reason the run cannot run on this machine
 	// (Compiled.LocalError).
 	localErr *load.Error
+}
+
+// webhook is the Tekton API that validates resolved objects (webhook).
+func (c *compiler) webhook() clientset.Interface {
+	if c.tekton == nil {
+		c.tekton = webhook(c.ctx)
+	}
+	return c.tekton
+}
+
+// resolvedFrom records where a resolver found the object of key.
+func (c *compiler) resolvedFrom(key string, src *v1.RefSource) {
+	if src == nil {
+		return
+	}
+	if c.refSources == nil {
+		c.refSources = map[string]*v1.RefSource{}
+	}
+	c.refSources[key] = src
+}
+
+// resolvedDoc names a resolved object in errors: the run's field that
+// referred to it and the resolver that returned it.
+func resolvedDoc(run, field string, resolver v1.ResolverName) string {
+	return fmt.Sprintf("%s %s (resolver %q)", run, field, resolver)
 }
 
 // noteLocal keeps err as the reason the run cannot run locally, unless one
@@ -216,7 +251,7 @@ type objects struct {
 // does when it is created, and indexes the documents a run may refer to.
 // Documents in another namespace than the run's are left out: Tekton would
 // not find them.
-func indexDocs(ctx context.Context, docs []load.Doc, namespace string) (*objects, error) {
+func indexDocs(ctx context.Context, docs []load.Doc, namespace string, resolvable bool) (*objects, error) {
 	o := &objects{
 		namespace:   namespace,
 		pipelines:   map[string]entry[*v1.Pipeline]{},
@@ -233,7 +268,7 @@ func indexDocs(ctx context.Context, docs []load.Doc, namespace string) (*objects
 		switch obj := d.Object.(type) {
 		case *v1.Pipeline:
 			obj = obj.DeepCopy()
-			if err = checkPipelineSpec(where{d.Display, "spec"}, &obj.Spec); err == nil {
+			if err = checkPipelineSpec(where{d.Display, "spec"}, &obj.Spec, resolvable); err == nil {
 				obj.SetDefaults(create)
 				if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err != nil {
 					err = withReason(err, graphReason(&obj.Spec))

@@ -3,6 +3,7 @@ package compile
 import (
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/remoteresolution/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/e7763abc/pod-runner/internal/load"
@@ -21,6 +22,11 @@ type Options struct {
 	// feature-flags and config-defaults ConfigMaps (WithClusterConfig);
 	// nil: a fresh install's.
 	FeatureFlags, Defaults map[string]string
+	// Requester answers the run's resolver references (taskRef, pipelineRef
+	// and StepAction ref with a resolver), as Tekton's resolvers answer the
+	// ResolutionRequests its controller creates; nil: such a reference is
+	// refused.
+	Requester resource.Requester
 }
 
 // Compiled is a Plan and the Tekton objects it was compiled from, which the
@@ -33,6 +39,10 @@ type Compiled struct {
 	PipelineSpec *v1.PipelineSpec
 	// TaskRun as submitted, defaulted; nil for a PipelineRun.
 	TaskRun *v1.TaskRun
+	// RefSources are where resolvers found the run's Pipeline or Task (key
+	// "") and the Tasks of its pipeline tasks (by pipeline task name): the
+	// provenance.refSource of the PipelineRun's and TaskRuns' status.
+	RefSources map[string]*v1.RefSource
 	// TaskSpecs holds the resolved spec of each task (status.taskSpec of its
 	// TaskRun), keyed by plan task name.
 	TaskSpecs map[string]*v1.TaskSpec

@@ -13,6 +13,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/pipelinespec"
 	prresources "github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
 	"github.com/tektoncd/pipeline/pkg/reconciler/taskrun"
+	trresources "github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
 	"github.com/tektoncd/pipeline/pkg/trustedresources"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -36,12 +37,12 @@ const kubectlLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	ctx := c.ctx
 	runAt := where{c.run.Display, "spec"}
-	if ref := pr.Spec.PipelineRef; ref != nil && ref.Resolver != "" {
-		// Tekton would resolve it; here there is no Pipeline to get.
+	if ref := pr.Spec.PipelineRef; ref != nil && ref.Resolver != "" && c.opts.Requester == nil {
+		// Tekton would resolve it; here there is no resolver.
 		return nil, remote(runAt, "pipelineRef.resolver", "Pipeline", string(ref.Resolver)).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 	}
 	if pr.Spec.PipelineSpec != nil {
-		if err := checkPipelineSpec(where{c.run.Display, "spec.pipelineSpec"}, pr.Spec.PipelineSpec); err != nil {
+		if err := checkPipelineSpec(where{c.run.Display, "spec.pipelineSpec"}, pr.Spec.PipelineSpec, c.opts.Requester != nil); err != nil {
 			return nil, err
 		}
 	}
@@ -66,12 +67,26 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		specAt = where{e.doc.Display, "spec"}
 		return e.obj.DeepCopy(), nil, nil, nil
 	}
+	if ref := pr.Spec.PipelineRef; ref != nil && ref.Resolver != "" {
+		// The reconciler's own: a ResolutionRequest, answered here.
+		getPipeline = prresources.GetPipelineFunc(ctx, nil, c.webhook(), c.opts.Requester, pr, nil)
+		specAt = where{resolvedDoc(c.run.Display, "spec.pipelineRef", ref.Resolver), "spec"}
+	}
 	pipelineMeta, spec, err := pipelinespec.GetPipelineData(ctx, pr, getPipeline)
 	if err != nil {
-		if errors.Is(err, errNotFound) {
+		switch {
+		case errors.Is(err, errNotFound):
 			return nil, runAt.errorf("pipelineRef.name", "Pipeline %q not found", pr.Spec.PipelineRef.Name).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
+		case pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "":
+			return nil, runAt.errorf("pipelineRef", "resolver %q: %v", pr.Spec.PipelineRef.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 		}
 		return nil, runAt.errorf("", "%v", err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
+	}
+	c.resolvedFrom("", pipelineMeta.RefSource)
+	if pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "" {
+		if err := checkPipelineSpec(specAt, spec, true); err != nil {
+			return nil, err
+		}
 	}
 	storePipelineMeta(pr, spec, pipelineMeta.ObjectMeta)
 
@@ -249,6 +264,8 @@ func pipelineNameLabel(pr *v1.PipelineRun) error {
 	switch {
 	case pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Name != "":
 		pr.Labels[pipeline.PipelineLabelKey] = pr.Spec.PipelineRef.Name
+	case pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "":
+		// Labelled with the resolved Pipeline's name (storePipelineMeta).
 	case pr.Spec.PipelineSpec != nil:
 		name := pr.Name
 		if pr.GenerateName != "" {
@@ -290,7 +307,7 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 			index -= len(spec.Tasks)
 		}
 		ptAt := where{specAt.doc, specAt.at(fmt.Sprintf("%s[%d]", section(btoi(final)), index))}
-		if err := checkPipelineTask(ptAt, &pt); err != nil {
+		if err := checkPipelineTask(ptAt, &pt, c.opts.Requester != nil); err != nil {
 			return nil, err
 		}
 		getTask := func(_ context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
@@ -300,11 +317,28 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 			}
 			return e.obj.DeepCopy(), nil, nil, nil
 		}
+		remoteTask := pt.TaskRef != nil && pt.TaskRef.Resolver != ""
+		if remoteTask {
+			resolve := trresources.GetTaskFunc(ctx, nil, c.webhook(), c.opts.Requester, pr, pt.TaskRef,
+				kmeta.ChildName(pr.Name, "-"+pt.Name), pr.Namespace, pr.Spec.TaskRunTemplate.ServiceAccountName, nil)
+			name := pt.Name
+			getTask = func(ctx context.Context, ref string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
+				t, src, vr, err := resolve(ctx, ref)
+				if err == nil {
+					c.resolvedFrom(name, src)
+					c.remoteTasks[name] = t
+				}
+				return t, src, vr, err
+			}
+		}
 		noTaskRun := func(string) (*v1.TaskRun, error) { return nil, nil }
 		rpt, err := prresources.ResolvePipelineTask(ctx, *pr, nil, nil, getTask, noTaskRun, nil, pt, state)
 		if err != nil {
 			var notFound *prresources.TaskNotFoundError
-			if errors.As(err, &notFound) {
+			switch {
+			case remoteTask:
+				return nil, ptAt.errorf("taskRef", "resolver %q: %v", pt.TaskRef.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetTask)
+			case errors.As(err, &notFound):
 				return nil, ptAt.errorf("taskRef.name", "Task %q not found", notFound.Name).WithReason(v1.PipelineRunReasonCouldntGetTask)
 			}
 			return nil, ptAt.errorf("", "%v", err)
@@ -370,12 +404,17 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 	taskName := tr.Name // an embedded spec's task name is the TaskRun's (GetTaskData)
 	var taskMeta *metav1.ObjectMeta
 	specAt := where{ptAt.doc, ptAt.at("taskSpec")}
-	if rpt.ResolvedTask.TaskName != "" {
+	switch remote := c.remoteTasks[pt.Name]; {
+	case remote != nil:
+		tr.Spec.TaskRef = pt.TaskRef
+		taskName, taskMeta = remote.Name, &remote.ObjectMeta
+		specAt = where{resolvedDoc(ptAt.doc, ptAt.at("taskRef"), pt.TaskRef.Resolver), "spec"}
+	case rpt.ResolvedTask.TaskName != "":
 		tr.Spec.TaskRef = pt.TaskRef
 		e := c.objs.tasks[pt.TaskRef.Name]
 		taskName, taskMeta = e.obj.Name, &e.obj.ObjectMeta
 		specAt = where{e.doc.Display, "spec"}
-	} else {
+	default:
 		tr.Spec.TaskSpec = rpt.ResolvedTask.TaskSpec
 	}
 	ws, err := c.taskRunWorkspaces(pr, pt, rpt.ResolvedTask.TaskSpec, ptAt)

@@ -12,18 +12,21 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// stepActionClient is the one call of the Tekton clientset that Tekton's
-// GetStepActionsData makes for a StepAction referred to by name
+// stepActionClient is the Tekton clientset Tekton's GetStepActionsData
+// reads a StepAction referred to by name from
 // (LocalStepActionRefResolver: TektonV1beta1().StepActions(ns).Get), served
-// from the documents. Any other call panics on the nil embedded interfaces:
-// nothing else is expected to be called.
+// from the documents; a resolved StepAction is validated by the webhook.
 type stepActionClient struct {
-	clientset.Interface
-	objs *objects
+	clientset.Interface // the webhook
+	objs                *objects
+}
+
+func (c *compiler) stepActionClient() stepActionClient {
+	return stepActionClient{Interface: c.webhook(), objs: c.objs}
 }
 
 func (c stepActionClient) TektonV1beta1() typedv1beta1.TektonV1beta1Interface {
-	return stepActionGroup{objs: c.objs}
+	return stepActionGroup{TektonV1beta1Interface: c.Interface.TektonV1beta1(), objs: c.objs}
 }
 
 type stepActionGroup struct {
@@ -32,7 +35,7 @@ type stepActionGroup struct {
 }
 
 func (g stepActionGroup) StepActions(namespace string) typedv1beta1.StepActionInterface {
-	return stepActionGetter{objs: g.objs, namespace: namespace}
+	return stepActionGetter{StepActionInterface: g.TektonV1beta1Interface.StepActions(namespace), objs: g.objs, namespace: namespace}
 }
 
 type stepActionGetter struct {
@@ -51,10 +54,10 @@ func (g stepActionGetter) Get(_ context.Context, name string, _ metav1.GetOption
 
 // checkPipelineSpec rejects what pod-runner does not run yet, before Tekton's
 // validation reports it less helpfully (pipelines in pipelines are alpha).
-func checkPipelineSpec(at where, spec *v1.PipelineSpec) error {
+func checkPipelineSpec(at where, spec *v1.PipelineSpec, resolvable bool) error {
 	for i, list := range [][]v1.PipelineTask{spec.Tasks, spec.Finally} {
 		for j := range list {
-			if err := checkPipelineTask(where{at.doc, at.at(fmt.Sprintf("%s[%d]", section(i), j))}, &list[j]); err != nil {
+			if err := checkPipelineTask(where{at.doc, at.at(fmt.Sprintf("%s[%d]", section(i), j))}, &list[j], resolvable); err != nil {
 				return err
 			}
 		}
@@ -62,7 +65,9 @@ func checkPipelineSpec(at where, spec *v1.PipelineSpec) error {
 	return nil
 }
 
-func checkPipelineTask(at where, pt *v1.PipelineTask) error {
+// checkPipelineTask rejects what pod-runner does not run yet in one
+// PipelineTask; a resolver reference only when nothing can resolve it.
+func checkPipelineTask(at where, pt *v1.PipelineTask, resolvable bool) error {
 	switch {
 	case pt.PipelineRef != nil:
 		return unsupported(at, "pipelineRef", "pipelines in pipelines")
@@ -72,7 +77,7 @@ func checkPipelineTask(at where, pt *v1.PipelineTask) error {
 		return unsupported(at, "taskRef", "custom tasks")
 	case pt.TaskSpec.IsCustomTask():
 		return unsupported(at, "taskSpec", "custom tasks")
-	case pt.TaskRef != nil && pt.TaskRef.Resolver != "":
+	case pt.TaskRef != nil && pt.TaskRef.Resolver != "" && !resolvable:
 		return remote(at, "taskRef.resolver", "Task", string(pt.TaskRef.Resolver))
 	}
 	return nil

@@ -154,7 +154,10 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 		}
 		at := fmt.Sprintf("steps[%d].ref", i)
 		if s.Ref.Resolver != "" {
-			return nil, remote(in.specAt, at+".resolver", "StepAction", string(s.Ref.Resolver))
+			if c.opts.Requester == nil {
+				return nil, remote(in.specAt, at+".resolver", "StepAction", string(s.Ref.Resolver))
+			}
+			continue
 		}
 		if _, ok := c.objs.stepActions[s.Ref.Name]; !ok {
 			// Tekton's TaskRun reconciler resolves StepActions: the run
@@ -163,7 +166,7 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 		}
 	}
 	tr := in.knownParams()
-	steps, err := trresources.GetStepActionsData(c.ctx, *in.spec, tr, stepActionClient{objs: c.objs}, nil, nil)
+	steps, err := trresources.GetStepActionsData(c.ctx, *in.spec, tr, c.stepActionClient(), nil, c.opts.Requester)
 	if err != nil {
 		field := "steps"
 		if m := stepIndex.FindStringSubmatch(err.Error()); m != nil {

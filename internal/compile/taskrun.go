@@ -24,7 +24,7 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 		switch {
 		case ref.IsCustomTask():
 			return nil, unsupported(runAt, "taskRef", "custom tasks")
-		case ref.Resolver != "":
+		case ref.Resolver != "" && c.opts.Requester == nil:
 			return nil, remote(runAt, "taskRef.resolver", "Task", string(ref.Resolver))
 		}
 	}
@@ -44,13 +44,26 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 		specAt = where{e.doc.Display, "spec"}
 		return e.obj.DeepCopy(), nil, nil, nil
 	}
+	remoteTask := tr.Spec.TaskRef != nil && tr.Spec.TaskRef.Resolver != ""
+	if remoteTask {
+		// The reconciler's own: a ResolutionRequest, answered here.
+		getTask = trresources.GetTaskFuncFromTaskRun(ctx, nil, c.webhook(), c.opts.Requester, tr, nil)
+		specAt = where{resolvedDoc(c.run.Display, "spec.taskRef", tr.Spec.TaskRef.Resolver), "spec"}
+	}
 	taskMeta, spec, err := trresources.GetTaskData(ctx, tr, getTask)
 	if err != nil {
-		if errors.Is(err, errNotFound) {
+		switch {
+		case errors.Is(err, errNotFound):
 			return nil, runAt.errorf("taskRef.name", "Task %q not found", tr.Spec.TaskRef.Name)
+		case remoteTask:
+			// The TaskRun reconciler's reason (TaskRunResolutionFailed).
+			e := runAt.errorf("taskRef", "resolver %q: %v", tr.Spec.TaskRef.Resolver, err)
+			e.Reason = v1.TaskRunReasonFailedResolution.String()
+			return nil, e
 		}
 		return nil, runAt.errorf("", "%v", err)
 	}
+	c.resolvedFrom("", taskMeta.RefSource)
 	var declaredWs map[string]bool
 	if tr.Spec.TaskRef != nil {
 		declaredWs = map[string]bool{}

@@ -44,7 +44,7 @@ func (b *builder) pipelineRun() *v1.PipelineRun {
 			StartTime:      metaTime(st.GetStartTime()),
 			CompletionTime: metaTime(st.GetCompletionTime()),
 			Results:        pipelineRunResults(st.GetResults()),
-			Provenance:     b.provenance(),
+			Provenance:     b.provenance(""),
 		},
 	}
 	if b.c.PipelineSpec != nil {

@@ -127,7 +127,7 @@ func (b *builder) standaloneTaskRun() *v1.TaskRun {
 	if ts == nil {
 		tr.Status = v1.TaskRunStatus{Status: conditions(cond), TaskRunStatusFields: v1.TaskRunStatusFields{
 			PodName: b.opts.PodName, StartTime: metaTime(b.st.GetStartTime()), CompletionTime: metaTime(b.st.GetCompletionTime()),
-			TaskSpec: b.taskSpec(t.GetName()), Provenance: b.provenance()}}
+			TaskSpec: b.taskSpec(t.GetName()), Provenance: b.provenance("")}}
 		return tr
 	}
 	tr.Status = b.taskRunStatus(ts.GetName(), ts)
@@ -156,7 +156,7 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 			Results:        taskRunResults(results),
 			Sidecars:       sidecarStates(ts.GetSidecars(), ts.GetStartTime(), ts.GetCompletionTime(), sidecarContainer),
 			TaskSpec:       b.runSpec(name, spec, ts.GetParams(), len(ts.GetRetries())),
-			Provenance:     b.provenance(),
+			Provenance:     b.provenance(b.refSourceKey(name)),
 		},
 	}
 	b.finishAttempt(&status, results)
@@ -169,7 +169,7 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 				CompletionTime: metaTime(a.GetCompletionTime()),
 				Steps:          stepStates(names, a.GetSteps(), a.GetCondition(), a.GetStartTime(), a.GetCompletionTime(), b.opts.PodName, stepContainer),
 				TaskSpec:       b.runSpec(name, spec, ts.GetParams(), i),
-				Provenance:     b.provenance(),
+				Provenance:     b.provenance(b.refSourceKey(name)),
 			},
 		}
 		// An earlier attempt's results are not known (the engine keeps the last).
@@ -330,4 +330,13 @@ func setCancelSpec(tr *v1.TaskRun, c *planpb.Condition) {
 			tr.Spec.StatusMessage = msg
 		}
 	}
+}
+
+// refSourceKey is the key of a plan task's Task in Compiled.RefSources:
+// its pipeline task's name, or "" for the task of a TaskRun plan.
+func (b *builder) refSourceKey(name string) string {
+	if b.c.PipelineRun == nil {
+		return ""
+	}
+	return b.pipelineTaskName(name)
 }

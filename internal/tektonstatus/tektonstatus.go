@@ -40,7 +40,11 @@ type ListOptions struct {
 // TaskRun plan) first, then one TaskRun per pipeline task that ran, in the
 // order they started.
 func List(c *compile.Compiled, st *planpb.RunStatus) *metav1.List {
-	return ListWith(c, st, ListOptions{})
+	var opts ListOptions
+	if c != nil {
+		opts.Config = c.Config
+	}
+	return ListWith(c, st, opts)
 }
 
 // ListWith is List with options.
@@ -139,13 +143,13 @@ func newBuilder(c *compile.Compiled, st *planpb.RunStatus, opts ListOptions) *bu
 }
 
 // provenance is status.provenance as Tekton writes it when
-// enable-provenance-in-status is on (only the feature flags: refSource comes
-// from remote resolution, which local files do not use).
-func (b *builder) provenance() *v1.Provenance {
+// enable-provenance-in-status is on: the feature flags, and where a
+// resolver found the object of refSource (a key of Compiled.RefSources).
+func (b *builder) provenance(refSource string) *v1.Provenance {
 	if b.opts.Config == nil || b.opts.Config.FeatureFlags == nil || !b.opts.Config.FeatureFlags.EnableProvenanceInStatus {
 		return nil
 	}
-	return &v1.Provenance{FeatureFlags: b.opts.Config.FeatureFlags.DeepCopy()}
+	return &v1.Provenance{FeatureFlags: b.opts.Config.FeatureFlags.DeepCopy(), RefSource: b.c.RefSources[refSource].DeepCopy()}
 }
 
 // pipelineTask is the named PipelineTask of the resolved pipeline spec, nil

@@ -56,11 +56,11 @@ var (
 
 // ledger lists the examples pod-runner does not pass locally, each with why.
 var ledger = map[string]entry{
-	"pipelineruns/beta/git-resolver.yaml":                       notRunnable("remote resolution (git resolver) needs the network"),
-	"pipelineruns/beta/http-resolver.yaml":                      notRunnable("remote resolution (http resolver) needs the network"),
-	"pipelineruns/beta/http-resolver-credentials.yaml":          notRunnable("remote resolution (http resolver) needs the network"),
-	"taskruns/beta/bundles-resolver.yaml":                       notRunnable("remote resolution (bundles resolver) needs a registry"),
-	"taskruns/beta/git-resolver.yaml":                           notRunnable("remote resolution (git resolver) needs the network"),
+	"pipelineruns/beta/git-resolver.yaml":                       notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
+	"pipelineruns/beta/http-resolver.yaml":                      notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
+	"pipelineruns/beta/http-resolver-credentials.yaml":          notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
+	"taskruns/beta/bundles-resolver.yaml":                       notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
+	"taskruns/beta/git-resolver.yaml":                           notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
 	"taskruns/beta/hub-resolver.yaml":                           notRunnable("remote resolution (hub resolver) needs the network"),
 	"taskruns/beta/stepaction-git-resolver.yaml":                notRunnable("remote resolution (git resolver) needs the network"),
 	"pipelineruns/pipelinerun.yaml":                             notRunnable("clones from GitHub and pushes an image to a registry"),
