@@ -205,7 +205,9 @@ func (r *Requester) allowFileURL(res framework.Resolver, params map[string]strin
 }
 
 // resolved adapts a resolver's answer to what the requester returns.
-type resolved struct{ resolutionframework.ResolvedResource }
+type resolved struct {
+	resolutionframework.ResolvedResource
+}
 
 func (r resolved) Data() ([]byte, error) { return r.ResolvedResource.Data(), nil }
 

@@ -73,11 +73,11 @@ func TestResolverExamples(t *testing.T) {
 		"ghcr.io/tektoncd/catalog/upstream/tasks/git-clone@sha256:65e61544c5870c8828233406689d812391735fd4100cb444bbd81531cb958bb3", bundle,
 	)
 	examples := map[string]string{ // example → what its refSource URI starts with
-		"pipelineruns/beta/git-resolver.yaml":             "git+" + catalog,
-		"pipelineruns/beta/http-resolver.yaml":            raw.URL,
+		"pipelineruns/beta/git-resolver.yaml":              "git+" + catalog,
+		"pipelineruns/beta/http-resolver.yaml":             raw.URL,
 		"pipelineruns/beta/http-resolver-credentials.yaml": raw.URL,
-		"taskruns/beta/git-resolver.yaml":                 "git+" + catalog,
-		"taskruns/beta/bundles-resolver.yaml":             strings.TrimSuffix(bundle, ":v1"),
+		"taskruns/beta/git-resolver.yaml":                  "git+" + catalog,
+		"taskruns/beta/bundles-resolver.yaml":              strings.TrimSuffix(bundle, ":v1"),
 	}
 	dir := filepath.Join(tektonModule(t), "examples", "v1")
 	for name, uri := range examples {
