@@ -15,18 +15,29 @@ import (
 // stepActionClient is the Tekton clientset Tekton's GetStepActionsData
 // reads a StepAction referred to by name from
 // (LocalStepActionRefResolver: TektonV1beta1().StepActions(ns).Get), served
-// from the documents; a resolved StepAction is validated by the webhook.
+// from the documents; a resolved StepAction is validated by the webhook,
+// which only a spec that resolves one needs.
 type stepActionClient struct {
-	clientset.Interface // the webhook
+	clientset.Interface // the webhook, or nil
 	objs                *objects
 }
 
-func (c *compiler) stepActionClient() stepActionClient {
-	return stepActionClient{Interface: c.webhook(), objs: c.objs}
+func (c *compiler) stepActionClient(spec *v1.TaskSpec) stepActionClient {
+	client := stepActionClient{objs: c.objs}
+	for _, s := range spec.Steps {
+		if s.Ref != nil && s.Ref.Resolver != "" {
+			client.Interface = c.webhook()
+		}
+	}
+	return client
 }
 
 func (c stepActionClient) TektonV1beta1() typedv1beta1.TektonV1beta1Interface {
-	return stepActionGroup{TektonV1beta1Interface: c.Interface.TektonV1beta1(), objs: c.objs}
+	g := stepActionGroup{objs: c.objs}
+	if c.Interface != nil {
+		g.TektonV1beta1Interface = c.Interface.TektonV1beta1()
+	}
+	return g
 }
 
 type stepActionGroup struct {
@@ -35,7 +46,11 @@ type stepActionGroup struct {
 }
 
 func (g stepActionGroup) StepActions(namespace string) typedv1beta1.StepActionInterface {
-	return stepActionGetter{StepActionInterface: g.TektonV1beta1Interface.StepActions(namespace), objs: g.objs, namespace: namespace}
+	get := stepActionGetter{objs: g.objs, namespace: namespace}
+	if g.TektonV1beta1Interface != nil {
+		get.StepActionInterface = g.TektonV1beta1Interface.StepActions(namespace)
+	}
+	return get
 }
 
 type stepActionGetter struct {

@@ -166,7 +166,7 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 		}
 	}
 	tr := in.knownParams()
-	steps, err := trresources.GetStepActionsData(c.ctx, *in.spec, tr, c.stepActionClient(), nil, c.opts.Requester)
+	steps, err := trresources.GetStepActionsData(c.ctx, *in.spec, tr, c.stepActionClient(in.spec), nil, c.opts.Requester)
 	if err != nil {
 		field := "steps"
 		if m := stepIndex.FindStringSubmatch(err.Error()); m != nil {

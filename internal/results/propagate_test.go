@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
 // propagateSpec is an embedded taskSpec that reads task results in every
@@ -107,4 +108,32 @@ func finished(name string, status corev1.ConditionStatus, rs []v1.TaskRunResult)
 	tr.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: status})
 	tr.Status.Results = rs
 	return &prresources.ResolvedPipelineTask{PipelineTask: &v1.PipelineTask{Name: name}, TaskRunNames: []string{name}, TaskRuns: []*v1.TaskRun{tr}}
+}
+
+// TestStepResults: the step results a step reads in env, command and args
+// (not its script, which Tekton's validation refuses them in), and their
+// substitution: strings, elements, whole arrays, object keys.
+func TestStepResults(t *testing.T) {
+	step := &planpb.Step{
+		Command: []string{"run", "$(steps.a.results.list[*])"},
+		Args:    []string{"$(steps.a.results.list[1])", "x-$(steps.b.results.o.k)", "$(steps.a.results.s)"},
+		Env:     []*planpb.EnvVar{{Name: "E", Value: "$(steps.a.results.s)/$(steps.gone.results.r)"}},
+		Script:  "$(steps.c.results.r)",
+	}
+	want := []results.Ref{{Task: "a", Result: "list"}, {Task: "b", Result: "o"}, {Task: "a", Result: "s"}, {Task: "gone", Result: "r"}}
+	if got := results.StepResultRefs(step); !reflect.DeepEqual(got, want) {
+		t.Errorf("StepResultRefs = %v, want %v", got, want)
+	}
+	v := results.NewVars()
+	v.SetStepResult("a", "s", &planpb.Value{StringValue: "S"})
+	v.SetStepResult("a", "list", &planpb.Value{Type: planpb.ValueType_ARRAY, ArrayValue: []string{"x", "y"}})
+	v.SetStepResult("b", "o", &planpb.Value{Type: planpb.ValueType_OBJECT, ObjectValue: map[string]string{"k": "K"}})
+	got := results.ApplyStepResults(step, v)
+	if !slices.Equal(got.GetCommand(), []string{"run", "x", "y"}) || !slices.Equal(got.GetArgs(), []string{"y", "x-K", "S"}) ||
+		got.GetEnv()[0].GetValue() != "S/$(steps.gone.results.r)" || got.GetScript() != step.GetScript() {
+		t.Errorf("ApplyStepResults = %v", got)
+	}
+	if step.GetArgs()[0] != "$(steps.a.results.list[1])" {
+		t.Error("ApplyStepResults changed the step it was given")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -216,6 +217,44 @@ func Propagate(spec *planpb.TaskSpec, v *Vars) *planpb.TaskSpec {
 	out := proto.Clone(spec).(*planpb.TaskSpec)
 	for _, s := range slices.Concat(out.GetSteps(), out.GetSidecars()) {
 		applyStep(s, v)
+	}
+	return out
+}
+
+// StepResultRefs are the steps whose results a step reads through
+// $(steps.S.results.R) in its env, command and args, each once: what
+// Tekton's entrypoint substitutes when the step starts (Tekton's
+// validation allows them nowhere else).
+func StepResultRefs(s *planpb.Step) []Ref {
+	var refs []Ref
+	texts := slices.Concat(s.GetCommand(), s.GetArgs())
+	for _, e := range s.GetEnv() {
+		texts = append(texts, e.GetValue())
+	}
+	for _, t := range texts {
+		for _, expr := range expressions(t) {
+			parts := strings.SplitN(expr, ".", 4)
+			if len(parts) < 4 || parts[0] != "steps" || parts[2] != "results" {
+				continue
+			}
+			name, _, _ := strings.Cut(parts[3], ".")
+			name, _ = SplitIndex(name)
+			if r := (Ref{Task: parts[1], Result: name}); !slices.Contains(refs, r) {
+				refs = append(refs, r)
+			}
+		}
+	}
+	return refs
+}
+
+// ApplyStepResults substitutes step results in a step's env, command and
+// args, as Tekton's entrypoint does (applyStepResultSubstitutions).
+func ApplyStepResults(s *planpb.Step, v *Vars) *planpb.Step {
+	out := proto.Clone(s).(*planpb.Step)
+	out.Command = v.ApplyList(out.Command)
+	out.Args = v.ApplyList(out.Args)
+	for _, e := range out.Env {
+		e.Value = v.Apply(e.Value)
 	}
 	return out
 }

@@ -81,6 +81,14 @@ func (v *Vars) SetPropagatedResult(task, result string, val *planpb.Value) {
 	v.replacer = nil
 }
 
+// SetStepResult sets a step result under the names Tekton's entrypoint
+// substitutes: steps.S.results.R, with [i] for array elements, [*] for a
+// whole array and .KEY for object keys.
+func (v *Vars) SetStepResult(step, result string, val *planpb.Value) {
+	v.set(fmt.Sprintf("steps.%s.results.%s", step, result), val, ".%s")
+	v.replacer = nil
+}
+
 func (v *Vars) empty() bool { return len(v.str) == 0 && len(v.arr) == 0 && len(v.obj) == 0 }
 
 // SetParam sets a param under Tekton's names for it: params.N, params["N"],

@@ -96,6 +96,15 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 			skipStep(state)
 			continue
 		}
+		step, err := withStepResults(att, steps, step)
+		if err != nil {
+			// The entrypoint fails the step before it starts.
+			s.terminated(state, StepExit{ExitCode: 1})
+			state.Reason = StepError
+			failed, failure = state, fmt.Sprintf("%q failed: %v", state.GetContainer(), err)
+			s.reportTask(st)
+			continue
+		}
 		exit := s.runStep(ctx, att, t, i, step, state)
 		s.reportTask(st)
 		if cause := context.Cause(ctx); ctx.Err() != nil {
@@ -348,4 +357,39 @@ func withShebang(script string) string {
 		return script
 	}
 	return "#!/bin/sh\nset -e\n" + script
+}
+
+// withStepResults is step with the results of earlier steps it reads
+// through $(steps.S.results.R) substituted in its env, command and args,
+// as Tekton's entrypoint does when the step starts; a result that is not
+// there is an error, as it is for the entrypoint.
+func withStepResults(att Attempt, steps []*planpb.Step, step *planpb.Step) (*planpb.Step, error) {
+	refs := results.StepResultRefs(step)
+	if len(refs) == 0 {
+		return step, nil
+	}
+	vars := results.NewVars()
+	for _, r := range refs {
+		raw, ok, err := att.ReadStepResult(r.Task, r.Result)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("read the result %q of step %q: %w", r.Result, r.Task, err)
+		case !ok:
+			return nil, fmt.Errorf("step %q has no result %q for $(steps.%s.results.%s)", r.Task, r.Result, r.Task, r.Result)
+		}
+		spec := &planpb.ResultSpec{Name: r.Result}
+		for _, s := range steps {
+			for _, rs := range s.GetResults() {
+				if s.GetName() == r.Task && rs.GetName() == r.Result {
+					spec = rs
+				}
+			}
+		}
+		v, err := results.Parse(spec, raw)
+		if err != nil {
+			return nil, fmt.Errorf("step %q: %w", r.Task, err)
+		}
+		vars.SetStepResult(r.Task, r.Result, v)
+	}
+	return results.ApplyStepResults(step, vars), nil
 }

@@ -67,6 +67,9 @@ spec:
 		expect(t, "result both", r.result("both"), `"ab"`)
 	},
 }, {
+	// Results into params, straight into an embedded step
+	// (PropagateResults), and between steps through $(steps.S.results.R)
+	// in env and args.
 	name: "results between tasks",
 	yaml: `apiVersion: tekton.dev/v1
 kind: PipelineRun
@@ -75,6 +78,7 @@ spec:
   pipelineSpec:
     results:
     - {name: out, value: "$(tasks.use.results.out)"}
+    - {name: direct, value: "$(tasks.direct.results.out)"}
     tasks:
     - name: produce
       taskSpec:
@@ -94,10 +98,24 @@ spec:
         results: [{name: out}]
         steps:
         - {name: use, image: localhost/busybox:pod-runner, script: "echo -n $(params.w)-$(params.second) | tee $(results.out.path)"}
+    - name: direct
+      taskSpec:
+        results: [{name: out}]
+        steps:
+        - name: produce
+          image: localhost/busybox:pod-runner
+          results: [{name: list, type: array}]
+          script: echo -n '["p","q"]' > $(step.results.list.path)
+        - name: use
+          image: localhost/busybox:pod-runner
+          env: [{name: W, value: "$(tasks.produce.results.word)"}]
+          command: [sh, -c]
+          args: ['printf "%s|" "$W" "$@" > $(results.out.path)', sh, "$(steps.produce.results.list[*])"]
 `,
 	check: func(t *testing.T, r *podRun) {
 		expect(t, "run", r.reason(), "True/Succeeded")
 		expect(t, "result out", r.result("out"), `"hello-y"`)
+		expect(t, "result direct", r.result("direct"), `"hello|p|q|"`)
 	},
 }, {
 	name: "a when-skipped task",
