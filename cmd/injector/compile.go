@@ -115,6 +115,7 @@ func compileFiles(ctx context.Context, files []string, stdin io.Reader, opts com
 		}
 		docs = append(docs, d...)
 	}
+	opts.FeatureFlags, opts.Defaults = compile.TektonConfig(docs)
 	return compile.Compile(ctx, docs, opts)
 }
 

@@ -136,6 +136,7 @@ func compileFiles(files []string, opts compile.Options, kubeconfig string) (*com
 		docs = append(docs, d...)
 	}
 	ctx := context.Background()
+	opts.FeatureFlags, opts.Defaults = compile.TektonConfig(docs)
 	var err error
 	if opts.Requester, err = requester(ctx, docs, opts.Namespace, kubeconfig); err != nil {
 		return nil, err

@@ -82,6 +82,26 @@ func WithClusterConfig(ctx context.Context, featureFlags, defaults map[string]st
 	return config.ToContext(ctx, cfg), nil
 }
 
+// TektonConfig is the data of the feature-flags and config-defaults
+// ConfigMaps among docs (named so, in no namespace or in Tekton's
+// tekton-pipelines), nil for one not given: how a run on a machine with no
+// cluster is configured as a cluster's Tekton would be.
+func TektonConfig(docs []load.Doc) (featureFlags, defaults map[string]string) {
+	for _, d := range docs {
+		cm, ok := d.Object.(*corev1.ConfigMap)
+		if !ok || (cm.Namespace != "" && cm.Namespace != "tekton-pipelines") {
+			continue
+		}
+		switch cm.Name {
+		case config.GetFeatureFlagsConfigName():
+			featureFlags = cm.Data
+		case config.GetDefaultsConfigName():
+			defaults = cm.Data
+		}
+	}
+	return featureFlags, defaults
+}
+
 // Compile compiles the one PipelineRun or TaskRun among docs, with the
 // Pipelines, Tasks, StepActions, ConfigMaps and Secrets it refers to. Invalid
 // input is reported as a *load.Error.
