@@ -26,6 +26,9 @@ type attempt struct {
 	// mounts, when set, are the workspaces' own mount points: a Task that
 	// declares a readOnly workspace gets Tekton's mounts (root only).
 	mounts []mount
+	// sidecars run beside the steps, between StartSidecars and
+	// StopSidecars; nil for one that ended by itself.
+	sidecars []*running
 }
 
 // StartAttempt makes the attempt's directories and resolves its workspaces.
@@ -112,6 +115,15 @@ func (a *attempt) StepDir(step string) string {
 func (a *attempt) Workspace(name string) (string, bool) {
 	p, ok := a.workspaces[name]
 	return p, ok
+}
+
+// roleDir is the directory of a step (its /tekton/steps/step-NAME) or of
+// a sidecar (kept apart: a sidecar may share a step's name).
+func (a *attempt) roleDir(name string, as role) string {
+	if as == sidecarRole {
+		return filepath.Join(a.dir, "sidecars", name)
+	}
+	return a.StepDir(name)
 }
 
 // ReadResult reads a task result file. Tekton caps all of a TaskRun's results

@@ -418,14 +418,10 @@ func safeName(name string) string {
 }
 
 // Unsupported reports what in plan host processes cannot run, before
-// anything runs. These need pod mode: a task's sidecars (containers that
-// run beside its steps), Task volumes (mounted at container paths) and
-// projected or CSI workspaces (the kubelet builds them).
+// anything runs. These need pod mode: Task volumes (mounted at container
+// paths) and projected or CSI workspaces (the kubelet builds them).
 func Unsupported(plan *planpb.Plan) error {
 	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
-		if n := len(t.GetSpec().GetSidecars()); n > 0 {
-			return fmt.Errorf("task %q has %d sidecar(s): sidecars run in pod mode only, not as host processes", t.GetName(), n)
-		}
 		if vs := t.GetSpec().GetVolumes(); len(vs) > 0 {
 			return fmt.Errorf("task %q mounts volumes %s: Task volumes are mounted at container paths: they need pod mode (injector compile)", t.GetName(), strings.Join(vs, ", "))
 		}

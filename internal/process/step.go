@@ -25,28 +25,69 @@ const drainDelay = 500 * time.Millisecond
 // for it to end. When ctx ends the group gets SIGTERM, then SIGKILL after the
 // grace period.
 func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor.StepExit {
-	if err := checkName(step.Name); err != nil {
-		return supervisor.StepExit{Err: fmt.Errorf("step name: %w", err)}
-	}
-	p, err := a.prepare(step)
-	if err != nil {
-		return supervisor.StepExit{Err: err}
-	}
-	defer p.closeFiles()
 	if err := ctx.Err(); err != nil {
 		return supervisor.StepExit{Err: fmt.Errorf("step not started: %w", context.Cause(ctx))}
 	}
+	r, failed := a.start(step, stepRole)
+	if failed != nil {
+		return *failed
+	}
+	var end stepexec.Exit
+	select {
+	case end = <-r.waited:
+	case <-ctx.Done():
+		r.proc.Stop(a.l.opts.Grace)
+		end = <-r.waited
+	}
+	return r.finish(end)
+}
 
+// role is what a process is to its task: a step, or a sidecar beside the
+// steps. Each has its own directory and script files.
+type role string
+
+const (
+	stepRole    role = "step"
+	sidecarRole role = "sidecar"
+)
+
+// running is a started step or sidecar process and the copies of its output.
+type running struct {
+	name       string
+	as         role
+	proc       *stepexec.Process
+	waited     chan stepexec.Exit // receives its end, once
+	outR, errR *os.File
+	copiers    *sync.WaitGroup
+	files      *prepared
+}
+
+// start starts a step or sidecar as a host process in its own process
+// group; it returns how it failed to start otherwise.
+func (a *attempt) start(step *supervisor.Step, as role) (*running, *supervisor.StepExit) {
+	fail := func(err error) (*running, *supervisor.StepExit) { return nil, &supervisor.StepExit{Err: err} }
+	if err := checkName(step.Name); err != nil {
+		return fail(fmt.Errorf("%s name: %w", as, err))
+	}
+	p, err := a.prepare(step, as)
+	if err != nil {
+		return fail(err)
+	}
 	prefix := "[" + step.Task + "/" + step.Name + "] "
+	if as == sidecarRole {
+		prefix = "[" + step.Task + "/sidecar-" + step.Name + "] "
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return supervisor.StepExit{Err: fmt.Errorf("stdout pipe: %w", err)}
+		p.closeFiles()
+		return fail(fmt.Errorf("stdout pipe: %w", err))
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
+		p.closeFiles()
 		outR.Close()
 		outW.Close()
-		return supervisor.StepExit{Err: fmt.Errorf("stderr pipe: %w", err)}
+		return fail(fmt.Errorf("stderr pipe: %w", err))
 	}
 	// Our own *os.File pipes: exec then starts no copying goroutine that
 	// Wait would block on while a grandchild holds the pipe.
@@ -54,49 +95,47 @@ func (a *attempt) RunStep(ctx context.Context, step *supervisor.Step) supervisor
 		Argv: p.argv, Env: p.env, Dir: p.dir, Stdout: outW, Stderr: errW, Hermetic: step.Hermetic,
 		// Tekton's entrypoint records the exit code for
 		// $(steps.step-NAME.exitCode.path).
-		ExitCodePath: filepath.Join(a.StepDir(step.Name), "exitCode"),
+		ExitCodePath: filepath.Join(a.roleDir(step.Name, as), "exitCode"),
 	})
 	outW.Close()
 	errW.Close()
 	if startErr != nil {
+		p.closeFiles()
 		outR.Close()
 		errR.Close()
 		var he *hermetic.Error
 		if errors.As(startErr, &he) {
-			return supervisor.StepExit{Err: startErr}
+			return fail(startErr)
 		}
-		return supervisor.StepExit{Err: fmt.Errorf("step %q: %w", step.Name, startErr)}
+		return fail(fmt.Errorf("%s %q: %w", as, step.Name, startErr))
 	}
-	var copiers sync.WaitGroup
-	copiers.Add(2)
-	go a.copyOutput(&copiers, outR, prefix, p.stdout)
-	go a.copyOutput(&copiers, errR, prefix, p.stderr)
+	r := &running{name: step.Name, as: as, proc: proc, waited: make(chan stepexec.Exit, 1), outR: outR, errR: errR, copiers: &sync.WaitGroup{}, files: p}
+	r.copiers.Add(2)
+	go a.copyOutput(r.copiers, outR, prefix, p.stdout)
+	go a.copyOutput(r.copiers, errR, prefix, p.stderr)
+	go func() { r.waited <- proc.Wait() }()
+	return r, nil
+}
 
-	waited := make(chan stepexec.Exit, 1)
-	go func() { waited <- proc.Wait() }()
-	var end stepexec.Exit
-	select {
-	case end = <-waited:
-	case <-ctx.Done():
-		proc.Stop(a.l.opts.Grace)
-		end = <-waited
-	}
+// finish drains the output of a process that ended and tells how it ended.
+func (r *running) finish(end stepexec.Exit) supervisor.StepExit {
+	defer r.files.closeFiles()
 	drained := make(chan struct{})
-	go func() { copiers.Wait(); close(drained) }()
+	go func() { r.copiers.Wait(); close(drained) }()
 	select {
 	case <-drained:
 	case <-time.After(drainDelay):
 		// Closing the read ends unblocks the copiers (pipes from os.Pipe
 		// are pollable), which flush what they have.
-		outR.Close()
-		errR.Close()
+		r.outR.Close()
+		r.errR.Close()
 		<-drained
 	}
-	outR.Close()
-	errR.Close()
+	r.outR.Close()
+	r.errR.Close()
 	exit := supervisor.StepExit{Started: end.Started, Finished: end.Finished, ExitCode: end.Code, Reason: end.Reason}
 	if end.Err != nil {
-		exit.Err = fmt.Errorf("step %q: %w", step.Name, end.Err)
+		exit.Err = fmt.Errorf("%s %q: %w", r.as, r.name, end.Err)
 	}
 	return exit
 }
@@ -120,10 +159,9 @@ func (p *prepared) closeFiles() {
 
 // prepare works out the step's command line, environment, working directory
 // and output files.
-func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
-	stepDir := a.StepDir(step.Name)
-	if err := os.MkdirAll(filepath.Join(stepDir, "results"), 0o755); err != nil {
-		return nil, fmt.Errorf("step dir: %w", err)
+func (a *attempt) prepare(step *supervisor.Step, as role) (*prepared, error) {
+	if err := os.MkdirAll(filepath.Join(a.roleDir(step.Name, as), "results"), 0o755); err != nil {
+		return nil, fmt.Errorf("%s dir: %w", as, err)
 	}
 	env, err := a.l.objectEnv(step)
 	if err != nil {
@@ -157,7 +195,7 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 			script = "#!/bin/sh\nset -e\n" + script
 		}
 		script = a.l.withShell(script)
-		path := filepath.Join(a.scriptsDir(), fmt.Sprintf("script-%d-%s", step.Index, step.Name))
+		path := filepath.Join(a.scriptsDir(), fmt.Sprintf("%s-script-%d-%s", as, step.Index, step.Name))
 		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 			return nil, fmt.Errorf("write script: %w", err)
 		}
@@ -170,7 +208,7 @@ func (a *attempt) prepare(step *supervisor.Step) (*prepared, error) {
 		}
 		p.argv = append(append([]string{bin}, step.Command[1:]...), step.Args...)
 	default:
-		return nil, fmt.Errorf("step %q has no command or script: the entrypoint of image %q is only known in pod mode", step.Name, step.Image)
+		return nil, fmt.Errorf("%s %q has no command or script: the entrypoint of image %q is only known in pod mode", as, step.Name, step.Image)
 	}
 
 	p.argv = a.wrapMounts(p.argv)

@@ -39,7 +39,6 @@ type entry struct {
 const (
 	entrypoint = "a step with neither command nor script runs its image's entrypoint, known only from the image (pod mode)"
 	taskVolume = "Task volumes and volumeMounts are mounted at container paths (pod mode)"
-	sidecar    = "sidecars run in pod mode only"
 	probe      = "a sidecar readinessProbe, refused in both modes (steps would start before it passes)"
 )
 
@@ -50,7 +49,6 @@ func (e entry) runnable() bool     { return e.want != "" }
 var (
 	noEntrypoint = fails(entrypoint, "is only known in pod mode")
 	noTaskVolume = fails(taskVolume, "Task volumes are mounted at container paths: they need pod mode")
-	noSidecar    = fails(sidecar, "sidecars run in pod mode only")
 	noProbe      = fails(probe, "sidecar readinessProbe is not supported yet")
 )
 
@@ -87,10 +85,9 @@ var ledger = map[string]entry{
 	"taskruns/workspace-volume.yaml":                          noTaskVolume,
 	"taskruns/dind-sidecar.yaml":                              noProbe,
 	"taskruns/sidecar-ready.yaml":                             noProbe,
-	"taskruns/sidecar-interp.yaml":                            noSidecar,
-	"taskruns/sidecar-ready-script.yaml":                      noSidecar,
-	"taskruns/workspace-in-sidecar.yaml":                      noSidecar,
-	"taskruns/beta/workspace-in-sidecar.yaml":                 noSidecar,
+	"taskruns/sidecar-interp.yaml":                            noTaskVolume,
+	"taskruns/sidecar-ready-script.yaml":                      noTaskVolume,
+	"taskruns/workspace-in-sidecar.yaml":                      noTaskVolume,
 	"taskruns/ignore-step-error.yaml":                         fails("reads /tekton/steps/step-NAME/exitCode, Tekton's container path", "/tekton/steps/step-exit-with-1/exitCode does not exist"),
 	"taskruns/stepaction-passing-results.yaml":                fails("reads /tekton/scripts, Tekton's container path", "'/tekton/scripts/*': No such file or directory"),
 	"taskruns/beta/workspace-isolation.yaml":                  fails("isolated (step-level) workspaces are per-container mounts", "isolated workspaces is not supported yet"),
