@@ -171,6 +171,9 @@ type compiler struct {
 	// refSources are where resolvers found the run's Pipeline or Task
 	// (key "") and its pipeline tasks' Tasks (Compiled.RefSources).
 	refSources map[string]*v1.RefSource
+	// shared maps a workspace binding to the one whose claim it shares
+	// (sharedClaims).
+	shared map[string]string
 	// remoteTasks are the Tasks resolvers returned, by pipeline task.
 	remoteTasks map[string]*v1.Task
 	// tekton is the in-process webhook resolved objects are validated

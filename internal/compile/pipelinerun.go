@@ -94,6 +94,7 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.shared = sharedClaims(pr.Spec.Workspaces, hostDirs)
 	if _, err := dag.Build(v1.PipelineTaskList(spec.Tasks), v1.PipelineTaskList(spec.Tasks).Deps()); err != nil {
 		return nil, specAt.errorf("tasks", "invalid graph: %v", err).WithReason(v1.PipelineRunReasonInvalidGraph)
 	}
@@ -441,7 +442,7 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 	t.When = when(pt.When)
 	t.OnErrorContinue = pt.OnError == v1.PipelineTaskContinue
 	for _, b := range ws {
-		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: volumeOf(pt, b.Name), SubPath: b.SubPath})
+		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: volumeFor(c.shared, volumeOf(pt, b.Name)), SubPath: b.SubPath})
 	}
 	workspaceContext(t, ws, string(pr.UID))
 	tv, err := c.taskVolumes(in, ts, t)

@@ -264,3 +264,40 @@ data: {a: A}
 		})
 	}
 }
+
+// TestOneClaimTwoWorkspaces: two workspaces bound to one claim are one
+// volume, mounted by each with its own subPath, as Tekton mounts a claim
+// once (workspace.CreateVolumes); $(workspaces.W.volume) names it for both.
+func TestOneClaimTwoWorkspaces(t *testing.T) {
+	c := mustCompile(t, `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: claims}
+spec:
+  workspaces:
+  - {name: src, persistentVolumeClaim: {claimName: data}, subPath: src}
+  - {name: out, persistentVolumeClaim: {claimName: data}, subPath: out}
+  - {name: other, persistentVolumeClaim: {claimName: elsewhere}}
+  pipelineSpec:
+    workspaces: [{name: src}, {name: out}, {name: other}]
+    tasks:
+    - name: t
+      workspaces: [{name: in, workspace: src}, {name: out, workspace: out}, {name: o, workspace: other}]
+      taskSpec:
+        workspaces: [{name: in}, {name: out}, {name: o}]
+        steps: [{name: s, image: busybox, script: "true"}]
+`, Options{})
+	var names []string
+	for _, v := range c.Plan.GetVolumes() {
+		names = append(names, v.GetName())
+	}
+	if !slices.Equal(names, []string{"src", "other"}) {
+		t.Errorf("plan volumes %v, want one per claim: [src other]", names)
+	}
+	task := c.Plan.GetTasks()[0]
+	diff(t, "bindings", task.GetWorkspaces(), []*planpb.WorkspaceBinding{
+		{Name: "in", Volume: "src", SubPath: "src"}, {Name: "out", Volume: "src", SubPath: "out"}, {Name: "o", Volume: "other"}})
+	if in, out := task.GetContext()["workspaces.in.volume"], task.GetContext()["workspaces.out.volume"]; in == "" || in != out {
+		t.Errorf("$(workspaces.in.volume) = %q, $(workspaces.out.volume) = %q: want the one volume", in, out)
+	}
+}

@@ -75,6 +75,7 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.shared = sharedClaims(tr.Spec.Workspaces, hostDirs)
 
 	rtr := &trresources.ResolvedTask{TaskName: taskMeta.Name, TaskSpec: spec, Kind: trresources.GetTaskKind(tr)}
 	if err := taskrun.ValidateResolvedTask(ctx, tr.Spec.Params, &v1.Matrix{}, rtr); err != nil {
@@ -103,7 +104,7 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 	}
 	t.Params = params(tr.Spec.Params)
 	for _, b := range tr.Spec.Workspaces {
-		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: b.Name, SubPath: b.SubPath})
+		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: volumeFor(c.shared, b.Name), SubPath: b.SubPath})
 	}
 	workspaceContext(t, tr.Spec.Workspaces, string(tr.UID))
 	tv, err := c.taskVolumes(in, ts, t)

@@ -12,11 +12,43 @@ import (
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
+// sharedClaims maps each workspace binding of a claim another binding
+// names first to that binding: Tekton mounts a claim once, whichever
+// workspaces bind it (workspace.CreateVolumes), and a Pod with two volumes
+// of one claim is one the kubelet does not start.
+// A binding given a host directory (--workspace) is its own.
+func sharedClaims(bindings []v1.WorkspaceBinding, hostDirs map[string]string) map[string]string {
+	first, shared := map[string]string{}, map[string]string{}
+	for _, b := range bindings {
+		if b.PersistentVolumeClaim == nil || hostDirs[b.Name] != "" {
+			continue
+		}
+		if f, ok := first[b.PersistentVolumeClaim.ClaimName]; ok {
+			shared[b.Name] = f
+			continue
+		}
+		first[b.PersistentVolumeClaim.ClaimName] = b.Name
+	}
+	return shared
+}
+
+// volumeFor is the plan volume behind the run's workspace binding name.
+func volumeFor(shared map[string]string, binding string) string {
+	if f, ok := shared[binding]; ok {
+		return f
+	}
+	return binding
+}
+
 // volumes are the storage behind the run's workspace bindings, one per
-// binding, named after it. hostDirs are the --workspace NAME=DIR choices.
+// binding, named after it, but one per claim (c.shared). hostDirs are the
+// --workspace NAME=DIR choices.
 func (c *compiler) volumes(bindings []v1.WorkspaceBinding, hostDirs map[string]string, runAt where) ([]*planpb.Volume, error) {
 	var out []*planpb.Volume
 	for i, b := range bindings {
+		if _, ok := c.shared[b.Name]; ok {
+			continue
+		}
 		field := fmt.Sprintf("workspaces[%d]", i)
 		v := &planpb.Volume{Name: b.Name}
 		switch {
