@@ -78,11 +78,15 @@ func keyRef(vf *corev1.EnvVarSource, at where, field string) (*planpb.KeyRef, er
 // checkLocalKey notes a local error when a required key reference names an
 // object or key the documents lack. One whose name or key holds a $(...)
 // variable is known only at run time: the launcher checks it then.
+// An optional one's document is still one the run refers to.
 func (c *compiler) checkLocalKey(ref *planpb.KeyRef, at where, field string) {
-	if ref.Optional || strings.Contains(ref.Name, "$(") || strings.Contains(ref.Key, "$(") {
+	if strings.Contains(ref.Name, "$(") || strings.Contains(ref.Key, "$(") {
 		return
 	}
 	data, found := c.objs.refer(ref.Kind, ref.Name)
+	if ref.Optional {
+		return
+	}
 	field += map[planpb.KeyRef_Kind]string{planpb.KeyRef_CONFIG_MAP: ".configMapKeyRef", planpb.KeyRef_SECRET: ".secretKeyRef"}[ref.Kind]
 	switch _, hasKey := data[ref.Key]; {
 	case !found:

@@ -176,6 +176,8 @@ spec:
         valueFrom: {configMapKeyRef: {name: cfg, key: nope, optional: true}}
       - name: TEMPLATED
         valueFrom: {configMapKeyRef: {name: cfg, key: $(params.key)}}
+      - name: OPTIONAL_GIVEN
+        valueFrom: {secretKeyRef: {name: extra, key: x, optional: true}}
       script: env
 ---
 apiVersion: v1
@@ -187,6 +189,11 @@ apiVersion: v1
 kind: Secret
 metadata: {name: creds}
 stringData: {token: secret-token}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: extra}
+stringData: {x: optional-value}
 `, Options{})
 	step := c.Plan.GetTasks()[0].GetSpec().GetSteps()[0]
 	diff(t, "env", step.GetEnv(), []*planpb.EnvVar{
@@ -196,6 +203,7 @@ stringData: {token: secret-token}
 		{Name: "OPTIONAL_ABSENT", ValueFrom: &planpb.KeyRef{Name: "absent", Key: "x", Optional: true}},
 		{Name: "OPTIONAL_NO_KEY", ValueFrom: &planpb.KeyRef{Name: "cfg", Key: "nope", Optional: true}},
 		{Name: "TEMPLATED", ValueFrom: &planpb.KeyRef{Name: "cfg", Key: "$(params.key)"}},
+		{Name: "OPTIONAL_GIVEN", ValueFrom: &planpb.KeyRef{Kind: planpb.KeyRef_SECRET, Name: "extra", Key: "x", Optional: true}},
 	})
 	diff(t, "envFrom", step.GetEnvFrom(), []*planpb.EnvFrom{
 		{Name: "cfg", Prefix: "CFG_"},
@@ -218,8 +226,8 @@ stringData: {token: secret-token}
 	for _, o := range c.Documents() {
 		names = append(names, fmt.Sprintf("%T", o))
 	}
-	if want := []string{"*v1.ConfigMap", "*v1.Secret"}; !slices.Equal(names, want) {
-		t.Errorf("Documents() = %v, want %v (the referenced ones, as given)", names, want)
+	if want := []string{"*v1.ConfigMap", "*v1.Secret", "*v1.Secret"}; !slices.Equal(names, want) {
+		t.Errorf("Documents() = %v, want %v (the referenced ones, as given; an optional reference too)", names, want)
 	}
 }
 

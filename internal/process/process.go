@@ -310,14 +310,16 @@ func (l *Launcher) writeFiles(dir string, kind planpb.KeyRef_Kind, f *planpb.Fil
 	if m := f.GetDefaultMode(); m != 0 {
 		fileMode = fs.FileMode(m) & fs.ModePerm
 	}
+	// One file per item: the kubelet writes a key listed twice at both
+	// paths.
 	type file struct {
-		path string
-		mode fs.FileMode
+		key, path string
+		mode      fs.FileMode
 	}
-	files := map[string]file{}
+	var files []file
 	if len(f.GetItems()) == 0 {
 		for k := range data {
-			files[k] = file{k, fileMode}
+			files = append(files, file{k, k, fileMode})
 		}
 	}
 	for _, it := range f.GetItems() {
@@ -331,9 +333,9 @@ func (l *Launcher) writeFiles(dir string, kind planpb.KeyRef_Kind, f *planpb.Fil
 		if it.GetMode() != 0 {
 			mode = fs.FileMode(it.GetMode()) & fs.ModePerm
 		}
-		files[it.GetKey()] = file{it.GetPath(), mode}
+		files = append(files, file{it.GetKey(), it.GetPath(), mode})
 	}
-	for key, fl := range files {
+	for _, fl := range files {
 		if !filepath.IsLocal(fl.path) {
 			return fmt.Errorf("%s %q: path %q is not a relative path inside the volume", kind.Object(), f.GetName(), fl.path)
 		}
@@ -341,7 +343,7 @@ func (l *Launcher) writeFiles(dir string, kind planpb.KeyRef_Kind, f *planpb.Fil
 		if err := os.MkdirAll(filepath.Dir(p), dirMode); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, data[key], fl.mode); err != nil {
+		if err := os.WriteFile(p, data[fl.key], fl.mode); err != nil {
 			return err
 		}
 		// WriteFile's mode is filtered by the umask; the volume's is not.

@@ -28,8 +28,9 @@ func (o objects) Data(kind planpb.KeyRef_Kind, name string) (map[string][]byte, 
 // names it and its items only.
 func TestFilesVolumes(t *testing.T) {
 	objs := objects{"ConfigMap/cm": {"a.txt": []byte("A"), "b": []byte("B"), "unlisted": []byte("U")}, "Secret/s": {"a.txt": []byte("A"), "b": []byte("B"), "unlisted": []byte("U")}}
-	data := map[string][]byte{"a.txt": []byte("A"), "sub/b.txt": []byte("B")}
-	items := []*planpb.KeyToPath{{Key: "a.txt", Path: "a.txt"}, {Key: "b", Path: "sub/b.txt"}}
+	// A key listed twice is written at both paths, as the kubelet does.
+	data := map[string][]byte{"a.txt": []byte("A"), "sub/b.txt": []byte("B"), "again/a": []byte("A")}
+	items := []*planpb.KeyToPath{{Key: "a.txt", Path: "a.txt"}, {Key: "b", Path: "sub/b.txt"}, {Key: "a.txt", Path: "again/a"}}
 	cases := []struct {
 		name              string
 		vol               *planpb.Volume
