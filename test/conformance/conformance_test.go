@@ -59,7 +59,7 @@ var ledger = map[string]entry{
 	"pipelineruns/beta/http-resolver-credentials.yaml":          notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
 	"taskruns/beta/bundles-resolver.yaml":                       notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
 	"taskruns/beta/git-resolver.yaml":                           notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
-	"taskruns/beta/hub-resolver.yaml":                           notRunnable("remote resolution (hub resolver) needs the network"),
+	"taskruns/beta/hub-resolver.yaml":                           notRunnable("its resolver reads the network; run with its URLs pointed at this machine by test/e2e TestResolverExamples"),
 	"taskruns/beta/stepaction-git-resolver.yaml":                notRunnable("remote resolution (git resolver) needs the network"),
 	"pipelineruns/pipelinerun.yaml":                             notRunnable("clones from GitHub and pushes an image to a registry"),
 	"pipelineruns/pipelinerun-with-final-tasks.yaml":            notRunnable("clones from GitHub with the git-init image"),

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,8 +45,8 @@ spec:
 // URLs rewritten to services on this machine: the catalog's git repository
 // (a repository on disk), raw.githubusercontent.com (a loopback http server
 // that wants the credentials example's basic auth), ghcr.io (a registry on
-// loopback holding the catalog Task as a bundle) and the repository the
-// Task clones. Each must succeed, clone that repository, and record where
+// loopback holding the catalog Task as a bundle), Artifact Hub (a loopback
+// stand-in of its API) and the repository the Task clones. Each must succeed, clone that repository, and record where
 // its Task came from.
 func TestResolverExamples(t *testing.T) {
 	source, sourceCommit := gitRepo(t, map[string]string{"README": "nocode\n"})
@@ -64,10 +66,27 @@ func TestResolverExamples(t *testing.T) {
 	}
 	task.TypeMeta = metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "Task"}
 	bundle := pushBundle(t, &task)
+	// Artifact Hub's API as the hub resolver asks it: a package's versions,
+	// then one version's manifest.
+	const pkg = "/api/v1/packages/tekton-task/tekton-catalog-tasks/git-clone"
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == pkg:
+			io.WriteString(w, `{"available_versions": [{"version": "0.9.0"}, {"version": "0.10.0"}]}`)
+		case r.URL.Path == pkg+"/0.10.0":
+			out, _ := json.Marshal(map[string]any{"data": map[string]string{"manifestRaw": gitClone}})
+			w.Write(out)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer hub.Close()
+	t.Setenv("ARTIFACT_HUB_API", hub.URL)
 
 	urls := strings.NewReplacer(
 		"https://github.com/tektoncd/catalog.git", catalog,
 		"https://github.com/kelseyhightower/nocode", source,
+		"https://github.com/tektoncd/pipeline.git", source,
 		"https://github.com/tektoncd/catalog", source,
 		"https://raw.githubusercontent.com/tektoncd/catalog/main/task/git-clone/0.10/git-clone.yaml", raw.URL+"/git-clone.yaml",
 		"ghcr.io/tektoncd/catalog/upstream/tasks/git-clone@sha256:65e61544c5870c8828233406689d812391735fd4100cb444bbd81531cb958bb3", bundle,
@@ -78,6 +97,7 @@ func TestResolverExamples(t *testing.T) {
 		"pipelineruns/beta/http-resolver-credentials.yaml": raw.URL,
 		"taskruns/beta/git-resolver.yaml":                  "git+" + catalog,
 		"taskruns/beta/bundles-resolver.yaml":              strings.TrimSuffix(bundle, ":v1"),
+		"taskruns/beta/hub-resolver.yaml":                  hub.URL + pkg + "/0.10.0",
 	}
 	dir := filepath.Join(tektonModule(t), "examples", "v1")
 	for name, uri := range examples {
@@ -86,22 +106,33 @@ func TestResolverExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := run(t, urls.Replace(string(src)))
-			if r.code != 0 {
-				t.Fatalf("exit %d, want 0", r.code)
+			// One invocation per run the file holds, with its other documents.
+			var runs, others []string
+			for _, doc := range strings.Split(urls.Replace(string(src)), "\n---\n") {
+				if strings.Contains(doc, "\nkind: TaskRun") || strings.Contains(doc, "\nkind: PipelineRun") {
+					runs = append(runs, doc)
+				} else {
+					others = append(others, doc)
+				}
 			}
-			tr := r.tr
-			for _, child := range r.taskRuns {
-				tr = child
-			}
-			if tr == nil {
-				t.Fatal("no TaskRun")
-			}
-			if got := resultOf(tr, "commit"); got != sourceCommit {
-				t.Errorf("cloned commit %q, want %q (the rewritten repository's)", got, sourceCommit)
-			}
-			if src := tr.Status.Provenance.RefSource; src == nil || !strings.HasPrefix(src.URI, uri) {
-				t.Errorf("provenance.refSource = %+v, want a URI starting %q", src, uri)
+			for _, doc := range runs {
+				r := run(t, strings.Join(append(slices.Clone(others), doc), "\n---\n"))
+				if r.code != 0 {
+					t.Fatalf("exit %d, want 0", r.code)
+				}
+				tr := r.tr
+				for _, child := range r.taskRuns {
+					tr = child
+				}
+				if tr == nil {
+					t.Fatal("no TaskRun")
+				}
+				if got := resultOf(tr, "commit"); got != sourceCommit {
+					t.Errorf("cloned commit %q, want %q (the rewritten repository's)", got, sourceCommit)
+				}
+				if src := tr.Status.Provenance.RefSource; src == nil || !strings.HasPrefix(src.URI, uri) {
+					t.Errorf("provenance.refSource = %+v, want a URI starting %q", src, uri)
+				}
 			}
 		})
 	}
