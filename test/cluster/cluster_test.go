@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +31,7 @@ func enabled(t *testing.T) {
 	}
 }
 
-// installCRDs applies the pinned Tekton module's CRDs (no webhook: v1
-// objects are stored as they are).
-func installCRDs(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tektoncd/pipeline").Output()
-	if err != nil {
-		t.Fatalf("find the Tekton module: %v", err)
-	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "300-crds")
-	kube.Kubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", dir)
-	kube.Kubectl(t, "", "wait", "--for", "condition=established", "--timeout=60s", "crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/pipelines.tekton.dev", "crd/tasks.tekton.dev")
-}
+func installCRDs(t *testing.T) { kube.InstallTektonCRDs(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()

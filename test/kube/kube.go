@@ -182,3 +182,16 @@ func State() string {
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, ".cache", "local-k8s")
 }
+
+// InstallTektonCRDs applies the pinned Tekton module's CRDs (no webhook: v1
+// objects are stored as they are).
+func InstallTektonCRDs(t testing.TB) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tektoncd/pipeline").Output()
+	if err != nil {
+		t.Fatalf("find the Tekton module: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "300-crds")
+	Kubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", dir)
+	Kubectl(t, "", "wait", "--for", "condition=established", "--timeout=60s", "crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/pipelines.tekton.dev", "crd/tasks.tekton.dev")
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -17,7 +18,15 @@ import (
 // suite: it runs the PipelineRun or TaskRun with `pod-runner run` (the
 // binary POD_RUNNER_BIN names) and returns the final run, with its
 // status, as YAML.
+//
+// With POD_RUNNER_NAMESPACE set it creates the run there instead, with
+// spec.managedBy set to pod-runner's controller and its images mapped to
+// POD_RUNNER_IMAGE (the cluster has no registry), and waits for the
+// controller to end it (onCluster).
 func ProcessAndSendToTekton(inputYAML, primitiveType string, _ ...interface{}) (string, error) {
+	if ns := os.Getenv("POD_RUNNER_NAMESPACE"); ns != "" {
+		return onCluster(inputYAML, primitiveType, ns)
+	}
 	cmd := exec.Command(os.Getenv("POD_RUNNER_BIN"), "run", "-q", "-o", "json", "-f", "-")
 	cmd.Stdin = strings.NewReader(inputYAML)
 	var stdout, stderr bytes.Buffer
@@ -51,3 +60,131 @@ const (
 	SucceedConditionStatus = succeedConditionStatus
 	FailureConditionStatus = failureConditionStatus
 )
+
+// onCluster creates the run in namespace ns for pod-runner's controller and
+// returns it once it has ended. The controller runs PipelineRuns: a TaskRun
+// is wrapped into a one-task PipelineRun, and its TaskRun returned.
+func onCluster(inputYAML, kind, ns string) (string, error) {
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(inputYAML), &obj); err != nil {
+		return "", err
+	}
+	if kind == "TaskRun" {
+		obj = wrap(obj)
+	}
+	spec := obj["spec"].(map[string]any)
+	spec["managedBy"] = "pod-runner.dev/controller"
+	mapImages(obj, os.Getenv("POD_RUNNER_IMAGE"))
+	// The suite lets a vendor choose the workspaces' volumes; the local
+	// cluster has no storage provisioner for a volumeClaimTemplate.
+	if ws, ok := spec["workspaces"].([]any); ok {
+		for _, w := range ws {
+			if w := w.(map[string]any); w["volumeClaimTemplate"] != nil {
+				delete(w, "volumeClaimTemplate")
+				w["emptyDir"] = map[string]any{}
+			}
+		}
+	}
+	in, err := yaml.Marshal(obj)
+	if err != nil {
+		return "", err
+	}
+	create := exec.Command("kubectl", "create", "-n", ns, "-f", "-")
+	create.Stdin = bytes.NewReader(in)
+	if out, err := create.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("kubectl create: %v: %s", err, out)
+	}
+	name := obj["metadata"].(map[string]any)["name"].(string)
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		out, err := exec.Command("kubectl", "get", "-n", ns, "pipelinerun.tekton.dev", name, "-o", "yaml").Output()
+		if err != nil {
+			continue
+		}
+		var pr struct {
+			Status struct {
+				Conditions      []struct{ Type, Status string } `json:"conditions"`
+				ChildReferences []struct{ Name string }         `json:"childReferences"`
+			} `json:"status"`
+		}
+		if yaml.Unmarshal(out, &pr) != nil || !ended(pr.Status.Conditions) {
+			continue
+		}
+		if kind != "TaskRun" {
+			return string(out), nil
+		}
+		if len(pr.Status.ChildReferences) == 0 {
+			return "", fmt.Errorf("PipelineRun %s/%s ended with no TaskRun: %s", ns, name, out)
+		}
+		tr, err := exec.Command("kubectl", "get", "-n", ns, "taskrun.tekton.dev", pr.Status.ChildReferences[0].Name, "-o", "yaml").Output()
+		return string(tr), err
+	}
+	return "", fmt.Errorf("%s %s/%s did not end within 3 minutes", kind, ns, name)
+}
+
+func ended(conditions []struct{ Type, Status string }) bool {
+	for _, c := range conditions {
+		if c.Type == "Succeeded" && c.Status != "Unknown" {
+			return true
+		}
+	}
+	return false
+}
+
+// wrap is a TaskRun as a PipelineRun of one task with the same name, its
+// params and workspaces passed through and its timeout the task's.
+func wrap(tr map[string]any) map[string]any {
+	spec := tr["spec"].(map[string]any)
+	task := map[string]any{"name": "task", "taskSpec": spec["taskSpec"]}
+	pipeline := map[string]any{"tasks": []any{task}}
+	prSpec := map[string]any{"pipelineSpec": pipeline}
+	if params, ok := spec["params"].([]any); ok {
+		var decl, pass []any
+		for _, p := range params {
+			p := p.(map[string]any)
+			name := p["name"].(string)
+			switch p["value"].(type) {
+			case []any:
+				decl = append(decl, map[string]any{"name": name, "type": "array"})
+				pass = append(pass, map[string]any{"name": name, "value": []any{"$(params." + name + "[*])"}})
+			case map[string]any:
+				decl = append(decl, map[string]any{"name": name, "type": "object"})
+				pass = append(pass, map[string]any{"name": name, "value": "$(params." + name + "[*])"})
+			default:
+				decl = append(decl, map[string]any{"name": name})
+				pass = append(pass, map[string]any{"name": name, "value": "$(params." + name + ")"})
+			}
+		}
+		prSpec["params"], pipeline["params"], task["params"] = params, decl, pass
+	}
+	if ws, ok := spec["workspaces"].([]any); ok {
+		var decl, bind []any
+		for _, w := range ws {
+			name := w.(map[string]any)["name"]
+			decl = append(decl, map[string]any{"name": name})
+			bind = append(bind, map[string]any{"name": name, "workspace": name})
+		}
+		prSpec["workspaces"], pipeline["workspaces"], task["workspaces"] = ws, decl, bind
+	}
+	if timeout, ok := spec["timeout"]; ok {
+		task["timeout"] = timeout
+	}
+	return map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": tr["metadata"], "spec": prSpec}
+}
+
+// mapImages sets every "image" field of obj to image.
+func mapImages(v any, image string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if _, ok := e.(string); ok && k == "image" {
+				v[k] = image
+				continue
+			}
+			mapImages(e, image)
+		}
+	case []any:
+		for _, e := range v {
+			mapImages(e, image)
+		}
+	}
+}
