@@ -19,9 +19,11 @@ run: build
 	$(BIN)/pod-runner run -f $(EXAMPLE)
 
 ## deps: what the tests need on this machine: busybox (sh and ash of the
-## busybox and alpine images Tekton's examples use)
+## busybox and alpine images Tekton's examples use) and git (Tekton's git
+## resolver runs it)
 deps:
 	@command -v busybox >/dev/null || { apt-get update -q && apt-get install -y -q busybox-static; }
+	@command -v git >/dev/null || { apt-get update -q && apt-get install -y -q git; }
 
 ## test: lint, then unit, integration, conformance, podman and cluster tests,
 ## then the faults that stop parts of the cluster
