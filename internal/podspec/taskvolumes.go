@@ -1,6 +1,7 @@
 package podspec
 
 import (
+	"path/filepath"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -77,8 +78,14 @@ func (o *ownVolumes) mounts(base []corev1.VolumeMount, sidecar bool, i int, wher
 		if !ok {
 			return nil, load.Errorf("", "", "%s: volumeMount %q names no volume of the task (its volumes, or a workspace's $(workspaces.W.volume))", where, m.Name)
 		}
+		// A step's own mount at /workspace or /tekton/home takes the place
+		// of the implicit one, as in Tekton's pod ("so they can be
+		// overridden by the user").
+		out = slices.DeleteFunc(out, func(prev corev1.VolumeMount) bool {
+			return filepath.Clean(prev.MountPath) == filepath.Clean(m.MountPath) && overridable(prev.MountPath)
+		})
 		for _, prev := range out {
-			if prev.MountPath == m.MountPath {
+			if filepath.Clean(prev.MountPath) == filepath.Clean(m.MountPath) {
 				return nil, load.Errorf("", "", "%s: volumeMount %q at %s: the path is already mounted (%s)", where, m.Name, m.MountPath, prev.Name)
 			}
 		}
@@ -86,4 +93,16 @@ func (o *ownVolumes) mounts(base []corev1.VolumeMount, sidecar bool, i int, wher
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// overridable tells whether a step's volumeMount may replace the mount at
+// path: Tekton's implicit /workspace and /tekton/home may be, while
+// /tekton/results and /tekton/steps carry what the supervisor reads, and
+// pod-runner's own mounts what the step runs with.
+func overridable(path string) bool {
+	switch filepath.Clean(path) {
+	case podlayout.WorkspaceDir, podlayout.HomeDir:
+		return true
+	}
+	return false
 }

@@ -2,6 +2,8 @@ package podspec
 
 import (
 	"context"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -173,6 +175,7 @@ func TestTaskVolumeMountErrors(t *testing.T) {
 	for _, tc := range []struct{ name, mounts, want string }{
 		{"unknown volume", "[{name: nope, mountPath: /x}]", `volumeMount "nope" names no volume of the task`},
 		{"path taken", "[{name: data, mountPath: /a}, {name: data, mountPath: /a}]", "already mounted"},
+		{"over pod-runner's own mounts", "[{name: data, mountPath: /pod-runner/bin}]", "already mounted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := compileYAML(t, `
@@ -193,5 +196,55 @@ spec:
 				t.Errorf("Pod: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A step's volumeMount at /workspace or /tekton/home replaces the implicit
+// mount there, as Tekton's pod lets it.
+func TestTaskVolumeMountOverridesImplicit(t *testing.T) {
+	c := compileYAML(t, `
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: tr}
+spec:
+  taskSpec:
+    volumes: [{name: data, emptyDir: {}}, {name: home, emptyDir: {}}]
+    steps:
+    - name: s
+      image: busybox
+      script: "true"
+      volumeMounts: [{name: data, mountPath: /workspace/}, {name: home, mountPath: /tekton/home}]
+    - {name: other, image: busybox, script: "true"}
+`)
+	pod, err := Pod(context.Background(), c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, pod)
+	b := &builder{uid: c.Plan.GetUid()}
+	task := c.Plan.GetTasks()[0]
+	mountAt := func(container, path string) []string {
+		var names []string
+		for _, ct := range pod.Spec.Containers {
+			if ct.Name != container {
+				continue
+			}
+			for _, m := range ct.VolumeMounts {
+				if filepath.Clean(m.MountPath) == path {
+					names = append(names, m.Name)
+				}
+			}
+		}
+		return names
+	}
+	s, other := podlayout.StepContainer(task.GetName(), "s"), podlayout.StepContainer(task.GetName(), "other")
+	if got := mountAt(s, podlayout.WorkspaceDir); !slices.Equal(got, []string{b.taskVolumeName(task, "data")}) {
+		t.Errorf("%s at /workspace: %v, want only the Task volume", s, got)
+	}
+	if got := mountAt(s, podlayout.HomeDir); !slices.Equal(got, []string{b.taskVolumeName(task, "home")}) {
+		t.Errorf("%s at /tekton/home: %v, want only the Task volume", s, got)
+	}
+	if got := mountAt(other, podlayout.WorkspaceDir); len(got) != 1 || got[0] == b.taskVolumeName(task, "data") {
+		t.Errorf("%s at /workspace: %v, want its implicit mount", other, got)
 	}
 }
