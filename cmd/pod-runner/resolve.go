@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	clientset "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	"github.com/tektoncd/pipeline/pkg/remoteresolution/resource"
 	hubresolution "github.com/tektoncd/pipeline/pkg/resolution/resolver/hub"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,4 +86,22 @@ func hubURL(env, def string) string {
 		return u
 	}
 	return def
+}
+
+// lazyRequester makes the requester when a run first needs it: Tekton's
+// resolvers (and the clients they read Secrets with) cost more to set up
+// than a run that refers to nothing remote takes in all.
+type lazyRequester struct {
+	make func() (*resolve.Requester, error)
+	once sync.Once
+	r    *resolve.Requester
+	err  error
+}
+
+func (l *lazyRequester) Submit(ctx context.Context, name resource.ResolverName, req resource.Request) (resource.ResolvedResource, error) {
+	l.once.Do(func() { l.r, l.err = l.make() })
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.r.Submit(ctx, name, req)
 }

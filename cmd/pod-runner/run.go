@@ -19,6 +19,7 @@ import (
 	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/internal/process"
 	"github.com/e7763abc/pod-runner/internal/progress"
+	"github.com/e7763abc/pod-runner/internal/resolve"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/internal/tektonstatus"
 )
@@ -137,10 +138,9 @@ func compileFiles(files []string, opts compile.Options, kubeconfig string) (*com
 	}
 	ctx := context.Background()
 	opts.FeatureFlags, opts.Defaults = compile.TektonConfig(docs)
-	var err error
-	if opts.Requester, err = requester(ctx, docs, opts.Namespace, kubeconfig); err != nil {
-		return nil, err
-	}
+	opts.Requester = &lazyRequester{make: func() (*resolve.Requester, error) {
+		return requester(ctx, docs, opts.Namespace, kubeconfig)
+	}}
 	return compile.Compile(ctx, docs, opts)
 }
 
