@@ -61,7 +61,7 @@ func TestTektonConformanceSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "pod-runner run", ledger, runSuite(t, "POD_RUNNER_BIN="+bin))
+	check(t, "pod-runner run", ledger, nil, runSuite(t, "POD_RUNNER_BIN="+bin))
 }
 
 // clusterLedger is ledger for runs through pod-runner's controller on the
@@ -76,6 +76,14 @@ var clusterLedger = map[string]string{
 	"TestSidecarArgAndCommand":              interpreters,
 	"TestSidecarScriptFailure": "it expects the reason Failed; Tekton's own controller gives SidecarFailed for a sidecar that failed " +
 		"before the step did (measured: test/cluster parity), and so does pod-runner",
+}
+
+// racy are the suite's tests whose outcome on the cluster is a race in
+// the test itself; either outcome is accepted, with why.
+var racy = map[string]string{
+	"TestSidecarScriptSuccess": "its step reads a file its sidecar writes once started, with nothing waiting for it: " +
+		"steps start when the sidecar runs (Tekton's readiness without a probe), and pod-runner's steps start within " +
+		"milliseconds, where Tekton's pod takes long enough to hide the race",
 }
 
 const (
@@ -93,7 +101,12 @@ func TestTektonConformanceSuiteOnCluster(t *testing.T) {
 	kube.InstallTektonCRDs(t)
 	ns := kube.Namespace(t, "pr-osscon")
 	kube.StartController(t, ns)
-	check(t, "pod-runner's controller", clusterLedger, runSuite(t, "POD_RUNNER_NAMESPACE="+ns, "POD_RUNNER_IMAGE=localhost/busybox:pod-runner"))
+	for name := range racy {
+		if _, ok := clusterLedger[name]; ok {
+			t.Fatalf("%s is both racy and in the ledger", name)
+		}
+	}
+	check(t, "pod-runner's controller", clusterLedger, racy, runSuite(t, "POD_RUNNER_NAMESPACE="+ns, "POD_RUNNER_IMAGE=localhost/busybox:pod-runner"))
 }
 
 // suiteResult is how each of the suite's tests ended, and its output.
@@ -168,12 +181,20 @@ func runSuite(t *testing.T, env ...string) suiteResult {
 	return r
 }
 
-// check compares the suite's results with a ledger.
-func check(t *testing.T, through string, ledger map[string]string, r suiteResult) {
+// check compares the suite's results with a ledger; a racy test may pass
+// or fail.
+func check(t *testing.T, through string, ledger, racy map[string]string, r suiteResult) {
 	t.Helper()
 	var passed []string
 	for _, name := range slices.Sorted(maps.Keys(r.results)) {
 		why, listed := ledger[name]
+		if why, ok := racy[name]; ok {
+			t.Logf("%s: %s; either is accepted: %s", name, r.results[name], why)
+			if r.results[name] == "pass" {
+				passed = append(passed, name)
+			}
+			continue
+		}
 		switch res := r.results[name]; {
 		case res == "pass" && listed:
 			t.Errorf("%s passes now: remove it from the ledger (%s)", name, why)
