@@ -85,21 +85,18 @@ type Options struct {
 type Requester struct {
 	opts      Options
 	resolvers map[string]framework.Resolver // by resolution.tekton.dev/type
-	ctx       context.Context               // what the resolvers were initialised with
 }
 
 var _ resource.Requester = (*Requester)(nil)
 
 // New initialises Tekton's resolvers with opts.
 func New(ctx context.Context, opts Options) (*Requester, error) {
-	ctx = logging.WithLogger(ctx, zap.NewNop().Sugar())
-	ctx = context.WithValue(ctx, kubeclient.Key{}, opts.Kube)
+	ctx = withClients(ctx, opts)
 	all := []framework.Resolver{&git.Resolver{}, &http.Resolver{}, &bundle.Resolver{}, &hub.Resolver{ArtifactHubURL: opts.ArtifactHubURL, TektonHubURL: opts.TektonHubURL}}
 	if opts.Tekton != nil {
-		ctx = context.WithValue(ctx, pipelineclient.Key{}, opts.Tekton)
 		all = append(all, &cluster.Resolver{})
 	}
-	r := &Requester{opts: opts, resolvers: map[string]framework.Resolver{}, ctx: ctx}
+	r := &Requester{opts: opts, resolvers: map[string]framework.Resolver{}}
 	for _, res := range all {
 		if err := res.Initialize(ctx); err != nil {
 			return nil, fmt.Errorf("initialise the %s resolver: %w", res.GetName(ctx), err)
@@ -163,11 +160,7 @@ func (r *Requester) Submit(ctx context.Context, name resource.ResolverName, req 
 // context is what the reconciler gives Resolve: the resolver's config and
 // the request's name and namespace, over the clients it was initialised with.
 func (r *Requester) context(ctx context.Context, res framework.Resolver, p resource.ResolverPayload) context.Context {
-	ctx = logging.WithLogger(ctx, zap.NewNop().Sugar())
-	ctx = context.WithValue(ctx, kubeclient.Key{}, r.opts.Kube)
-	if r.opts.Tekton != nil {
-		ctx = context.WithValue(ctx, pipelineclient.Key{}, r.opts.Tekton)
-	}
+	ctx = withClients(ctx, r.opts)
 	if cw, ok := res.(resolutionframework.ConfigWatcher); ok {
 		conf, ok := r.opts.Configs[cw.GetConfigName(ctx)]
 		if !ok {
@@ -177,6 +170,17 @@ func (r *Requester) context(ctx context.Context, res framework.Resolver, p resou
 	}
 	ctx = common.InjectRequestNamespace(ctx, p.Namespace)
 	return common.InjectRequestName(ctx, p.Name)
+}
+
+// withClients is ctx with what Tekton's injection gives its resolvers: a
+// logger (silent here), the Kubernetes client and, with a cluster, Tekton's.
+func withClients(ctx context.Context, opts Options) context.Context {
+	ctx = logging.WithLogger(ctx, zap.NewNop().Sugar())
+	ctx = context.WithValue(ctx, kubeclient.Key{}, opts.Kube)
+	if opts.Tekton != nil {
+		ctx = context.WithValue(ctx, pipelineclient.Key{}, opts.Tekton)
+	}
+	return ctx
 }
 
 // gitURLs serialises the git resolutions: Tekton's one seam for letting
