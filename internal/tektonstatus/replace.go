@@ -1,6 +1,8 @@
 package tektonstatus
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -113,33 +115,52 @@ func (r *replacer) text(s string) string {
 // is created. A task's references are all to tasks that finished before it
 // started, so the results known now substitute what they did then. A
 // referenced Task's spec is not the pipeline's to substitute.
+//
+// The replacements are made once per status; a spec with no task result
+// reference in it is returned as is, since substituting would change
+// nothing (a status is built for every task, at every write).
 func (b *builder) propagate(name string, spec *v1.TaskSpec) *v1.TaskSpec {
 	if spec == nil || b.tasks[name].GetTaskRefName() != "" {
 		return spec
 	}
-	if b.finished == nil {
-		r := newReplacer(b.st)
-		b.matrixResults(r)
-		b.finished = r.results
+	if b.propagated == nil {
+		b.propagated = b.propagatedResults()
 	}
-	str, arr := map[string]string{}, map[string][]string{}
-	for task, rs := range b.finished {
+	p := b.propagated
+	if len(p.str) == 0 && len(p.arr) == 0 {
+		return spec
+	}
+	if raw, err := json.Marshal(spec); err == nil && !bytes.Contains(raw, []byte("$("+v1.ResultTaskPart+".")) {
+		return spec
+	}
+	return resources.ApplyReplacements(spec, p.str, p.arr, map[string]map[string]string{})
+}
+
+// propagation is the replacements PropagateResults makes from the results
+// of the run's tasks: strings, whole arrays and object keys.
+type propagation struct {
+	str map[string]string
+	arr map[string][]string
+}
+
+func (b *builder) propagatedResults() *propagation {
+	r := newReplacer(b.st)
+	b.matrixResults(r)
+	p := &propagation{str: map[string]string{}, arr: map[string][]string{}}
+	for task, rs := range r.results {
 		for result, v := range rs {
 			key := fmt.Sprintf("%s.%s.%s.%s", v1.ResultTaskPart, task, v1.ResultResultPart, result)
 			switch v.GetType() {
 			case planpb.ValueType_ARRAY:
-				arr[key] = v.GetArrayValue()
+				p.arr[key] = v.GetArrayValue()
 			case planpb.ValueType_OBJECT:
 				for k, e := range v.GetObjectValue() {
-					str[key+"."+k] = e
+					p.str[key+"."+k] = e
 				}
 			default:
-				str[key] = v.GetStringValue()
+				p.str[key] = v.GetStringValue()
 			}
 		}
 	}
-	if len(str) == 0 && len(arr) == 0 {
-		return spec
-	}
-	return resources.ApplyReplacements(spec, str, arr, map[string]map[string]string{})
+	return p
 }

@@ -116,9 +116,9 @@ type builder struct {
 	plan  *planpb.Plan
 	tasks map[string]*planpb.Task
 	final map[string]bool
-	// finished are the results of the run's tasks by pipeline task,
-	// matrixed ones aggregated, once propagate needed them.
-	finished map[string]map[string]*planpb.Value
+	// propagated are the replacements of the run's task results into
+	// embedded taskSpecs, once propagate needed them.
+	propagated *propagation
 }
 
 func newBuilder(c *compile.Compiled, st *planpb.RunStatus, opts ListOptions) *builder {
