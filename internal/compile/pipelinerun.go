@@ -37,7 +37,9 @@ const kubectlLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	ctx := c.ctx
 	runAt := where{c.run.Display, "spec"}
-	if ref := pr.Spec.PipelineRef; ref != nil && ref.Resolver != "" && c.opts.Requester == nil {
+	ref := pr.Spec.PipelineRef
+	remotePipeline := ref != nil && ref.Resolver != ""
+	if remotePipeline && c.opts.Requester == nil {
 		// Tekton would resolve it; here there is no resolver.
 		return nil, remote(runAt, "pipelineRef.resolver", "Pipeline", string(ref.Resolver)).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 	}
@@ -67,7 +69,7 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		specAt = where{e.doc.Display, "spec"}
 		return e.obj.DeepCopy(), nil, nil, nil
 	}
-	if ref := pr.Spec.PipelineRef; ref != nil && ref.Resolver != "" {
+	if remotePipeline {
 		// The reconciler's own: a ResolutionRequest, answered here.
 		getPipeline = prresources.GetPipelineFunc(ctx, nil, c.webhook(), c.opts.Requester, pr, nil)
 		specAt = where{resolvedDoc(c.run.Display, "spec.pipelineRef", ref.Resolver), "spec"}
@@ -76,14 +78,14 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, errNotFound):
-			return nil, runAt.errorf("pipelineRef.name", "Pipeline %q not found", pr.Spec.PipelineRef.Name).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
-		case pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "":
-			return nil, runAt.errorf("pipelineRef", "resolver %q: %v", pr.Spec.PipelineRef.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
+			return nil, runAt.errorf("pipelineRef.name", "Pipeline %q not found", ref.Name).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
+		case remotePipeline:
+			return nil, runAt.errorf("pipelineRef", "resolver %q: %v", ref.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 		}
 		return nil, runAt.errorf("", "%v", err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 	}
 	c.resolvedFrom("", pipelineMeta.RefSource)
-	if pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "" {
+	if remotePipeline {
 		if err := checkPipelineSpec(specAt, spec, true); err != nil {
 			return nil, err
 		}
