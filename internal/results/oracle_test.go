@@ -2,6 +2,7 @@ package results_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -166,26 +167,32 @@ steps:
 				t.Fatalf("%d steps, Tekton has %d", len(got), len(want.Steps))
 			}
 			for i, w := range want.Steps {
-				g := got[i]
-				check := func(field string, gv, wv any) {
-					t.Helper()
-					if !reflect.DeepEqual(gv, wv) {
-						t.Errorf("step %d %s = %#v, Tekton: %#v", i, field, gv, wv)
-					}
-				}
-				check("image", g.GetImage(), w.Image)
-				check("command", g.GetCommand(), w.Command)
-				check("args", g.GetArgs(), w.Args)
-				check("script", g.GetScript(), w.Script)
-				check("workingDir", g.GetWorkingDir(), w.WorkingDir)
-				if w.StdoutConfig != nil {
-					check("stdoutConfig.path", g.GetStdoutPath(), w.StdoutConfig.Path)
-				}
-				for j, e := range w.Env {
-					check("env "+e.Name, g.GetEnv()[j].GetValue(), e.Value)
-				}
+				compareStep(t, fmt.Sprintf("step %d", i), got[i], w)
 			}
 		})
+	}
+}
+
+// compareStep checks every field Tekton substitutes in a step: ours, got,
+// against Tekton's, want.
+func compareStep(t *testing.T, which string, got *planpb.Step, want v1.Step) {
+	t.Helper()
+	check := func(field string, gv, wv any) {
+		t.Helper()
+		if !reflect.DeepEqual(gv, wv) {
+			t.Errorf("%s %s = %#v, Tekton: %#v", which, field, gv, wv)
+		}
+	}
+	check("image", got.GetImage(), want.Image)
+	check("command", got.GetCommand(), want.Command)
+	check("args", got.GetArgs(), want.Args)
+	check("script", got.GetScript(), want.Script)
+	check("workingDir", got.GetWorkingDir(), want.WorkingDir)
+	if want.StdoutConfig != nil {
+		check("stdoutConfig.path", got.GetStdoutPath(), want.StdoutConfig.Path)
+	}
+	for j, e := range want.Env {
+		check("env "+e.Name, got.GetEnv()[j].GetValue(), e.Value)
 	}
 }
 

@@ -1,6 +1,7 @@
 package results_test
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -68,21 +69,7 @@ func TestPropagateAgainstTekton(t *testing.T) {
 	plan := toPlanSpec(&spec)
 	got := results.Propagate(plan, vars)
 	for i, w := range append(slices.Clone(want.Steps), v1.Step{Name: want.Sidecars[0].Name, Image: want.Sidecars[0].Image, Script: want.Sidecars[0].Script}) {
-		g := slices.Concat(got.GetSteps(), got.GetSidecars())[i]
-		check := func(field string, gv, wv any) {
-			t.Helper()
-			if !reflect.DeepEqual(gv, wv) {
-				t.Errorf("container %d %s = %#v, Tekton: %#v", i, field, gv, wv)
-			}
-		}
-		check("image", g.GetImage(), w.Image)
-		check("command", g.GetCommand(), w.Command)
-		check("args", g.GetArgs(), w.Args)
-		check("script", g.GetScript(), w.Script)
-		check("workingDir", g.GetWorkingDir(), w.WorkingDir)
-		for j, e := range w.Env {
-			check("env "+e.Name, g.GetEnv()[j].GetValue(), e.Value)
-		}
+		compareStep(t, fmt.Sprintf("container %d", i), slices.Concat(got.GetSteps(), got.GetSidecars())[i], w)
 	}
 	if plan.GetSteps()[0].GetScript() != spec.Steps[0].Script {
 		t.Error("Propagate changed the spec it was given")

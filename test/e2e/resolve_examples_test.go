@@ -147,13 +147,6 @@ func resultOf(tr *v1.TaskRun, name string) string {
 	return ""
 }
 
-func git(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-}
-
 // tektonModule is the pinned Tekton module's directory.
 func tektonModule(t *testing.T) string {
 	t.Helper()

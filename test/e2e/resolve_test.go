@@ -200,18 +200,20 @@ func gitRepo(t *testing.T, files map[string]string) (url, commit string) {
 			t.Fatal(err)
 		}
 	}
-	git := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "add", ".")
+	git(t, dir, "commit", "-q", "-m", "tasks")
+	return "file://" + dir, git(t, dir, "rev-parse", "HEAD")
+}
+
+// git runs git in dir, as a committer of its own, and returns its output.
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
-	git("init", "-q", "-b", "main")
-	git("add", ".")
-	git("commit", "-q", "-m", "tasks")
-	return "file://" + dir, git("rev-parse", "HEAD")
+	return strings.TrimSpace(string(out))
 }
 
 // pushBundle pushes a Task as a Tekton bundle (Tekton's own test helper,
