@@ -5,6 +5,7 @@ package compile
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -145,7 +146,7 @@ func (c *compiler) compile(docs []load.Doc) (*Compiled, error) {
 		if err := c.identify(&pr.ObjectMeta); err != nil {
 			return nil, err
 		}
-		if c.objs, err = indexDocs(ctx, docs, pr.Namespace, c.opts.Requester != nil); err != nil {
+		if c.objs, err = indexDocs(ctx, docs, pr.Namespace, c.opts.Requester != nil, c.opts.Lookup); err != nil {
 			return nil, err
 		}
 		return c.pipelineRun(pr)
@@ -154,7 +155,7 @@ func (c *compiler) compile(docs []load.Doc) (*Compiled, error) {
 		if err := c.identify(&tr.ObjectMeta); err != nil {
 			return nil, err
 		}
-		if c.objs, err = indexDocs(ctx, docs, tr.Namespace, c.opts.Requester != nil); err != nil {
+		if c.objs, err = indexDocs(ctx, docs, tr.Namespace, c.opts.Requester != nil, c.opts.Lookup); err != nil {
 			return nil, err
 		}
 		return c.taskRun(tr)
@@ -258,7 +259,15 @@ type entry[T any] struct {
 // objects are the documents a run may refer to, by name, in the run's
 // namespace.
 type objects struct {
-	namespace   string
+	ctx        context.Context // within create, for the webhook's defaults
+	resolvable bool
+	namespace  string
+	// lookup reads what the documents lack (Options.Lookup); looked are
+	// the documents it gave, missing the names it found nothing for.
+	lookup      Lookup
+	looked      []*load.Doc
+	missing     map[string]bool
+	mu          sync.Mutex
 	pipelines   map[string]entry[*v1.Pipeline]
 	tasks       map[string]entry[*v1.Task]
 	stepActions map[string]entry[*v1beta1.StepAction]
@@ -274,8 +283,10 @@ type objects struct {
 // does when it is created, and indexes the documents a run may refer to.
 // Documents in another namespace than the run's are left out: Tekton would
 // not find them.
-func indexDocs(ctx context.Context, docs []load.Doc, namespace string, resolvable bool) (*objects, error) {
+func indexDocs(ctx context.Context, docs []load.Doc, namespace string, resolvable bool, lookup Lookup) (*objects, error) {
 	o := &objects{
+		ctx:         apis.WithinCreate(ctx),
+		resolvable:  resolvable,
 		namespace:   namespace,
 		pipelines:   map[string]entry[*v1.Pipeline]{},
 		tasks:       map[string]entry[*v1.Task]{},
@@ -283,47 +294,53 @@ func indexDocs(ctx context.Context, docs []load.Doc, namespace string, resolvabl
 		configMaps:  map[string]entry[*corev1.ConfigMap]{},
 		secrets:     map[string]entry[*corev1.Secret]{},
 		used:        map[*load.Doc]bool{},
+		lookup:      lookup,
+		missing:     map[string]bool{},
 	}
-	create := apis.WithinCreate(ctx)
 	for i := range docs {
-		d := &docs[i]
-		var err error
-		switch obj := d.Object.(type) {
-		case *v1.Pipeline:
-			obj = obj.DeepCopy()
-			if err = checkPipelineSpec(where{d.Display, "spec"}, &obj.Spec, resolvable); err == nil {
-				obj.SetDefaults(create)
-				if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err != nil {
-					err = withReason(err, graphReason(&obj.Spec))
-				}
-			}
-			if err == nil {
-				err = add(o.pipelines, d, obj, &obj.ObjectMeta, namespace)
-			}
-		case *v1.Task:
-			obj = obj.DeepCopy()
-			obj.SetDefaults(create)
-			if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err == nil {
-				err = add(o.tasks, d, obj, &obj.ObjectMeta, namespace)
-			}
-		case *v1beta1.StepAction:
-			obj = obj.DeepCopy()
-			obj.SetDefaults(create)
-			if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err == nil {
-				err = add(o.stepActions, d, obj, &obj.ObjectMeta, namespace)
-			}
-		case *corev1.ConfigMap:
-			err = add(o.configMaps, d, obj, &obj.ObjectMeta, namespace)
-			o.given = append(o.given, d)
-		case *corev1.Secret:
-			err = add(o.secrets, d, obj, &obj.ObjectMeta, namespace)
-			o.given = append(o.given, d)
-		}
-		if err != nil {
+		if err := o.index(&docs[i]); err != nil {
 			return nil, err
 		}
 	}
 	return o, nil
+}
+
+// index defaults, validates and indexes one document.
+func (o *objects) index(d *load.Doc) error {
+	create := o.ctx
+	var err error
+	switch obj := d.Object.(type) {
+	case *v1.Pipeline:
+		obj = obj.DeepCopy()
+		if err = checkPipelineSpec(where{d.Display, "spec"}, &obj.Spec, o.resolvable); err == nil {
+			obj.SetDefaults(create)
+			if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err != nil {
+				err = withReason(err, graphReason(&obj.Spec))
+			}
+		}
+		if err == nil {
+			err = add(o.pipelines, d, obj, &obj.ObjectMeta, o.namespace)
+		}
+	case *v1.Task:
+		obj = obj.DeepCopy()
+		obj.SetDefaults(create)
+		if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err == nil {
+			err = add(o.tasks, d, obj, &obj.ObjectMeta, o.namespace)
+		}
+	case *v1beta1.StepAction:
+		obj = obj.DeepCopy()
+		obj.SetDefaults(create)
+		if err = validation(d.Display, "", obj.DeepCopy().Validate(create)); err == nil {
+			err = add(o.stepActions, d, obj, &obj.ObjectMeta, o.namespace)
+		}
+	case *corev1.ConfigMap:
+		err = add(o.configMaps, d, obj, &obj.ObjectMeta, o.namespace)
+		o.given = append(o.given, d)
+	case *corev1.Secret:
+		err = add(o.secrets, d, obj, &obj.ObjectMeta, o.namespace)
+		o.given = append(o.given, d)
+	}
+	return err
 }
 
 func add[T any](m map[string]entry[T], d *load.Doc, obj T, meta *metav1.ObjectMeta, namespace string) error {

@@ -27,6 +27,9 @@ type Options struct {
 	// ResolutionRequests its controller creates; nil: such a reference is
 	// refused.
 	Requester resource.Requester
+	// Lookup reads the Pipelines, Tasks and StepActions a run names that
+	// the documents lack; nil: they are not found.
+	Lookup Lookup
 }
 
 // Compiled is a Plan and the Tekton objects it was compiled from, which the
@@ -65,6 +68,19 @@ type Compiled struct {
 	localErr *load.Error
 	// objs are the documents compiled with.
 	objs *objects
+}
+
+// Looked are the documents Options.Lookup gave, in the order read: with
+// the documents given, what the run was compiled from.
+func (c *Compiled) Looked() []load.Doc {
+	if c.objs == nil {
+		return nil
+	}
+	out := make([]load.Doc, len(c.objs.looked))
+	for i, d := range c.objs.looked {
+		out[i] = *d
+	}
+	return out
 }
 
 // LocalError is why the run cannot run locally, or nil: a ConfigMap or

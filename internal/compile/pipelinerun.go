@@ -61,8 +61,13 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	// reconcile()
 	pr.SetDefaults(ctx)
 	specAt := where{c.run.Display, "spec.pipelineSpec"}
+	var readErr error // the Lookup's, which Tekton's code does not keep
 	getPipeline := func(_ context.Context, name string) (*v1.Pipeline, *v1.RefSource, *trustedresources.VerificationResult, error) {
-		e, ok := c.objs.pipelines[name]
+		e, ok, err := c.objs.pipeline(name)
+		if err != nil {
+			readErr = err
+			return nil, nil, nil, err
+		}
 		if !ok {
 			return nil, nil, nil, errNotFound
 		}
@@ -77,6 +82,10 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	pipelineMeta, spec, err := pipelinespec.GetPipelineData(ctx, pr, getPipeline)
 	if err != nil {
 		switch {
+		case readErr != nil:
+			return nil, unwrapRead(readErr)
+		case inProgress(err):
+			return nil, resolving(runAt, "pipelineRef", reasonResolvingPipeline)
 		case errors.Is(err, errNotFound):
 			return nil, runAt.errorf("pipelineRef.name", "Pipeline %q not found", ref.Name).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 		case remotePipeline:
@@ -169,6 +178,7 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	// them, is the supervisor's (ApplyPipelineTaskContexts reads the state
 	// only for it).
 	facts := &prresources.PipelineRunFacts{}
+	var wait waiting
 	for i, rpt := range state {
 		final := i >= len(spec.Tasks)
 		index := i
@@ -177,6 +187,9 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		}
 		ptAt := where{specAt.doc, specAt.at(fmt.Sprintf("%s[%d]", section(btoi(final)), index))}
 		ts, err := c.pipelineTaskRuns(pr, rpt, facts, ptAt, compiled)
+		if wait.add(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -185,6 +198,9 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		} else {
 			plan.Tasks = append(plan.Tasks, ts...)
 		}
+	}
+	if err := wait.result(); err != nil {
+		return nil, err
 	}
 	if err := matrixRunAfter(plan, spec, specAt); err != nil {
 		return nil, err
@@ -302,6 +318,7 @@ func storePipelineMeta(pr *v1.PipelineRun, spec *v1.PipelineSpec, meta *metav1.O
 func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpec, specAt where) (prresources.PipelineRunState, error) {
 	ctx := c.ctx
 	var state prresources.PipelineRunState
+	var wait waiting
 	tasks := append(append([]v1.PipelineTask{}, spec.Tasks...), spec.Finally...)
 	for i, pt := range tasks {
 		final := i >= len(spec.Tasks)
@@ -313,8 +330,13 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 		if err := checkPipelineTask(ptAt, &pt, c.opts.Requester != nil); err != nil {
 			return nil, err
 		}
+		var readErr error
 		getTask := func(_ context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
-			e, ok := c.objs.tasks[name]
+			e, ok, err := c.objs.task(name)
+			if err != nil {
+				readErr = err
+				return nil, nil, nil, err
+			}
 			if !ok {
 				return nil, nil, nil, errNotFound
 			}
@@ -339,6 +361,12 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 		if err != nil {
 			var notFound *prresources.TaskNotFoundError
 			switch {
+			case readErr != nil:
+				return nil, unwrapRead(readErr)
+			case inProgress(err):
+				// Every task's request is submitted in this round.
+				wait.add(resolving(ptAt, "taskRef", reasonResolvingTask))
+				continue
 			case remoteTask:
 				return nil, ptAt.errorf("taskRef", "resolver %q: %v", pt.TaskRef.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetTask)
 			case errors.As(err, &notFound):
@@ -355,6 +383,9 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 			}
 		}
 		state = append(state, rpt)
+	}
+	if err := wait.result(); err != nil {
+		return nil, err
 	}
 	return state, nil
 }

@@ -60,8 +60,9 @@ type stepActionGetter struct {
 }
 
 func (g stepActionGetter) Get(_ context.Context, name string, _ metav1.GetOptions) (*v1beta1.StepAction, error) {
-	e, ok := g.objs.stepActions[name]
-	if !ok || g.namespace != g.objs.namespace {
+	// Looked up already (stepActions): the index has it or nothing does.
+	e, ok, err := g.objs.stepAction(name)
+	if err != nil || !ok || g.namespace != g.objs.namespace {
 		return nil, apierrors.NewNotFound(v1beta1.SchemeGroupVersion.WithResource("stepactions").GroupResource(), name)
 	}
 	return e.obj.DeepCopy(), nil

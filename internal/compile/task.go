@@ -159,7 +159,11 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 			}
 			continue
 		}
-		if _, ok := c.objs.stepActions[s.Ref.Name]; !ok {
+		_, ok, err := c.objs.stepAction(s.Ref.Name)
+		if err != nil {
+			return nil, unwrapRead(err)
+		}
+		if !ok {
 			// Tekton's TaskRun reconciler resolves StepActions: the run
 			// cannot get what its task needs.
 			return nil, in.specAt.errorf(at+".name", "StepAction %q not found", s.Ref.Name).WithReason(v1.PipelineRunReasonCouldntGetTask)
@@ -167,6 +171,9 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 	}
 	tr := in.knownParams()
 	steps, err := trresources.GetStepActionsData(c.ctx, *in.spec, tr, c.stepActionClient(in.spec), nil, c.opts.Requester)
+	if inProgress(err) {
+		return nil, resolving(in.specAt, "steps", reasonResolvingTask)
+	}
 	if err != nil {
 		field := "steps"
 		if m := stepIndex.FindStringSubmatch(err.Error()); m != nil {

@@ -36,8 +36,13 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 
 	tr.SetDefaults(ctx)
 	specAt := where{c.run.Display, "spec.taskSpec"}
+	var readErr error // the Lookup's, which Tekton's code does not keep
 	getTask := func(_ context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
-		e, ok := c.objs.tasks[name]
+		e, ok, err := c.objs.task(name)
+		if err != nil {
+			readErr = err
+			return nil, nil, nil, err
+		}
 		if !ok {
 			return nil, nil, nil, errNotFound
 		}
@@ -53,6 +58,10 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 	taskMeta, spec, err := trresources.GetTaskData(ctx, tr, getTask)
 	if err != nil {
 		switch {
+		case readErr != nil:
+			return nil, unwrapRead(readErr)
+		case inProgress(err):
+			return nil, resolving(runAt, "taskRef", reasonResolvingTask)
 		case errors.Is(err, errNotFound):
 			return nil, runAt.errorf("taskRef.name", "Task %q not found", tr.Spec.TaskRef.Name)
 		case remoteTask:

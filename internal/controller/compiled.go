@@ -74,8 +74,12 @@ func key(pr *v1.PipelineRun) types.NamespacedName {
 
 // compile gives what pr compiled to: kept from before, read back from its
 // Pod when the Pod exists (pod, nil before), or else compiled from what it
-// refers to in the cluster. Invalid input is not kept: the run ends with it.
-func (r *Reconciler) compile(ctx context.Context, pr *v1.PipelineRun, pod *corev1.Pod) (*compile.Compiled, error) {
+// refers to in the cluster, its remote refs answered by the cluster's
+// resolvers through ResolutionRequests owned by owner (the run, or the
+// CustomRun whose group it is). Invalid input is not kept: the run ends
+// with it. While a resolver has not answered, the error is a
+// *compile.ResolvingError.
+func (r *Reconciler) compile(ctx context.Context, owner client.Object, pr *v1.PipelineRun, pod *corev1.Pod) (*compile.Compiled, error) {
 	if cc := r.compiled.get(pr); cc != nil {
 		return cc, nil
 	}
@@ -90,22 +94,22 @@ func (r *Reconciler) compile(ctx context.Context, pr *v1.PipelineRun, pod *corev
 		// A Pod made by a controller that kept no record: compiled from
 		// the cluster, as that controller did.
 	}
-	docs, err := gather(ctx, r.reader(), pr)
+	req, err := r.requester(owner)
 	if err != nil {
 		return nil, err
 	}
-	opts := compile.Options{Namespace: pr.Namespace}
+	opts := compile.Options{Namespace: pr.Namespace, Lookup: lookup(r.reader(), pr.Namespace), Requester: req}
 	if opts.FeatureFlags, err = r.tektonConfigMap(ctx, "feature-flags"); err != nil {
 		return nil, err
 	}
 	if opts.Defaults, err = r.tektonConfigMap(ctx, "config-defaults"); err != nil {
 		return nil, err
 	}
-	cc, err := compile.Compile(ctx, docs, opts)
+	cc, err := compile.Compile(ctx, []load.Doc{doc(load.KindPipelineRun, pr.Name, pr.DeepCopy())}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s/%s: %w", pr.Namespace, pr.Name, err)
 	}
-	rec, err := newCompiledFrom(docs, opts.FeatureFlags, opts.Defaults)
+	rec, err := newCompiledFrom(cc.Looked(), req.answered(), opts.FeatureFlags, opts.Defaults)
 	if err != nil {
 		return nil, err
 	}
@@ -115,13 +119,14 @@ func (r *Reconciler) compile(ctx context.Context, pr *v1.PipelineRun, pod *corev
 
 // compileRecorded compiles a running run from what its Pod records, with
 // the Pod's own Plan: the run goes on as it began, whatever was edited or
-// deleted in the cluster since.
+// deleted in the cluster since, its remote refs answered as they were.
 func (r *Reconciler) compileRecorded(ctx context.Context, pr *v1.PipelineRun, pod *corev1.Pod, rec *compiledFrom) (*compile.Compiled, error) {
 	docs, err := rec.documents(doc(load.KindPipelineRun, pr.Name, pr.DeepCopy()))
 	if err != nil {
 		return nil, err
 	}
-	cc, err := compile.Compile(ctx, docs, compile.Options{Namespace: pr.Namespace, FeatureFlags: rec.FeatureFlags, Defaults: rec.Defaults})
+	opts := compile.Options{Namespace: pr.Namespace, FeatureFlags: rec.FeatureFlags, Defaults: rec.Defaults, Requester: recordedAnswers(rec.Answers)}
+	cc, err := compile.Compile(ctx, docs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s/%s from its Pod's record: %w", pr.Namespace, pr.Name, err)
 	}

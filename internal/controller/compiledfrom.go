@@ -26,13 +26,15 @@ const RecordAnnotation = "pod-runner.dev/compiled-from"
 const maxRecord = 192 << 10
 
 // compiledFrom is what a run was compiled from: the Pipeline, Tasks and
-// StepActions the controller read (never a ConfigMap or Secret: gather
+// StepActions the controller read (never a ConfigMap or Secret: lookup
 // reads none) and Tekton's configuration then.
 type compiledFrom struct {
 	// nil (no ConfigMap) and empty differ: compile.WithClusterConfig.
 	FeatureFlags map[string]string `json:"featureFlags"`
 	Defaults     map[string]string `json:"defaults"`
 	Docs         []recordedDoc     `json:"docs,omitempty"`
+	// Answers are the resolvers' answers for the run's remote refs.
+	Answers []recordedAnswer `json:"answers,omitempty"`
 }
 
 type recordedDoc struct {
@@ -41,9 +43,10 @@ type recordedDoc struct {
 	Object json.RawMessage `json:"object"`
 }
 
-// newCompiledFrom records the documents gather read besides the run itself.
-func newCompiledFrom(docs []load.Doc, featureFlags, defaults map[string]string) (*compiledFrom, error) {
-	rec := &compiledFrom{FeatureFlags: featureFlags, Defaults: defaults}
+// newCompiledFrom records the documents the controller read besides the
+// run itself, and the resolvers' answers.
+func newCompiledFrom(docs []load.Doc, answers []recordedAnswer, featureFlags, defaults map[string]string) (*compiledFrom, error) {
+	rec := &compiledFrom{FeatureFlags: featureFlags, Defaults: defaults, Answers: answers}
 	for _, d := range docs {
 		if d.Kind == load.KindPipelineRun {
 			continue
@@ -93,7 +96,7 @@ func compiledFromPod(pod *corev1.Pod) (*compiledFrom, bool, error) {
 	return rec, true, nil
 }
 
-// documents are the recorded documents after run, as gather gives them.
+// documents are the recorded documents after run.
 func (rec *compiledFrom) documents(run load.Doc) ([]load.Doc, error) {
 	docs := []load.Doc{run}
 	for _, d := range rec.Docs {
@@ -106,7 +109,7 @@ func (rec *compiledFrom) documents(run load.Doc) ([]load.Doc, error) {
 		case load.KindStepAction:
 			obj = &v1beta1.StepAction{}
 		default:
-			return nil, fmt.Errorf("the run's record holds a %s, which gather never reads", d.Kind)
+			return nil, fmt.Errorf("the run's record holds a %s, which the controller never reads", d.Kind)
 		}
 		if err := json.Unmarshal(d.Object, obj); err != nil {
 			return nil, fmt.Errorf("the run's record: %s %s: %w", d.Kind, d.Name, err)

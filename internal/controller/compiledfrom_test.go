@@ -20,7 +20,8 @@ import (
 func TestRecordRoundTrip(t *testing.T) {
 	task := mustDecode[v1.Task](t, taskYAML)
 	docs := []load.Doc{doc(load.KindPipelineRun, "r", run("r", goodSpec, true)), doc(load.KindTask, "echo", task)}
-	rec, err := newCompiledFrom(docs, map[string]string{"enable-api-fields": "alpha"}, nil)
+	answers := []recordedAnswer{{Name: "git-0123", Content: []byte("kind: Task"), Source: &v1.RefSource{URI: "git://x"}}}
+	rec, err := newCompiledFrom(docs, answers, map[string]string{"enable-api-fields": "alpha"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +35,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	if back.FeatureFlags["enable-api-fields"] != "alpha" {
 		t.Errorf("feature flags %v", back.FeatureFlags)
+	}
+	if len(back.Answers) != 1 || string(back.Answers[0].Content) != "kind: Task" || back.Answers[0].Source.URI != "git://x" {
+		t.Errorf("answers %+v", back.Answers)
 	}
 	got, err := back.documents(docs[0])
 	if err != nil {
@@ -49,7 +53,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	// Too large for an annotation: refused with a clear message.
 	big := task.DeepCopy()
 	big.Spec.Steps[0].Script = randomText(maxRecord * 2)
-	rec, err = newCompiledFrom([]load.Doc{doc(load.KindTask, "echo", big)}, nil, nil)
+	rec, err = newCompiledFrom([]load.Doc{doc(load.KindTask, "echo", big)}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,14 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	resolutionv1beta1 "github.com/tektoncd/pipeline/pkg/apis/resolution/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -151,7 +153,11 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	compiled, err := r.compile(ctx, pr, found)
+	compiled, err := r.compile(ctx, pr, pr, found)
+	var waiting *compile.ResolvingError
+	if errors.As(err, &waiting) {
+		return r.resolving(ctx, pr, waiting)
+	}
 	if le, ok := asInvalid(err); ok {
 		logger.Info("invalid run", "error", le.Error())
 		return ctrl.Result{}, r.fail(ctx, pr, invalidReason(le), le.Error())
@@ -320,6 +326,9 @@ func NewScheme() (*runtime.Scheme, error) {
 		return nil, err
 	}
 	if err := v1beta1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := resolutionv1beta1.AddToScheme(s); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/e7763abc/pod-runner/internal/compile"
 	"github.com/e7763abc/pod-runner/internal/load"
 )
 
@@ -130,7 +131,11 @@ func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	compiled, err := c.compile(ctx, pr, found)
+	compiled, err := c.compile(ctx, run, pr, found)
+	var waiting *compile.ResolvingError
+	if errors.As(err, &waiting) {
+		return c.resolving(ctx, run, pr, waiting)
+	}
 	if le, ok := asInvalid(err); ok {
 		logger.Info("invalid group", "error", le.Error())
 		return ctrl.Result{}, c.end(ctx, run, invalidReason(le), c.locate(run, pr, le).Error())

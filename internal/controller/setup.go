@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	resolutionv1beta1 "github.com/tektoncd/pipeline/pkg/apis/resolution/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -66,7 +67,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Pod{}).
 		// The run's TaskRuns name it as an owner but not as their
 		// controller (delegatedOwner, status.go).
-		Watches(&v1.TaskRun{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1.PipelineRun{}))
+		Watches(&v1.TaskRun{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1.PipelineRun{})).
+		// So do its ResolutionRequests (clusterRequester): an answer
+		// brings the run back at once.
+		Watches(&resolutionv1beta1.ResolutionRequest{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1.PipelineRun{}))
 	b, err := r.followLogs(mgr, b)
 	if err != nil {
 		return err
@@ -85,7 +89,8 @@ func (c *CustomRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("pod-runner-customrun").
 		For(&v1beta1.CustomRun{}, builder.WithPredicates(podPipelines)).
 		Owns(&corev1.Pod{}).
-		Owns(&v1.TaskRun{})
+		Owns(&v1.TaskRun{}).
+		Watches(&resolutionv1beta1.ResolutionRequest{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1beta1.CustomRun{}))
 	b, err := c.followLogs(mgr, b)
 	if err != nil {
 		return err
