@@ -180,7 +180,7 @@ require (
 	golang.org/x/exp v0.0.0-20250210185358-939b2ce775ac // indirect
 	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
-	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/sync v0.22.0
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/term v0.45.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
@@ -213,3 +213,5 @@ tool github.com/tektoncd/pipeline/cmd/nop
 tool github.com/tektoncd/pipeline/cmd/workingdirinit
 
 tool github.com/tektoncd/pipeline/cmd/sidecarlogresults
+
+tool github.com/tektoncd/pipeline/cmd/resolvers

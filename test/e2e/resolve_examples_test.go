@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/e7763abc/pod-runner/test/remotes"
 )
 
 // gitClone stands in for the catalog's git-clone 0.10, which the examples
@@ -49,55 +49,43 @@ spec:
 // stand-in of its API) and the repository the Task clones. Each must succeed, clone that repository, and record where
 // its Task came from.
 func TestResolverExamples(t *testing.T) {
-	source, sourceCommit := gitRepo(t, map[string]string{"README": "nocode\n"})
-	git(t, strings.TrimPrefix(source, "file://"), "branch", "master")
-	catalog, _ := gitRepo(t, map[string]string{"task/git-clone/0.10/git-clone.yaml": gitClone})
-	raw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	src := remotes.GitRepo(t, map[string]string{"README": "nocode\n"})
+	source, sourceCommit := src.FileURL(), src.Commit
+	remotes.Git(t, src.Dir, "branch", "master")
+	catalog := remotes.GitRepo(t, map[string]string{"task/git-clone/0.10/git-clone.yaml": gitClone}).FileURL()
+	raw := remotes.ServeHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); ok && (u != "git" || p != "token") {
 			http.Error(w, "bad credentials", http.StatusUnauthorized)
 			return
 		}
 		io.WriteString(w, gitClone)
 	}))
-	defer raw.Close()
 	var task v1.Task
 	if err := yaml.Unmarshal([]byte(gitClone), &task); err != nil {
 		t.Fatal(err)
 	}
 	task.TypeMeta = metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "Task"}
-	bundle := pushBundle(t, &task)
-	// Artifact Hub's API as the hub resolver asks it: a package's versions,
-	// then one version's manifest.
-	const pkg = "/api/v1/packages/tekton-task/tekton-catalog-tasks/git-clone"
-	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == pkg:
-			io.WriteString(w, `{"available_versions": [{"version": "0.9.0"}, {"version": "0.10.0"}]}`)
-		case r.URL.Path == pkg+"/0.10.0":
-			out, _ := json.Marshal(map[string]any{"data": map[string]string{"manifestRaw": gitClone}})
-			w.Write(out)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer hub.Close()
-	t.Setenv("ARTIFACT_HUB_API", hub.URL)
+	bundle := remotes.Registry(t) + "/tasks/git-clone:v1"
+	remotes.PushBundle(t, bundle, &task)
+	hub := remotes.ArtifactHub(t, "git-clone", "0.10.0", gitClone)
+	pkg := remotes.ArtifactHubPackage("tekton-catalog-tasks", "git-clone")
+	t.Setenv("ARTIFACT_HUB_API", hub)
 
 	urls := strings.NewReplacer(
 		"https://github.com/tektoncd/catalog.git", catalog,
 		"https://github.com/kelseyhightower/nocode", source,
 		"https://github.com/tektoncd/pipeline.git", source,
 		"https://github.com/tektoncd/catalog", source,
-		"https://raw.githubusercontent.com/tektoncd/catalog/main/task/git-clone/0.10/git-clone.yaml", raw.URL+"/git-clone.yaml",
+		"https://raw.githubusercontent.com/tektoncd/catalog/main/task/git-clone/0.10/git-clone.yaml", raw+"/git-clone.yaml",
 		"ghcr.io/tektoncd/catalog/upstream/tasks/git-clone@sha256:65e61544c5870c8828233406689d812391735fd4100cb444bbd81531cb958bb3", bundle,
 	)
 	examples := map[string]string{ // example → what its refSource URI starts with
 		"pipelineruns/beta/git-resolver.yaml":              "git+" + catalog,
-		"pipelineruns/beta/http-resolver.yaml":             raw.URL,
-		"pipelineruns/beta/http-resolver-credentials.yaml": raw.URL,
+		"pipelineruns/beta/http-resolver.yaml":             raw,
+		"pipelineruns/beta/http-resolver-credentials.yaml": raw,
 		"taskruns/beta/git-resolver.yaml":                  "git+" + catalog,
 		"taskruns/beta/bundles-resolver.yaml":              strings.TrimSuffix(bundle, ":v1"),
-		"taskruns/beta/hub-resolver.yaml":                  hub.URL + pkg + "/0.10.0",
+		"taskruns/beta/hub-resolver.yaml":                  hub + pkg + "/0.10.0",
 	}
 	dir := filepath.Join(tektonModule(t), "examples", "v1")
 	for name, uri := range examples {

@@ -2,20 +2,14 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	tektontest "github.com/tektoncd/pipeline/test"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/e7763abc/pod-runner/test/remotes"
 )
 
 // remotePipeline comes from a git repository. Its first task's Task is in
@@ -74,12 +68,11 @@ spec:
 // http runs with Tekton's own resolvers, in-process, and its status records
 // where each came from as Tekton does (status.provenance.refSource).
 func TestRemoteResolution(t *testing.T) {
-	repo, commit := gitRepo(t, map[string]string{"pipeline.yaml": remotePipeline, "tasks/greet.yaml": remoteTask})
-	action := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, remoteStepAction)
-	}))
-	defer action.Close()
-	bundle := pushBundle(t, &v1.Task{
+	r0 := remotes.GitRepo(t, map[string]string{"pipeline.yaml": remotePipeline, "tasks/greet.yaml": remoteTask})
+	repo, commit := r0.FileURL(), r0.Commit
+	action := remotes.Serve(t, remoteStepAction)
+	bundle := remotes.Registry(t) + "/tasks/maker:v1"
+	remotes.PushBundle(t, bundle, &v1.Task{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "Task"},
 		ObjectMeta: metav1.ObjectMeta{Name: "maker"},
 		Spec: v1.TaskSpec{
@@ -102,7 +95,7 @@ spec:
     - {name: url, value: %q}
     - {name: revision, value: main}
     - {name: pathInRepo, value: pipeline.yaml}
-`, bundle, repo, action.URL+"/say.yaml", repo))
+`, bundle, repo, action+"/say.yaml", repo))
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
 	}
@@ -127,10 +120,9 @@ spec:
 // TestRemoteResolutionFailures: each way a resolution fails is one clear
 // error naming the field and the resolver's answer, exit 2, nothing run.
 func TestRemoteResolutionFailures(t *testing.T) {
-	repo, _ := gitRepo(t, map[string]string{"tasks/greet.yaml": remoteTask})
-	notFound := httptest.NewServer(http.NotFoundHandler())
-	defer notFound.Close()
-	closed := closedPort(t)
+	repo := remotes.GitRepo(t, map[string]string{"tasks/greet.yaml": remoteTask}).FileURL()
+	notFound := remotes.ServeHandler(t, http.NotFoundHandler())
+	closed := remotes.ClosedAddr(t)
 	tests := []struct {
 		name, ref string
 		env       map[string]string
@@ -145,8 +137,8 @@ func TestRemoteResolutionFailures(t *testing.T) {
 		want: []string{`spec.taskRef: resolver "git"`, "gone"},
 	}, {
 		name: "http: 404",
-		ref:  fmt.Sprintf(`{resolver: http, params: [{name: url, value: %q}]}`, notFound.URL+"/task.yaml"),
-		want: []string{`spec.taskRef: resolver "http"`, notFound.URL + "/task.yaml", "not found"},
+		ref:  fmt.Sprintf(`{resolver: http, params: [{name: url, value: %q}]}`, notFound+"/task.yaml"),
+		want: []string{`spec.taskRef: resolver "http"`, notFound + "/task.yaml", "not found"},
 	}, {
 		name: "bundles: no registry",
 		ref:  fmt.Sprintf(`{resolver: bundles, params: [{name: bundle, value: "%s/nothing:1"}, {name: name, value: t}, {name: kind, value: task}]}`, closed),
@@ -184,60 +176,4 @@ func TestRemoteResolutionFailures(t *testing.T) {
 			}
 		})
 	}
-}
-
-// gitRepo is a git repository on disk holding files on branch main, as a
-// file:// URL, and its commit.
-func gitRepo(t *testing.T, files map[string]string) (url, commit string) {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(t, dir, "init", "-q", "-b", "main")
-	git(t, dir, "add", ".")
-	git(t, dir, "commit", "-q", "-m", "tasks")
-	return "file://" + dir, git(t, dir, "rev-parse", "HEAD")
-}
-
-// git runs git in dir, as a committer of its own, and returns its output.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// pushBundle pushes a Task as a Tekton bundle (Tekton's own test helper,
-// the format tkn bundle push writes) to a registry on loopback and returns
-// its reference.
-func pushBundle(t *testing.T, task *v1.Task) string {
-	t.Helper()
-	reg := httptest.NewServer(registry.New())
-	t.Cleanup(reg.Close)
-	ref := strings.TrimPrefix(reg.URL, "http://") + "/tasks/maker:v1"
-	if _, err := tektontest.CreateImage(ref, task); err != nil {
-		t.Fatalf("push bundle: %v", err)
-	}
-	return ref
-}
-
-// closedPort is a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }

@@ -18,8 +18,9 @@ const Version = "v1.15.1"
 
 const modulePath = "github.com/tektoncd/pipeline"
 
-// commands are the Tekton binaries the controller and its pods need.
-var commands = []string{"controller", "entrypoint", "nop", "workingdirinit", "sidecarlogresults"}
+// commands are the Tekton binaries the controller, its resolvers and its
+// pods need.
+var commands = []string{"controller", "resolvers", "entrypoint", "nop", "workingdirinit", "sidecarlogresults"}
 
 // imageCommands are the ones the controller puts in pods, as
 // /ko-app/<name> of the image passed with -<name>-image.

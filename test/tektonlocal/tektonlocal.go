@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -112,27 +113,6 @@ func Start(t testing.TB, opts Options) *Controller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range ports {
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
-		if err != nil {
-			t.Fatalf("tektonlocal: port %d is taken (another Tekton controller still running?): %v", p, err)
-		}
-		l.Close()
-	}
-
-	logDir := t.TempDir()
-	if os.Getenv("POD_RUNNER_KEEP") != "" {
-		// Kept for a look after the test, as test/cluster keeps namespaces.
-		logDir = filepath.Join(root, ".cache", "tekton", "logs")
-		if err := os.MkdirAll(logDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &Controller{LogPath: filepath.Join(logDir, fmt.Sprintf("controller-%d.log", time.Now().UnixNano())), exited: make(chan struct{})}
-	logFile, err := os.Create(c.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	args := []string{"-kubeconfig", kubeconfig, "-disable-ha",
 		"-entrypoint-image", ImageRef("entrypoint"), "-nop-image", ImageRef("nop"),
 		"-sidecarlogresults-image", ImageRef("sidecarlogresults"), "-workingdirinit-image", ImageRef("workingdirinit"),
@@ -141,15 +121,48 @@ func Start(t testing.TB, opts Options) *Controller {
 		args = append(args, "-namespace", opts.Namespace)
 	}
 	args = append(args, opts.Args...)
-	c.cmd = exec.Command(filepath.Join(bin, "controller"), args...)
+	c := launch(t, root, filepath.Join(bin, "controller"), args, env, "controller", startedAll("pipelinerun.Reconciler", "taskrun.Reconciler"))
+	c.Setup = time.Since(began)
+	t.Logf("Tekton %s controller ready in %.1fs (lock %.1fs, build %.1fs, images %.1fs, config+start %.1fs); log %s",
+		Version, c.Setup.Seconds(), locked.Sub(began).Seconds(), built.Sub(locked).Seconds(),
+		imaged.Sub(built).Seconds(), time.Since(imaged).Seconds(), c.LogPath)
+	return c
+}
+
+// launch runs one of Tekton's commands on the host until the test ends,
+// its log in the test's temporary directory (or kept, with
+// POD_RUNNER_KEEP), and waits until it is ready (waitReady).
+func launch(t testing.TB, root, path string, args, env []string, what string, ready func(started []string) bool) *Controller {
+	t.Helper()
+	for _, p := range ports {
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			t.Fatalf("tektonlocal: port %d is taken (another Tekton controller still running?): %v", p, err)
+		}
+		l.Close()
+	}
+	logDir := t.TempDir()
+	if os.Getenv("POD_RUNNER_KEEP") != "" {
+		// Kept for a look after the test, as test/cluster keeps namespaces.
+		logDir = filepath.Join(root, ".cache", "tekton", "logs")
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Controller{LogPath: filepath.Join(logDir, fmt.Sprintf("%s-%d.log", what, time.Now().UnixNano())), exited: make(chan struct{})}
+	logFile, err := os.Create(c.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = exec.Command(path, args...)
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	// A test binary killed by its timeout runs no cleanup: the controller
+	// A test binary killed by its timeout runs no cleanup: the process
 	// must not outlive it and keep the ports.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := c.cmd.Start(); err != nil {
 		logFile.Close()
-		t.Fatalf("tektonlocal: start the controller: %v", err)
+		t.Fatalf("tektonlocal: start the %s: %v", what, err)
 	}
 	go func() {
 		_ = c.cmd.Wait()
@@ -159,16 +172,12 @@ func Start(t testing.TB, opts Options) *Controller {
 	t.Cleanup(func() {
 		c.Stop()
 		if t.Failed() {
-			t.Logf("Tekton controller log (last lines):\n%s", tail(c.LogPath, 40))
+			t.Logf("Tekton %s log (last lines):\n%s", what, tail(c.LogPath, 40))
 		}
 	})
-	if err := c.waitReady(2 * time.Minute); err != nil {
-		t.Fatalf("tektonlocal: %v\n%s", err, tail(c.LogPath, 40))
+	if err := c.waitReady(2*time.Minute, ready); err != nil {
+		t.Fatalf("tektonlocal: %s: %v\n%s", what, err, tail(c.LogPath, 40))
 	}
-	c.Setup = time.Since(began)
-	t.Logf("Tekton %s controller ready in %.1fs (lock %.1fs, build %.1fs, images %.1fs, config+start %.1fs); log %s",
-		Version, c.Setup.Seconds(), locked.Sub(began).Seconds(), built.Sub(locked).Seconds(),
-		imaged.Sub(built).Seconds(), time.Since(imaged).Seconds(), c.LogPath)
 	return c
 }
 
@@ -191,30 +200,41 @@ func (c *Controller) Stop() {
 	}
 }
 
-// waitReady waits until the PipelineRun and TaskRun reconcilers have
-// started their workers (their informers have synced), so that a run
-// created next is timed from a ready controller.
-func (c *Controller) waitReady(timeout time.Duration) error {
+// waitReady waits until ready says yes to the log lines of the reconcilers
+// that have started their workers (their informers have synced), so that a
+// run created next is timed from a ready controller.
+func (c *Controller) waitReady(timeout time.Duration, ready func(started []string) bool) error {
 	deadline := time.After(timeout)
 	for {
 		b, _ := os.ReadFile(c.LogPath)
-		pr, tr := false, false
+		var started []string
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.Contains(line, "Started workers") {
-				pr = pr || strings.Contains(line, "pipelinerun.Reconciler")
-				tr = tr || strings.Contains(line, "taskrun.Reconciler")
+				started = append(started, line)
 			}
 		}
-		if pr && tr {
+		if ready(started) {
 			return nil
 		}
 		select {
 		case <-c.exited:
-			return fmt.Errorf("the controller exited while starting")
+			return fmt.Errorf("exited while starting")
 		case <-deadline:
-			return fmt.Errorf("the controller's reconcilers did not start within %s", timeout)
+			return fmt.Errorf("the reconcilers did not all start within %s", timeout)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// startedAll is a waitReady test: a line names each reconciler.
+func startedAll(reconcilers ...string) func([]string) bool {
+	return func(started []string) bool {
+		for _, r := range reconcilers {
+			if !slices.ContainsFunc(started, func(l string) bool { return strings.Contains(l, r) }) {
+				return false
+			}
+		}
+		return true
 	}
 }
 
@@ -329,10 +349,15 @@ func applyConfig(moduleDir string, flags map[string]string) error {
 // which the Deployment takes from the downward API. SSL_* point into the
 // Deployment's mounts and are left out.
 func controllerEnv(moduleDir string) ([]string, error) {
-	path := filepath.Join(moduleDir, "config", "controller.yaml")
+	return deploymentEnv(filepath.Join(moduleDir, "config", "controller.yaml"), SystemNamespace)
+}
+
+// deploymentEnv is the plain environment of the first Deployment in the
+// file at path, plus SYSTEM_NAMESPACE=namespace.
+func deploymentEnv(path, namespace string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("tekton controller.yaml: %w", err)
+		return nil, fmt.Errorf("tekton deployment: %w", err)
 	}
 	defer f.Close()
 	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
@@ -348,7 +373,7 @@ func controllerEnv(moduleDir string) ([]string, error) {
 		if err := yaml.Unmarshal(doc, d); err != nil || d.Kind != "Deployment" {
 			continue
 		}
-		env := []string{"SYSTEM_NAMESPACE=" + SystemNamespace}
+		env := []string{"SYSTEM_NAMESPACE=" + namespace}
 		for _, c := range d.Spec.Template.Spec.Containers {
 			for _, e := range c.Env {
 				if e.ValueFrom == nil && !strings.HasPrefix(e.Name, "SSL_") {
