@@ -142,7 +142,8 @@ func (r *Reconciler) requester(owner client.Object) (*clusterRequester, error) {
 
 // Submit creates the request when there is none and reports it in
 // progress; answers once the resolver has: the data, or Tekton's
-// ResolutionFailed error with the resolver's message.
+// ResolutionFailed error with the message of the resolver (or of Tekton's
+// controller, which fails a request nobody answers in time).
 func (c *clusterRequester) Submit(ctx context.Context, resolver resource.ResolverName, req resource.Request) (resource.ResolvedResource, error) {
 	p := req.ResolverPayload()
 	rr := &resolutionv1beta1.ResolutionRequest{}
@@ -153,12 +154,15 @@ func (c *clusterRequester) Submit(ctx context.Context, resolver resource.Resolve
 	case err != nil:
 		return nil, fmt.Errorf("get ResolutionRequest %s/%s: %w", p.Namespace, p.Name, err)
 	}
-	cond := rr.Status.GetCondition(apis.ConditionSucceeded)
-	switch {
-	case cond.IsUnknown():
+	// The resolver's data is its answer (IsResolved), whether or not
+	// Tekton's controller, whose ResolutionRequest reconciler turns it into
+	// Succeeded=True, has seen it yet: one hop less, and no need of that
+	// controller where only Tekton's resolvers run.
+	if cond := rr.Status.GetCondition(apis.ConditionSucceeded); !rr.IsResolved() {
+		if cond.IsFalse() {
+			return nil, common.NewError(common.ReasonResolutionFailed, errors.New(cond.GetMessage()))
+		}
 		return nil, common.ErrRequestInProgress
-	case cond.IsFalse():
-		return nil, common.NewError(common.ReasonResolutionFailed, errors.New(cond.GetMessage()))
 	}
 	res := resolutionresource.CrdIntoResource(rr)
 	data, err := res.Data()

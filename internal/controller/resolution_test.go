@@ -55,13 +55,17 @@ func (e *env) resolutionRequests() []resolutionv1beta1.ResolutionRequest {
 
 // answer completes the ResolutionRequest as a resolver does: Succeeded
 // with the data (base64) and where it came from, or failed with msg.
-func (e *env) answer(rr *resolutionv1beta1.ResolutionRequest, data, failure string) {
+// A resolver writes the data alone: Tekton's controller marks the request
+// Succeeded once it sees it (marked).
+func (e *env) answer(rr *resolutionv1beta1.ResolutionRequest, data, failure string, marked bool) {
 	e.t.Helper()
 	rr = rr.DeepCopy()
 	if failure != "" {
 		rr.Status.Conditions = duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: corev1.ConditionFalse, Reason: "ResolutionFailed", Message: failure}}
 	} else {
-		rr.Status.Conditions = duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue}}
+		if marked {
+			rr.Status.Conditions = duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue}}
+		}
 		rr.Status.Data = base64.StdEncoding.EncodeToString([]byte(data))
 		rr.Status.RefSource = &v1.RefSource{URI: "git+" + rr.Labels[common.LabelKeyResolverType] + "://answer", Digest: map[string]string{"sha1": "abc"}}
 	}
@@ -113,7 +117,7 @@ func TestResolvesThroughResolutionRequests(t *testing.T) {
 		t.Errorf("%d ResolutionRequests after a second reconcile, want 1", n)
 	}
 
-	e.answer(&rr, remotePipeline, "")
+	e.answer(&rr, remotePipeline, "", true)
 	e.reconcile("remote")
 	if c := runCondition(e.pr("remote")); c.Reason != v1.TaskRunReasonResolvingTaskRef {
 		t.Errorf("condition %+v, want ResolvingTaskRef", c)
@@ -127,7 +131,7 @@ func TestResolvesThroughResolutionRequests(t *testing.T) {
 	if taskRR == nil || len(e.pods()) != 0 {
 		t.Fatalf("no bundles ResolutionRequest (%d pods)", len(e.pods()))
 	}
-	e.answer(taskRR, remoteTask, "")
+	e.answer(taskRR, remoteTask, "", false)
 	e.reconcile("remote")
 	pods := e.pods()
 	if len(pods) != 1 {
@@ -211,7 +215,7 @@ func TestResolutionFailures(t *testing.T) {
 			}
 			switch {
 			case tc.failure != "":
-				e.answer(&rrs[0], "", tc.failure)
+				e.answer(&rrs[0], "", tc.failure, false)
 			case tc.later > 0:
 				e.r.Clock = clocktesting.NewFakePassiveClock(t0.Add(tc.later))
 			case tc.cancel:

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -101,25 +102,25 @@ func GitDaemon(t testing.TB, r Repo) string {
 		}
 	}()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	url := "git://" + addr + "/" + filepath.Base(r.Dir)
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
+		out, err := exec.Command("git", "ls-remote", url).CombinedOutput()
 		if err == nil {
-			c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("git daemon on %s: %v", addr, err)
+			t.Fatalf("git daemon on %s: %v: %s", addr, err, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "git://" + addr + "/" + filepath.Base(r.Dir)
+	return url
 }
 
 // Registry is an OCI registry on loopback (go-containerregistry's) until
 // the test ends; its host:port.
 func Registry(t testing.TB) string {
 	t.Helper()
-	reg := httptest.NewServer(registry.New())
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
 	return strings.TrimPrefix(reg.URL, "http://")
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -51,6 +52,9 @@ type Options struct {
 	// other key keeps the release's default, except coschedule, which is
 	// "disabled" (the affinity assistant needs more than this cluster has).
 	FeatureFlags map[string]string
+	// Defaults override keys of Tekton's config-defaults ConfigMap (for
+	// example default-maximum-resolution-timeout).
+	Defaults map[string]string
 	// Args are more flags for the controller (for example -kube-api-qps).
 	Args []string
 }
@@ -106,7 +110,7 @@ func Start(t testing.TB, opts Options) *Controller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := applyConfig(moduleDir, opts.FeatureFlags); err != nil {
+	if err := applyConfig(moduleDir, opts.FeatureFlags, opts.Defaults); err != nil {
 		t.Fatal(err)
 	}
 	env, err := controllerEnv(moduleDir)
@@ -282,8 +286,9 @@ func tektonModule(root string) (string, error) {
 }
 
 // Config is the namespace and ConfigMaps of the release's config/, with
-// coschedule disabled and the given feature flags, as one YAML stream.
-func Config(moduleDir string, flags map[string]string) ([]byte, error) {
+// coschedule disabled, the given feature flags and the given defaults, as
+// one YAML stream.
+func Config(moduleDir string, flags, defaults map[string]string) ([]byte, error) {
 	docs := []string{filepath.Join(moduleDir, "config", "100-namespace", "100-namespace.yaml")}
 	cms, err := filepath.Glob(filepath.Join(moduleDir, "config", "config-*.yaml"))
 	if err != nil || len(cms) == 0 {
@@ -297,18 +302,26 @@ func Config(moduleDir string, flags map[string]string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tekton config: %w", err)
 		}
-		if filepath.Base(path) == "config-feature-flags.yaml" {
+		var set map[string]string
+		switch filepath.Base(path) {
+		case "config-feature-flags.yaml":
+			set = map[string]string{"coschedule": "disabled"}
+			maps.Copy(set, flags)
+		case "config-defaults.yaml":
+			set = defaults
+		}
+		if len(set) > 0 {
 			cm := &corev1.ConfigMap{}
 			if err := yaml.Unmarshal(b, cm); err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			if _, ok := cm.Data["coschedule"]; !ok {
+			if _, ok := set["coschedule"]; ok && cm.Data["coschedule"] == "" {
 				return nil, fmt.Errorf("%s has no coschedule flag", path)
 			}
-			cm.Data["coschedule"] = "disabled"
-			for k, v := range flags {
-				cm.Data[k] = v
+			if cm.Data == nil {
+				cm.Data = map[string]string{}
 			}
+			maps.Copy(cm.Data, set)
 			if b, err = yaml.Marshal(cm); err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
@@ -320,10 +333,15 @@ func Config(moduleDir string, flags map[string]string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// applyConfig applies the release's CRDs (server-side apply: the same
-// objects test/cluster applies, idempotent) and its config.
-func applyConfig(moduleDir string, flags map[string]string) error {
-	crds := exec.Command("kubectl", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(moduleDir, "config", "300-crds"))
+// applyConfig applies the release's CRDs (kube.TektonCRDs, server-side
+// apply: the same objects test/cluster applies, idempotent) and its config.
+func applyConfig(moduleDir string, flags, defaults map[string]string) error {
+	stream, err := kube.TektonCRDs(moduleDir)
+	if err != nil {
+		return err
+	}
+	crds := exec.Command("kubectl", "apply", "--server-side", "--force-conflicts", "-f", "-")
+	crds.Stdin = bytes.NewReader(stream)
 	if out, err := crds.CombinedOutput(); err != nil {
 		return fmt.Errorf("apply Tekton's CRDs: %w: %s", err, out)
 	}
@@ -332,7 +350,7 @@ func applyConfig(moduleDir string, flags map[string]string) error {
 	if out, err := wait.CombinedOutput(); err != nil {
 		return fmt.Errorf("wait for Tekton's CRDs: %w: %s", err, out)
 	}
-	cfg, err := Config(moduleDir, flags)
+	cfg, err := Config(moduleDir, flags, defaults)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/e7763abc/pod-runner/test/kube"
 )
 
-// TestConfig: the release's ConfigMaps, coschedule disabled, an override
+// TestConfig: the release's ConfigMaps, coschedule disabled, overrides
 // applied, every other flag kept at the release's default.
 func TestConfig(t *testing.T) {
 	root, err := repoRoot()
@@ -29,13 +29,13 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Config(dir, map[string]string{"running-in-environment-with-injected-sidecars": "false"})
+	b, err := Config(dir, map[string]string{"running-in-environment-with-injected-sidecars": "false"}, map[string]string{"default-maximum-resolution-timeout": "10s"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
 	var kinds []string
-	var flags *corev1.ConfigMap
+	var flags, defaults *corev1.ConfigMap
 	for {
 		doc, err := r.Read()
 		if err == io.EOF {
@@ -55,8 +55,11 @@ func TestConfig(t *testing.T) {
 		if cm.Kind == "ConfigMap" && cm.Namespace != SystemNamespace {
 			t.Errorf("%s in namespace %q", cm.Name, cm.Namespace)
 		}
-		if cm.Name == "feature-flags" {
+		switch cm.Name {
+		case "feature-flags":
 			flags = cm
+		case "config-defaults":
+			defaults = cm
 		}
 	}
 	if len(kinds) < 10 || kinds[0] != "Namespace/"+SystemNamespace {
@@ -64,6 +67,9 @@ func TestConfig(t *testing.T) {
 	}
 	if flags == nil {
 		t.Fatalf("no feature-flags in %v", kinds)
+	}
+	if defaults == nil || defaults.Data["default-maximum-resolution-timeout"] != "10s" || defaults.Data["_example"] == "" {
+		t.Errorf("config-defaults %v: want the release's, default-maximum-resolution-timeout set", defaults)
 	}
 	want := map[string]string{"coschedule": "disabled", "running-in-environment-with-injected-sidecars": "false",
 		"enable-api-fields": "beta", "enable-provenance-in-status": "true", "results-from": "termination-message"}
