@@ -132,6 +132,7 @@ func Compile(ctx context.Context, docs []load.Doc, opts Options) (*Compiled, err
 		out.localErr = c.localErr
 		out.objs = c.objs
 		out.RefSources = c.refSources
+		out.StepRefSources = c.stepSources
 	}
 	return out, err
 }
@@ -172,6 +173,9 @@ type compiler struct {
 	// refSources are where resolvers found the run's Pipeline or Task
 	// (key "") and its pipeline tasks' Tasks (Compiled.RefSources).
 	refSources map[string]*v1.RefSource
+	// stepSources are where resolvers found StepActions
+	// (Compiled.StepRefSources).
+	stepSources map[string][]*v1.RefSource
 	// shared maps a workspace binding to the one whose claim it shares
 	// (sharedClaims).
 	shared map[string]string

@@ -46,6 +46,10 @@ type Compiled struct {
 	// "") and the Tasks of its pipeline tasks (by pipeline task name): the
 	// provenance.refSource of the PipelineRun's and TaskRuns' status.
 	RefSources map[string]*v1.RefSource
+	// StepRefSources are where resolvers found the StepActions of each
+	// task's steps, by plan task name and step index (nil for a step that
+	// is no resolved StepAction): status.steps[].provenance.refSource.
+	StepRefSources map[string][]*v1.RefSource
 	// TaskSpecs holds the resolved spec of each task (status.taskSpec of its
 	// TaskRun), keyed by plan task name.
 	TaskSpecs map[string]*v1.TaskSpec

@@ -181,7 +181,30 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 		}
 		return nil, in.specAt.errorf(field, "%v", err)
 	}
+	c.keepStepSources(in.name, tr.Status.Steps)
 	return steps, nil
+}
+
+// keepStepSources keeps where resolvers found the task's StepActions:
+// GetStepActionsData records one step state per step, in order, a resolved
+// StepAction's with its refSource.
+func (c *compiler) keepStepSources(task string, states []v1.StepState) {
+	var sources []*v1.RefSource
+	found := false
+	for _, st := range states {
+		var src *v1.RefSource
+		if st.Provenance != nil && st.Provenance.RefSource != nil {
+			src, found = st.Provenance.RefSource.DeepCopy(), true
+		}
+		sources = append(sources, src)
+	}
+	if !found {
+		return
+	}
+	if c.stepSources == nil {
+		c.stepSources = map[string][]*v1.RefSource{}
+	}
+	c.stepSources[task] = sources
 }
 
 // knownParams is a copy of the TaskRun (Tekton's code may write to the

@@ -152,7 +152,7 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 			PodName:        b.opts.PodName,
 			StartTime:      metaTime(ts.GetStartTime()),
 			CompletionTime: metaTime(ts.GetCompletionTime()),
-			Steps:          stepStates(names, ts.GetSteps(), ts.GetCondition(), ts.GetStartTime(), ts.GetCompletionTime(), b.opts.PodName, stepContainer),
+			Steps:          b.stepSources(name, names, stepStates(names, ts.GetSteps(), ts.GetCondition(), ts.GetStartTime(), ts.GetCompletionTime(), b.opts.PodName, stepContainer)),
 			Results:        taskRunResults(results),
 			Sidecars:       sidecarStates(ts.GetSidecars(), ts.GetStartTime(), ts.GetCompletionTime(), sidecarContainer),
 			TaskSpec:       b.runSpec(name, spec, ts.GetParams(), len(ts.GetRetries())),
@@ -167,7 +167,7 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 				PodName:        b.opts.PodName,
 				StartTime:      metaTime(a.GetStartTime()),
 				CompletionTime: metaTime(a.GetCompletionTime()),
-				Steps:          stepStates(names, a.GetSteps(), a.GetCondition(), a.GetStartTime(), a.GetCompletionTime(), b.opts.PodName, stepContainer),
+				Steps:          b.stepSources(name, names, stepStates(names, a.GetSteps(), a.GetCondition(), a.GetStartTime(), a.GetCompletionTime(), b.opts.PodName, stepContainer)),
 				TaskSpec:       b.runSpec(name, spec, ts.GetParams(), i),
 				Provenance:     b.provenance(b.refSourceKey(name)),
 			},
@@ -339,4 +339,26 @@ func (b *builder) refSourceKey(name string) string {
 		return ""
 	}
 	return b.pipelineTaskName(name)
+}
+
+// stepSources gives each step of plan task name that is a resolved
+// StepAction the refSource its resolver reported, in its provenance, as
+// Tekton's GetStepActionsData records it (names are the steps', in order).
+func (b *builder) stepSources(name string, names []string, steps []v1.StepState) []v1.StepState {
+	sources := b.c.StepRefSources[name]
+	if len(sources) == 0 {
+		return steps
+	}
+	byName := map[string]*v1.RefSource{}
+	for i, src := range sources {
+		if src != nil && i < len(names) {
+			byName[names[i]] = src
+		}
+	}
+	for i := range steps {
+		if src := byName[steps[i].Name]; src != nil {
+			steps[i].Provenance = &v1.Provenance{RefSource: src.DeepCopy()}
+		}
+	}
+	return steps
 }

@@ -221,6 +221,11 @@ spec:
 				t.Errorf("TaskRun %s spec.taskRef %+v, status.taskSpec set %v: want the resolver's ref and the resolved spec", task, tr.Spec.TaskRef, tr.Status.TaskSpec != nil)
 			}
 		}
+		if greet := trs["greet"]; greet != nil {
+			if steps := greet.Status.Steps; len(steps) != 1 || steps[0].Provenance == nil || steps[0].Provenance.RefSource == nil || steps[0].Provenance.RefSource.URI != s.action {
+				t.Errorf("TaskRun greet status.steps %+v, want the StepAction's refSource (its URL) in the step's provenance", steps)
+			}
+		}
 		if n := len(podsOf(t, ns, "remote")); n != 1 {
 			t.Errorf("%d pods for remote, want 1", n)
 		}

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +9,6 @@ import (
 	"testing"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/e7763abc/pod-runner/test/remotes"
 )
@@ -41,68 +37,44 @@ spec:
       printf '%s' "$(params.url)" > $(results.url.path)
 `
 
-// TestResolverExamples runs Tekton's own resolver examples with only their
-// URLs rewritten to services on this machine: the catalog's git repository
-// (a repository on disk), raw.githubusercontent.com (a loopback http server
-// that wants the credentials example's basic auth), ghcr.io (a registry on
-// loopback holding the catalog Task as a bundle), Artifact Hub (a loopback
-// stand-in of its API) and the repository the Task clones. Each must succeed, clone that repository, and record where
-// its Task came from.
-func TestResolverExamples(t *testing.T) {
-	src := remotes.GitRepo(t, map[string]string{"README": "nocode\n"})
-	source, sourceCommit := src.FileURL(), src.Commit
-	remotes.Git(t, src.Dir, "branch", "master")
-	catalog := remotes.GitRepo(t, map[string]string{"task/git-clone/0.10/git-clone.yaml": gitClone}).FileURL()
-	raw := remotes.ServeHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); ok && (u != "git" || p != "token") {
-			http.Error(w, "bad credentials", http.StatusUnauthorized)
-			return
-		}
-		io.WriteString(w, gitClone)
-	}))
-	var task v1.Task
-	if err := yaml.Unmarshal([]byte(gitClone), &task); err != nil {
-		t.Fatal(err)
-	}
-	task.TypeMeta = metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "Task"}
-	bundle := remotes.Registry(t) + "/tasks/git-clone:v1"
-	remotes.PushBundle(t, bundle, &task)
-	hub := remotes.ArtifactHub(t, "git-clone", "0.10.0", gitClone)
-	pkg := remotes.ArtifactHubPackage("tekton-catalog-tasks", "git-clone")
-	t.Setenv("ARTIFACT_HUB_API", hub)
+// gitCloneAction stands in for the catalog's git-clone 0.1 StepAction: a
+// real clone into output-path (a StepAction's script takes its params
+// through the environment).
+const gitCloneAction = `apiVersion: tekton.dev/v1beta1
+kind: StepAction
+metadata: {name: git-clone}
+spec:
+  params: [{name: url}, {name: revision, default: ""}, {name: output-path}]
+  image: alpine/git
+  env:
+  - {name: URL, value: $(params.url)}
+  - {name: REVISION, value: $(params.revision)}
+  - {name: OUT, value: $(params.output-path)}
+  script: |
+    git clone -q "$URL" "$OUT/src"
+    cd "$OUT/src"
+    if [ -n "$REVISION" ]; then git checkout -q "$REVISION"; fi
+`
 
-	urls := strings.NewReplacer(
-		"https://github.com/tektoncd/catalog.git", catalog,
-		"https://github.com/kelseyhightower/nocode", source,
-		"https://github.com/tektoncd/pipeline.git", source,
-		"https://github.com/tektoncd/catalog", source,
-		"https://raw.githubusercontent.com/tektoncd/catalog/main/task/git-clone/0.10/git-clone.yaml", raw+"/git-clone.yaml",
-		"ghcr.io/tektoncd/catalog/upstream/tasks/git-clone@sha256:65e61544c5870c8828233406689d812391735fd4100cb444bbd81531cb958bb3", bundle,
-	)
-	examples := map[string]string{ // example → what its refSource URI starts with
-		"pipelineruns/beta/git-resolver.yaml":              "git+" + catalog,
-		"pipelineruns/beta/http-resolver.yaml":             raw,
-		"pipelineruns/beta/http-resolver-credentials.yaml": raw,
-		"taskruns/beta/git-resolver.yaml":                  "git+" + catalog,
-		"taskruns/beta/bundles-resolver.yaml":              strings.TrimSuffix(bundle, ":v1"),
-		"taskruns/beta/hub-resolver.yaml":                  hub + pkg + "/0.10.0",
-	}
+// TestResolverExamples runs Tekton's own resolver examples
+// (remotes.ResolverExamples) with only their URLs rewritten to stand-ins on
+// this machine (remotes.Examples). Each must succeed, clone the rewritten
+// repository, and record where its Task or StepAction came from.
+func TestResolverExamples(t *testing.T) {
+	ex := remotes.NewExamples(t, gitClone, gitCloneAction, func(_ testing.TB, r remotes.Repo) string { return r.FileURL() })
+	t.Setenv("ARTIFACT_HUB_API", ex.HubURL)
 	dir := filepath.Join(tektonModule(t), "examples", "v1")
-	for name, uri := range examples {
+	for name, source := range remotes.ResolverExamples {
 		t.Run(name, func(t *testing.T) {
 			src, err := os.ReadFile(filepath.Join(dir, name))
 			if err != nil {
 				t.Fatal(err)
 			}
-			// One invocation per run the file holds, with its other documents.
-			var runs, others []string
-			for _, doc := range strings.Split(urls.Replace(string(src)), "\n---\n") {
-				if strings.Contains(doc, "\nkind: TaskRun") || strings.Contains(doc, "\nkind: PipelineRun") {
-					runs = append(runs, doc)
-				} else {
-					others = append(others, doc)
-				}
+			runs, others := ex.Split(string(src))
+			if len(runs) == 0 {
+				t.Fatal("no run in the example")
 			}
+			// One invocation per run the file holds, with its other documents.
 			for _, doc := range runs {
 				r := run(t, strings.Join(append(slices.Clone(others), doc), "\n---\n"))
 				if r.code != 0 {
@@ -115,8 +87,17 @@ func TestResolverExamples(t *testing.T) {
 				if tr == nil {
 					t.Fatal("no TaskRun")
 				}
-				if got := resultOf(tr, "commit"); got != sourceCommit {
-					t.Errorf("cloned commit %q, want %q (the rewritten repository's)", got, sourceCommit)
+				uri := ex.Sources[source]
+				if tr.Spec.TaskSpec != nil {
+					// A StepAction's: the Task is the run's own.
+					if len(tr.Status.Steps) != 1 || tr.Status.Steps[0].Provenance == nil || tr.Status.Steps[0].Provenance.RefSource == nil ||
+						!strings.HasPrefix(tr.Status.Steps[0].Provenance.RefSource.URI, uri) {
+						t.Errorf("status.steps %+v, want the StepAction's refSource starting %q", tr.Status.Steps, uri)
+					}
+					continue
+				}
+				if got := resultOf(tr, "commit"); got != ex.Source.Commit {
+					t.Errorf("cloned commit %q, want %q (the rewritten repository's)", got, ex.Source.Commit)
 				}
 				if src := tr.Status.Provenance.RefSource; src == nil || !strings.HasPrefix(src.URI, uri) {
 					t.Errorf("provenance.refSource = %+v, want a URI starting %q", src, uri)

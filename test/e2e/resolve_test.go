@@ -112,6 +112,9 @@ spec:
 	if src := r.taskRuns["greet"].Status.Provenance.RefSource; src == nil || src.EntryPoint != "tasks/greet.yaml" {
 		t.Errorf("TaskRun greet provenance.refSource = %+v, want the Task's place in the repository", src)
 	}
+	if steps := r.taskRuns["greet"].Status.Steps; len(steps) != 1 || steps[0].Provenance == nil || steps[0].Provenance.RefSource == nil || steps[0].Provenance.RefSource.URI != action+"/say.yaml" {
+		t.Errorf("TaskRun greet status.steps %+v, want the StepAction's refSource (its URL) in the step's provenance", steps)
+	}
 	if src := r.taskRuns["make"].Status.Provenance.RefSource; src == nil || !strings.HasPrefix(src.URI, strings.TrimSuffix(bundle, ":v1")) || src.Digest["sha256"] == "" {
 		t.Errorf("TaskRun make provenance.refSource = %+v, want the bundle %s", src, bundle)
 	}

@@ -70,7 +70,7 @@ func onCluster(inputYAML, kind, ns string) (string, error) {
 		return "", err
 	}
 	if kind == "TaskRun" {
-		obj = wrap(obj)
+		obj = kube.WrapTaskRun(obj)
 	}
 	spec := obj["spec"].(map[string]any)
 	spec["managedBy"] = "pod-runner.dev/controller"
@@ -128,47 +128,6 @@ func ended(conditions []struct{ Type, Status string }) bool {
 		}
 	}
 	return false
-}
-
-// wrap is a TaskRun as a PipelineRun of one task with the same name, its
-// params and workspaces passed through and its timeout the task's.
-func wrap(tr map[string]any) map[string]any {
-	spec := tr["spec"].(map[string]any)
-	task := map[string]any{"name": "task", "taskSpec": spec["taskSpec"]}
-	pipeline := map[string]any{"tasks": []any{task}}
-	prSpec := map[string]any{"pipelineSpec": pipeline}
-	if params, ok := spec["params"].([]any); ok {
-		var decl, pass []any
-		for _, p := range params {
-			p := p.(map[string]any)
-			name := p["name"].(string)
-			switch p["value"].(type) {
-			case []any:
-				decl = append(decl, map[string]any{"name": name, "type": "array"})
-				pass = append(pass, map[string]any{"name": name, "value": []any{"$(params." + name + "[*])"}})
-			case map[string]any:
-				decl = append(decl, map[string]any{"name": name, "type": "object"})
-				pass = append(pass, map[string]any{"name": name, "value": "$(params." + name + "[*])"})
-			default:
-				decl = append(decl, map[string]any{"name": name})
-				pass = append(pass, map[string]any{"name": name, "value": "$(params." + name + ")"})
-			}
-		}
-		prSpec["params"], pipeline["params"], task["params"] = params, decl, pass
-	}
-	if ws, ok := spec["workspaces"].([]any); ok {
-		var decl, bind []any
-		for _, w := range ws {
-			name := w.(map[string]any)["name"]
-			decl = append(decl, map[string]any{"name": name})
-			bind = append(bind, map[string]any{"name": name, "workspace": name})
-		}
-		prSpec["workspaces"], pipeline["workspaces"], task["workspaces"] = ws, decl, bind
-	}
-	if timeout, ok := spec["timeout"]; ok {
-		task["timeout"] = timeout
-	}
-	return map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": tr["metadata"], "spec": prSpec}
 }
 
 // mapImages sets every "image" field of obj to image.
