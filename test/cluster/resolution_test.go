@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	resolutionv1beta1 "github.com/tektoncd/pipeline/pkg/apis/resolution/v1beta1"
+	"gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -341,4 +344,133 @@ spec:
 	if !strings.Contains(string(log), "resolution took longer than global timeout") && !strings.Contains(string(log), `"knative.dev/key":"`+ns+`/nobody-`) {
 		t.Errorf("Tekton's controller never reconciled the requests: the test proves nothing about it")
 	}
+}
+
+// exampleTask and exampleAction stand in for the catalog's git-clone Task
+// and StepAction on the cluster: a Pod reaches nothing on this machine's
+// loopback, so they report what they would clone instead of cloning it.
+const exampleTask = `apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: git-clone}
+spec:
+  params:
+  - {name: url}
+  - {name: revision, default: ""}
+  - {name: deleteExisting, default: "true"}
+  workspaces: [{name: output}]
+  results: [{name: commit}, {name: url}]
+  steps:
+  - name: clone
+    image: localhost/busybox:pod-runner
+    script: |
+      printf '%s' "$(params.url)" > $(results.url.path)
+      printf '%s' "$(params.revision)" > $(results.commit.path)
+      touch $(workspaces.output.path)/cloned
+`
+
+const exampleAction = `apiVersion: tekton.dev/v1beta1
+kind: StepAction
+metadata: {name: git-clone}
+spec:
+  params: [{name: url}, {name: revision, default: ""}, {name: output-path}]
+  image: localhost/busybox:pod-runner
+  env: [{name: URL, value: $(params.url)}]
+  script: test -n "$URL"
+`
+
+// TestResolverExamplesOnCluster runs Tekton's resolver examples
+// (remotes.ResolverExamples), their URLs rewritten to stand-ins on this
+// machine, delegated to pod-runner (kube.Delegate: a TaskRun as a
+// PipelineRun of one task, a volumeClaimTemplate as an emptyDir), with
+// Tekton's resolvers
+// deployment answering. Each must succeed with the rewritten URL and
+// record where its Task or StepAction came from.
+func TestResolverExamplesOnCluster(t *testing.T) {
+	enabled(t)
+	installCRDs(t)
+	ns := kube.Namespace(t, "pr-examples")
+	ex := remotes.NewExamples(t, exampleTask, exampleAction, remotes.GitDaemon)
+	tektonlocal.StartResolvers(t, tektonlocal.ResolversOptions{Env: []string{"ARTIFACT_HUB_API=" + ex.HubURL}})
+	kube.StartController(t, ns)
+	dir := filepath.Join(tektonModuleDir(t), "examples", "v1")
+
+	type created struct{ example, run, source string }
+	var all []created
+	var docs []string
+	for name, source := range remotes.ResolverExamples {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs, others := ex.Split(string(b))
+		docs = append(docs, others...)
+		for i, doc := range runs {
+			obj := map[string]any{}
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			obj = kube.Delegate(obj)
+			runName := fmt.Sprintf("ex-%d-%d", len(all), i)
+			meta := obj["metadata"].(map[string]any)
+			delete(meta, "generateName")
+			meta["name"] = runName
+			out, err := yaml.Marshal(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs = append(docs, string(out))
+			all = append(all, created{name, runName, source})
+		}
+	}
+	kube.Kubectl(t, strings.Join(docs, "\n---\n"), "-n", ns, "create", "-f", "-")
+	for _, c := range all {
+		t.Run(c.example, func(t *testing.T) {
+			kube.WaitFor(t, 3*time.Minute, c.run+" to end", func() bool { return getPipelineRun(t, ns, c.run).IsDone() })
+			pr := getPipelineRun(t, ns, c.run)
+			if !pr.IsSuccessful() {
+				t.Fatalf("%s ended %+v", c.run, pr.Status.Conditions)
+			}
+			trs := taskRuns(t, ns, c.run)
+			if len(trs) != 1 {
+				t.Fatalf("%d TaskRuns, want 1", len(trs))
+			}
+			tr := trs["task"]
+			for _, only := range trs {
+				tr = only
+			}
+			uri := ex.Sources[c.source]
+			if tr.Spec.TaskRef == nil {
+				if len(tr.Status.Steps) != 1 || tr.Status.Steps[0].Provenance == nil || tr.Status.Steps[0].Provenance.RefSource == nil ||
+					!strings.HasPrefix(tr.Status.Steps[0].Provenance.RefSource.URI, uri) {
+					t.Errorf("status.steps %+v, want the StepAction's refSource starting %q", tr.Status.Steps, uri)
+				}
+				return
+			}
+			if got := taskResult(tr, "url"); got != ex.SourceURL {
+				t.Errorf("url result %q, want the rewritten repository %q", got, ex.SourceURL)
+			}
+			if src := tr.Status.Provenance.RefSource; src == nil || !strings.HasPrefix(src.URI, uri) {
+				t.Errorf("provenance.refSource = %+v, want a URI starting %q", src, uri)
+			}
+		})
+	}
+}
+
+func taskResult(tr *v1.TaskRun, name string) string {
+	for _, r := range tr.Status.Results {
+		if r.Name == name {
+			return r.Value.StringVal
+		}
+	}
+	return ""
+}
+
+// tektonModuleDir is the pinned Tekton module's directory.
+func tektonModuleDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tektoncd/pipeline").Output()
+	if err != nil {
+		t.Fatalf("find the Tekton module: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }

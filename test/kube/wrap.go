@@ -48,3 +48,24 @@ func WrapTaskRun(tr map[string]any) map[string]any {
 	return map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": tr["metadata"], "spec": prSpec}
 }
 
+
+// Delegate makes a PipelineRun or TaskRun (as JSON decodes it) a
+// PipelineRun the controller runs: a TaskRun wrapped (WrapTaskRun),
+// spec.managedBy set, and each volumeClaimTemplate workspace an emptyDir,
+// since the local cluster has no storage provisioner to bind a claim.
+func Delegate(obj map[string]any) map[string]any {
+	if obj["kind"] == "TaskRun" {
+		obj = WrapTaskRun(obj)
+	}
+	spec := obj["spec"].(map[string]any)
+	spec["managedBy"] = "pod-runner.dev/controller"
+	if ws, ok := spec["workspaces"].([]any); ok {
+		for _, w := range ws {
+			if w := w.(map[string]any); w["volumeClaimTemplate"] != nil {
+				delete(w, "volumeClaimTemplate")
+				w["emptyDir"] = map[string]any{}
+			}
+		}
+	}
+	return obj
+}

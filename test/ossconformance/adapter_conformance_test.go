@@ -69,22 +69,10 @@ func onCluster(inputYAML, kind, ns string) (string, error) {
 	if err := yaml.Unmarshal([]byte(inputYAML), &obj); err != nil {
 		return "", err
 	}
-	if kind == "TaskRun" {
-		obj = kube.WrapTaskRun(obj)
-	}
-	spec := obj["spec"].(map[string]any)
-	spec["managedBy"] = "pod-runner.dev/controller"
+	// The suite lets a vendor choose the workspaces' volumes (Delegate
+	// makes a claim template an emptyDir).
+	obj = kube.Delegate(obj)
 	mapImages(obj, os.Getenv("POD_RUNNER_IMAGE"))
-	// The suite lets a vendor choose the workspaces' volumes; the local
-	// cluster has no storage provisioner for a volumeClaimTemplate.
-	if ws, ok := spec["workspaces"].([]any); ok {
-		for _, w := range ws {
-			if w := w.(map[string]any); w["volumeClaimTemplate"] != nil {
-				delete(w, "volumeClaimTemplate")
-				w["emptyDir"] = map[string]any{}
-			}
-		}
-	}
 	in, err := yaml.Marshal(obj)
 	if err != nil {
 		return "", err
