@@ -48,7 +48,6 @@ func WrapTaskRun(tr map[string]any) map[string]any {
 	return map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": tr["metadata"], "spec": prSpec}
 }
 
-
 // Delegate makes a PipelineRun or TaskRun (as JSON decodes it) a
 // PipelineRun the controller runs: a TaskRun wrapped (WrapTaskRun),
 // spec.managedBy set, and each volumeClaimTemplate workspace an emptyDir,
