@@ -12,11 +12,12 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/kube"
+	"github.com/e7763abc/pod-runner/test/tektonlocal"
 )
 
 // TestDeployedController: the controller as `make deploy` installs it
 // (config/local, the ko-built image imported by make k8s-controller-image)
-// runs a delegated run in the cluster. It is told to watch only this test's
+// runs delegated runs in the cluster, one with a Task from a resolver. It is told to watch only this test's
 // namespace, so that it leaves the other tests' runs to their own
 // controllers.
 func TestDeployedController(t *testing.T) {
@@ -42,11 +43,26 @@ func TestDeployedController(t *testing.T) {
 	kube.Kubectl(t, "", "-n", "pod-runner", "rollout", "restart", "deployment/pod-runner-controller")
 	kube.Kubectl(t, "", "-n", "pod-runner", "rollout", "status", "deployment/pod-runner-controller", "--timeout=120s")
 
-	kube.Kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
-	kube.Kubectl(t, pipelineRun("mine", true), "-n", ns, "create", "-f", "-")
-	kube.WaitFor(t, 3*time.Minute, "the run to end", func() bool { return getPipelineRun(t, ns, "mine").IsDone() })
-	if pr := getPipelineRun(t, ns, "mine"); !pr.IsSuccessful() {
-		t.Errorf("run: %+v", pr.Status.Conditions)
+	kube.Kubectl(t, definitions+"---\n"+storedTask, "-n", ns, "apply", "-f", "-")
+	// A remote ref too: the controller's RBAC lets it ask (and watch) the
+	// resolvers through ResolutionRequests.
+	tektonlocal.StartResolvers(t, tektonlocal.ResolversOptions{})
+	remote := `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: remote}
+spec:
+  managedBy: pod-runner.dev/controller
+  pipelineSpec:
+    tasks:
+    - name: stored
+      taskRef: {resolver: cluster, params: [{name: kind, value: task}, {name: name, value: stored}, {name: namespace, value: ` + ns + `}]}
+`
+	kube.Kubectl(t, pipelineRun("mine", true)+"---\n"+remote, "-n", ns, "create", "-f", "-")
+	for _, name := range []string{"mine", "remote"} {
+		kube.WaitFor(t, 3*time.Minute, name+" to end", func() bool { return getPipelineRun(t, ns, name).IsDone() })
+		if pr := getPipelineRun(t, ns, name); !pr.IsSuccessful() {
+			t.Errorf("%s: %+v", name, pr.Status.Conditions)
+		}
 	}
 	logs := kube.Kubectl(t, "", "-n", "pod-runner", "logs", "deployment/pod-runner-controller")
 	if !strings.Contains(logs, `"created pod"`) {
