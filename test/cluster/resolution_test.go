@@ -297,8 +297,9 @@ func podsOf(t *testing.T, ns, name string) []corev1.Pod {
 // ResolutionRequest reconciler after default-maximum-resolution-timeout,
 // and the delegated run ends with Tekton's reason and message and no Pod;
 // a run whose own timeout comes first ends PipelineRunTimeout. Tekton's
-// controller never takes either run over, though they own requests it
-// reconciles.
+// controller, given the same run, ends it with the same reason and
+// resolver message; it never takes the delegated runs over, though they
+// own requests it reconciles.
 func TestControllerResolutionTimeout(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
@@ -315,9 +316,15 @@ spec:
   pipelineRef: {resolver: nobody, params: [{name: run, value: %s}]}
 `, name, timeout, name)
 	}
-	kube.Kubectl(t, run("unanswered", "10m")+"---\n"+run("short", "5s"), "-n", ns, "create", "-f", "-")
-	for _, name := range []string{"unanswered", "short"} {
+	// The oracle: the same run left to Tekton's controller.
+	tektons := strings.Replace(run("tektons", "10m"), "  managedBy: pod-runner.dev/controller\n", "", 1)
+	kube.Kubectl(t, run("unanswered", "10m")+"---\n"+run("short", "5s")+"---\n"+tektons, "-n", ns, "create", "-f", "-")
+	for _, name := range []string{"unanswered", "short", "tektons"} {
 		kube.WaitFor(t, 2*time.Minute, name+" to end", func() bool { return getPipelineRun(t, ns, name).IsDone() })
+	}
+	want := getPipelineRun(t, ns, "tektons").Status.GetCondition("Succeeded")
+	if want == nil || want.Reason != v1.PipelineRunReasonCouldntGetPipeline.String() || !strings.Contains(want.Message, "resolution took longer than global timeout of 10s") {
+		t.Fatalf("Tekton's controller ended the same run %+v: the case is wrong", want)
 	}
 	for _, tc := range []struct{ run, reason, says string }{
 		{"unanswered", v1.PipelineRunReasonCouldntGetPipeline.String(), "resolution took longer than global timeout of 10s"},
@@ -327,6 +334,12 @@ spec:
 		c := pr.Status.GetCondition("Succeeded")
 		if c == nil || !c.IsFalse() || c.Reason != tc.reason || !strings.Contains(c.Message, tc.says) {
 			t.Errorf("%s: condition %+v, want False/%s saying %q", tc.run, c, tc.reason, tc.says)
+		} else if tc.run == "unanswered" {
+			// Ours says where the ref is; what went wrong is Tekton's text.
+			_, cause, _ := strings.Cut(want.Message, "/tektons: ")
+			if !strings.HasSuffix(c.Message, ": "+cause) {
+				t.Errorf("message %q does not end with Tekton's %q", c.Message, cause)
+			}
 		}
 		if n := len(podsOf(t, ns, tc.run)); n != 0 {
 			t.Errorf("%s: %d pods, want none", tc.run, n)
