@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/e7763abc/pod-runner/internal/admission"
 	"github.com/e7763abc/pod-runner/internal/controller"
 	"github.com/e7763abc/pod-runner/internal/podspec"
 )
@@ -34,6 +35,12 @@ func controllerMain(args []string, stderr io.Writer) int {
 	offline := fs.Bool("offline", false, "never look images up in a registry: steps with no command need --entrypoint")
 	unschedulable := fs.Duration("unschedulable-timeout", controller.DefaultUnschedulableTimeout, "how long a run's Pod may stay unschedulable before the run fails")
 	platform := fs.String("platform", "linux/"+runtime.GOARCH, "platform whose entrypoint is read from multi-platform images")
+	var wh controller.WebhookConfig
+	fs.IntVar(&wh.Port, "webhook-port", 0, "serve the admission webhook that delegates the PipelineRuns of namespaces labelled "+admission.NamespaceLabel+"=true on this port; 0 turns it off")
+	fs.StringVar(&wh.Host, "webhook-host", "", "address the webhook listens on (default: all)")
+	fs.StringVar(&wh.Configuration, "webhook-configuration", "pod-runner", "MutatingWebhookConfiguration whose caBundle is set to the CA made at start; empty: the certificate is in --webhook-cert-dir")
+	fs.StringArrayVar(&wh.CertHosts, "webhook-cert-host", []string{"pod-runner-webhook.pod-runner.svc"}, "DNS name or IP address the webhook's certificate is for (repeatable)")
+	fs.StringVar(&wh.CertDir, "webhook-cert-dir", "", "directory with tls.crt and tls.key, when --webhook-configuration is empty")
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -64,7 +71,7 @@ func controllerMain(args []string, stderr io.Writer) int {
 	ctrl.SetLogger(zap.New(zap.WriteTo(stderr)))
 	cfg := controller.Config{Namespace: *namespace, MetricsAddr: *metrics, UnschedulableTimeout: *unschedulable,
 		HealthAddr: *health, LeaderElect: *leaderElect, LeaderElectionNamespace: *leaderNS, QPS: *qps, Burst: *burst, TektonNamespace: *tektonNS,
-		Pod: podspec.Options{Image: *image, Resolver: over}}
+		Pod: podspec.Options{Image: *image, Resolver: over}, Webhook: wh}
 	if err := controller.Run(ctrl.SetupSignalHandler(), rc, cfg); err != nil {
 		return fail(1, err)
 	}

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	resolutionv1beta1 "github.com/tektoncd/pipeline/pkg/apis/resolution/v1beta1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -28,7 +31,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/e7763abc/pod-runner/internal/admission"
 	"github.com/e7763abc/pod-runner/internal/podspec"
 )
 
@@ -148,6 +153,26 @@ type Config struct {
 	Burst int
 	// TektonNamespace: see Reconciler.TektonNamespace.
 	TektonNamespace string
+	// Webhook, when Port is set, serves the admission webhook that
+	// delegates the runs of labelled namespaces (package admission).
+	Webhook WebhookConfig
+}
+
+// WebhookConfig is where and how the admission webhook is served.
+type WebhookConfig struct {
+	// Host and Port are the address it listens on; Port 0 turns it off.
+	Host string
+	Port int
+	// CertHosts are the names and addresses the serving certificate is
+	// for: the webhook Service's DNS name in cluster, 127.0.0.1 when the
+	// API server calls a controller on its own host.
+	CertHosts []string
+	// Configuration names the MutatingWebhookConfiguration whose caBundle
+	// the controller sets to the CA it makes at start; empty: someone else
+	// provides the certificate (CertDir then holds it).
+	Configuration string
+	// CertDir holds tls.crt and tls.key when Configuration is empty.
+	CertDir string
 }
 
 // LeaderElectionID names the Lease the replicas of the controller share.
@@ -183,9 +208,18 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	if cfg.Namespace != "" {
 		opts.Cache.DefaultNamespaces = map[string]cache.Config{cfg.Namespace: {}}
 	}
+	if cfg.Webhook.Port != 0 {
+		if opts.WebhookServer, err = cfg.Webhook.server(ctx, rc); err != nil {
+			return err
+		}
+	}
 	mgr, err := ctrl.NewManager(rc, opts)
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
+	}
+	if cfg.Webhook.Port != 0 {
+		// Served by every replica, leader or not.
+		mgr.GetWebhookServer().Register(admission.Path, &webhook.Admission{Handler: admission.Delegator{ManagedBy: ManagedBy}})
 	}
 	if cfg.HealthAddr != "" && cfg.HealthAddr != "0" {
 		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -219,4 +253,33 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 		return fmt.Errorf("setup CustomRuns: %w", err)
 	}
 	return mgr.Start(ctx)
+}
+
+// server is the webhook server, its certificate made here and its CA put
+// in the webhook configuration's caBundle (admission.Bootstrap), unless
+// the certificate is someone else's.
+func (w WebhookConfig) server(ctx context.Context, rc *rest.Config) (webhook.Server, error) {
+	dir := w.CertDir
+	if w.Configuration != "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "pod-runner-webhook-"); err != nil {
+			return nil, fmt.Errorf("webhook certificate dir: %w", err)
+		}
+		ca, err := admission.Bootstrap(dir, w.CertHosts, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		s := runtime.NewScheme()
+		if err := admissionregistrationv1.AddToScheme(s); err != nil {
+			return nil, err
+		}
+		c, err := client.New(rc, client.Options{Scheme: s})
+		if err != nil {
+			return nil, fmt.Errorf("webhook configuration client: %w", err)
+		}
+		if err := admission.InjectCABundle(ctx, c, w.Configuration, ca); err != nil {
+			return nil, err
+		}
+	}
+	return webhook.NewServer(webhook.Options{Host: w.Host, Port: w.Port, CertDir: dir}), nil
 }

@@ -6,6 +6,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,16 +17,20 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	resolutionv1beta1 "github.com/tektoncd/pipeline/pkg/apis/resolution/v1beta1"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/yaml"
 
+	"github.com/e7763abc/pod-runner/internal/admission"
 	"github.com/e7763abc/pod-runner/internal/controller"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
@@ -54,6 +60,7 @@ type objects struct {
 	// leaseRole and leaseBinding: leader election's.
 	leaseRole    rbacv1.Role
 	leaseBinding rbacv1.RoleBinding
+	webhook      *admissionregistrationv1.MutatingWebhookConfiguration
 	kinds        []string
 }
 
@@ -92,6 +99,9 @@ func build(t *testing.T, dir string) *objects {
 			into = &o.leaseRole
 		case "RoleBinding":
 			into = &o.leaseBinding
+		case "MutatingWebhookConfiguration":
+			o.webhook = &admissionregistrationv1.MutatingWebhookConfiguration{}
+			into = o.webhook
 		default:
 			continue
 		}
@@ -160,6 +170,7 @@ func TestDeployment(t *testing.T) {
 				!spec.HostNetwork || !slices.Contains(c.Env, corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: "127.0.0.1"})) {
 				t.Errorf("local: args %q, pull policy %s, hostNetwork %v, env %v", c.Args, c.ImagePullPolicy, spec.HostNetwork, c.Env)
 			}
+			checkWebhook(t, dir, o, c)
 			psc, sc := spec.SecurityContext, c.SecurityContext
 			if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
 				t.Errorf("pod securityContext %+v: want runAsNonRoot with a non-root uid (the image names no user)", psc)
@@ -173,6 +184,52 @@ func TestDeployment(t *testing.T) {
 				t.Errorf("resources %+v", c.Resources)
 			}
 		})
+	}
+}
+
+// checkWebhook: the admission webhook is configured as the controller
+// serves it: the configuration the controller writes its CA into, failing
+// open, for runs being created in labelled namespaces, reaching the port
+// the controller listens on (through the Service, or on loopback locally).
+func checkWebhook(t *testing.T, dir string, o *objects, c corev1.Container) {
+	t.Helper()
+	w := o.webhook
+	if w == nil || len(w.Webhooks) != 1 {
+		t.Fatalf("webhook configuration %+v: want one webhook", w)
+	}
+	if w.Name != "pod-runner" || slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--webhook-configuration=") }) {
+		t.Errorf("configuration %q, args %q: want the controller's default, pod-runner", w.Name, c.Args)
+	}
+	h := w.Webhooks[0]
+	if h.FailurePolicy == nil || *h.FailurePolicy != admissionregistrationv1.Ignore || h.SideEffects == nil || *h.SideEffects != admissionregistrationv1.SideEffectClassNone {
+		t.Errorf("failurePolicy %v, sideEffects %v: want Ignore and None", h.FailurePolicy, h.SideEffects)
+	}
+	if h.NamespaceSelector == nil || h.NamespaceSelector.MatchLabels[admission.NamespaceLabel] != "true" || len(h.NamespaceSelector.MatchLabels) != 1 {
+		t.Errorf("namespaceSelector %+v: want %s=true only", h.NamespaceSelector, admission.NamespaceLabel)
+	}
+	if len(h.Rules) != 1 || !slices.Equal(h.Rules[0].Resources, []string{"pipelineruns"}) || !slices.Equal(h.Rules[0].Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}) {
+		t.Errorf("rules %+v: want CREATE of pipelineruns", h.Rules)
+	}
+	port := ""
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--webhook-port="); ok {
+			port = v // the last one wins, as pflag reads them
+		}
+	}
+	p := slices.IndexFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "webhook" })
+	if port == "" || p < 0 || fmt.Sprint(c.Ports[p].ContainerPort) != port {
+		t.Errorf("args %q, ports %+v: want --webhook-port on the port named webhook", c.Args, c.Ports)
+	}
+	switch dir {
+	case "config/local":
+		if h.ClientConfig.URL == nil || *h.ClientConfig.URL != "https://127.0.0.1:"+port+admission.Path ||
+			!slices.Contains(c.Args, "--webhook-cert-host=127.0.0.1") || !slices.Contains(c.Args, "--webhook-host=127.0.0.1") {
+			t.Errorf("local: clientConfig %+v, args %q: want the controller on loopback, its certificate for 127.0.0.1", h.ClientConfig, c.Args)
+		}
+	default:
+		if svc := h.ClientConfig.Service; svc == nil || svc.Name != "pod-runner-webhook" || svc.Namespace != "pod-runner" || svc.Path == nil || *svc.Path != admission.Path {
+			t.Errorf("clientConfig %+v: want Service pod-runner/pod-runner-webhook at %s (the certificate's default name)", h.ClientConfig, admission.Path)
+		}
 	}
 }
 
@@ -324,6 +381,26 @@ spec:
     workspaces: [{name: cfg, workspace: cfg}]
 `
 
+// remoteRunYAML's Task comes from a resolver (remoteTaskYAML).
+const remoteRunYAML = `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: remote, namespace: ci, uid: uid-remote}
+spec:
+  managedBy: pod-runner.dev/controller
+  pipelineSpec:
+    tasks:
+    - name: t
+      taskRef: {resolver: git, params: [{name: url, value: "git://127.0.0.1/repo"}, {name: pathInRepo, value: t.yaml}]}
+`
+
+const remoteTaskYAML = `apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: t}
+spec:
+  steps: [{name: s, image: busybox, script: "true"}]
+`
+
 const runYAML = `
 apiVersion: tekton.dev/v1
 kind: PipelineRun
@@ -414,7 +491,7 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{got: map[access]bool{}}
-	objs := decodeAll(t, defsYAML+"\n---\n"+fmt.Sprintf(runYAML, "good", "good", "build")+"\n---\n"+fmt.Sprintf(runYAML, "bad", "bad", "missing"))
+	objs := decodeAll(t, defsYAML+"\n---\n"+fmt.Sprintf(runYAML, "good", "good", "build")+"\n---\n"+fmt.Sprintf(runYAML, "bad", "bad", "missing")+"\n---\n"+remoteRunYAML)
 	objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "token", Namespace: "ci"}, StringData: map[string]string{"value": "x"}})
 	objs = append(objs, decodeAll(t, groupYAML)...)
 	podPipeline := &unstructured.Unstructured{Object: map[string]any{
@@ -446,6 +523,36 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 	}
 	reconcile("bad")
 	reconcile("good")
+
+	// A remote ref: its ResolutionRequest created, then answered.
+	reconcile("remote")
+	rrs := &resolutionv1beta1.ResolutionRequestList{}
+	if err := store.List(ctx, rrs, client.InNamespace("ci")); err != nil || len(rrs.Items) != 1 {
+		t.Fatalf("ResolutionRequests %d, %v: want the remote run's one", len(rrs.Items), err)
+	}
+	answered := rrs.Items[0].DeepCopy()
+	answered.Status.Data = base64.StdEncoding.EncodeToString([]byte(remoteTaskYAML))
+	if err := store.Update(ctx, answered); err != nil {
+		t.Fatal(err)
+	}
+	reconcile("remote")
+	if err := store.Get(ctx, client.ObjectKey{Namespace: "ci", Name: "remote"}, &corev1.Pod{}); err != nil {
+		t.Fatalf("no pod for the remote run: %v", err)
+	}
+
+	// The webhook's CA, put in its configuration at start.
+	whScheme := kruntime.NewScheme()
+	if err := admissionregistrationv1.AddToScheme(whScheme); err != nil {
+		t.Fatal(err)
+	}
+	whStore := fake.NewClientBuilder().WithScheme(whScheme).WithObjects(o.webhook).Build()
+	ca, err := admission.Bootstrap(t.TempDir(), []string{"pod-runner-webhook.pod-runner.svc"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admission.InjectCABundle(ctx, interceptor.NewClient(whStore, rec.intercept(false)), o.webhook.Name, ca); err != nil {
+		t.Fatal(err)
+	}
 
 	pod := &corev1.Pod{}
 	if err := store.Get(ctx, client.ObjectKey{Namespace: "ci", Name: "good"}, pod); err != nil {
@@ -520,9 +627,10 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		{"events.k8s.io", "events", "patch"}:    true,
 		// Owner references that block deletion need this where
 		// OwnerReferencesPermissionEnforcement is on.
-		{"tekton.dev", "pipelineruns/finalizers", "update"}: true,
-		{"tekton.dev", "customruns", "watch"}:               true,
-		{"tekton.dev", "customruns/finalizers", "update"}:   true,
+		{"tekton.dev", "pipelineruns/finalizers", "update"}:      true,
+		{"tekton.dev", "customruns", "watch"}:                    true,
+		{"resolution.tekton.dev", "resolutionrequests", "watch"}: true,
+		{"tekton.dev", "customruns/finalizers", "update"}:        true,
 		// client-go's exec falls back to SPDY, authorized as get.
 		{"", "pods/exec", "get"}: true,
 	}
@@ -537,6 +645,8 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		{"", "pods/exec", "create"}, {"tekton.dev", "taskruns", "create"}, {"tekton.dev", "taskruns/status", "update"},
 		{"tekton.dev", "pipelineruns/status", "update"},
 		{"tekton.dev", "customruns/status", "update"}, {"pod-runner.dev", "podpipelines", "get"},
+		{"resolution.tekton.dev", "resolutionrequests", "create"},
+		{"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"},
 	} {
 		if !rec.got[a] {
 			t.Errorf("the scenario never made %s: the reconciler changed, update it", a)

@@ -38,8 +38,8 @@ spec:
 `
 
 // gitCloneAction stands in for the catalog's git-clone 0.1 StepAction: a
-// real clone into output-path (a StepAction's script takes its params
-// through the environment).
+// real clone (a StepAction's script takes its params through the
+// environment).
 const gitCloneAction = `apiVersion: tekton.dev/v1beta1
 kind: StepAction
 metadata: {name: git-clone}
@@ -51,8 +51,12 @@ spec:
   - {name: REVISION, value: $(params.revision)}
   - {name: OUT, value: $(params.output-path)}
   script: |
-    git clone -q "$URL" "$OUT/src"
-    cd "$OUT/src"
+    # Locally output-path (/workspace) is the host's own: clone elsewhere.
+    test -n "$OUT"
+    dest=$(mktemp -d)
+    trap 'rm -rf "$dest"' EXIT
+    git clone -q "$URL" "$dest/src"
+    cd "$dest/src"
     if [ -n "$REVISION" ]; then git checkout -q "$REVISION"; fi
 `
 

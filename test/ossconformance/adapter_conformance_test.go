@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/e7763abc/pod-runner/test/kube"
 )
 
 // ProcessAndSendToTekton is the vendor function of Tekton's conformance
