@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/admission"
+	"github.com/e7763abc/pod-runner/internal/controller"
 	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/tektonlocal"
@@ -17,7 +19,8 @@ import (
 
 // TestDeployedController: the controller as `make deploy` installs it
 // (config/local, the ko-built image imported by make k8s-controller-image)
-// runs delegated runs in the cluster, one with a Task from a resolver. It is told to watch only this test's
+// runs delegated runs in the cluster, one with a Task from a resolver, one
+// delegated by its webhook. It is told to watch only this test's
 // namespace, so that it leaves the other tests' runs to their own
 // controllers.
 func TestDeployedController(t *testing.T) {
@@ -57,8 +60,13 @@ spec:
     - name: stored
       taskRef: {resolver: cluster, params: [{name: kind, value: task}, {name: name, value: stored}, {name: namespace, value: ` + ns + `}]}
 `
-	kube.Kubectl(t, pipelineRun("mine", true)+"---\n"+remote, "-n", ns, "create", "-f", "-")
-	for _, name := range []string{"mine", "remote"} {
+	// And one created as it is, in a namespace labelled for the webhook.
+	kube.Kubectl(t, "", "label", "namespace", ns, admission.NamespaceLabel+"=true")
+	kube.Kubectl(t, pipelineRun("mine", true)+"---\n"+remote+"---\n"+pipelineRun("labelled", false), "-n", ns, "create", "-f", "-")
+	if pr := getPipelineRun(t, ns, "labelled"); pr.Spec.ManagedBy == nil || *pr.Spec.ManagedBy != controller.ManagedBy {
+		t.Errorf("the deployed webhook did not delegate a run of a labelled namespace: spec.managedBy %v", pr.Spec.ManagedBy)
+	}
+	for _, name := range []string{"mine", "remote", "labelled"} {
 		kube.WaitFor(t, 3*time.Minute, name+" to end", func() bool { return getPipelineRun(t, ns, name).IsDone() })
 		if pr := getPipelineRun(t, ns, name); !pr.IsSuccessful() {
 			t.Errorf("%s: %+v", name, pr.Status.Conditions)

@@ -102,17 +102,17 @@ type Controller struct {
 	stopped   bool
 }
 
-// StartControllerProcess starts bin's controller for the namespace; the
-// end of the test stops it.
-func StartControllerProcess(t testing.TB, bin, namespace string) *Controller {
+// StartControllerProcess starts bin's controller for the namespace, with
+// more flags if given; the end of the test stops it.
+func StartControllerProcess(t testing.TB, bin, namespace string, flags ...string) *Controller {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "controller.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "controller", "--kubeconfig", os.Getenv("KUBECONFIG"), "--namespace", namespace,
-		"--image", "localhost/pod-runner:dev", "--offline")
+	cmd := exec.Command(bin, append([]string{"controller", "--kubeconfig", os.Getenv("KUBECONFIG"), "--namespace", namespace,
+		"--image", "localhost/pod-runner:dev", "--offline"}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
