@@ -9,6 +9,7 @@ import (
 
 	"github.com/e7763abc/pod-runner/proto/planpb"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	resolutionv1beta1 "github.com/tektoncd/pipeline/pkg/apis/resolution/v1beta1"
 	"github.com/tektoncd/pipeline/pkg/resolution/common"
 	resolutionresource "github.com/tektoncd/pipeline/pkg/resolution/resource"
@@ -238,5 +239,57 @@ func TestResolutionFailures(t *testing.T) {
 				t.Errorf("%d pods", n)
 			}
 		})
+	}
+}
+
+// TestCustomRunGroupResolves: a PodPipeline group's remote Task is asked
+// for through a ResolutionRequest the CustomRun owns (not as controller);
+// the CustomRun is Running with Tekton's reason meanwhile, runs its one Pod
+// once answered; a group whose resolver never answers times out as a
+// CustomRun does.
+func TestCustomRunGroupResolves(t *testing.T) {
+	spec := `
+      pipelineSpec:
+        tasks:
+        - name: hello
+          taskRef: {resolver: bundles, params: [{name: bundle, value: "127.0.0.1:5000/t:v1"}, {name: name, value: hello}, {name: kind, value: task}]}
+`
+	run := customRun("grp", spec, "")
+	e := newCustomRunEnv(t, run)
+	e.reconcileCR("grp")
+	rrs := e.resolutionRequests()
+	if len(rrs) != 1 || len(e.pods()) != 0 {
+		t.Fatalf("%d ResolutionRequests, %d pods: want 1 and none", len(rrs), len(e.pods()))
+	}
+	refs := rrs[0].OwnerReferences
+	if len(refs) != 1 || refs[0].UID != run.UID || refs[0].Kind != "CustomRun" || (refs[0].Controller != nil && *refs[0].Controller) {
+		t.Errorf("owners %+v: want the CustomRun, not as controller", refs)
+	}
+	if c := condition(t, e.run("grp")); !c.IsUnknown() || c.Reason != v1.TaskRunReasonResolvingTaskRef {
+		t.Errorf("condition %+v, want Unknown/ResolvingTaskRef", c)
+	}
+	lastTransition := condition(t, e.run("grp")).LastTransitionTime
+	e.r.Clock = clocktesting.NewFakePassiveClock(t0.Add(time.Second))
+	e.reconcileCR("grp")
+	if c := condition(t, e.run("grp")); c.LastTransitionTime != lastTransition {
+		t.Errorf("a second reconcile rewrote the waiting condition: %v → %v", lastTransition, c.LastTransitionTime)
+	}
+
+	e.answer(&rrs[0], remoteTask, "", true)
+	e.reconcileCR("grp")
+	if n := len(e.pods()); n != 1 {
+		t.Fatalf("%d pods once answered, want 1", n)
+	}
+
+	// Another group whose request nobody answers, past its timeout.
+	late := customRun("late", spec, "")
+	if err := e.c.Create(context.Background(), late); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcileCR("late")
+	e.r.Clock = clocktesting.NewFakePassiveClock(t0.Add(2 * time.Hour))
+	e.reconcileCR("late")
+	if c := condition(t, e.run("late")); !c.IsFalse() || c.Reason != v1beta1.CustomRunReasonTimedOut.String() || !strings.Contains(c.Message, `CustomRun "late" failed to finish within "1h0m0s"`) {
+		t.Errorf("condition %+v, want False/CustomRunTimedOut with Tekton's message", c)
 	}
 }
