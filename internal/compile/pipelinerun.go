@@ -89,7 +89,9 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		case errors.Is(err, errNotFound):
 			return nil, runAt.errorf("pipelineRef.name", "Pipeline %q not found", ref.Name).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 		case remotePipeline:
-			return nil, runAt.errorf("pipelineRef", "resolver %q: %v", ref.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
+			e := runAt.errorf("pipelineRef", "resolver %q: %v", ref.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
+			e.Tekton = fmt.Sprintf("Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
+			return nil, e
 		}
 		return nil, runAt.errorf("", "%v", err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 	}
@@ -368,7 +370,9 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 				wait.add(resolving(ptAt, "taskRef", reasonResolvingTask))
 				continue
 			case remoteTask:
-				return nil, ptAt.errorf("taskRef", "resolver %q: %v", pt.TaskRef.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetTask)
+				e := ptAt.errorf("taskRef", "resolver %q: %v", pt.TaskRef.Resolver, err).WithReason(v1.PipelineRunReasonCouldntGetTask)
+				e.Tekton = fmt.Sprintf("Pipeline %s/%s can't be Run; it contains Tasks that don't exist: %s", pr.Namespace, pr.Labels[pipeline.PipelineLabelKey], err)
+				return nil, e
 			case errors.As(err, &notFound):
 				return nil, ptAt.errorf("taskRef.name", "Task %q not found", notFound.Name).WithReason(v1.PipelineRunReasonCouldntGetTask)
 			}

@@ -160,7 +160,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if le, ok := asInvalid(err); ok {
 		logger.Info("invalid run", "error", le.Error())
-		return ctrl.Result{}, r.fail(ctx, pr, invalidReason(le), le.Error())
+		return ctrl.Result{}, r.fail(ctx, pr, invalidReason(le), invalidMessage(le))
 	}
 	if err != nil {
 		return ctrl.Result{}, err

@@ -24,6 +24,15 @@ func invalidReason(err *load.Error) string {
 	return v1.PipelineRunReasonFailedValidation.String()
 }
 
+// invalidMessage is the message of a run failing with err: Tekton's own
+// where compile knows it, else err's (which says where the fault is).
+func invalidMessage(err *load.Error) string {
+	if err.Tekton != "" {
+		return err.Tekton
+	}
+	return err.Error()
+}
+
 // asInvalid is err as invalid input, if it is.
 func asInvalid(err error) (*load.Error, bool) {
 	var le *load.Error

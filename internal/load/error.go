@@ -21,6 +21,11 @@ type Error struct {
 	// It is set where the error is made, by the code that knows which of
 	// Tekton's checks failed.
 	Reason string
+	// Tekton is the message Tekton's reconciler gives the run for this
+	// fault, where compile knows it and it says more than its form (a
+	// resolver's failure): the controller writes it as the run's message,
+	// a local run prints Error(), which says where the fault is.
+	Tekton string
 }
 
 func (e *Error) Error() string {
