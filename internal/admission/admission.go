@@ -45,6 +45,13 @@ func (d Delegator) Handle(_ context.Context, req admission.Request) admission.Re
 	if req.Operation != admissionv1.Create {
 		return admission.Allowed("only a run being created is delegated")
 	}
+	if v := req.RequestKind; v != nil && v.Version != v1.SchemeGroupVersion.Version {
+		// Tekton's conversion back to the version asked for drops
+		// spec.managedBy: the patch would not stick.
+		resp := admission.Allowed("not delegated: created through " + v.Group + "/" + v.Version)
+		resp.Warnings = []string{fmt.Sprintf("pod-runner: a PipelineRun created through %s/%s keeps no spec.managedBy (Tekton's conversion drops it): create it through tekton.dev/v1 for pod-runner to run it", v.Group, v.Version)}
+		return resp
+	}
 	var pr v1.PipelineRun
 	if err := json.Unmarshal(req.Object.Raw, &pr); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the PipelineRun: %w", err))

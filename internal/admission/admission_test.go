@@ -28,6 +28,8 @@ func TestDelegator(t *testing.T) {
 		op        admissionv1.Operation
 		patched   bool
 		denied    bool
+		version   string
+		warned    bool
 	}{
 		{name: "no manager", run: `{"metadata": {"name": "r"}, "spec": {"pipelineRef": {"name": "p"}}}`, op: admissionv1.Create, patched: true},
 		{name: "another manager", run: `{"spec": {"managedBy": "tekton.dev/pipeline"}}`, op: admissionv1.Create},
@@ -36,10 +38,18 @@ func TestDelegator(t *testing.T) {
 		{name: "an annotation that does not opt out", run: `{"metadata": {"annotations": {"pod-runner.dev/managed": "true"}}, "spec": {}}`, op: admissionv1.Create, patched: true},
 		{name: "update", run: `{"spec": {}}`, op: admissionv1.Update},
 		{name: "not JSON", run: `{`, op: admissionv1.Create, denied: true},
+		{name: "created through v1beta1", run: `{"spec": {}}`, op: admissionv1.Create, version: "v1beta1", warned: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := d.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-				Operation: tc.op, Object: runtime.RawExtension{Raw: []byte(tc.run)}}})
+			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+				Operation: tc.op, Object: runtime.RawExtension{Raw: []byte(tc.run)}}}
+			if tc.version != "" {
+				req.RequestKind = &metav1.GroupVersionKind{Group: "tekton.dev", Version: tc.version, Kind: "PipelineRun"}
+			}
+			resp := d.Handle(context.Background(), req)
+			if got := len(resp.Warnings) > 0; got != tc.warned {
+				t.Errorf("warnings %q, want some: %v", resp.Warnings, tc.warned)
+			}
 			if resp.Allowed == tc.denied {
 				t.Fatalf("allowed = %v, want %v (%+v)", resp.Allowed, !tc.denied, resp.Result)
 			}
@@ -134,6 +144,42 @@ func TestInjectCABundle(t *testing.T) {
 			t.Errorf("webhook %s caBundle holds %d certificates, want the newest %d in order", w.Name, strings.Count(string(w.ClientConfig.CABundle), "BEGIN CERTIFICATE"), keptCAs)
 		}
 	}
+	// Again with the newest: nothing changes.
+	rv := got.ResourceVersion
+	if err := InjectCABundle(context.Background(), c, "pod-runner", cas[len(cas)-1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(context.Background(), client.ObjectKey{Name: "pod-runner"}, got); err != nil || got.ResourceVersion != rv {
+		t.Errorf("a CA already there was written again (resourceVersion %s → %s, %v)", rv, got.ResourceVersion, err)
+	}
+
+	// Replaced without it: KeepCABundle puts it back.
+	got.Webhooks[0].ClientConfig.CABundle = nil
+	if err := c.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		KeepCABundle(ctx, c, "pod-runner", cas[len(cas)-1], 10*time.Millisecond, func(err error) { t.Error(err) })
+		close(done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := c.Get(context.Background(), client.ObjectKey{Name: "pod-runner"}, got); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(got.Webhooks[0].ClientConfig.CABundle), strings.TrimSpace(string(cas[len(cas)-1]))) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("KeepCABundle did not put the CA back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
 	if err := InjectCABundle(context.Background(), c, "missing", cas[0]); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("a configuration that does not exist: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -98,21 +99,51 @@ func serial() *big.Int {
 }
 
 // InjectCABundle adds caPEM to the caBundle of every webhook of the
-// MutatingWebhookConfiguration called name, keeping the keptCAs newest,
-// so that the API server trusts this process's certificate.
+// MutatingWebhookConfiguration called name that lacks it, keeping the
+// keptCAs newest, so that the API server trusts this process's
+// certificate; a webhook that has it is left alone. A write that lost a
+// race with another replica's is made again.
 func InjectCABundle(ctx context.Context, c client.Client, name string, caPEM []byte) error {
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	if err := c.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
-		return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", name, err)
-	}
-	patch := client.MergeFromWithOptions(cfg.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	for i := range cfg.Webhooks {
-		cfg.Webhooks[i].ClientConfig.CABundle = appendCA(cfg.Webhooks[i].ClientConfig.CABundle, caPEM)
-	}
-	if err := c.Patch(ctx, cfg, patch); err != nil {
-		return fmt.Errorf("patch the caBundle of MutatingWebhookConfiguration %s: %w", name, err)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
+			return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", name, err)
+		}
+		patch := client.MergeFromWithOptions(cfg.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		changed := false
+		for i := range cfg.Webhooks {
+			if b := cfg.Webhooks[i].ClientConfig.CABundle; !bytes.Contains(b, caPEM) {
+				cfg.Webhooks[i].ClientConfig.CABundle, changed = appendCA(b, caPEM), true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		return c.Patch(ctx, cfg, patch)
+	})
+	if err != nil {
+		return fmt.Errorf("the caBundle of MutatingWebhookConfiguration %s: %w", name, err)
 	}
 	return nil
+}
+
+// KeepCABundle runs InjectCABundle every period until ctx ends: the CA
+// comes back if the configuration was replaced, or if other replicas'
+// starts pushed it out of the newest keptCAs. Errors are reported, and
+// tried again next period.
+func KeepCABundle(ctx context.Context, c client.Client, name string, caPEM []byte, period time.Duration, report func(error)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := InjectCABundle(ctx, c, name, caPEM); err != nil && ctx.Err() == nil {
+				report(err)
+			}
+		}
+	}
 }
 
 // appendCA is bundle with ca last, the oldest dropped past keptCAs, and

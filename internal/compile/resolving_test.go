@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -115,5 +116,32 @@ spec:
 	}
 	if src := c.RefSources["a"]; src == nil || src.URI != "test://answer" {
 		t.Errorf("RefSources[a] = %+v", src)
+	}
+}
+
+// TestStepActionResolverFedByResult: a StepAction whose resolver params
+// use a task result cannot be asked for before the Pod is made: one clear
+// error naming the field.
+func TestStepActionResolverFedByResult(t *testing.T) {
+	_, err := compileYAML(t, `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: run}
+spec:
+  pipelineSpec:
+    tasks:
+    - name: first
+      taskSpec:
+        results: [{name: rev}]
+        steps: [{name: s, image: busybox, script: "printf main > $(results.rev.path)"}]
+    - name: second
+      params: [{name: rev, value: $(tasks.first.results.rev)}]
+      taskSpec:
+        params: [{name: rev}]
+        steps:
+        - name: act
+          ref: {resolver: git, params: [{name: url, value: "git://127.0.0.1/r"}, {name: revision, value: $(params.rev)}]}
+`, Options{Requester: &slowRequester{asked: map[string]bool{}}})
+	if err == nil || !strings.Contains(err.Error(), "steps[0].ref.params[1]") || !strings.Contains(err.Error(), "$(params.rev)") {
+		t.Fatalf("Compile = %v, want an error at steps[0].ref.params[1] naming $(params.rev)", err)
 	}
 }

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -157,6 +158,12 @@ func (c *compiler) stepActions(in taskInput) ([]v1.Step, error) {
 			if c.opts.Requester == nil {
 				return nil, remote(in.specAt, at+".resolver", "StepAction", string(s.Ref.Resolver))
 			}
+			if name, j := in.runtimeParamIn(s.Ref.Params); name != "" {
+				// Tekton asks once the TaskRun exists, results known; the
+				// Pod's containers are fixed before any task runs.
+				return nil, in.specAt.errorf(fmt.Sprintf("%s.params[%d]", at, j),
+					"the StepAction's resolver is given $(params.%s), which a task result sets: it is known only at run time, and the run (its Pod) is compiled before", name)
+			}
 			continue
 		}
 		_, ok, err := c.objs.stepAction(s.Ref.Name)
@@ -205,6 +212,27 @@ func (c *compiler) keepStepSources(task string, states []v1.StepState) {
 		c.stepSources = map[string][]*v1.RefSource{}
 	}
 	c.stepSources[task] = sources
+}
+
+// runtimeParamIn is the first of the task's params known only at run time
+// that params refer to, and the index of the one that does; "" when none.
+func (in taskInput) runtimeParamIn(params v1.Params) (string, int) {
+	if in.known == nil {
+		return "", 0
+	}
+	for _, p := range in.tr.Spec.Params {
+		if in.known(p) {
+			continue
+		}
+		for j, rp := range params {
+			b, err := json.Marshal(rp.Value)
+			if err == nil && (strings.Contains(string(b), "$(params."+p.Name+")") || strings.Contains(string(b), "$(params."+p.Name+"[") ||
+				strings.Contains(string(b), "$(params."+p.Name+".")) {
+				return p.Name, j
+			}
+		}
+	}
+	return "", 0
 }
 
 // knownParams is a copy of the TaskRun (Tekton's code may write to the

@@ -106,6 +106,10 @@ func (r *Reconciler) compile(ctx context.Context, owner client.Object, pr *v1.Pi
 		return nil, err
 	}
 	cc, err := compile.Compile(ctx, []load.Doc{doc(load.KindPipelineRun, pr.Name, pr.DeepCopy())}, opts)
+	if apiErr := req.apiError(); err != nil && apiErr != nil {
+		// Not the run's fault: the reconcile is tried again.
+		return nil, fmt.Errorf("compile %s/%s: resolution: %w", pr.Namespace, pr.Name, apiErr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("compile %s/%s: %w", pr.Namespace, pr.Name, err)
 	}

@@ -121,6 +121,10 @@ type clusterRequester struct {
 
 	mu      sync.Mutex // Tekton resolves a Task's StepActions in parallel
 	answers []recordedAnswer
+	// failed is the first of the API server's own errors: Tekton's code
+	// makes any Submit error the run's failure, but these are worth a
+	// retry (Reconciler.compile returns it instead).
+	failed error
 }
 
 var _ resource.Requester = (*clusterRequester)(nil)
@@ -152,7 +156,12 @@ func (c *clusterRequester) Submit(ctx context.Context, resolver resource.Resolve
 	case apierrors.IsNotFound(err):
 		return nil, c.create(ctx, resolver, p)
 	case err != nil:
-		return nil, fmt.Errorf("get ResolutionRequest %s/%s: %w", p.Namespace, p.Name, err)
+		return nil, c.fail(fmt.Errorf("get ResolutionRequest %s/%s: %w", p.Namespace, p.Name, err))
+	case !c.owns(rr):
+		// A request of an earlier run of the same name (names come from
+		// the run's name and the ref): its answer is not this run's.
+		// The garbage collector deletes it, then this run asks anew.
+		return nil, common.ErrRequestInProgress
 	}
 	// The resolver's data is its answer (IsResolved), whether or not
 	// Tekton's controller, whose ResolutionRequest reconciler turns it into
@@ -185,9 +194,36 @@ func (c *clusterRequester) create(ctx context.Context, resolver resource.Resolve
 	rr := resolutionresource.CreateResolutionRequest(ctx, resolver, p.Name, p.Namespace, spec.Params, c.owner)
 	rr.Spec.URL = spec.URL
 	if err := c.client.Create(ctx, rr); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ResolutionRequest %s/%s: %w", p.Namespace, p.Name, err)
+		return c.fail(fmt.Errorf("create ResolutionRequest %s/%s: %w", p.Namespace, p.Name, err))
 	}
 	return common.ErrRequestInProgress
+}
+
+// owns tells whether rr is this run's request.
+func (c *clusterRequester) owns(rr *resolutionv1beta1.ResolutionRequest) bool {
+	for _, o := range rr.OwnerReferences {
+		if o.UID == c.owner.UID {
+			return true
+		}
+	}
+	return false
+}
+
+// fail keeps err as the API server's (failed) and returns it.
+func (c *clusterRequester) fail(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed == nil {
+		c.failed = err
+	}
+	return err
+}
+
+// apiError is the API server's error Submit met, if any.
+func (c *clusterRequester) apiError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
 }
 
 // answered are the answers so far, one per request.

@@ -14,10 +14,15 @@ import (
 	"github.com/tektoncd/pipeline/pkg/resolution/common"
 	resolutionresource "github.com/tektoncd/pipeline/pkg/resolution/resource"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
 // remoteSpec is a run whose Pipeline comes from git and whose Pipeline's
@@ -293,5 +298,45 @@ func TestCustomRunGroupResolves(t *testing.T) {
 	e.reconcileCR("late")
 	if c := condition(t, e.run("late")); !c.IsFalse() || c.Reason != v1beta1.CustomRunReasonTimedOut.String() || !strings.Contains(c.Message, `CustomRun "late" failed to finish within "1h0m0s"`) {
 		t.Errorf("condition %+v, want False/CustomRunTimedOut with Tekton's message", c)
+	}
+}
+
+// TestResolutionAPIErrorsAreRetried: the API server failing a
+// ResolutionRequest's creation is no fault of the run: the reconcile fails
+// (and is retried), the run goes on waiting.
+func TestResolutionAPIErrorsAreRetried(t *testing.T) {
+	e := newEnv(t, run("flaky", remoteSpec, true))
+	e.c = interceptor.NewClient(e.c.(client.WithWatch), interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*resolutionv1beta1.ResolutionRequest); ok {
+				return apierrors.NewTooManyRequests("slow down", 1)
+			}
+			return c.Create(ctx, obj, opts...)
+		}})
+	e.r = e.reconciler()
+	if _, err := e.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "flaky"}}); err == nil || !strings.Contains(err.Error(), "slow down") {
+		t.Errorf("reconcile error %v, want the API server's", err)
+	}
+	if c := runCondition(e.pr("flaky")); c != nil && c.IsFalse() {
+		t.Errorf("the run failed for the API server's error: %+v", c)
+	}
+}
+
+// TestStaleResolutionRequest: a request left by an earlier run of the same
+// name (another UID) is not this run's answer: the run waits for it to go.
+func TestStaleResolutionRequest(t *testing.T) {
+	pr := run("again", remoteSpec, true)
+	name, _, err := resolutionresource.GetNameAndNamespace("git", pr, "", "", &resolutionv1beta1.ResolutionRequestSpec{Params: pr.Spec.PipelineRef.Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := &resolutionv1beta1.ResolutionRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, OwnerReferences: []metav1.OwnerReference{{APIVersion: "tekton.dev/v1", Kind: "PipelineRun", Name: "again", UID: "uid-earlier"}}},
+		Status:     resolutionv1beta1.ResolutionRequestStatus{Status: duckv1.Status{Conditions: duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: corev1.ConditionFalse, Message: "the earlier run's failure"}}}},
+	}
+	e := newEnv(t, pr, stale)
+	e.reconcile("again")
+	if c := runCondition(e.pr("again")); c == nil || !c.IsUnknown() || c.Reason != v1.PipelineRunReasonResolvingPipelineRef.String() {
+		t.Errorf("condition %+v, want the run waiting (ResolvingPipelineRef)", c)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	crevent "sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -208,8 +209,9 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	if cfg.Namespace != "" {
 		opts.Cache.DefaultNamespaces = map[string]cache.Config{cfg.Namespace: {}}
 	}
+	var keepCA manager.Runnable
 	if cfg.Webhook.Port != 0 {
-		if opts.WebhookServer, err = cfg.Webhook.server(ctx, rc); err != nil {
+		if opts.WebhookServer, keepCA, err = cfg.Webhook.server(ctx, rc); err != nil {
 			return err
 		}
 	}
@@ -220,6 +222,11 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	if cfg.Webhook.Port != 0 {
 		// Served by every replica, leader or not.
 		mgr.GetWebhookServer().Register(admission.Path, &webhook.Admission{Handler: admission.Delegator{ManagedBy: ManagedBy}})
+		if keepCA != nil {
+			if err := mgr.Add(keepCA); err != nil {
+				return fmt.Errorf("webhook CA: %w", err)
+			}
+		}
 	}
 	if cfg.HealthAddr != "" && cfg.HealthAddr != "0" {
 		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -256,30 +263,47 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 }
 
 // server is the webhook server, its certificate made here and its CA put
-// in the webhook configuration's caBundle (admission.Bootstrap), unless
-// the certificate is someone else's.
-func (w WebhookConfig) server(ctx context.Context, rc *rest.Config) (webhook.Server, error) {
-	dir := w.CertDir
-	if w.Configuration != "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "pod-runner-webhook-"); err != nil {
-			return nil, fmt.Errorf("webhook certificate dir: %w", err)
-		}
-		ca, err := admission.Bootstrap(dir, w.CertHosts, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		s := runtime.NewScheme()
-		if err := admissionregistrationv1.AddToScheme(s); err != nil {
-			return nil, err
-		}
-		c, err := client.New(rc, client.Options{Scheme: s})
-		if err != nil {
-			return nil, fmt.Errorf("webhook configuration client: %w", err)
-		}
-		if err := admission.InjectCABundle(ctx, c, w.Configuration, ca); err != nil {
-			return nil, err
-		}
+// in the webhook configuration's caBundle (admission.Bootstrap) and kept
+// there (the Runnable, which every replica runs), unless the certificate
+// is someone else's.
+func (w WebhookConfig) server(ctx context.Context, rc *rest.Config) (webhook.Server, manager.Runnable, error) {
+	if w.Configuration == "" {
+		return webhook.NewServer(webhook.Options{Host: w.Host, Port: w.Port, CertDir: w.CertDir}), nil, nil
 	}
-	return webhook.NewServer(webhook.Options{Host: w.Host, Port: w.Port, CertDir: dir}), nil
+	dir, err := os.MkdirTemp("", "pod-runner-webhook-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("webhook certificate dir: %w", err)
+	}
+	ca, err := admission.Bootstrap(dir, w.CertHosts, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	s := runtime.NewScheme()
+	if err := admissionregistrationv1.AddToScheme(s); err != nil {
+		return nil, nil, err
+	}
+	c, err := client.New(rc, client.Options{Scheme: s})
+	if err != nil {
+		return nil, nil, fmt.Errorf("webhook configuration client: %w", err)
+	}
+	if err := admission.InjectCABundle(ctx, c, w.Configuration, ca); err != nil {
+		return nil, nil, err
+	}
+	keep := everyReplica(func(ctx context.Context) error {
+		admission.KeepCABundle(ctx, c, w.Configuration, ca, caCheckPeriod, func(err error) {
+			log.FromContext(ctx).Error(err, "webhook CA not in its configuration")
+		})
+		return nil
+	})
+	return webhook.NewServer(webhook.Options{Host: w.Host, Port: w.Port, CertDir: dir}), keep, nil
 }
+
+// caCheckPeriod is how often a replica checks that the webhook
+// configuration still trusts its certificate.
+const caCheckPeriod = time.Minute
+
+// everyReplica is a Runnable every replica runs, leader or not.
+type everyReplica func(ctx context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }
