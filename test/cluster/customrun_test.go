@@ -88,7 +88,7 @@ func installPodPipelineCRD(t *testing.T) {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	kube.Kubectl(t, "", "apply", "--server-side", "-k", filepath.Join(filepath.Dir(file), "..", "..", "config", "crd"))
-	kube.Kubectl(t, "", "wait", "--for", "condition=established", "--timeout=60s", "crd/podpipelines.pod-runner.dev")
+	kube.WaitEstablished(t, "crd/podpipelines.pod-runner.dev")
 }
 
 func result(run *v1beta1.CustomRun, name string) (string, bool) {

@@ -198,7 +198,30 @@ func InstallTektonCRDs(t testing.TB) {
 		t.Fatal(err)
 	}
 	Kubectl(t, string(crds), "apply", "--server-side", "--force-conflicts", "-f", "-")
-	Kubectl(t, "", "wait", "--for", "condition=established", "--timeout=60s", "crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/pipelines.tekton.dev", "crd/tasks.tekton.dev")
+	WaitEstablished(t, "crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/pipelines.tekton.dev", "crd/tasks.tekton.dev")
+}
+
+// WaitEstablished waits for the CRDs to be established. kubectl wait
+// fails at once, rather than waiting, on a CRD just created whose status
+// has no conditions yet (a fresh cluster): it is asked again.
+func WaitEstablished(t testing.TB, crds ...string) {
+	t.Helper()
+	if err := Established(crds...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Established is WaitEstablished's wait, for callers with no testing.TB.
+func Established(crds ...string) error {
+	var out []byte
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		out, err = exec.Command("kubectl", append([]string{"wait", "--for", "condition=established", "--timeout=60s"}, crds...)...).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("kubectl wait for %v to be established: %w: %s", crds, err, out)
 }
 
 // resolutionStatusRequired is what Tekton v1.15.1's ResolutionRequest CRD

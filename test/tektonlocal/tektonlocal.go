@@ -345,10 +345,8 @@ func applyConfig(moduleDir string, flags, defaults map[string]string) error {
 	if out, err := crds.CombinedOutput(); err != nil {
 		return fmt.Errorf("apply Tekton's CRDs: %w: %s", err, out)
 	}
-	wait := exec.Command("kubectl", "wait", "--for", "condition=established", "--timeout=60s",
-		"crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/customruns.tekton.dev", "crd/resolutionrequests.resolution.tekton.dev")
-	if out, err := wait.CombinedOutput(); err != nil {
-		return fmt.Errorf("wait for Tekton's CRDs: %w: %s", err, out)
+	if err := kube.Established("crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev", "crd/customruns.tekton.dev", "crd/resolutionrequests.resolution.tekton.dev"); err != nil {
+		return fmt.Errorf("wait for the CRDs: %w", err)
 	}
 	cfg, err := Config(moduleDir, flags, defaults)
 	if err != nil {
