@@ -153,6 +153,11 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if pod == nil && pr.IsCancelled() {
+		// Never started: nothing to stop, and nothing to compile or
+		// resolve (Tekton's reconciler cancels before it resolves).
+		return ctrl.Result{}, r.cancelled(ctx, pr, r.compiled.get(pr), nil)
+	}
 	compiled, err := r.compile(ctx, pr, pr, found)
 	var waiting *compile.ResolvingError
 	if errors.As(err, &waiting) {
@@ -168,10 +173,6 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	switch {
 	case pod == nil:
-		if pr.IsCancelled() {
-			// Never started: nothing to stop.
-			return ctrl.Result{}, r.cancelled(ctx, pr, compiled, nil)
-		}
 		if pod, err = r.createPod(ctx, pr, pr, compiled); err != nil {
 			if le, ok := asInvalid(err); ok {
 				return ctrl.Result{}, r.fail(ctx, pr, ReasonPodCreationFailed, le.Error())

@@ -131,6 +131,11 @@ func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if pod == nil && run.IsCancelled() {
+		// Never started: nothing to stop, nothing to compile or resolve.
+		c.compiled.drop(key(pr))
+		return ctrl.Result{}, c.end(ctx, run, v1beta1.CustomRunReasonCancelled.String(), cancelMessage(run))
+	}
 	compiled, err := c.compile(ctx, run, pr, found)
 	var waiting *compile.ResolvingError
 	if errors.As(err, &waiting) {
@@ -146,11 +151,6 @@ func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.R
 
 	switch {
 	case pod == nil:
-		if run.IsCancelled() {
-			// Never started: nothing to stop.
-			c.compiled.drop(key(pr))
-			return ctrl.Result{}, c.end(ctx, run, v1beta1.CustomRunReasonCancelled.String(), cancelMessage(run))
-		}
 		if pod, err = c.createPod(ctx, run, pr, compiled); err != nil {
 			if le, ok := asInvalid(err); ok {
 				return ctrl.Result{}, c.end(ctx, run, ReasonPodCreationFailed, c.locate(run, pr, le).Error())

@@ -30,15 +30,12 @@ import (
 // resolving brings forward a run whose resolvers have not all answered
 // yet: Running, with Tekton's reason (ResolvingPipelineRef or
 // ResolvingTaskRef) and message, and no Pod; a new reconcile comes when a
-// ResolutionRequest it owns changes, or after the poll. Cancelled
-// meanwhile, it ends as a run cancelled before it started. Past its
-// timeout it ends PipelineRunTimeout with Tekton's message: a resolver that
-// never answers ends the run, no Pod made (Tekton's controller ends it the
-// same way, though only at twice the timeout, HasTimedOutForALongTime).
+// ResolutionRequest it owns changes, or after the poll (cancelled
+// meanwhile, Reconcile ends it before compiling). Past its timeout it ends
+// PipelineRunTimeout with Tekton's message: a resolver that never answers
+// ends the run, no Pod made (Tekton's controller ends it the same way,
+// though only at twice the timeout, HasTimedOutForALongTime).
 func (r *Reconciler) resolving(ctx context.Context, pr *v1.PipelineRun, w *compile.ResolvingError) (ctrl.Result, error) {
-	if pr.IsCancelled() {
-		return ctrl.Result{}, r.cancelled(ctx, pr, nil, nil)
-	}
 	next := pr.DeepCopy()
 	next.Status.InitializeConditions(r.clock())
 	if next.HasTimedOut(ctx, r.clock()) {
@@ -59,13 +56,8 @@ func (r *Reconciler) resolving(ctx context.Context, pr *v1.PipelineRun, w *compi
 }
 
 // resolving is the CustomRun's part of Reconciler.resolving: Running
-// with the group's reason, cancelled as one that never started, or timed
-// out (CustomRunTimedOut).
+// with the group's reason, or timed out (CustomRunTimedOut).
 func (c *CustomRunReconciler) resolving(ctx context.Context, run *v1beta1.CustomRun, pr *v1.PipelineRun, w *compile.ResolvingError) (ctrl.Result, error) {
-	if run.IsCancelled() {
-		c.compiled.drop(key(pr))
-		return ctrl.Result{}, c.end(ctx, run, v1beta1.CustomRunReasonCancelled.String(), cancelMessage(run))
-	}
 	now := metav1.NewTime(c.clock().Now())
 	st := run.Status.DeepCopy()
 	if st.StartTime == nil {

@@ -340,3 +340,18 @@ func TestStaleResolutionRequest(t *testing.T) {
 		t.Errorf("condition %+v, want the run waiting (ResolvingPipelineRef)", c)
 	}
 }
+
+// TestCancelledBeforeResolving: a run cancelled before anything was made
+// of it asks no resolver (Tekton cancels before it resolves).
+func TestCancelledBeforeResolving(t *testing.T) {
+	pr := run("early", remoteSpec, true)
+	pr.Spec.Status = v1.PipelineRunSpecStatusCancelled
+	e := newEnv(t, pr)
+	e.reconcile("early")
+	if c := runCondition(e.pr("early")); c == nil || c.Reason != v1.PipelineRunReasonCancelled.String() {
+		t.Errorf("condition %+v, want Cancelled", c)
+	}
+	if n := len(e.resolutionRequests()); n != 0 {
+		t.Errorf("%d ResolutionRequests for a cancelled run", n)
+	}
+}
