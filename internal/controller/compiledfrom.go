@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
@@ -100,15 +97,8 @@ func compiledFromPod(pod *corev1.Pod) (*compiledFrom, bool, error) {
 func (rec *compiledFrom) documents(run load.Doc) ([]load.Doc, error) {
 	docs := []load.Doc{run}
 	for _, d := range rec.Docs {
-		var obj client.Object
-		switch d.Kind {
-		case load.KindPipeline:
-			obj = &v1.Pipeline{}
-		case load.KindTask:
-			obj = &v1.Task{}
-		case load.KindStepAction:
-			obj = &v1beta1.StepAction{}
-		default:
+		obj := readable(d.Kind)
+		if obj == nil {
 			return nil, fmt.Errorf("the run's record holds a %s, which the controller never reads", d.Kind)
 		}
 		if err := json.Unmarshal(d.Object, obj); err != nil {

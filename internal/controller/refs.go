@@ -22,15 +22,8 @@ import (
 // their data.
 func lookup(r client.Reader, namespace string) compile.Lookup {
 	return func(ctx context.Context, kind, name string) (load.Doc, bool, error) {
-		var obj client.Object
-		switch kind {
-		case load.KindPipeline:
-			obj = &v1.Pipeline{}
-		case load.KindTask:
-			obj = &v1.Task{}
-		case load.KindStepAction:
-			obj = &v1beta1.StepAction{}
-		default:
+		obj := readable(kind)
+		if obj == nil {
 			return load.Doc{}, false, fmt.Errorf("compile asked for a %s, which the controller does not read", kind)
 		}
 		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj); err != nil {
@@ -41,6 +34,20 @@ func lookup(r client.Reader, namespace string) compile.Lookup {
 		}
 		return doc(kind, name, obj), true, nil
 	}
+}
+
+// readable is an empty object of a kind the controller reads for a run
+// (a Pipeline, Task or StepAction), or nil for any other kind.
+func readable(kind string) client.Object {
+	switch kind {
+	case load.KindPipeline:
+		return &v1.Pipeline{}
+	case load.KindTask:
+		return &v1.Task{}
+	case load.KindStepAction:
+		return &v1beta1.StepAction{}
+	}
+	return nil
 }
 
 // doc wraps a cluster object as compile reads a document, named
