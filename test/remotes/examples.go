@@ -103,3 +103,12 @@ func (e *Examples) Split(example string) (runs, others []string) {
 	}
 	return runs, others
 }
+
+// OnlyStepSource is the refSource URI of tr's one step (a StepAction's), or
+// "" when tr has not exactly one step or the step has none.
+func OnlyStepSource(tr *v1.TaskRun) string {
+	if len(tr.Status.Steps) != 1 || tr.Status.Steps[0].Provenance == nil || tr.Status.Steps[0].Provenance.RefSource == nil {
+		return ""
+	}
+	return tr.Status.Steps[0].Provenance.RefSource.URI
+}
