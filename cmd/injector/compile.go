@@ -27,6 +27,7 @@ func compileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	files := fs.StringArrayP("filename", "f", nil, "YAML file with the PipelineRun or TaskRun and what it references (repeatable; - for stdin)")
 	output := fs.StringP("output", "o", "yaml", "manifest format: yaml or json (a v1 List), or yaml-docs (one YAML document per object, for podman kube play, which reads no List)")
 	image := fs.String("image", podspec.DefaultImage, "the pod-runner image (init and supervisor containers)")
+	nativeSidecar := fs.Bool("native-sidecar", false, "run the supervisor as a native sidecar (Kubernetes 1.29+; not podman 4.3, which runs init containers to their end first)")
 	namespace := fs.String("namespace", "default", "namespace of runs that name none")
 	params := fs.StringArrayP("param", "p", nil, "set a param: NAME=VALUE (repeatable; JSON for array and object params)")
 	entrypoints := fs.StringArray("entrypoint", nil, "the command of IMAGE for steps with no command, instead of a registry lookup: IMAGE=CMD (CMD: words, or a JSON array; repeatable)")
@@ -76,7 +77,7 @@ func compileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	list, err := podspec.Build(ctx, compiled, podspec.Options{Image: *image, Resolver: over})
+	list, err := podspec.Build(ctx, compiled, podspec.Options{Image: *image, Resolver: over, NativeSidecar: *nativeSidecar})
 	if err != nil {
 		return fail(err)
 	}

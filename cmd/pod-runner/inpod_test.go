@@ -90,9 +90,19 @@ type podRun struct {
 	stdout     *strings.Builder
 	steps      map[string]*exec.Cmd
 	stepOutput map[string]*strings.Builder
+	planEnv    string
+	exited     chan struct{} // closed when the supervisor exited
 }
 
 func startPod(t *testing.T, plan *planpb.Plan, planEnv string, containers ...string) *podRun {
+	t.Helper()
+	p := newPod(t, plan, planEnv, containers...)
+	p.startSupervisor()
+	return p
+}
+
+// newPod starts the step containers; startSupervisor, the supervisor.
+func newPod(t *testing.T, plan *planpb.Plan, planEnv string, containers ...string) *podRun {
 	t.Helper()
 	bin := inpod(t)
 	p := &podRun{t: t, dir: t.TempDir(), stdout: &strings.Builder{}, steps: map[string]*exec.Cmd{}, stepOutput: map[string]*strings.Builder{}}
@@ -120,16 +130,42 @@ func startPod(t *testing.T, plan *planpb.Plan, planEnv string, containers ...str
 		p.steps[c], p.stepOutput[c] = cmd, out
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	}
-	p.supervise = exec.Command(bin, "supervise", "--socket", socket, "--state-dir", filepath.Join(p.dir, "state"),
-		"--termination-log", filepath.Join(p.dir, "termination-log"), "--steps-see-state-dir")
-	p.supervise.Env = []string{"POD_RUNNER_PLAN=" + planEnv}
+	p.planEnv = planEnv
+	return p
+}
+
+// startSupervisor starts `pod-runner supervise` in the pod, with args.
+func (p *podRun) startSupervisor(args ...string) {
+	p.t.Helper()
+	p.supervise = exec.Command(inpod(p.t), append([]string{"supervise", "--socket", filepath.Join(p.dir, "run", "supervisor.sock"),
+		"--state-dir", filepath.Join(p.dir, "state"), "--termination-log", filepath.Join(p.dir, "termination-log"), "--steps-see-state-dir"}, args...)...)
+	p.supervise.Env = []string{"POD_RUNNER_PLAN=" + p.planEnv}
 	p.supervise.Stdout = p.stdout
 	p.supervise.Stderr = os.Stderr
 	if err := p.supervise.Start(); err != nil {
-		t.Fatal(err)
+		p.t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = p.supervise.Process.Kill(); _ = p.supervise.Wait() })
-	return p
+	cmd, exited := p.supervise, make(chan struct{})
+	p.exited = exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	p.t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+}
+
+// stepsEnded waits for every step container to exit.
+func (p *podRun) stepsEnded() {
+	p.t.Helper()
+	done := make(chan struct{})
+	go func() {
+		for _, c := range p.steps {
+			_ = c.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatal("the step containers did not end in 30s")
+	}
 }
 
 // wait waits for the supervisor and every step container; it returns the
@@ -138,10 +174,10 @@ func (p *podRun) wait() (int, string) {
 	p.t.Helper()
 	done := make(chan struct{})
 	go func() {
-		_ = p.supervise.Wait()
 		for _, c := range p.steps {
 			_ = c.Wait()
 		}
+		<-p.exited
 		close(done)
 	}()
 	select {
@@ -225,6 +261,69 @@ func TestSuperviseSIGTERM(t *testing.T) {
 	if code != 1 || err != nil || summary.GetCondition().GetReason() != "Cancelled" {
 		t.Errorf("exit %d, termination message %s (%v)", code, msg, err)
 	}
+}
+
+// As a native sidecar the supervisor outlives the step containers it
+// released, until the kubelet's SIGTERM, which then is no cancel; a
+// restart (the kubelet restarts a native sidecar that exits) refuses to
+// run the Plan again; a step container's SIGTERM (the Pod's deletion, which
+// the kubelet tells a sidecar last) cancels the run.
+func TestSuperviseNativeSidecar(t *testing.T) {
+	t.Run("outlives its steps", func(t *testing.T) {
+		p := newPod(t, twoTasks("true"), "", "a-s", "b-s", "skipped-s")
+		p.startSupervisor("--native-sidecar")
+		p.stepsEnded()
+		select {
+		case <-p.exited:
+			t.Fatal("the supervisor exited before the kubelet stopped it")
+		case <-time.After(300 * time.Millisecond):
+		}
+		if err := p.supervise.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		code, msg := p.wait()
+		summary, err := sidecar.ParseTermination(msg)
+		if code != 0 || err != nil || summary.GetCondition().GetReason() != "Completed" {
+			t.Errorf("exit %d, termination message %s (%v)", code, msg, err)
+		}
+
+		p.startSupervisor("--native-sidecar")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(filepath.Join(p.dir, "termination-log"))
+			if strings.Contains(string(b), "restarted") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("restarted supervisor's termination message %q", b)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := p.supervise.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := p.wait(); code != 2 {
+			t.Errorf("restarted supervisor exited %d, want 2", code)
+		}
+	})
+	t.Run("a step container's SIGTERM cancels", func(t *testing.T) {
+		ready := filepath.Join(t.TempDir(), "ready")
+		p := newPod(t, twoTasks("touch "+ready+"; sleep 30"), "", "a-s", "b-s", "skipped-s")
+		p.startSupervisor("--native-sidecar")
+		waitForFile(t, ready, "step a never started")
+		if err := p.steps["a-s"].Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		p.stepsEnded()
+		if err := p.supervise.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		code, msg := p.wait()
+		summary, err := sidecar.ParseTermination(msg)
+		if code != 1 || err != nil || summary.GetCondition().GetReason() != "Cancelled" {
+			t.Errorf("exit %d, termination message %s (%v)", code, msg, err)
+		}
+	})
 }
 
 func TestInit(t *testing.T) {

@@ -41,6 +41,7 @@ func superviseMain(args []string) (code int) {
 	stateDir := fs.String("state-dir", podlayout.StateDir, "the supervisor's mount of the state volume")
 	termLog := fs.String("termination-log", podlayout.TerminationLog, "where the final status goes")
 	hostPaths := fs.Bool("steps-see-state-dir", false, "the steps see the state directory at --state-dir, not at Tekton's paths (steps outside containers, as in tests)")
+	nativeSidecar := fs.Bool("native-sidecar", false, "this container is a native sidecar (restartPolicy Always): once the run ended, wait for the kubelet's SIGTERM; a restart finds the run over")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -54,11 +55,30 @@ func superviseMain(args []string) (code int) {
 			return filepath.Join(dir, "results"), filepath.Join(dir, "steps")
 		}
 	}
+	// Pod deletion sends SIGTERM: the run is cancelled and its status
+	// published before the kubelet's grace period ends. A step container
+	// that hears it first says so (TERMINATE): a native sidecar hears the
+	// kubelet only after the step containers ended.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	terminated := make(chan struct{})
+	go func() {
+		<-sigs
+		close(terminated)
+		cancel()
+	}()
 	// `pod-runner control` (the controller, through pods/exec) reaches the
 	// supervisor over the same socket; the socket listens only once Run
 	// has begun, after sup is set.
 	var sup atomic.Pointer[supervisor.Supervisor]
 	opts.Control = func(a steppb.Control_Action) error {
+		if a == steppb.Control_TERMINATE {
+			cancel()
+			return nil
+		}
 		s := sup.Load()
 		if s == nil {
 			return errors.New("the run has not started")
@@ -66,6 +86,14 @@ func superviseMain(args []string) (code int) {
 		return podlaunch.ControlSupervisor(s)(a)
 	}
 	launcher := podlaunch.New(opts)
+	// A native sidecar that exits is restarted by the kubelet: it stays
+	// until the kubelet stops it, once the step containers ended.
+	linger := func(code int) int {
+		if *nativeSidecar {
+			<-terminated
+		}
+		return code
+	}
 	fail := func(msg string) int {
 		fmt.Fprintf(os.Stderr, "pod-runner supervise: %s\n", msg)
 		if err := sidecar.WriteFailure(*termLog, msg); err != nil {
@@ -73,7 +101,7 @@ func superviseMain(args []string) (code int) {
 		}
 		// Step containers waiting for work must hear that none comes.
 		_ = launcher.Close()
-		return 2
+		return linger(2)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -81,14 +109,15 @@ func superviseMain(args []string) (code int) {
 		}
 	}()
 
+	if *nativeSidecar {
+		if err := markStarted(*stateDir); err != nil {
+			return fail(err.Error())
+		}
+	}
 	plan, err := decodePlan(os.Getenv(podlayout.EnvPlan))
 	if err != nil {
 		return fail(err.Error())
 	}
-	// Pod deletion sends SIGTERM: the run is cancelled and its status
-	// published before the kubelet's grace period ends.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	pub := sidecar.NewPublisher(os.Stdout)
 	s := &supervisor.Supervisor{Plan: plan, Launcher: launcher, Reporter: pub}
 	sup.Store(s)
@@ -108,9 +137,27 @@ func superviseMain(args []string) (code int) {
 		fmt.Fprintf(os.Stderr, "pod-runner supervise: %v\n", err)
 	}
 	if status.GetCondition().GetStatus() == "True" {
-		return 0
+		return linger(0)
 	}
-	return 1
+	return linger(1)
+}
+
+// startedFile, in the state volume (which outlives a container's restart),
+// marks that a supervisor ran in this Pod.
+const startedFile = "supervisor-started"
+
+// markStarted creates startedFile; if it exists, this container is a
+// restart (the first supervisor died): the run's steps went with it, and
+// running the Plan again would run them twice.
+func markStarted(stateDir string) error {
+	f, err := os.OpenFile(filepath.Join(stateDir, startedFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return errors.New("the supervisor restarted after its first run in this Pod ended unexpectedly: the run cannot go on")
+	}
+	if err != nil {
+		return fmt.Errorf("mark the supervisor started: %w", err)
+	}
+	return f.Close()
 }
 
 // decodePlan reads the Plan (podlayout.EncodePlan).

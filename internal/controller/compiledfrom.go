@@ -3,6 +3,7 @@ package controller
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -112,7 +113,7 @@ func (rec *compiledFrom) documents(run load.Doc) ([]load.Doc, error) {
 // planOf is the Plan in the run's Pod: what its supervisor runs, entrypoints
 // looked up, as it was when the Pod was made.
 func planOf(pod *corev1.Pod) (*planpb.Plan, error) {
-	for _, c := range pod.Spec.Containers {
+	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
 		if c.Name != podlayout.SupervisorContainer {
 			continue
 		}

@@ -101,9 +101,13 @@ func (r *Reconciler) podFailure(ctx context.Context, pr *v1.PipelineRun, c *comp
 	if e := waitingFailure(pr, c, pod); e != nil {
 		return e
 	}
-	if cs := containerStatus(pod, podlayout.SupervisorContainer); cs != nil && cs.State.Terminated != nil {
-		if e := supervisorEnded(pod, cs.State.Terminated); e != nil {
-			return e
+	if cs := containerStatus(pod, podlayout.SupervisorContainer); cs != nil {
+		if t := cs.State.Terminated; t != nil {
+			if e := supervisorEnded(pod, t); e != nil {
+				return e
+			}
+		} else if cs.RestartCount > 0 {
+			return supervisorRestarted(pod, cs)
 		}
 	}
 	if !podActive(pod) {
@@ -132,6 +136,20 @@ func (r *Reconciler) podFailure(ctx context.Context, pr *v1.PipelineRun, c *comp
 			message: fmt.Sprintf("PipelineRun %q failed to finish within %q", pr.Name, timeout.String())}
 	}
 	return nil
+}
+
+// supervisorRestarted ends a run whose supervisor, a native sidecar, the
+// kubelet restarted: it exits only once the step containers ended, so a
+// restart means it died mid-run, and the restart runs nothing again.
+func supervisorRestarted(pod *corev1.Pod, cs *corev1.ContainerStatus) *ending {
+	msg := fmt.Sprintf("the supervisor container %q of pod %s restarted before the run finished", podlayout.SupervisorContainer, pod.Name)
+	if t := cs.LastTerminationState.Terminated; t != nil {
+		msg += fmt.Sprintf(": it had ended with exit code %d", t.ExitCode)
+		if t.Reason != "" {
+			msg += " (" + t.Reason + ")"
+		}
+	}
+	return &ending{reason: string(v1.PipelineRunReasonFailed), message: msg}
 }
 
 // supervisorEnded is the ending of a run whose supervisor container ended

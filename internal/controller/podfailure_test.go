@@ -136,6 +136,31 @@ func TestPodFailures(t *testing.T) {
 			reason: "Failed", message: []string{"exit code 2", "decode plan: bad"},
 		},
 		{
+			name: "supervisor as a native sidecar, restarted",
+			pod: func(p *corev1.Pod) {
+				p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: podlayout.SupervisorContainer, RestartCount: 1,
+					State:                corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
+					LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: step, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+			},
+			reason: "Failed", message: []string{`"pod-runner" of pod pf restarted before the run finished`, "exit code 137 (OOMKilled)"},
+		},
+		{
+			name: "supervisor as a native sidecar, running",
+			pod: func(p *corev1.Pod) {
+				p.Status.InitContainerStatuses = []corev1.ContainerStatus{supervisorRunning}
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: step, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+			},
+		},
+		{
+			name: "supervisor as a native sidecar, OOMKilled",
+			pod: func(p *corev1.Pod) {
+				p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: podlayout.SupervisorContainer,
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}
+			},
+			reason: "Failed", message: []string{"OOMKilled"},
+		},
+		{
 			name: "unschedulable past the deadline",
 			pod: func(p *corev1.Pod) {
 				p.Status.StartTime = nil

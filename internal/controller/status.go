@@ -212,10 +212,14 @@ func (r *Reconciler) runStatus(ctx context.Context, pod *corev1.Pod, owner types
 	return st, nil
 }
 
+// containerStatus is the status of the Pod's container name, regular or
+// init (the supervisor as a native sidecar).
 func containerStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {
-	for i := range pod.Status.ContainerStatuses {
-		if pod.Status.ContainerStatuses[i].Name == name {
-			return &pod.Status.ContainerStatuses[i]
+	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
+		for i := range statuses {
+			if statuses[i].Name == name {
+				return &statuses[i]
+			}
 		}
 	}
 	return nil

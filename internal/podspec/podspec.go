@@ -47,6 +47,13 @@ type Options struct {
 	// Resolver looks up the entrypoint of steps that give neither command
 	// nor script; nil refuses such steps.
 	Resolver Resolver
+	// NativeSidecar runs the supervisor as a native sidecar (an init
+	// container with restartPolicy Always, Kubernetes 1.29 and later)
+	// rather than as the first container: tools that show a Pod's
+	// containers as a TaskRun's steps (tkn, the Dashboard) then never show
+	// it or its status stream. podman 4.3 runs init containers to their
+	// end before the others start, so under podman it stays a container.
+	NativeSidecar bool
 }
 
 // Build returns a v1 List: the ConfigMap and Secret documents the run
@@ -127,7 +134,15 @@ func Pod(ctx context.Context, c *compile.Compiled, opts Options) (*corev1.Pod, e
 		return nil, err
 	}
 	b.pod.Spec.InitContainers = []corev1.Container{b.initContainer()}
-	b.pod.Spec.Containers = append([]corev1.Container{sup}, steps...)
+	if opts.NativeSidecar {
+		always := corev1.ContainerRestartPolicyAlways
+		sup.RestartPolicy = &always
+		sup.Command = append(sup.Command, "--native-sidecar")
+		b.pod.Spec.InitContainers = append(b.pod.Spec.InitContainers, sup)
+		b.pod.Spec.Containers = steps
+	} else {
+		b.pod.Spec.Containers = append([]corev1.Container{sup}, steps...)
+	}
 	if err := unique(b.pod); err != nil {
 		return nil, err
 	}
@@ -202,7 +217,8 @@ func (b *builder) initContainer() corev1.Container {
 	}
 }
 
-// supervisor is the first container: it runs the Plan (with looked-up
+// supervisor is the first container (or, NativeSidecar, the init
+// container after the one that copies the binary): it runs the Plan (with looked-up
 // entrypoints) and requests the run's peak of shared resources.
 func (b *builder) supervisor() (corev1.Container, error) {
 	raw, err := proto.Marshal(b.plan)

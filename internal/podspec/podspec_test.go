@@ -448,3 +448,57 @@ func checkValid(t *testing.T, pod *corev1.Pod) {
 		}
 	}
 }
+
+// As a native sidecar the supervisor is the init container after the one
+// that installs the binary, restarted Always (what makes it a sidecar) and
+// told so; the Pod's containers are then the steps alone, which is all tkn
+// and the Dashboard list. Nothing else differs.
+func TestNativeSidecarPod(t *testing.T) {
+	c := compileYAML(t, pipelineYAML)
+	plain, err := Pod(context.Background(), c, Options{Image: "pr:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := Pod(context.Background(), c, Options{Image: "pr:test", NativeSidecar: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, pod)
+	if len(pod.Spec.InitContainers) != 2 || pod.Spec.InitContainers[0].Name != podlayout.InitContainer {
+		t.Fatalf("init containers %v", pod.Spec.InitContainers)
+	}
+	sup := pod.Spec.InitContainers[1]
+	if sup.RestartPolicy == nil || *sup.RestartPolicy != corev1.ContainerRestartPolicyAlways ||
+		!reflect.DeepEqual(sup.Command, []string{podlayout.ImageBinary, "supervise", "--native-sidecar"}) {
+		t.Errorf("supervisor restartPolicy %v, command %q", sup.RestartPolicy, sup.Command)
+	}
+	want := plain.Spec.Containers[0]
+	want.RestartPolicy, want.Command = sup.RestartPolicy, sup.Command
+	// The Plan's bytes vary with map order; its content must not.
+	decode := func(c corev1.Container) *planpb.Plan {
+		raw, err := podlayout.DecodePlan(c.Env[0].Value)
+		p := &planpb.Plan{}
+		if err == nil {
+			err = proto.Unmarshal(raw, p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if !proto.Equal(decode(sup), decode(want)) {
+		t.Errorf("the sidecar's Plan differs")
+	}
+	want.Env = sup.Env
+	if !reflect.DeepEqual(sup, want) {
+		t.Errorf("supervisor as a sidecar differs beyond its restart policy and flag:\n%+v\n%+v", sup, want)
+	}
+	if !reflect.DeepEqual(pod.Spec.Containers, plain.Spec.Containers[1:]) {
+		t.Errorf("containers differ from the plain Pod's steps")
+	}
+	for _, ct := range pod.Spec.Containers {
+		if ct.Name == podlayout.SupervisorContainer {
+			t.Errorf("the supervisor is among the containers")
+		}
+	}
+}

@@ -163,6 +163,14 @@ type server struct {
 	conn      net.Conn
 	scriptDir string // private directory of scripts, made on first use
 	cur       *process
+	told      bool // the supervisor was told the Pod is stopping
+}
+
+// tellTerminating tells the supervisor the kubelet is stopping the Pod.
+func (s *server) tellTerminating(ctx context.Context) {
+	if err := Control(ctx, s.opts.Socket, steppb.Control_TERMINATE); err != nil {
+		fmt.Fprintf(s.opts.Log, "pod-runner step: tell the supervisor the Pod is stopping: %v\n", err)
+	}
 }
 
 func (s *server) send(m *steppb.StepMessage) error {
@@ -214,15 +222,22 @@ func (s *server) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("the supervisor's connection closed before it said exit (%v)", err)
 		case sig := <-s.opts.Signals:
-			// The kubelet stops every container of the Pod at once (a
-			// cancel, a deadline, the Pod's deletion). The supervisor
-			// hears it too and decides what it means for the run: it
-			// stops this step (Stop) or the run (Exit). Ending the step
-			// here first would make it a failed task, and start finally
-			// after a cancel. If the supervisor is gone its connection
-			// closes and the step is killed; if it never acts, the
-			// kubelet's SIGKILL ends the container after its grace period.
+			// The kubelet is stopping the Pod (a deadline, its deletion,
+			// an eviction). The supervisor decides what that means for
+			// the run: it stops this step (Stop) or the run (Exit).
+			// Ending the step here first would make it a failed task,
+			// and start finally after a cancel. A supervisor in a
+			// regular container hears the SIGTERM too; one running as a
+			// native sidecar hears the kubelet only once every step
+			// container ended, so it is told (TERMINATE), once. If the
+			// supervisor is gone its connection closes and the step is
+			// killed; if it never acts, the kubelet's SIGKILL ends the
+			// container after its grace period.
 			fmt.Fprintf(s.opts.Log, "pod-runner step: %v: leaving the running step to the supervisor\n", sig)
+			if !s.told {
+				s.told = true
+				go s.tellTerminating(ctx)
+			}
 		case <-ctx.Done():
 			if s.cur != nil {
 				s.cur.kill()

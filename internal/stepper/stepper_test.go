@@ -51,6 +51,28 @@ func (f *fakeSupervisor) accept() *steppb.Hello {
 	return m.GetHello()
 }
 
+// acceptControl takes a Control request on a new connection, answers it
+// and returns its action.
+func (f *fakeSupervisor) acceptControl() steppb.Control_Action {
+	f.t.Helper()
+	if ul, ok := f.ln.(*net.UnixListener); ok {
+		_ = ul.SetDeadline(time.Now().Add(10 * time.Second))
+	}
+	conn, err := f.ln.Accept()
+	if err != nil {
+		f.t.Fatalf("accept the control connection: %v", err)
+	}
+	defer conn.Close()
+	m := &steppb.StepMessage{}
+	if err := ReadMsg(bufio.NewReader(conn), m); err != nil || m.GetControl() == nil {
+		f.t.Fatalf("control message %v: %v", m, err)
+	}
+	if err := WriteMsg(conn, &steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_ControlReply{ControlReply: &steppb.ControlReply{}}}); err != nil {
+		f.t.Fatal(err)
+	}
+	return m.GetControl().GetAction()
+}
+
 func (f *fakeSupervisor) read() *steppb.StepMessage {
 	f.t.Helper()
 	_ = f.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -251,9 +273,22 @@ func TestSignalLeftToSupervisor(t *testing.T) {
 		Script: "#!/bin/sh\ntrap 'echo got-term; exit 5' TERM\necho ready\nwhile :; do sleep 0.05; done\n"}}})
 	waitFor(t, func() bool { return strings.Contains(s.stdout.String(), "ready") })
 	s.signals <- syscall.SIGTERM
+	// The supervisor is told on a connection of its own, as `pod-runner
+	// control` tells it, once however many signals come.
+	if a := f.acceptControl(); a != steppb.Control_TERMINATE {
+		t.Fatalf("control %v, want TERMINATE", a)
+	}
+	s.signals <- syscall.SIGTERM
 	time.Sleep(300 * time.Millisecond)
 	if strings.Contains(s.stdout.String(), "got-term") {
 		t.Fatal("the step heard the container's SIGTERM before the supervisor decided")
+	}
+	if tl, ok := f.ln.(*net.UnixListener); ok {
+		_ = tl.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		if c, err := f.ln.Accept(); err == nil {
+			c.Close()
+			t.Fatal("a second SIGTERM told the supervisor again")
+		}
 	}
 	f.send(&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Stop{Stop: &steppb.Stop{Seq: 1, GraceMs: 5000}}})
 	if ex := f.read().GetExited(); ex.GetExitCode() != 5 || !strings.Contains(s.stdout.String(), "got-term") {

@@ -48,6 +48,11 @@ const (
 	Control_CANCEL_RUN_FINALLY Control_Action = 1
 	// spec.status StoppedRunFinally: start no new task, run finally.
 	Control_STOP_RUN_FINALLY Control_Action = 2
+	// The kubelet is stopping the Pod (deletion, eviction) and a step
+	// container heard its SIGTERM first: cancel the run as the
+	// supervisor's own SIGTERM does. A supervisor that runs as a native
+	// sidecar hears the kubelet only after every step container ended.
+	Control_TERMINATE Control_Action = 3
 )
 
 // Enum value maps for Control_Action.
@@ -56,11 +61,13 @@ var (
 		0: "ACTION_UNSPECIFIED",
 		1: "CANCEL_RUN_FINALLY",
 		2: "STOP_RUN_FINALLY",
+		3: "TERMINATE",
 	}
 	Control_Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
 		"CANCEL_RUN_FINALLY": 1,
 		"STOP_RUN_FINALLY":   2,
+		"TERMINATE":          3,
 	}
 )
 
@@ -818,13 +825,14 @@ const file_step_proto_rawDesc = "" +
 	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\x12,\n" +
 	"\x12finished_unix_nano\x18\x04 \x01(\x03R\x10finishedUnixNano\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\x94\x01\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xa3\x01\n" +
 	"\aControl\x129\n" +
-	"\x06action\x18\x01 \x01(\x0e2!.podrunner.step.v1.Control.ActionR\x06action\"N\n" +
+	"\x06action\x18\x01 \x01(\x0e2!.podrunner.step.v1.Control.ActionR\x06action\"]\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CANCEL_RUN_FINALLY\x10\x01\x12\x14\n" +
-	"\x10STOP_RUN_FINALLY\x10\x02\"$\n" +
+	"\x10STOP_RUN_FINALLY\x10\x02\x12\r\n" +
+	"\tTERMINATE\x10\x03\"$\n" +
 	"\fControlReply\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05errorB-Z+github.com/e7763abc/pod-runner/proto/steppbb\x06proto3"
 

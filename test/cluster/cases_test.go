@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -430,7 +431,7 @@ func killContainerWhen(t *testing.T, ns, pod, watch, marker, victim string) {
 		t.Fatal(err)
 	}
 	var id string
-	for _, cs := range p.Status.ContainerStatuses {
+	for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
 		if cs.Name == victim {
 			id = strings.TrimPrefix(cs.ContainerID, "containerd://")
 		}
