@@ -59,7 +59,7 @@ unit:
 E2E_PKGS = $$($(GO) list ./test/... | grep -v -e /test/bench$$ -e /test/clusterbench$$)
 e2e:
 	@mkdir -p $(TEST_OUT)
-	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) LOCAL_K8S=$(LOCAL_K8S) \
+	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) LOCAL_K8S=$(LOCAL_K8S) TKN=$(TKN) \
 	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/e2e.json -- -race -count=1 -timeout 40m -skip '^TestDisrupt' $(E2E_PKGS) $(call summary,e2e)
 
 # The faults that stop parts of the cluster itself (its API server, its
@@ -140,8 +140,20 @@ image-pod-runner: podman-setup
 	@$(PODMAN_ENV) images/pod-runner/build.sh $(INPOD_BIN) $$($(GO) run ./hack/podman/imagebinary)
 
 # The e2e tests (./test/...) include the podman ones, which need the images,
-# and the cluster ones (below).
-e2e: images
+# and the cluster ones (below), which run the Tekton CLI too.
+e2e: images tkn
+
+# ---- The Tekton CLI (issue 13) -----------------------------------------------
+# tkn, pinned, for the tests that compare what it shows of a pod-runner run
+# and of a Tekton run. Built once per clone (~6 min cold on 2 cores, seconds
+# from a warm build cache).
+TKN_VERSION := v0.43.0
+TKN         := $(CURDIR)/.cache/tkn/tkn-$(TKN_VERSION)
+.PHONY: tkn
+## tkn: the Tekton CLI at TKN_VERSION (hack/tkn/build.sh)
+tkn: $(TKN)
+$(TKN):
+	GO=$(GO) hack/tkn/build.sh $(TKN_VERSION) $@
 
 ## podman-e2e: only the podman end-to-end tests, verbose
 podman-e2e: images
