@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/tektonlocal"
 	"github.com/e7763abc/pod-runner/test/testbin"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 )
 
 const tknDefinitions = `
@@ -200,6 +202,16 @@ func TestTknWithTekton(t *testing.T) {
 	// where Tekton's are seconds apart. Each TaskRun's lines must match.
 	same("pod-runner logs -f vs tkn pr logs -f (by task)", byTask(followed["tkn -f tekton"]), byTask(followed["pod-runner logs -f"]))
 
+	// The Dashboard's log view asks for each step's log by
+	// status.podName and status.steps[].container (its fetchLogs): that
+	// request gives the step's own output.
+	for _, ns := range []string{nsT, nsO} {
+		tr := getTaskRun(t, ns, "logs-first")
+		if got := kube.Kubectl(t, "", "-n", ns, "logs", tr.Status.PodName, "-c", tr.Status.Steps[0].Container); got != "one says alpha\none again\n" {
+			t.Errorf("in %s, the Dashboard's request for step %s gets %q", ns, tr.Status.Steps[0].Name, got)
+		}
+	}
+
 	// Plain tkn on ours: every step container of the Pod under each
 	// TaskRun, the supervisor (a native sidecar) under none.
 	plain := map[string]string{
@@ -304,4 +316,13 @@ func byTask(s string) string {
 	}
 	fmt.Fprintf(&out, "%d empty lines\n", blank)
 	return out.String()
+}
+
+func getTaskRun(t *testing.T, ns, name string) *v1.TaskRun {
+	t.Helper()
+	tr := &v1.TaskRun{}
+	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskrun", name, "-o", "json")), tr); err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
