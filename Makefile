@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF         := github.com/bufbuild/buf/cmd/buf@v1.75.0
 EXAMPLE     ?= examples/build-and-test.yaml
 
-.PHONY: all build deps test unit e2e lint bench run proto clean fuzz
+.PHONY: all build deps test unit e2e lint bench run run-podman proto clean fuzz
 
 all: build
 
@@ -17,6 +17,10 @@ build:
 ## run: run the bundled example PipelineRun on this machine
 run: build
 	$(BIN)/pod-runner run -f $(EXAMPLE)
+
+## run-podman: the same example as one Pod under podman, each step in its image
+run-podman: build images
+	$(PODMAN_ENV) $(BIN)/pod-runner run --runtime podman -f $(EXAMPLE)
 
 ## deps: what the tests need on this machine: busybox (sh and ash of the
 ## busybox and alpine images Tekton's examples use) and git (Tekton's git

@@ -17,11 +17,15 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/compile"
 	"github.com/e7763abc/pod-runner/internal/load"
+	"github.com/e7763abc/pod-runner/internal/podmanrun"
+	"github.com/e7763abc/pod-runner/internal/podspec"
 	"github.com/e7763abc/pod-runner/internal/process"
 	"github.com/e7763abc/pod-runner/internal/progress"
 	"github.com/e7763abc/pod-runner/internal/resolve"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/internal/tektonstatus"
+	"github.com/e7763abc/pod-runner/proto/planpb"
+	corev1 "k8s.io/api/core/v1"
 )
 
 func init() {
@@ -48,6 +52,8 @@ func runMain(args []string) int {
 	namespace := fs.String("namespace", "default", "namespace of runs that name none")
 	quiet := fs.BoolP("quiet", "q", false, "no live progress on stderr")
 	kubeconfig := fs.String("kubeconfig", "", "cluster the cluster resolver reads, and the Secrets of the other resolvers (default: none, Secrets from the documents)")
+	runtime := fs.String("runtime", "host", "where steps run: host (processes on this machine; images unused) or podman (the run's one Pod under podman kube play, each step in its image)")
+	image := fs.String("image", podspec.DefaultImage, "with --runtime podman: the pod-runner image (make images builds it)")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -65,6 +71,10 @@ func runMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "pod-runner run: --output: %q is not one of text, json, yaml\n", *output)
 		return 2
 	}
+	if *runtime != "host" && *runtime != "podman" {
+		fmt.Fprintf(os.Stderr, "pod-runner run: --runtime: %q is not one of host, podman\n", *runtime)
+		return 2
+	}
 	opts := compile.Options{Namespace: *namespace}
 	var err error
 	if opts.Params, err = keyValues("--param", *params); err == nil {
@@ -76,11 +86,15 @@ func runMain(args []string) int {
 	}
 
 	compiled, err := compileFiles(*files, opts, *kubeconfig)
-	if err == nil {
+	if err == nil && *runtime == "host" {
 		err = compiled.LocalError()
+		if err == nil {
+			err = process.Unsupported(compiled.Plan)
+		}
 	}
-	if err == nil {
-		err = process.Unsupported(compiled.Plan)
+	var pod *podRun
+	if err == nil && *runtime == "podman" {
+		pod, err = podOf(compiled, *image)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pod-runner run: %v\n", err)
@@ -93,20 +107,26 @@ func runMain(args []string) int {
 	if *quiet {
 		progressOut = io.Discard
 	}
-	self, _ := os.Executable()
-	launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox(), Self: self, Objects: compiled})
-	sup := &supervisor.Supervisor{
-		Plan:     compiled.Plan,
-		Launcher: launcher,
-		Reporter: progress.New(progressOut),
+	var status *planpb.RunStatus
+	if pod != nil {
+		status, err = podmanrun.Run(ctx, pod.pod, pod.objects, compiled.Plan,
+			podmanrun.Options{Reporter: progress.New(progressOut), Output: progressOut, Keep: *keep})
+	} else {
+		self, _ := os.Executable()
+		launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox(), Self: self, Objects: compiled})
+		sup := &supervisor.Supervisor{
+			Plan:     compiled.Plan,
+			Launcher: launcher,
+			Reporter: progress.New(progressOut),
+		}
+		status, err = sup.Run(ctx)
+		if err == nil && *keep {
+			fmt.Fprintf(os.Stderr, "run directory kept: %s\n", launcher.RunDir())
+		}
 	}
-	status, err := sup.Run(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pod-runner run: %v\n", err)
 		return 1
-	}
-	if *keep {
-		fmt.Fprintf(os.Stderr, "run directory kept: %s\n", launcher.RunDir())
 	}
 	if *output == "text" {
 		tektonstatus.Summary(os.Stdout, compiled, status)
@@ -174,4 +194,34 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// podRun is the run's Pod and the ConfigMaps and Secrets it needs.
+type podRun struct {
+	pod     *corev1.Pod
+	objects []any
+}
+
+// podOf compiles the run into its Pod as `injector compile` does, a
+// workspace bound to a directory of this machine mounted from it
+// (podman runs the Pod here). A step that names neither command nor
+// script is refused: its image's entrypoint would be looked up in a
+// registry.
+func podOf(c *compile.Compiled, image string) (*podRun, error) {
+	list, err := podspec.Build(context.Background(), c, podspec.Options{Image: image, HostPaths: true})
+	if err != nil {
+		return nil, err
+	}
+	r := &podRun{}
+	for _, it := range list.Items {
+		if p, ok := it.Object.(*corev1.Pod); ok {
+			r.pod = p
+		} else {
+			r.objects = append(r.objects, it.Object)
+		}
+	}
+	if r.pod == nil {
+		return nil, errors.New("the compiled manifest has no Pod")
+	}
+	return r, nil
 }

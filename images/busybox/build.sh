@@ -27,3 +27,6 @@ printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"
 "$here/../mkimage.sh" "$name" "$rootfs" \
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     'CMD ["/bin/sh"]'
+# `busybox` (the short name the bundled example and Tekton's examples use)
+# resolves to localhost/busybox:latest (hack/podman/registries.conf).
+podman tag "$name" "${name%%:*}:latest"

@@ -54,6 +54,10 @@ type Options struct {
 	// it or its status stream. podman 4.3 runs init containers to their
 	// end before the others start, so under podman it stays a container.
 	NativeSidecar bool
+	// HostPaths lets a workspace bound to a directory of this machine
+	// (pod-runner run --workspace) be a hostPath volume: for a Pod that
+	// runs here (podman), never for a cluster's.
+	HostPaths bool
 }
 
 // Build returns a v1 List: the ConfigMap and Secret documents the run

@@ -145,7 +145,10 @@ func (b *builder) workspaceVolume(planVolume string) (string, bool, error) {
 		}
 		src = *found.DeepCopy()
 	case *planpb.Volume_HostPath:
-		return "", false, fmt.Errorf("a host directory (--workspace) cannot back a workspace in a Pod")
+		if !b.opts.HostPaths {
+			return "", false, fmt.Errorf("a host directory (--workspace) cannot back a workspace in a Pod")
+		}
+		src.HostPath = &corev1.HostPathVolumeSource{Path: s.HostPath, Type: ptr(corev1.HostPathDirectory)}
 	default:
 		return "", false, fmt.Errorf("volume %q has no source the Pod can mount", planVolume)
 	}

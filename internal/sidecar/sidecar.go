@@ -214,23 +214,32 @@ func Read(r io.Reader) (*Stream, error) {
 // Add reads one log line into the stream, for a reader that follows the log
 // as it is written. It reports whether the line was an event.
 func (s *Stream) Add(line string) (bool, error) {
+	e, ok, err := ParseLine(line)
+	if ok {
+		s.Fold(e)
+	}
+	return ok, err
+}
+
+// ParseLine reads one log line: the event it carries, if it is an event
+// line (ok).
+func ParseLine(line string) (e *planpb.Event, ok bool, err error) {
 	// A log reader may prefix each line with a timestamp
 	// (kubectl logs --timestamps): find the prefix anywhere.
 	i := strings.Index(line, LinePrefix)
 	if i < 0 {
-		return false, nil
+		return nil, false, nil
 	}
-	e := &planpb.Event{}
+	e = &planpb.Event{}
 	if err := protojson.Unmarshal([]byte(line[i+len(LinePrefix):]), e); err != nil {
-		return false, fmt.Errorf("event: %w", err)
+		return nil, false, fmt.Errorf("event: %w", err)
 	}
-	s.fold(e)
-	return true, nil
+	return e, true, nil
 }
 
-// fold lays one event over the status so far. A run event carries the
+// Fold lays one event over the status so far. A run event carries the
 // run's own fields and, at a checkpoint or the end, every task's status.
-func (s *Stream) fold(e *planpb.Event) {
+func (s *Stream) Fold(e *planpb.Event) {
 	s.Events++
 	switch k := e.GetKind().(type) {
 	case *planpb.Event_Run:
