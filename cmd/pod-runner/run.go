@@ -92,7 +92,7 @@ func runMain(args []string) int {
 			err = process.Unsupported(compiled.Plan)
 		}
 	}
-	var pod *podRun
+	var pod *compiledPod
 	if err == nil && *runtime == "podman" {
 		pod, err = podOf(compiled, *image)
 	}
@@ -196,8 +196,8 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
-// podRun is the run's Pod and the ConfigMaps and Secrets it needs.
-type podRun struct {
+// compiledPod is the run's Pod and the ConfigMaps and Secrets it needs.
+type compiledPod struct {
 	pod     *corev1.Pod
 	objects []any
 }
@@ -207,12 +207,12 @@ type podRun struct {
 // (podman runs the Pod here). A step that names neither command nor
 // script is refused: its image's entrypoint would be looked up in a
 // registry.
-func podOf(c *compile.Compiled, image string) (*podRun, error) {
+func podOf(c *compile.Compiled, image string) (*compiledPod, error) {
 	list, err := podspec.Build(context.Background(), c, podspec.Options{Image: image, HostPaths: true})
 	if err != nil {
 		return nil, err
 	}
-	r := &podRun{}
+	r := &compiledPod{}
 	for _, it := range list.Items {
 		if p, ok := it.Object.(*corev1.Pod); ok {
 			r.pod = p
