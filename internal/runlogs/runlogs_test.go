@@ -122,8 +122,6 @@ func succeeded(status corev1.ConditionStatus, msg string) duckv1.Status {
 	return duckv1.Status{Conditions: duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: status, Message: msg}}}
 }
 
-func terminated() *corev1.ContainerStateTerminated { return &corev1.ContainerStateTerminated{} }
-
 func taskRun(name, task string, steps ...v1.StepState) *v1.TaskRun {
 	tr := &v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"tekton.dev/pipelineTask": task}}}
 	tr.Status.PodName = "the-pod"
