@@ -64,7 +64,17 @@ E2E_PKGS = $$($(GO) list ./test/... | grep -v -e /test/bench$$ -e /test/clusterb
 e2e:
 	@mkdir -p $(TEST_OUT)
 	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) LOCAL_K8S=$(LOCAL_K8S) TKN=$(TKN) \
-	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/e2e.json -- -race -count=1 -timeout 40m -skip '^TestDisrupt' $(E2E_PKGS) $(call summary,e2e)
+	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/e2e.json -- -race -count=1 -timeout 40m -skip '^(TestDisrupt|TestTektonE2E$$)' $(E2E_PKGS) $(call summary,e2e)
+
+# Tekton's own e2e suite (the named tests, test/cluster/tektone2e_test.go)
+# against pod-runner's controller, which then watches every namespace: alone,
+# after e2e, on local-k8s only.
+.PHONY: tekton-e2e
+## tekton-e2e: the named tests of Tekton's e2e suite against pod-runner's controller
+tekton-e2e: k8s-images
+	@mkdir -p $(TEST_OUT)
+	POD_RUNNER_CLUSTER=1 POD_RUNNER_TEKTON_E2E=1 LOCAL_K8S=$(LOCAL_K8S) KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
+	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/tekton-e2e.json -- -race -count=1 -timeout 40m -run '^TestTektonE2E$$' ./test/cluster/ $(call summary,tekton-e2e)
 
 # The faults that stop parts of the cluster itself (its API server, its
 # kubelet, the whole node) would break the tests running beside them:
@@ -182,7 +192,7 @@ E2E_CLUSTER ?= local-k8s
 ifeq ($(E2E_CLUSTER),local-k8s)
 E2E_KUBECONFIG := $(K8S_STATE)/kubeconfig/admin.kubeconfig
 E2E_DEPLOYED   := 1
-FAULTS         := faults
+FAULTS         := tekton-e2e faults
 e2e: k8s-images k8s-controller-image
 else
 E2E_KUBECONFIG := $(KUBECONFIG)

@@ -2,11 +2,14 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/tektoncd/pipeline/pkg/reconciler/events/k8sevent"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -17,6 +20,27 @@ import (
 )
 
 // drain is what a fake recorder received, in order.
+// kindRecorder records each Event as "Kind name: type reason note".
+type kindRecorder struct{ events chan string }
+
+func (k kindRecorder) Eventf(regarding, _ runtime.Object, eventtype, reason, _, note string, args ...any) {
+	m, _ := meta.Accessor(regarding)
+	kind := fmt.Sprintf("%T", regarding)
+	kind = kind[strings.LastIndex(kind, ".")+1:]
+	k.events <- fmt.Sprintf("%s %s: %s %s %s", kind, m.GetName(), eventtype, reason, fmt.Sprintf(note, args...))
+}
+
+// of keeps the events of kind.
+func of(kind string, evs []string) []string {
+	var out []string
+	for _, e := range evs {
+		if rest, ok := strings.CutPrefix(e, kind+" "); ok {
+			out = append(out, rest[strings.Index(rest, ": ")+2:])
+		}
+	}
+	return out
+}
+
 func drain(ch chan string) []string {
 	var out []string
 	for {
@@ -103,10 +127,10 @@ func TestRunEvents(t *testing.T) {
 	})
 	t.Run("successful run", func(t *testing.T) {
 		e := newEnv(t, append(defs(t), run("ok", goodSpec, true))...)
-		rec := events.NewFakeRecorder(8)
+		rec := kindRecorder{events: make(chan string, 16)}
 		e.r.Recorder, e.r.Metrics = rec, NewMetrics()
 		e.reconcile("ok")
-		if got := drain(rec.Events); len(got) != 1 || got[0] != "Normal Started " {
+		if got := of("PipelineRun", drain(rec.events)); len(got) != 1 || got[0] != "Normal Started " {
 			t.Errorf("pod created: events %q, want Started", got)
 		}
 		runEvent := &planpb.Event{Time: ts(1), Kind: &planpb.Event_Run{Run: &planpb.RunStatus{Name: "ok", StartTime: ts(1), Condition: running}}}
@@ -115,8 +139,13 @@ func TestRunEvents(t *testing.T) {
 		e.reconcile("ok")
 		e.reconcile("ok")
 		// The message is the condition's, as the supervisor published it.
-		if got := drain(rec.Events); len(got) != 1 || got[0] != "Normal Running "+e.pr("ok").Status.GetCondition(apis.ConditionSucceeded).Message {
+		evs := drain(rec.events)
+		if got := of("PipelineRun", evs); len(got) != 1 || got[0] != "Normal Running "+e.pr("ok").Status.GetCondition(apis.ConditionSucceeded).Message {
 			t.Errorf("running: events %q, want one Running", got)
+		}
+		// Each TaskRun has its own, as Tekton's TaskRun reconciler emits.
+		if got := of("TaskRun", evs); len(got) != 2 || got[0] != "Normal Started " || !strings.HasPrefix(got[1], "Normal Running ") {
+			t.Errorf("running: TaskRun events %q, want Started, Running", got)
 		}
 		e.logs["ok"] = supervisorLog(runEvent, taskEvent("first", 2, succeeded, 3), taskEvent("second", 4, succeeded, 5),
 			&planpb.Event{Time: ts(6), Kind: &planpb.Event_Run{Run: &planpb.RunStatus{Name: "ok", StartTime: ts(1), CompletionTime: ts(6),
@@ -125,8 +154,19 @@ func TestRunEvents(t *testing.T) {
 		e.setSupervisor("ok", corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}, corev1.PodSucceeded)
 		e.r.Clock = clocktesting.NewFakePassiveClock(t0.Add(10e9))
 		e.reconcile("ok")
-		if got := drain(rec.Events); len(got) != 1 || got[0] != "Normal Succeeded Tasks Completed: 2 (Failed: 0, Cancelled 0), Skipped: 0" {
+		evs = drain(rec.events)
+		if got := of("PipelineRun", evs); len(got) != 1 || got[0] != "Normal Succeeded Tasks Completed: 2 (Failed: 0, Cancelled 0), Skipped: 0" {
 			t.Errorf("done: events %q, want Succeeded", got)
+		}
+		var trs []string
+		for _, e := range evs {
+			if strings.HasPrefix(e, "TaskRun ") {
+				trs = append(trs, e)
+			}
+		}
+		want := []string{"TaskRun ok-first: Normal Succeeded ", "TaskRun ok-second: Normal Started ", "TaskRun ok-second: Normal Succeeded "}
+		if strings.Join(trs, "|") != strings.Join(want, "|") {
+			t.Errorf("done: TaskRun events %q, want %q", trs, want)
 		}
 	})
 }

@@ -254,11 +254,19 @@ func (r *Reconciler) applyTaskRun(ctx context.Context, want *v1.TaskRun) error {
 		return nil
 	}
 	first := cur.Status.StartTime == nil
+	var before *apis.Condition
+	if c := cur.Status.GetCondition(apis.ConditionSucceeded); c != nil {
+		before = c.DeepCopy()
+	}
 	cur.Status = want.Status
 	if err := r.Client.Status().Update(ctx, cur); err != nil {
 		return fmt.Errorf("taskrun %s status: %w", want.Name, err)
 	}
 	r.metrics().taskRunWritten(first, cur, r.clock().Now())
+	// Tekton's TaskRun reconciler emits the TaskRun's own Events (Started,
+	// Running, Succeeded or Failed), which tools and Tekton's e2e tests
+	// read.
+	r.emitTransition(before, cur.Status.GetCondition(apis.ConditionSucceeded), cur)
 	return nil
 }
 
