@@ -238,12 +238,16 @@ func TestTknWithTekton(t *testing.T) {
 func tknNormaliser(namespaces ...string) func(string) string {
 	ago := regexp.MustCompile(`\b(\d+|a few|about a|an?) (second|minute|hour)s? ago\b`)
 	dur := regexp.MustCompile(`\b\d+(\.\d+)?(ms|s|m|h)(\d+(\.\d+)?(ms|s|m))*\b`)
+	// The changeset of the controller binary that ran it (Tekton's
+	// changeset.Get: a clone's commit, "unknown" in a modified tree).
+	release := regexp.MustCompile(`pipeline\.tekton\.dev/release=\S+`)
 	uid := regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`)
 	spaces := regexp.MustCompile(`[ \t]+`)
 	return func(s string) string {
 		for _, ns := range namespaces {
 			s = strings.ReplaceAll(s, ns, "NS")
 		}
+		s = release.ReplaceAllString(s, "pipeline.tekton.dev/release=REL")
 		s = uid.ReplaceAllString(s, "UID")
 		s = ago.ReplaceAllString(s, "AGO")
 		s = dur.ReplaceAllString(s, "DUR")
@@ -260,6 +264,7 @@ func TestTknNormaliser(t *testing.T) {
 		"started 1m3s, took 250ms":                 "started DUR, took DUR",
 		"[first : one] one says alpha":             "[first : one] one says alpha",
 		"uid=e0a0ffcf-9aea-44c5-9986-d4a9e11da94f": "uid=UID",
+		" pipeline.tekton.dev/release=0bd4c31":     "pipeline.tekton.dev/release=REL",
 	} {
 		if got := norm(in); got != want {
 			t.Errorf("%q → %q, want %q", in, got, want)
