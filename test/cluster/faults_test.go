@@ -64,7 +64,11 @@ func checkChains(t *testing.T, ns, prefix string, n, tasks int, want string) {
 		pr := getPipelineRun(t, ns, name)
 		r := &finished{pr: pr, trs: taskRuns(t, ns, name)}
 		if r.reason() != "Succeeded" || len(pr.Status.Results) != 1 || pr.Status.Results[0].Value.StringVal != want {
-			t.Errorf("%s: %s, results %+v; want Succeeded with %q", name, r.reason(), pr.Status.Results, want)
+			msg := ""
+			if c := pr.Status.GetCondition("Succeeded"); c != nil {
+				msg = c.Message
+			}
+			t.Errorf("%s: %s (%s), results %+v; want Succeeded with %q", name, r.reason(), msg, pr.Status.Results, want)
 			continue
 		}
 		if len(r.trs) != tasks || len(pr.Status.ChildReferences) != tasks {

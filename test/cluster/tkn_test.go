@@ -106,7 +106,11 @@ func TestTknWithTekton(t *testing.T) {
 	}
 	nsT, nsO := kube.Namespace(t, "pr-e2e"), kube.Namespace(t, "pr-e2e")
 	tektonlocal.Start(t, tektonlocal.Options{Namespace: nsT})
-	kube.StartController(t, nsO)
+	injector, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/injector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube.StartControllerProcess(t, injector, nsO, "--native-sidecar")
 	for _, ns := range []string{nsT, nsO} {
 		kube.Kubectl(t, tknDefinitions, "-n", ns, "apply", "-f", "-")
 	}
