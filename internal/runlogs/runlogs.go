@@ -290,13 +290,9 @@ func (r *Reader) followTaskRun(ctx context.Context, tr *v1.TaskRun, prefix func(
 	}
 }
 
-// awaitStart polls until container c of the TaskRun started, or the
-// TaskRun is done.
-func (r *Reader) awaitStart(ctx context.Context, tr *v1.TaskRun, c container) (*v1.TaskRun, error) {
-	for {
-		if st, _ := state(tr, c); started(st) || tr.IsDone() {
-			return tr, nil
-		}
+// await polls the TaskRun until ok holds for it.
+func (r *Reader) await(ctx context.Context, tr *v1.TaskRun, ok func(*v1.TaskRun) bool) (*v1.TaskRun, error) {
+	for !ok(tr) {
 		if err := sleep(ctx, r.poll()); err != nil {
 			return nil, err
 		}
@@ -306,27 +302,25 @@ func (r *Reader) awaitStart(ctx context.Context, tr *v1.TaskRun, c container) (*
 		}
 		tr = next
 	}
+	return tr, nil
+}
+
+// awaitStart is the TaskRun once container c started, or it is done.
+func (r *Reader) awaitStart(ctx context.Context, tr *v1.TaskRun, c container) (*v1.TaskRun, error) {
+	return r.await(ctx, tr, func(tr *v1.TaskRun) bool {
+		st, _ := state(tr, c)
+		return started(st) || tr.IsDone()
+	})
 }
 
 // awaitAttempt is the TaskRun once its attempt n began (a retry), or nil
 // once it is done without one.
 func (r *Reader) awaitAttempt(ctx context.Context, tr *v1.TaskRun, n int) (*v1.TaskRun, error) {
-	for {
-		if len(tr.Status.RetriesStatus) >= n {
-			return tr, nil
-		}
-		if tr.IsDone() {
-			return nil, nil
-		}
-		if err := sleep(ctx, r.poll()); err != nil {
-			return nil, err
-		}
-		next, err := r.Source.TaskRun(ctx, r.Namespace, tr.Name)
-		if err != nil {
-			return nil, err
-		}
-		tr = next
+	tr, err := r.await(ctx, tr, func(tr *v1.TaskRun) bool { return len(tr.Status.RetriesStatus) >= n || tr.IsDone() })
+	if err != nil || len(tr.Status.RetriesStatus) >= n {
+		return tr, err
 	}
+	return nil, nil
 }
 
 // followContainer prints container c's log from byte from on, as it comes,
