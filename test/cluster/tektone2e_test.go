@@ -118,22 +118,7 @@ kind: ConfigMap
 metadata: {name: config-defaults}
 `, "-n", system, "apply", "-f", "-")
 	name, port := "pod-runner-"+system, remotes.FreePort(t)
-	kube.Kubectl(t, fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {name: %s}
-webhooks:
-- name: delegate.pod-runner.dev
-  admissionReviewVersions: [v1]
-  sideEffects: None
-  failurePolicy: Ignore
-  timeoutSeconds: 5
-  namespaceSelector:
-    matchLabels: {tekton.dev/test-e2e: "true"}
-  rules:
-  - {apiGroups: [tekton.dev], apiVersions: [v1], resources: [pipelineruns], operations: [CREATE], scope: Namespaced}
-  clientConfig:
-    url: https://127.0.0.1:%d/mutate-tekton-dev-v1-pipelinerun
-`, name, port), "apply", "-f", "-")
+	kube.Kubectl(t, webhookConfiguration(name, port, `{tekton.dev/test-e2e: "true"}`), "apply", "-f", "-")
 	t.Cleanup(func() { kube.Kubectl(t, "", "delete", "mutatingwebhookconfiguration", name, "--ignore-not-found") })
 	// The suite's images, on a cluster with no registry: busybox for all.
 	kube.MapImages(t, "pod-runner-images-"+system, "tekton.dev/test-e2e=true", func(image string) string {

@@ -15,8 +15,8 @@ import (
 
 // webhookConfiguration is config/default's webhook, calling a controller
 // on this host by URL (the API server runs here too), for the namespaces
-// of one test: labelled managed, and with the test's own label.
-func webhookConfiguration(name string, port int, test string) string {
+// whose labels match matchLabels (a YAML flow mapping).
+func webhookConfiguration(name string, port int, matchLabels string) string {
 	return fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
 metadata: {name: %s}
@@ -28,12 +28,12 @@ webhooks:
   timeoutSeconds: 5
   matchPolicy: Equivalent
   namespaceSelector:
-    matchLabels: {%s: "true", pod-runner.dev/test: %s}
+    matchLabels: %s
   rules:
   - {apiGroups: [tekton.dev], apiVersions: [v1], resources: [pipelineruns], operations: [CREATE], scope: Namespaced}
   clientConfig:
     url: https://127.0.0.1:%d%s
-`, name, admission.NamespaceLabel, test, port, admission.Path)
+`, name, matchLabels, port, admission.Path)
 }
 
 func plainRun(name, extra string) string {
@@ -62,7 +62,8 @@ func TestWebhookDelegatesLabelledNamespaces(t *testing.T) {
 	kube.Kubectl(t, "", "label", "namespace", ns, admission.NamespaceLabel+"=true", "pod-runner.dev/test="+ns)
 	kube.Kubectl(t, "", "label", "namespace", other, "pod-runner.dev/test="+ns)
 	name, port := "pod-runner-"+ns, remotes.FreePort(t)
-	kube.Kubectl(t, webhookConfiguration(name, port, ns), "apply", "-f", "-")
+	// The namespaces of this test only: labelled managed, and with its own label.
+	kube.Kubectl(t, webhookConfiguration(name, port, fmt.Sprintf(`{%s: "true", pod-runner.dev/test: %s}`, admission.NamespaceLabel, ns)), "apply", "-f", "-")
 	t.Cleanup(func() { kube.Kubectl(t, "", "delete", "mutatingwebhookconfiguration", name, "--ignore-not-found") })
 
 	bin, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/injector")
