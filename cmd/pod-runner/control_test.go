@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -17,7 +17,7 @@ import (
 func TestControlCancelRunFinally(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready")
 	plan := &planpb.Plan{
-		Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
+		Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
 		Tasks: []*planpb.Task{{Name: "a", TaskRunName: "pr-a", Spec: &planpb.TaskSpec{
 			Steps: []*planpb.Step{{Name: "s", Script: "touch " + ready + "; sleep 30"}}}}},
 		Finally: []*planpb.Task{{Name: "fin", TaskRunName: "pr-fin", Spec: &planpb.TaskSpec{
@@ -31,7 +31,7 @@ func TestControlCancelRunFinally(t *testing.T) {
 	}
 	code, msg := p.wait()
 	summary, err := sidecar.ParseTermination(msg)
-	if code != 1 || err != nil || summary.GetCondition().GetReason() != supervisor.ReasonCancelled {
+	if code != 1 || err != nil || summary.GetCondition().GetReason() != reasons.Cancelled {
 		t.Fatalf("exit %d, termination message %s (%v)", code, msg, err)
 	}
 	s, err := sidecar.Read(strings.NewReader(p.stdout.String()))

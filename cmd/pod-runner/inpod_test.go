@@ -17,7 +17,6 @@ import (
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
 	"github.com/e7763abc/pod-runner/internal/stepper"
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 	"github.com/e7763abc/pod-runner/proto/steppb"
 	"github.com/e7763abc/pod-runner/test/testbin"
@@ -191,7 +190,7 @@ func (p *podRun) wait() (int, string) {
 
 func twoTasks(dir string) *planpb.Plan {
 	return &planpb.Plan{
-		Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
+		Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
 		Tasks: []*planpb.Task{
 			{Name: "a", TaskRunName: "pr-a", Spec: &planpb.TaskSpec{Results: []*planpb.ResultSpec{{Name: "r"}},
 				Steps: []*planpb.Step{{Name: "s", Script: "echo from-a; printf hi > $(results.r.path); " + dir}}}},

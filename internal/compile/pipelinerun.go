@@ -20,7 +20,6 @@ import (
 	"knative.dev/pkg/kmap"
 	"knative.dev/pkg/kmeta"
 
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -158,7 +157,7 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	}
 
 	plan := &planpb.Plan{
-		Version:      supervisor.Version,
+		Version:      planpb.Version,
 		Kind:         planpb.RunKind_PIPELINE_RUN,
 		Name:         pr.Name,
 		Namespace:    pr.Namespace,

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -146,7 +145,7 @@ func TestParams(t *testing.T) {
 	if !regexp.MustCompile(`^params-[a-z0-9]{5}$`).MatchString(p.GetName()) {
 		t.Errorf("name = %q, want generateName + 5 characters", p.GetName())
 	}
-	if p.GetNamespace() != "ci" || p.GetUid() == "" || p.GetVersion() != supervisor.Version || p.GetKind() != planpb.RunKind_PIPELINE_RUN {
+	if p.GetNamespace() != "ci" || p.GetUid() == "" || p.GetVersion() != planpb.Version || p.GetKind() != planpb.RunKind_PIPELINE_RUN {
 		t.Errorf("plan identity = %q %q %q v%d %v", p.GetNamespace(), p.GetName(), p.GetUid(), p.GetVersion(), p.GetKind())
 	}
 	typed := planTask(t, p, "typed")

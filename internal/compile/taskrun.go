@@ -11,7 +11,6 @@ import (
 	"github.com/tektoncd/pipeline/pkg/trustedresources"
 	"knative.dev/pkg/apis"
 
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -126,7 +125,7 @@ func (c *compiler) taskRun(tr *v1.TaskRun) (*Compiled, error) {
 	}
 	tr.Status.TaskSpec = ts
 	plan := &planpb.Plan{
-		Version:   supervisor.Version,
+		Version:   planpb.Version,
 		Kind:      planpb.RunKind_TASK_RUN,
 		Name:      tr.Name,
 		Namespace: tr.Namespace,

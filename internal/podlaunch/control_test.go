@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/stepper"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -109,7 +110,7 @@ func TestControlCancelRunFinallyRunsFinally(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Errorf("Control: %v", err)
 	}
-	if c := st.GetCondition(); c.GetStatus() != "False" || c.GetReason() != supervisor.ReasonCancelled {
+	if c := st.GetCondition(); c.GetStatus() != "False" || c.GetReason() != reasons.Cancelled {
 		t.Errorf("run condition = %v, want Cancelled", c)
 	}
 	if c := taskStatus(st, "slow").GetCondition(); c.GetStatus() != "False" {

@@ -13,7 +13,7 @@ import (
 
 // chain is n one-step tasks, each after the one before.
 func chain(n int) *planpb.Plan {
-	plan := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "chain"}
+	plan := &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "chain"}
 	for i := range n {
 		t := &planpb.Task{Name: fmt.Sprintf("t%d", i), TaskRunName: fmt.Sprintf("chain-t%d", i),
 			Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s", Command: []string{"true"}}}}}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
 	"github.com/e7763abc/pod-runner/internal/hermetic/hermetictest"
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -32,7 +31,7 @@ func TestHermeticTaskInPod(t *testing.T) {
 		}
 	}
 	plan := &planpb.Plan{
-		Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
+		Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
 		Tasks: []*planpb.Task{probe("open", false), probe("sealed", true)},
 		Results: []*planpb.PipelineResult{
 			{Name: "open", Value: str("$(tasks.open.results.server)")},

@@ -63,7 +63,7 @@ printf '%s %s %s' "$(params.msg)" "$(cat $(workspaces.in.path)/f)" "$(cat $(step
 		},
 	}
 	plan := &planpb.Plan{
-		Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
+		Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
 		Tasks:   []*planpb.Task{produce, consume},
 		Results: []*planpb.PipelineResult{{Name: "final", Value: str("$(tasks.consume.results.out)")}},
 		Volumes: []*planpb.Volume{{Name: "shared", Source: &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}}}},
@@ -96,7 +96,7 @@ printf '%s %s %s' "$(params.msg)" "$(cat $(workspaces.in.path)/f)" "$(cat $(step
 // retry, the second attempt succeeds at once.
 func killPlan(dir string, retries int32) *planpb.Plan {
 	pid := filepath.Join(dir, "pid")
-	return &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr", Tasks: []*planpb.Task{{
+	return &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr", Tasks: []*planpb.Task{{
 		Name: "slow", TaskRunName: "pr-slow", Retries: retries,
 		Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{
 			Name:   "sleep",
@@ -166,7 +166,7 @@ func TestStepContainerDiesMidRun(t *testing.T) {
 // or start after the supervisor is gone.
 func TestUnusedContainersExitAtClose(t *testing.T) {
 	p := newPod(t)
-	plan := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr", Tasks: []*planpb.Task{
+	plan := &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr", Tasks: []*planpb.Task{
 		{Name: "fails", TaskRunName: "pr-fails", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s", Command: []string{"false"}}}}},
 		{Name: "skipped", TaskRunName: "pr-skipped", RunAfter: []string{"fails"}, Spec: &planpb.TaskSpec{Steps: []*planpb.Step{
 			{Name: "a", Command: []string{"true"}}, {Command: []string{"true"}}}}},
@@ -221,7 +221,7 @@ func TestUnusedContainersExitAtClose(t *testing.T) {
 // before Close made it) is told to exit.
 func TestConnectAfterClose(t *testing.T) {
 	p := newPod(t)
-	plan := &planpb.Plan{Version: supervisor.Version, Tasks: []*planpb.Task{{Name: "t", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}}}
+	plan := &planpb.Plan{Version: planpb.Version, Tasks: []*planpb.Task{{Name: "t", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}}}
 	if err := p.l.Prepare(context.Background(), plan); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestAttemptPaths(t *testing.T) {
 // the container would exit 1, failing the Pod.
 func TestConnectionAsWaitBegins(t *testing.T) {
 	p := newPod(t)
-	plan := &planpb.Plan{Version: supervisor.Version, Tasks: []*planpb.Task{{Name: "t", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}}}
+	plan := &planpb.Plan{Version: planpb.Version, Tasks: []*planpb.Task{{Name: "t", Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s"}}}}}}
 	if err := p.l.Prepare(context.Background(), plan); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -48,7 +49,7 @@ printf %s "$(cat $(workspaces.ws.path)/served)" > $(results.got.path)`,
 		},
 	}
 	plan := &planpb.Plan{
-		Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
+		Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
 		Tasks:   []*planpb.Task{serve},
 		Results: []*planpb.PipelineResult{{Name: "got", Value: str("$(tasks.serve.results.got)")}},
 		Volumes: []*planpb.Volume{{Name: "shared", Source: &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}}}},
@@ -91,11 +92,11 @@ func TestSidecarNeverConnects(t *testing.T) {
 			Steps:    []*planpb.Step{{Name: "s", Command: []string{"true"}}},
 		},
 	}
-	plan := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_TASK_RUN, Name: "pr", Tasks: []*planpb.Task{tk}}
+	plan := &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_TASK_RUN, Name: "pr", Tasks: []*planpb.Task{tk}}
 	p.startContainer(podlayout.StepContainer("wait", "s"))
 	st := p.run(context.Background(), plan)
 	ts := taskStatus(st, "wait")
-	if ts.GetCondition().GetReason() != supervisor.ReasonTaskTimeout {
+	if ts.GetCondition().GetReason() != reasons.TaskTimeout {
 		t.Errorf("task condition %v", ts.GetCondition())
 	}
 	if s := stepState(st, "wait", "s"); s == nil || !s.GetSkipped() && s.GetReason() == "Completed" {

@@ -49,7 +49,7 @@ func TestSupervisorRunsPlan(t *testing.T) {
 		},
 	}
 	plan := &planpb.Plan{
-		Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
+		Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr",
 		Tasks:   []*planpb.Task{produce, consume},
 		Results: []*planpb.PipelineResult{{Name: "final", Value: str("$(tasks.consume.results.out)")}},
 		Volumes: []*planpb.Volume{{Name: "shared", Source: &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}}}},
@@ -113,7 +113,7 @@ func TestSupervisorCancelStopsSteps(t *testing.T) {
 			Script: "trap '' TERM; touch " + ready + "; sleep 60",
 		}}},
 	}
-	plan := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr", Tasks: []*planpb.Task{task}}
+	plan := &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr", Tasks: []*planpb.Task{task}}
 	l := New(Options{Dir: t.TempDir(), Grace: testGrace})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

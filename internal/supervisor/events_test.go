@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -50,7 +51,7 @@ func TestStatusStreamIsLinear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Final == nil || len(s.Final.GetTasks()) != 200 || s.Final.GetCondition().GetReason() != ReasonSucceeded {
+	if s.Final == nil || len(s.Final.GetTasks()) != 200 || s.Final.GetCondition().GetReason() != reasons.Succeeded {
 		t.Fatalf("final status: %d tasks, %v", len(s.Final.GetTasks()), s.Final.GetCondition())
 	}
 	// The status folded before the final event has every task, as the last
@@ -65,7 +66,7 @@ func TestStatusStreamIsLinear(t *testing.T) {
 		t.Errorf("folded before the end: %d tasks, want 200", len(cur.GetTasks()))
 	}
 	for i, ts := range cur.GetTasks() {
-		if want := fmt.Sprintf("t%d", i); ts.GetName() != want || ts.GetCondition().GetReason() != ReasonSucceeded {
+		if want := fmt.Sprintf("t%d", i); ts.GetName() != want || ts.GetCondition().GetReason() != reasons.Succeeded {
 			t.Errorf("task %d: %s %v, want %s Succeeded", i, ts.GetName(), ts.GetCondition(), want)
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -22,12 +23,12 @@ func TestStepFailureReasons(t *testing.T) {
 		reason, msg, stepReason string
 		exit                    int32
 	}{
-		{"non-zero exit", outcome{exit: 2}, ReasonStepFailed, `"step-s" exited with code 2: Error`, StepError, 2},
-		{"OOM-killed", outcome{exit: 137, reason: OOMKilled}, ReasonStepOOM, `"step-s" exited with code 137: OOMKilled`, OOMKilled, 137},
-		{"killed by a signal", outcome{exit: 137, reason: "SIGKILL"}, ReasonStepFailed, `"step-s" exited with code 137: SIGKILL`, StepError, 137},
-		{"container lost", outcome{exit: 1, reason: "ContainerEnded", err: errors.New("gone")}, ReasonStepFailed, `"step-s" failed: gone`, StepError, 1},
-		{"container OOM-killed", outcome{err: errors.New("gone"), reason: OOMKilled}, ReasonStepOOM, `"step-s" failed: gone`, OOMKilled, 1},
-		{"hermetic refusal", outcome{err: errors.New("hermetic task: cannot create the step's user and network namespaces")}, ReasonStepFailed, `"step-s" failed: hermetic task: …`, StepError, 1},
+		{"non-zero exit", outcome{exit: 2}, reasons.StepFailed, `"step-s" exited with code 2: Error`, reasons.StepError, 2},
+		{"OOM-killed", outcome{exit: 137, reason: reasons.OOMKilled}, reasons.StepOOM, `"step-s" exited with code 137: OOMKilled`, reasons.OOMKilled, 137},
+		{"killed by a signal", outcome{exit: 137, reason: "SIGKILL"}, reasons.StepFailed, `"step-s" exited with code 137: SIGKILL`, reasons.StepError, 137},
+		{"container lost", outcome{exit: 1, reason: "ContainerEnded", err: errors.New("gone")}, reasons.StepFailed, `"step-s" failed: gone`, reasons.StepError, 1},
+		{"container OOM-killed", outcome{err: errors.New("gone"), reason: reasons.OOMKilled}, reasons.StepOOM, `"step-s" failed: gone`, reasons.OOMKilled, 1},
+		{"hermetic refusal", outcome{err: errors.New("hermetic task: cannot create the step's user and network namespaces")}, reasons.StepFailed, `"step-s" failed: hermetic task: …`, reasons.StepError, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,12 +48,12 @@ func TestStepFailureReasons(t *testing.T) {
 				if s := ts.GetSteps()[0]; s.GetReason() != c.stepReason || s.GetExitCode() != c.exit {
 					t.Errorf("%v: step %v, want %s %d", kind, s, c.stepReason, c.exit)
 				}
-				if s := ts.GetSteps()[1]; s.GetReason() != StepSkipped {
+				if s := ts.GetSteps()[1]; s.GetReason() != reasons.StepSkipped {
 					t.Errorf("%v: next step %v, want skipped", kind, s)
 				}
 				// A PipelineRun stays Failed; a TaskRun run alone is its
 				// task's TaskRun.
-				want := ReasonFailed
+				want := reasons.Failed
 				if kind == planpb.RunKind_TASK_RUN {
 					want = c.reason
 				}
@@ -68,7 +69,7 @@ func TestStepFailureReasons(t *testing.T) {
 func TestRetriesKeepTheirReasons(t *testing.T) {
 	a := task("a", nil, step("s"))
 	a.Retries = 2
-	f := newFake(map[string]outcome{"a/s#0": {exit: 137, reason: OOMKilled}, "a/s#1": {exit: 1}, "a/s#2": {exit: 3}})
+	f := newFake(map[string]outcome{"a/s#0": {exit: 137, reason: reasons.OOMKilled}, "a/s#1": {exit: 1}, "a/s#2": {exit: 3}})
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}), f)
 	ts := taskStatus(st, "a")
 	var got []string
@@ -91,8 +92,8 @@ func TestRetriesKeepTheirReasons(t *testing.T) {
 // ended before the steps did, and only to name the failure of a task whose
 // step failed.
 func TestAttemptFailure(t *testing.T) {
-	stepErr := &planpb.StepState{Container: "step-s", Reason: StepError, ExitCode: 2}
-	stepOOM := &planpb.StepState{Container: "step-s", Reason: OOMKilled, ExitCode: 137}
+	stepErr := &planpb.StepState{Container: "step-s", Reason: reasons.StepError, ExitCode: 2}
+	stepOOM := &planpb.StepState{Container: "step-s", Reason: reasons.OOMKilled, ExitCode: 137}
 	sc := func(name, reason string, exit int32) *planpb.StepState {
 		return &planpb.StepState{Container: "sidecar-" + name, Reason: reason, ExitCode: exit, Terminated: true}
 	}
@@ -106,26 +107,26 @@ func TestAttemptFailure(t *testing.T) {
 		msg      string
 	}{
 		{"all succeeded", nil, nil, nil, "", ""},
-		{"a step failed", stepErr, nil, nil, ReasonStepFailed, stepMsg},
-		{"a step OOM-killed", stepOOM, nil, nil, ReasonStepOOM, stepMsg},
+		{"a step failed", stepErr, nil, nil, reasons.StepFailed, stepMsg},
+		{"a step OOM-killed", stepOOM, nil, nil, reasons.StepOOM, stepMsg},
 		{"a step failed, its sidecar was stopped", stepErr,
-			[]*planpb.StepState{sc("db", SidecarCompleted, 143)}, []bool{false}, ReasonStepFailed, stepMsg},
+			[]*planpb.StepState{sc("db", SidecarCompleted, 143)}, []bool{false}, reasons.StepFailed, stepMsg},
 		{"a step failed after a sidecar ended non-zero", stepErr,
-			[]*planpb.StepState{sc("db", SidecarError, 1)}, []bool{true}, ReasonSidecarFailed, `"sidecar-db" exited with code 1: Error`},
+			[]*planpb.StepState{sc("db", SidecarError, 1)}, []bool{true}, reasons.SidecarFailed, `"sidecar-db" exited with code 1: Error`},
 		{"a step failed after a sidecar ended 0", stepErr,
-			[]*planpb.StepState{sc("db", SidecarCompleted, 0)}, []bool{true}, ReasonStepFailed, stepMsg},
+			[]*planpb.StepState{sc("db", SidecarCompleted, 0)}, []bool{true}, reasons.StepFailed, stepMsg},
 		{"a step OOM-killed after a sidecar ended non-zero", stepOOM,
-			[]*planpb.StepState{sc("db", SidecarError, 1)}, []bool{true}, ReasonStepOOM, stepMsg},
+			[]*planpb.StepState{sc("db", SidecarError, 1)}, []bool{true}, reasons.StepOOM, stepMsg},
 		{"a step OOM-killed after a sidecar was OOM-killed", stepOOM,
-			[]*planpb.StepState{sc("db", SidecarError, 1), sc("web", OOMKilled, 137)}, []bool{true, true}, ReasonSidecarOOM, `"sidecar-web" exited with code 137: OOMKilled`},
+			[]*planpb.StepState{sc("db", SidecarError, 1), sc("web", reasons.OOMKilled, 137)}, []bool{true, true}, reasons.SidecarOOM, `"sidecar-web" exited with code 137: OOMKilled`},
 		{"the first sidecar by container name", stepErr,
-			[]*planpb.StepState{sc("web", SidecarError, 3), sc("db", SidecarError, 1)}, []bool{true, true}, ReasonSidecarFailed, `"sidecar-db" exited with code 1: Error`},
+			[]*planpb.StepState{sc("web", SidecarError, 3), sc("db", SidecarError, 1)}, []bool{true, true}, reasons.SidecarFailed, `"sidecar-db" exited with code 1: Error`},
 		// Tekton's controller decides while the kubelet still reports
 		// the Pod Running: measured on the cluster (test/cluster parity).
 		{"steps succeeded, the only sidecar ended non-zero", nil,
 			[]*planpb.StepState{sc("db", SidecarError, 2)}, []bool{true}, "", ""},
 		{"steps succeeded, the only sidecar was OOM-killed", nil,
-			[]*planpb.StepState{sc("db", OOMKilled, 137)}, []bool{true}, "", ""},
+			[]*planpb.StepState{sc("db", reasons.OOMKilled, 137)}, []bool{true}, "", ""},
 		{"steps succeeded, a sidecar ended non-zero, another still ran", nil,
 			[]*planpb.StepState{sc("db", SidecarError, 2), sc("web", SidecarCompleted, 143)}, []bool{true, false}, "", ""},
 		{"steps succeeded, every sidecar ended, all 0", nil,

@@ -13,7 +13,7 @@ import (
 // outcome is what a fake step does: wait, write results, exit.
 type outcome struct {
 	exit int
-	// reason and err are the exit's Reason (e.g. OOMKilled) and Err (the
+	// reason and err are the exit's Reason (e.g. reasons.OOMKilled) and Err (the
 	// step's container was lost).
 	reason  string
 	err     error

@@ -9,9 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e7763abc/pod-runner/internal/results"
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
+
+func sval(s string) *planpb.Value { return &planpb.Value{StringValue: s} }
+
+func param(name, value string) *planpb.Param { return &planpb.Param{Name: name, Value: sval(value)} }
 
 // matrixTask is TaskRun index of matrixed pipeline task name, with its
 // combination x=value first in its params.
@@ -54,7 +58,7 @@ func TestMatrixRunsEachCombination(t *testing.T) {
 	after.Spec.Params = []*planpb.ParamSpec{{Name: "all", Type: planpb.ValueType_ARRAY}, {Name: "n"}}
 	f := newFake(outcomes)
 	count := func(e *planpb.Event) {
-		if ts := e.GetTask(); ts != nil && strings.HasPrefix(ts.GetName(), "m-") && ts.GetCondition().GetReason() == ReasonRunning && len(ts.GetSteps()) == 0 && len(ts.GetRetries()) == 0 {
+		if ts := e.GetTask(); ts != nil && strings.HasPrefix(ts.GetName(), "m-") && ts.GetCondition().GetReason() == reasons.Running && len(ts.GetSteps()) == 0 && len(ts.GetRetries()) == 0 {
 			mu.Lock()
 			running++
 			peak = max(peak, running)
@@ -66,7 +70,7 @@ func TestMatrixRunsEachCombination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.GetCondition().GetReason() != ReasonSucceeded || !strings.Contains(st.GetCondition().GetMessage(), "Tasks Completed: 3 ") {
+	if st.GetCondition().GetReason() != reasons.Succeeded || !strings.Contains(st.GetCondition().GetMessage(), "Tasks Completed: 3 ") {
 		t.Fatalf("condition %v: want Succeeded with 3 pipeline tasks", st.GetCondition())
 	}
 	if peak < 2 {
@@ -99,58 +103,6 @@ func paramsText(ps []*planpb.Param) string {
 	return strings.Join(out, " ")
 }
 
-// A TaskRun of a matrixed task that fails leaves the task running until its
-// other TaskRuns end: other tasks still start meanwhile.
-func TestMatrixFailsOnceAllEnded(t *testing.T) {
-	a := task("a", nil)
-	b := task("b", nil)
-	late := task("late", []string{"b"})
-	m0, m1 := matrixTask("m", 0, "p", nil), matrixTask("m", 1, "q", nil)
-	for _, m := range []*planpb.Task{m0, m1} {
-		m.Params = m.Params[:1]
-		m.Spec.Params = m.Spec.Params[:1]
-	}
-	final := task("f", nil)
-	final.Params = []*planpb.Param{param("s", "$(tasks.m.status)/$(tasks.m.reason)")}
-	r := newFactsRun(t, plan([]*planpb.Task{a, b, late, m0, m1}, final))
-	r.finish("m-1", false)
-	r.finish("b", true)
-	if !slices.Contains(r.started, "late") {
-		t.Fatalf("late did not start while m-0 runs: started %v", r.started)
-	}
-	r.wantCondition("Unknown", ReasonRunning, "Tasks Completed: 1 (Failed: 0, Cancelled 0), Incomplete: 4")
-	r.finish("m-0", true)
-	r.wantCondition("Unknown", ReasonRunning, "Tasks Completed: 2 (Failed: 1, Cancelled 0), Incomplete: 3")
-	r.finish("a", true)
-	r.finish("late", true)
-	if !slices.Contains(r.started, "f") {
-		t.Fatalf("finally did not start: %v", r.started)
-	}
-}
-
-func TestNewFactsRefusesBadMatrix(t *testing.T) {
-	tests := []struct {
-		name string
-		plan *planpb.Plan
-		want string
-	}{
-		{"a plain task named like a matrixed one", plan([]*planpb.Task{task("m", nil), matrixTask("m", 0, "a", nil)}),
-			`pipeline task "m" is declared twice`},
-		{"a matrix split between tasks and finally", plan([]*planpb.Task{matrixTask("m", 0, "a", nil)}, matrixTask("m", 1, "b", nil)),
-			`pipeline task "m" is declared twice`},
-		{"a plan task declared twice", plan([]*planpb.Task{matrixTask("m", 0, "a", nil), matrixTask("m", 0, "b", nil)}),
-			`task "m-0" is declared twice`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewFacts(tt.plan, &results.Store{})
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("NewFacts: %v, want an error saying %q", err, tt.want)
-			}
-		})
-	}
-}
-
 // A matrix fed by results fans out when it starts: each TaskRun gets
 // Tekton's name, its own uid and its combination, and the run's status
 // lists them where the plan has their task.
@@ -166,7 +118,7 @@ func TestRunTimeMatrixFansOut(t *testing.T) {
 	after := task("after", []string{"m"}, step("s"))
 	f := newFake(map[string]outcome{"a/s": {results: map[string]string{"list": `["p","q","r"]`}}})
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a, m, after}), f)
-	if st.GetCondition().GetReason() != ReasonSucceeded {
+	if st.GetCondition().GetReason() != reasons.Succeeded {
 		t.Fatalf("condition %v", st.GetCondition())
 	}
 	var names []string

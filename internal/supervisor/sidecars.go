@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -31,7 +32,7 @@ type SidecarAttempt interface {
 
 // Sidecar states' reasons. A sidecar Tekton stops once the steps end is
 // "Completed" (updateStoppedSidecarStatus); one that ended on its own has
-// its container's reason: Completed or Error (or OOMKilled).
+// its container's reason: Completed or Error (or reasons.OOMKilled).
 const (
 	SidecarCompleted = "Completed"
 	SidecarError     = "Error"
@@ -112,8 +113,8 @@ func (s *Supervisor) sidecarEnded(state *planpb.StepState, exit StepExit, stoppe
 	switch {
 	case stopped:
 		state.Reason = SidecarCompleted
-	case exit.Reason == OOMKilled:
-		state.Reason = OOMKilled
+	case exit.Reason == reasons.OOMKilled:
+		state.Reason = reasons.OOMKilled
 	case exit.Err != nil:
 		state.Reason = SidecarError
 		if state.ExitCode == 0 {

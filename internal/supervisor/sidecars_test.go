@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -139,14 +140,14 @@ func TestSidecarLifecycle(t *testing.T) {
 		task: withSidecars(task("a", nil, step("one"), step("two")), "db", "web"),
 		want: []string{"start a/db#0", "start a/web#0", "step a/one#0", "step a/two#0", "stop a/db#0", "stop a/web#0"},
 		// Tekton marks a sidecar it stopped Completed (updateStoppedSidecarStatus).
-		taskReason: ReasonSucceeded, states: []string{"db Completed 143", "web Completed 143"},
+		taskReason: reasons.Succeeded, states: []string{"db Completed 143", "web Completed 143"},
 	}, {
 		name: "stopped after a failed step too",
 		task: withSidecars(task("a", nil, step("one"), step("two")), "db"),
 		out:  map[string]outcome{"a/one": {exit: 3}},
 		want: []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
 		// A sidecar stopped after the steps does not decide the task's end.
-		taskReason: ReasonStepFailed, taskMsg: `"step-one" exited with code 3: Error`, states: []string{"db Completed 143"},
+		taskReason: reasons.StepFailed, taskMsg: `"step-one" exited with code 3: Error`, states: []string{"db Completed 143"},
 	}, {
 		// Tekton names a sidecar that had ended non-zero before a failed
 		// step (getFailureInfo), with the sidecar's message.
@@ -155,14 +156,14 @@ func TestSidecarLifecycle(t *testing.T) {
 		out:        map[string]outcome{"a/one": {exit: 3}},
 		ended:      map[string]StepExit{"db": {ExitCode: 2}},
 		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
-		taskReason: ReasonSidecarFailed, taskMsg: `"sidecar-db" exited with code 2: Error`, states: []string{"db Error 2"},
+		taskReason: reasons.SidecarFailed, taskMsg: `"sidecar-db" exited with code 2: Error`, states: []string{"db Error 2"},
 	}, {
 		name:       "a step failed after a sidecar had been OOM-killed",
 		task:       withSidecars(task("a", nil, step("one")), "db", "web"),
 		out:        map[string]outcome{"a/one": {exit: 1}},
-		ended:      map[string]StepExit{"web": {ExitCode: 137, Reason: OOMKilled}},
+		ended:      map[string]StepExit{"web": {ExitCode: 137, Reason: reasons.OOMKilled}},
 		want:       []string{"start a/db#0", "start a/web#0", "step a/one#0", "stop a/db#0", "stop a/web#0"},
-		taskReason: ReasonSidecarOOM, taskMsg: `"sidecar-web" exited with code 137: OOMKilled`, states: []string{"db Completed 143", "web OOMKilled 137"},
+		taskReason: reasons.SidecarOOM, taskMsg: `"sidecar-web" exited with code 137: OOMKilled`, states: []string{"db Completed 143", "web OOMKilled 137"},
 	}, {
 		// The pipeline ignores the failure: FailureIgnored, with the
 		// message of the container that failed.
@@ -175,14 +176,14 @@ func TestSidecarLifecycle(t *testing.T) {
 		out:        map[string]outcome{"a/one": {exit: 3}},
 		ended:      map[string]StepExit{"db": {ExitCode: 2}},
 		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
-		taskReason: ReasonFailureIgnored, taskMsg: `"sidecar-db" exited with code 2: Error`, states: []string{"db Error 2"},
+		taskReason: reasons.FailureIgnored, taskMsg: `"sidecar-db" exited with code 2: Error`, states: []string{"db Error 2"},
 	}, {
 		name:    "a sidecar that could not start: the steps run, the task succeeds",
 		task:    withSidecars(task("a", nil, step("one")), "db", "web"),
 		started: map[string]*StepExit{"db": {Err: errors.New("exec: no such file")}},
 		want:    []string{"start a/db#0", "start a/web#0", "step a/one#0", "stop a/web#0"},
 		// Tekton counts a terminated sidecar as ready (SidecarsReady).
-		taskReason: ReasonSucceeded, states: []string{"db Error 1", "web Completed 143"},
+		taskReason: reasons.Succeeded, states: []string{"db Error 1", "web Completed 143"},
 	}, {
 		// Tekton decides when the last step ends, while the kubelet still
 		// reports the Pod Running (attemptFailure): the steps decide.
@@ -190,20 +191,20 @@ func TestSidecarLifecycle(t *testing.T) {
 		task:       withSidecars(task("a", nil, step("one")), "db"),
 		ended:      map[string]StepExit{"db": {ExitCode: 2}},
 		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
-		taskReason: ReasonSucceeded, states: []string{"db Error 2"},
+		taskReason: reasons.Succeeded, states: []string{"db Error 2"},
 	}, {
 		// Another sidecar still ran: the Pod was still Running.
 		name:       "a sidecar ended non-zero while another ran",
 		task:       withSidecars(task("a", nil, step("one")), "db", "web"),
 		ended:      map[string]StepExit{"db": {ExitCode: 2}},
 		want:       []string{"start a/db#0", "start a/web#0", "step a/one#0", "stop a/db#0", "stop a/web#0"},
-		taskReason: ReasonSucceeded, states: []string{"db Error 2", "web Completed 143"},
+		taskReason: reasons.Succeeded, states: []string{"db Error 2", "web Completed 143"},
 	}, {
 		name:       "the only sidecar ended 0 before the steps did",
 		task:       withSidecars(task("a", nil, step("one")), "db"),
 		ended:      map[string]StepExit{"db": {ExitCode: 0}},
 		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
-		taskReason: ReasonSucceeded, states: []string{"db Completed 0"},
+		taskReason: reasons.Succeeded, states: []string{"db Completed 0"},
 	}, {
 		// It ran when the steps ended; that it would not stop is no
 		// failure of the task.
@@ -211,7 +212,7 @@ func TestSidecarLifecycle(t *testing.T) {
 		task:       withSidecars(task("a", nil, step("one")), "db"),
 		stuck:      map[string]StepExit{"db": {ExitCode: 1, Err: errors.New("did not stop")}},
 		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0"},
-		taskReason: ReasonSucceeded, states: []string{"db Error 1"},
+		taskReason: reasons.Succeeded, states: []string{"db Error 1"},
 	}, {
 		name: "each attempt starts and stops its sidecars",
 		task: func() *planpb.Task {
@@ -221,13 +222,13 @@ func TestSidecarLifecycle(t *testing.T) {
 		}(),
 		out:        map[string]outcome{"a/one#0": {exit: 1}},
 		want:       []string{"start a/db#0", "step a/one#0", "stop a/db#0", "start a/db#1", "step a/one#1", "stop a/db#1"},
-		taskReason: ReasonSucceeded, states: []string{"db Completed 143"},
+		taskReason: reasons.Succeeded, states: []string{"db Completed 143"},
 	}, {
 		name:       "stopped when the task times out",
 		task:       withSidecars(slow, "db"),
 		out:        map[string]outcome{"slow/s": {sleep: time.Minute}},
 		want:       []string{"start slow/db#0", "step slow/s#0", "stop slow/db#0"},
-		taskReason: ReasonTaskTimeout, states: []string{"db Completed 143"},
+		taskReason: reasons.TaskTimeout, states: []string{"db Completed 143"},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -283,7 +284,7 @@ func TestSidecarsNeedALauncherThatRunsThem(t *testing.T) {
 	a.Workspaces = []*planpb.WorkspaceBinding{{Name: "ws", Volume: "v"}}
 	st, _ := runSidecars(t, context.Background(), plan([]*planpb.Task{a}), f)
 	ts := taskStatus(st, "a")
-	if ts.GetCondition().GetReason() != ReasonFailed || !strings.Contains(ts.GetCondition().GetMessage(), "cannot run") {
+	if ts.GetCondition().GetReason() != reasons.Failed || !strings.Contains(ts.GetCondition().GetMessage(), "cannot run") {
 		t.Errorf("condition %v", ts.GetCondition())
 	}
 	if len(f.ran) != 0 {

@@ -1,5 +1,6 @@
-// Package supervisor runs a Plan: it starts tasks as the DAG allows, runs their
-// steps through a Launcher, and reports Tekton-shaped status as it goes.
+// Package supervisor runs a Plan: it starts the tasks that internal/facts
+// decides may start, runs their steps through a Launcher with their retries,
+// timeouts and cancellation, and reports Tekton-shaped status as it goes.
 package supervisor
 
 import (
@@ -12,12 +13,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/e7763abc/pod-runner/internal/facts"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
-
-// Version is the Plan format this supervisor runs.
-const Version = 1
 
 // Why a task's context was cancelled.
 var (
@@ -117,11 +116,11 @@ type runningTask struct {
 // returned status is final; the error is set only when the run could not be
 // attempted at all (invalid plan, volumes could not be prepared).
 func (s *Supervisor) Run(ctx context.Context) (*planpb.RunStatus, error) {
-	if v := s.Plan.GetVersion(); v != Version {
-		return nil, fmt.Errorf("plan version %d is not supported (want %d)", v, Version)
+	if v := s.Plan.GetVersion(); v != planpb.Version {
+		return nil, fmt.Errorf("plan version %d is not supported (want %d)", v, planpb.Version)
 	}
 	s.results = &results.Store{}
-	facts, err := NewFacts(s.Plan, s.results)
+	f, err := facts.New(s.Plan, s.results)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +130,7 @@ func (s *Supervisor) Run(ctx context.Context) (*planpb.RunStatus, error) {
 		return nil, fmt.Errorf("prepare volumes: %w", err)
 	}
 
-	r := &run{s: s, facts: facts, status: status, start: start,
+	r := &run{s: s, facts: f, status: status, start: start,
 		ends: make(chan taskEnd), running: map[string]*runningTask{}, taskStatus: map[string]*planpb.TaskStatus{}}
 	r.loop(ctx)
 	return r.finish(), nil
@@ -140,7 +139,7 @@ func (s *Supervisor) Run(ctx context.Context) (*planpb.RunStatus, error) {
 // run is the state of one Run call, owned by its loop goroutine.
 type run struct {
 	s          *Supervisor
-	facts      *Facts
+	facts      *facts.Facts
 	status     *planpb.RunStatus
 	start      time.Time
 	ends       chan taskEnd
@@ -245,7 +244,7 @@ func timer(d interface{ AsDuration() time.Duration }) <-chan time.Time {
 	return time.After(dur)
 }
 
-func (r *run) startTask(ready *Ready) {
+func (r *run) startTask(ready *facts.Ready) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	r.running[ready.Task.GetName()] = &runningTask{final: ready.Final, cancel: cancel}
 	r.wg.Add(1)
@@ -305,7 +304,7 @@ func (r *run) snapshot() *planpb.RunStatus {
 	st := proto.Clone(r.status).(*planpb.RunStatus)
 	st.Condition = r.facts.Condition()
 	st.Tasks = nil
-	for _, t := range r.facts.planTasks() {
+	for _, t := range r.facts.PlanTasks() {
 		if ts := r.taskStatus[t.GetName()]; ts != nil {
 			st.Tasks = append(st.Tasks, ts)
 		}

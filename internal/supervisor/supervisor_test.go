@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -21,7 +22,7 @@ func task(name string, after []string, steps ...*planpb.Step) *planpb.Task {
 }
 
 func plan(tasks []*planpb.Task, finally ...*planpb.Task) *planpb.Plan {
-	return &planpb.Plan{Version: Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "run", Tasks: tasks, Finally: finally}
+	return &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "run", Tasks: tasks, Finally: finally}
 }
 
 func runPlan(t *testing.T, ctx context.Context, p *planpb.Plan, f *fakeLauncher) *planpb.RunStatus {
@@ -55,7 +56,7 @@ func TestRetriesRunUntilSuccess(t *testing.T) {
 	a.Retries = 3
 	f := newFake(map[string]outcome{"a/s#0": {exit: 1}, "a/s#1": {exit: 2}, "a/s#2": {exit: 0}})
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}), f)
-	if got := st.GetCondition().GetReason(); got != ReasonSucceeded {
+	if got := st.GetCondition().GetReason(); got != reasons.Succeeded {
 		t.Fatalf("run reason = %q, want Succeeded (%v)", got, st.GetCondition())
 	}
 	ts := taskStatus(st, "a")
@@ -65,7 +66,7 @@ func TestRetriesRunUntilSuccess(t *testing.T) {
 	for i, want := range []int32{1, 2} {
 		r := ts.GetRetries()[i]
 		// Each attempt keeps its own reason (Tekton's for a step that failed).
-		if r.GetCondition().GetReason() != ReasonStepFailed || r.GetSteps()[0].GetExitCode() != want {
+		if r.GetCondition().GetReason() != reasons.StepFailed || r.GetSteps()[0].GetExitCode() != want {
 			t.Errorf("retry %d = %v", i, r)
 		}
 	}
@@ -94,17 +95,17 @@ func TestStepFailureSkipsLaterSteps(t *testing.T) {
 	f := newFake(map[string]outcome{"a/two": {exit: 3}})
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}), f)
 	ts := taskStatus(st, "a")
-	if c := ts.GetCondition(); c.GetReason() != ReasonStepFailed || c.GetMessage() != `"step-two" exited with code 3: Error` {
+	if c := ts.GetCondition(); c.GetReason() != reasons.StepFailed || c.GetMessage() != `"step-two" exited with code 3: Error` {
 		t.Errorf("condition = %v", c)
 	}
-	reasons := []string{}
+	got := []string{}
 	for _, s := range ts.GetSteps() {
-		reasons = append(reasons, s.GetReason())
+		got = append(got, s.GetReason())
 	}
-	if !slices.Equal(reasons, []string{StepCompleted, StepError, "Skipped"}) {
-		t.Errorf("step reasons = %v", reasons)
+	if !slices.Equal(got, []string{reasons.StepCompleted, reasons.StepError, "Skipped"}) {
+		t.Errorf("step reasons = %v", got)
 	}
-	if st.GetCondition().GetReason() != ReasonFailed {
+	if st.GetCondition().GetReason() != reasons.Failed {
 		t.Errorf("run = %v", st.GetCondition())
 	}
 }
@@ -132,10 +133,10 @@ func TestStepTimeout(t *testing.T) {
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}), f)
 	ts := taskStatus(st, "a")
 	// Tekton's entrypoint exits non-zero when a step times out: StepFailed.
-	if c := ts.GetCondition(); c.GetReason() != ReasonStepFailed || !strings.Contains(c.GetMessage(), "exceeded the specified timeout") {
+	if c := ts.GetCondition(); c.GetReason() != reasons.StepFailed || !strings.Contains(c.GetMessage(), "exceeded the specified timeout") {
 		t.Errorf("condition = %v", c)
 	}
-	if ts.GetSteps()[0].GetReason() != StepTimeoutExceeded || ts.GetSteps()[1].GetReason() != "Skipped" {
+	if ts.GetSteps()[0].GetReason() != reasons.StepTimeoutExceeded || ts.GetSteps()[1].GetReason() != "Skipped" {
 		t.Errorf("steps = %v", ts.GetSteps())
 	}
 }
@@ -147,13 +148,13 @@ func TestTaskTimeoutIsRetried(t *testing.T) {
 	f := newFake(map[string]outcome{"a/s": {sleep: time.Hour}})
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}), f)
 	ts := taskStatus(st, "a")
-	if c := ts.GetCondition(); c.GetReason() != ReasonTaskTimeout || c.GetMessage() != `TaskRun "run-a" failed to finish within "20ms"` {
+	if c := ts.GetCondition(); c.GetReason() != reasons.TaskTimeout || c.GetMessage() != `TaskRun "run-a" failed to finish within "20ms"` {
 		t.Errorf("condition = %v", c)
 	}
-	if len(ts.GetRetries()) != 1 || ts.GetRetries()[0].GetCondition().GetReason() != ReasonTaskTimeout {
+	if len(ts.GetRetries()) != 1 || ts.GetRetries()[0].GetCondition().GetReason() != reasons.TaskTimeout {
 		t.Errorf("retries = %v", ts.GetRetries())
 	}
-	if st.GetCondition().GetReason() != ReasonFailed {
+	if st.GetCondition().GetReason() != reasons.Failed {
 		t.Errorf("run = %v", st.GetCondition())
 	}
 }
@@ -166,10 +167,10 @@ func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
 	st := runPlan(t, ctx, plan([]*planpb.Task{a, b}, fin), f)
-	if c := st.GetCondition(); c.GetReason() != ReasonCancelled || c.GetMessage() != `PipelineRun "run" was cancelled` {
+	if c := st.GetCondition(); c.GetReason() != reasons.Cancelled || c.GetMessage() != `PipelineRun "run" was cancelled` {
 		t.Errorf("run = %v", c)
 	}
-	if c := taskStatus(st, "a").GetCondition(); c.GetReason() != ReasonTaskCancelled {
+	if c := taskStatus(st, "a").GetCondition(); c.GetReason() != reasons.TaskCancelled {
 		t.Errorf("a = %v", c)
 	}
 	if taskStatus(st, "b") != nil || taskStatus(st, "fin") != nil {
@@ -184,10 +185,10 @@ func TestPipelineTimeout(t *testing.T) {
 	p.Timeouts = &planpb.Timeouts{Pipeline: durationpb.New(30 * time.Millisecond)}
 	f := newFake(map[string]outcome{"a/s": {sleep: time.Hour}})
 	st := runPlan(t, context.Background(), p, f)
-	if c := st.GetCondition(); c.GetReason() != ReasonPipelineTimeout || c.GetMessage() != `PipelineRun "run" failed to finish within "30ms"` {
+	if c := st.GetCondition(); c.GetReason() != reasons.PipelineTimeout || c.GetMessage() != `PipelineRun "run" failed to finish within "30ms"` {
 		t.Errorf("run = %v", c)
 	}
-	if c := taskStatus(st, "a").GetCondition(); c.GetReason() != ReasonTaskCancelled || !strings.Contains(c.GetMessage(), MsgCancelledByPipelineTimeout) {
+	if c := taskStatus(st, "a").GetCondition(); c.GetReason() != reasons.TaskCancelled || !strings.Contains(c.GetMessage(), reasons.MsgCancelledByPipelineTimeout) {
 		t.Errorf("a = %v", c)
 	}
 	// The run's status is final at the timeout, when a still ran: fin was
@@ -205,7 +206,7 @@ func TestTasksTimeoutRunsFinally(t *testing.T) {
 	p.Timeouts = &planpb.Timeouts{Tasks: durationpb.New(30 * time.Millisecond)}
 	f := newFake(map[string]outcome{"a/s": {sleep: time.Hour}})
 	st := runPlan(t, context.Background(), p, f)
-	if c := st.GetCondition(); c.GetReason() != ReasonPipelineTimeout || !strings.Contains(c.GetMessage(), "tasks failed to finish within") {
+	if c := st.GetCondition(); c.GetReason() != reasons.PipelineTimeout || !strings.Contains(c.GetMessage(), "tasks failed to finish within") {
 		t.Errorf("run = %v", c)
 	}
 	if c := taskStatus(st, "fin").GetCondition(); c.GetStatus() != "True" {
@@ -220,7 +221,7 @@ func TestParallelTasksOverlap(t *testing.T) {
 	f := newFake(map[string]outcome{"a/s": {sleep: 50 * time.Millisecond}, "b/s": {sleep: 50 * time.Millisecond}})
 	start := time.Now()
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a, b, c}), f)
-	if st.GetCondition().GetReason() != ReasonSucceeded {
+	if st.GetCondition().GetReason() != reasons.Succeeded {
 		t.Fatalf("run = %v", st.GetCondition())
 	}
 	// a and b each take 50ms: they overlap when both start before either ends.
@@ -264,7 +265,7 @@ func TestCancelBetweenSteps(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // let the supervisor stop the task's context
 	}}})
 	st := runPlan(t, ctx, plan([]*planpb.Task{a}), f)
-	if c := taskStatus(st, "a").GetCondition(); c.GetReason() != ReasonTaskCancelled {
+	if c := taskStatus(st, "a").GetCondition(); c.GetReason() != reasons.TaskCancelled {
 		t.Errorf("a = %v", c)
 	}
 	for _, ran := range f.ran {
@@ -284,7 +285,7 @@ func TestFailureIgnored(t *testing.T) {
 	fin.Params = []*planpb.Param{{Name: "p", Value: &planpb.Value{StringValue: "$(tasks.a.reason)/$(tasks.a.status)"}}}
 	f := newFake(map[string]outcome{"a/s": {exit: 1}})
 	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}, fin), f)
-	if c := taskStatus(st, "a").GetCondition(); c.GetStatus() != "False" || c.GetReason() != ReasonFailureIgnored {
+	if c := taskStatus(st, "a").GetCondition(); c.GetStatus() != "False" || c.GetReason() != reasons.FailureIgnored {
 		t.Errorf("a = %v", c)
 	}
 	if got := f.commands["fin/s"]; !slices.Equal(got, []string{"echo", "FailureIgnored/Failed"}) {
@@ -312,10 +313,10 @@ func TestControlsAnyTime(t *testing.T) {
 	if !slices.Equal(f.ran, []string{"fin/s#0"}) {
 		t.Errorf("ran %v, want only finally", f.ran)
 	}
-	if sk := st.GetSkipped(); len(sk) != 1 || sk[0].GetName() != "a" || sk[0].GetReason() != SkipGracefullyStopped {
+	if sk := st.GetSkipped(); len(sk) != 1 || sk[0].GetName() != "a" || sk[0].GetReason() != reasons.SkipGracefullyStopped {
 		t.Errorf("skipped = %v", sk)
 	}
-	if c := st.GetCondition(); c.GetReason() != ReasonCancelled {
+	if c := st.GetCondition(); c.GetReason() != reasons.Cancelled {
 		t.Errorf("run = %v", c)
 	}
 	done := make(chan struct{})
@@ -342,7 +343,7 @@ func TestCancelRunFinallyRacesRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := st.GetCondition(); c.GetReason() != ReasonCancelled {
+	if c := st.GetCondition(); c.GetReason() != reasons.Cancelled {
 		t.Errorf("run = %v", c)
 	}
 	if c := taskStatus(st, "fin").GetCondition(); c.GetStatus() != "True" {

@@ -10,13 +10,15 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/e7763abc/pod-runner/internal/facts"
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
 // runTask runs a task to its end, retries included, and returns its status.
 // ctx is cancelled with a cause (cancel, pipeline timeouts) to stop it.
-func (s *Supervisor) runTask(ctx context.Context, ready *Ready) taskEnd {
+func (s *Supervisor) runTask(ctx context.Context, ready *facts.Ready) taskEnd {
 	t := ready.Task
 	st := &planpb.TaskStatus{Name: t.GetName(), TaskRunName: t.GetTaskRunName(), Finally: ready.Final, Params: ready.Params}
 	if m := t.GetMatrix(); m != nil {
@@ -27,7 +29,7 @@ func (s *Supervisor) runTask(ctx context.Context, ready *Ready) taskEnd {
 		st.CompletionTime = nil
 		st.Steps = nil
 		st.Results = nil
-		st.Condition = &planpb.Condition{Status: "Unknown", Reason: ReasonRunning, LastTransitionTime: st.StartTime}
+		st.Condition = &planpb.Condition{Status: "Unknown", Reason: reasons.Running, LastTransitionTime: st.StartTime}
 		s.reportTask(st)
 
 		end := s.runAttempt(ctx, ready, attempt, st)
@@ -56,7 +58,7 @@ func (s *Supervisor) reportTask(st *planpb.TaskStatus) {
 
 // runAttempt runs the steps of one attempt and fills st: steps, results,
 // condition.
-func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, st *planpb.TaskStatus) taskEnd {
+func (s *Supervisor) runAttempt(ctx context.Context, ready *facts.Ready, attempt int, st *planpb.TaskStatus) taskEnd {
 	t := ready.Task
 	if d := t.GetTimeout().AsDuration(); t.GetTimeout() != nil && d > 0 {
 		var cancel context.CancelFunc
@@ -65,7 +67,7 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 	}
 	att, err := s.Launcher.StartAttempt(ctx, t, attempt)
 	if err != nil {
-		return fail(st, ReasonFailed, fmt.Sprintf("could not start task %q: %v", t.GetName(), err))
+		return fail(st, reasons.Failed, fmt.Sprintf("could not start task %q: %v", t.GetName(), err))
 	}
 	defer att.Finish()
 
@@ -77,13 +79,13 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 	spec := results.Propagate(t.GetSpec(), ready.Results)
 	steps, err := results.TaskSteps(spec, ready.Params, taskCtx, att)
 	if err != nil {
-		return fail(st, ReasonFailed, fmt.Sprintf("invalid task %q: %v", t.GetName(), err))
+		return fail(st, reasons.Failed, fmt.Sprintf("invalid task %q: %v", t.GetName(), err))
 	}
 	// Sidecars start before the steps and are stopped once they end,
 	// whichever way the attempt ends.
 	stopSidecars, err := s.startSidecars(ctx, att, t, spec, ready.Params, taskCtx, st)
 	if err != nil {
-		return fail(st, ReasonFailed, err.Error())
+		return fail(st, reasons.Failed, err.Error())
 	}
 	defer stopSidecars()
 
@@ -100,7 +102,7 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 		if err != nil {
 			// The entrypoint fails the step before it starts.
 			s.terminated(state, StepExit{ExitCode: 1})
-			state.Reason = StepError
+			state.Reason = reasons.StepError
 			failed, failure = state, fmt.Sprintf("%q failed: %v", state.GetContainer(), err)
 			s.reportTask(st)
 			continue
@@ -126,14 +128,14 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *Ready, attempt int, 
 		// A failure of a task whose failure the pipeline ignores is
 		// FailureIgnored (pod.updateCompletedTaskRunStatus).
 		if t.GetOnErrorContinue() {
-			return fail(st, ReasonFailureIgnored, msg)
+			return fail(st, reasons.FailureIgnored, msg)
 		}
 		return fail(st, reason, msg)
 	}
 	if resultsErr != nil {
-		return fail(st, ReasonTaskValidation, resultsErr.Error())
+		return fail(st, reasons.TaskValidation, resultsErr.Error())
 	}
-	st.Condition = &planpb.Condition{Status: "True", Reason: ReasonSucceeded, Message: "All Steps have completed executing"}
+	st.Condition = &planpb.Condition{Status: "True", Reason: reasons.Succeeded, Message: "All Steps have completed executing"}
 	return taskEnd{ok: true}
 }
 
@@ -160,7 +162,7 @@ func attemptFailure(step *planpb.StepState, stepMsg string, sidecars []*planpb.S
 		// The kubelet lists container statuses by name, which is the
 		// order Tekton looks at them in.
 		switch {
-		case sc.GetReason() == OOMKilled:
+		case sc.GetReason() == reasons.OOMKilled:
 			if oom == nil || sc.GetContainer() < oom.GetContainer() {
 				oom = sc
 			}
@@ -172,13 +174,13 @@ func attemptFailure(step *planpb.StepState, stepMsg string, sidecars []*planpb.S
 	}
 	switch {
 	case oom != nil:
-		return ReasonSidecarOOM, containerExited(oom)
-	case step.GetReason() == OOMKilled:
-		return ReasonStepOOM, stepMsg
+		return reasons.SidecarOOM, containerExited(oom)
+	case step.GetReason() == reasons.OOMKilled:
+		return reasons.StepOOM, stepMsg
 	case nonZero != nil:
-		return ReasonSidecarFailed, containerExited(nonZero)
+		return reasons.SidecarFailed, containerExited(nonZero)
 	}
-	return ReasonStepFailed, stepMsg
+	return reasons.StepFailed, stepMsg
 }
 
 // containerExited is Tekton's failure message for a container that ended
@@ -210,10 +212,10 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, t *planpb.Task, i
 	switch {
 	case ctx.Err() != nil:
 		// The task was stopped from outside; runAttempt sets the reason.
-		state.Reason = StepCancelled
+		state.Reason = reasons.StepCancelled
 		return ""
 	case errors.Is(context.Cause(stepCtx), errStepTimeout):
-		state.Reason = StepTimeoutExceeded
+		state.Reason = reasons.StepTimeoutExceeded
 		if state.ExitCode == 0 {
 			state.ExitCode = 1
 		}
@@ -225,27 +227,27 @@ func (s *Supervisor) runStep(ctx context.Context, att Attempt, t *planpb.Task, i
 		}
 		return fmt.Sprintf("%q failed: %v", container, exit.Err)
 	case exit.ExitCode == 0:
-		state.Reason = StepCompleted
+		state.Reason = reasons.StepCompleted
 		return ""
 	case step.GetOnError() == planpb.OnError_CONTINUE:
-		state.Reason = StepContinued
+		state.Reason = reasons.StepContinued
 		return ""
 	default:
 		state.Reason = failedStepReason(exit)
 		if exit.Reason != "" {
 			return fmt.Sprintf("%q exited with code %d: %s", container, exit.ExitCode, exit.Reason)
 		}
-		return fmt.Sprintf("%q exited with code %d: %s", container, exit.ExitCode, StepError)
+		return fmt.Sprintf("%q exited with code %d: %s", container, exit.ExitCode, reasons.StepError)
 	}
 }
 
 // failedStepReason is the terminated reason of a step that failed: its
-// container's, as Tekton copies it (OOMKilled or Error).
+// container's, as Tekton copies it (reasons.OOMKilled or Error).
 func failedStepReason(exit StepExit) string {
-	if exit.Reason == OOMKilled {
-		return OOMKilled
+	if exit.Reason == reasons.OOMKilled {
+		return reasons.OOMKilled
 	}
-	return StepError
+	return reasons.StepError
 }
 
 // terminated records that a step or sidecar ended: its exit code and the
@@ -268,7 +270,7 @@ func (s *Supervisor) terminated(state *planpb.StepState, exit StepExit) {
 func skipStep(state *planpb.StepState) {
 	state.Terminated = true
 	state.ExitCode = 1
-	state.Reason = StepSkipped
+	state.Reason = reasons.StepSkipped
 	state.Skipped = true
 }
 
@@ -277,18 +279,18 @@ func (s *Supervisor) stopped(st *planpb.TaskStatus, t *planpb.Task, att Attempt,
 	s.collectResults(st, t, att)
 	switch {
 	case errors.Is(cause, errTaskTimeout):
-		end := fail(st, ReasonTaskTimeout, fmt.Sprintf("TaskRun %q failed to finish within %q", t.GetTaskRunName(), durationString(t.GetTimeout().AsDuration())))
+		end := fail(st, reasons.TaskTimeout, fmt.Sprintf("TaskRun %q failed to finish within %q", t.GetTaskRunName(), t.GetTimeout().AsDuration().String()))
 		return end
 	case errors.Is(cause, errCancelled):
-		msg := MsgCancelledByPipeline
+		msg := reasons.MsgCancelledByPipeline
 		if s.Plan.GetKind() == planpb.RunKind_TASK_RUN {
 			msg = "" // a TaskRun cancelled by its user has no status message
 		}
-		end := fail(st, ReasonTaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), msg))
+		end := fail(st, reasons.TaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), msg))
 		end.cancelled = true
 		return end
 	default: // a pipeline, tasks or finally timeout
-		end := fail(st, ReasonTaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), MsgCancelledByPipelineTimeout))
+		end := fail(st, reasons.TaskCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", t.GetTaskRunName(), reasons.MsgCancelledByPipelineTimeout))
 		end.cancelled, end.timeout = true, true
 		return end
 	}

@@ -59,7 +59,7 @@ func BenchmarkStepIdleRSS(b *testing.B) {
 // its wait files once a second.
 func BenchmarkPodHandoff(b *testing.B) {
 	const n = 30
-	plan := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "chain", Uid: "u"}
+	plan := &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "chain", Uid: "u"}
 	for i := range n {
 		t := &planpb.Task{Name: "t" + strconv.Itoa(i), TaskRunName: "chain-t" + strconv.Itoa(i),
 			Spec: &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "s", Command: []string{"true"}}}}}

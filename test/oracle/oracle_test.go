@@ -10,13 +10,13 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/e7763abc/pod-runner/internal/facts"
 	"github.com/e7763abc/pod-runner/internal/results"
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
 // A scenario is a pipeline and what happens while it runs. The harness feeds
-// the same events to Tekton's logic and to supervisor.Facts and compares,
+// the same events to Tekton's logic and to facts.Facts and compares,
 // after every event, the tasks started (with their resolved params), the
 // skipped tasks (reasons, when expressions), the run's condition and its
 // pipeline results.
@@ -312,7 +312,7 @@ func TestFactsAgainstTekton(t *testing.T) {
 				t.Skip("known disagreement: " + sc.disagreement)
 			case sc.refused != "":
 				plan := refusedPlan(t, sc)
-				if _, err := supervisor.NewFacts(plan, &results.Store{}); err == nil || !strings.Contains(err.Error(), sc.refused) {
+				if _, err := facts.New(plan, &results.Store{}); err == nil || !strings.Contains(err.Error(), sc.refused) {
 					t.Errorf("NewFacts: error %v, want one saying %q", err, sc.refused)
 				}
 			default:

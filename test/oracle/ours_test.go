@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"knative.dev/pkg/kmeta"
 
+	"github.com/e7763abc/pod-runner/internal/facts"
 	"github.com/e7763abc/pod-runner/internal/results"
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -135,7 +135,7 @@ func resultsFromPlan(rs []*planpb.ResultValue) []result {
 // when, finally, onError, retries, results, timeouts).
 func toPlan(tr *tektonRun) *planpb.Plan {
 	spec, pr := tr.spec, tr.pr
-	p := &planpb.Plan{Version: supervisor.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: pr.Name, Namespace: pr.Namespace, PipelineName: pr.Name}
+	p := &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: pr.Name, Namespace: pr.Namespace, PipelineName: pr.Name}
 	for _, pt := range spec.Tasks {
 		ts := toTasks(tr, pt)
 		for _, t := range ts {
@@ -305,11 +305,11 @@ func toValue(v v1.ParamValue) *planpb.Value {
 
 // --- our engine ---
 
-// oursRun drives supervisor.Facts with the same events.
+// oursRun drives facts.Facts with the same events.
 type oursRun struct {
 	t     *testing.T
 	plan  *planpb.Plan
-	facts *supervisor.Facts
+	facts *facts.Facts
 	store *results.Store
 	// announced are the tasks Next reported skipped so far.
 	announced []string
@@ -318,7 +318,7 @@ type oursRun struct {
 func newOursRun(t *testing.T, plan *planpb.Plan) *oursRun {
 	t.Helper()
 	store := &results.Store{}
-	f, err := supervisor.NewFacts(plan, store)
+	f, err := facts.New(plan, store)
 	if err != nil {
 		t.Fatalf("ours: NewFacts: %v", err)
 	}

@@ -6,13 +6,12 @@ import (
 	"go/token"
 	"testing"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/pod"
-
-	"github.com/e7763abc/pod-runner/internal/supervisor"
 )
 
-// TestReasons pins every exported constant of internal/supervisor/reasons.go
+// TestReasons pins every exported constant of internal/reasons/reasons.go
 // to the Tekton constant it stands for.
 func TestReasons(t *testing.T) {
 	cases := []struct {
@@ -20,57 +19,57 @@ func TestReasons(t *testing.T) {
 		// known is a key of known, while the two differ.
 		known string
 	}{
-		{"ReasonSucceeded", supervisor.ReasonSucceeded, v1.TaskRunReasonSuccessful.String(), ""},
-		{"ReasonFailed", supervisor.ReasonFailed, v1.TaskRunReasonFailed.String(), ""},
-		{"ReasonTaskTimeout", supervisor.ReasonTaskTimeout, v1.TaskRunReasonTimedOut.String(), ""},
-		{"ReasonTaskCancelled", supervisor.ReasonTaskCancelled, v1.TaskRunReasonCancelled.String(), ""},
-		{"ReasonRunning", supervisor.ReasonRunning, v1.TaskRunReasonRunning.String(), ""},
-		{"ReasonTaskValidation", supervisor.ReasonTaskValidation, v1.TaskRunReasonFailedValidation.String(), ""},
-		{"ReasonFailureIgnored", supervisor.ReasonFailureIgnored, v1.TaskRunReasonFailureIgnored.String(), ""},
-		{"ReasonStepFailed", supervisor.ReasonStepFailed, v1.TaskRunReasonStepFailed.String(), ""},
-		{"ReasonStepOOM", supervisor.ReasonStepOOM, v1.TaskRunReasonStepOOM.String(), ""},
-		{"ReasonSidecarFailed", supervisor.ReasonSidecarFailed, v1.TaskRunReasonSidecarFailed.String(), ""},
-		{"ReasonSidecarOOM", supervisor.ReasonSidecarOOM, v1.TaskRunReasonSidecarOOM.String(), ""},
+		{"Succeeded", reasons.Succeeded, v1.TaskRunReasonSuccessful.String(), ""},
+		{"Failed", reasons.Failed, v1.TaskRunReasonFailed.String(), ""},
+		{"TaskTimeout", reasons.TaskTimeout, v1.TaskRunReasonTimedOut.String(), ""},
+		{"TaskCancelled", reasons.TaskCancelled, v1.TaskRunReasonCancelled.String(), ""},
+		{"Running", reasons.Running, v1.TaskRunReasonRunning.String(), ""},
+		{"TaskValidation", reasons.TaskValidation, v1.TaskRunReasonFailedValidation.String(), ""},
+		{"FailureIgnored", reasons.FailureIgnored, v1.TaskRunReasonFailureIgnored.String(), ""},
+		{"StepFailed", reasons.StepFailed, v1.TaskRunReasonStepFailed.String(), ""},
+		{"StepOOM", reasons.StepOOM, v1.TaskRunReasonStepOOM.String(), ""},
+		{"SidecarFailed", reasons.SidecarFailed, v1.TaskRunReasonSidecarFailed.String(), ""},
+		{"SidecarOOM", reasons.SidecarOOM, v1.TaskRunReasonSidecarOOM.String(), ""},
 
-		{"ReasonCompleted", supervisor.ReasonCompleted, v1.PipelineRunReasonCompleted.String(), ""},
-		{"ReasonPipelineTimeout", supervisor.ReasonPipelineTimeout, v1.PipelineRunReasonTimedOut.String(), ""},
-		{"ReasonCancelled", supervisor.ReasonCancelled, v1.PipelineRunReasonCancelled.String(), ""},
-		{"ReasonStopping", supervisor.ReasonStopping, v1.PipelineRunReasonStopping.String(), ""},
-		{"ReasonCancelledRunningFinally", supervisor.ReasonCancelledRunningFinally, v1.PipelineRunReasonCancelledRunningFinally.String(), ""},
-		{"ReasonStoppedRunningFinally", supervisor.ReasonStoppedRunningFinally, v1.PipelineRunReasonStoppedRunningFinally.String(), ""},
-		{"ReasonTimedOutRunningFinally", supervisor.ReasonTimedOutRunningFinally, v1.PipelineRunReasonTimedOutRunningFinally.String(), ""},
-		{"ReasonCouldntGetPipelineResult", supervisor.ReasonCouldntGetPipelineResult, v1.PipelineRunReasonCouldntGetPipelineResult.String(), ""},
-		{"ReasonInvalidMatrixTypes", supervisor.ReasonInvalidMatrixTypes, v1.PipelineRunReasonInvalidMatrixParameterTypes.String(), ""},
-		{"ReasonFailedValidation", supervisor.ReasonFailedValidation, v1.PipelineRunReasonFailedValidation.String(), ""},
+		{"Completed", reasons.Completed, v1.PipelineRunReasonCompleted.String(), ""},
+		{"PipelineTimeout", reasons.PipelineTimeout, v1.PipelineRunReasonTimedOut.String(), ""},
+		{"Cancelled", reasons.Cancelled, v1.PipelineRunReasonCancelled.String(), ""},
+		{"Stopping", reasons.Stopping, v1.PipelineRunReasonStopping.String(), ""},
+		{"CancelledRunningFinally", reasons.CancelledRunningFinally, v1.PipelineRunReasonCancelledRunningFinally.String(), ""},
+		{"StoppedRunningFinally", reasons.StoppedRunningFinally, v1.PipelineRunReasonStoppedRunningFinally.String(), ""},
+		{"TimedOutRunningFinally", reasons.TimedOutRunningFinally, v1.PipelineRunReasonTimedOutRunningFinally.String(), ""},
+		{"CouldntGetPipelineResult", reasons.CouldntGetPipelineResult, v1.PipelineRunReasonCouldntGetPipelineResult.String(), ""},
+		{"InvalidMatrixTypes", reasons.InvalidMatrixTypes, v1.PipelineRunReasonInvalidMatrixParameterTypes.String(), ""},
+		{"FailedValidation", reasons.FailedValidation, v1.PipelineRunReasonFailedValidation.String(), ""},
 		// The PipelineRun's Succeeded reason is the TaskRun's one too.
-		{"ReasonSucceeded (PipelineRun)", supervisor.ReasonSucceeded, v1.PipelineRunReasonSuccessful.String(), ""},
-		{"ReasonFailed (PipelineRun)", supervisor.ReasonFailed, v1.PipelineRunReasonFailed.String(), ""},
-		{"ReasonRunning (PipelineRun)", supervisor.ReasonRunning, v1.PipelineRunReasonRunning.String(), ""},
+		{"ReasonSucceeded (PipelineRun)", reasons.Succeeded, v1.PipelineRunReasonSuccessful.String(), ""},
+		{"ReasonFailed (PipelineRun)", reasons.Failed, v1.PipelineRunReasonFailed.String(), ""},
+		{"ReasonRunning (PipelineRun)", reasons.Running, v1.PipelineRunReasonRunning.String(), ""},
 
-		{"SkipWhen", supervisor.SkipWhen, string(v1.WhenExpressionsSkip), ""},
-		{"SkipParent", supervisor.SkipParent, string(v1.ParentTasksSkip), ""},
-		{"SkipStopping", supervisor.SkipStopping, string(v1.StoppingSkip), ""},
-		{"SkipGracefullyCancelled", supervisor.SkipGracefullyCancelled, string(v1.GracefullyCancelledSkip), ""},
-		{"SkipGracefullyStopped", supervisor.SkipGracefullyStopped, string(v1.GracefullyStoppedSkip), ""},
-		{"SkipMissingResults", supervisor.SkipMissingResults, string(v1.MissingResultsSkip), ""},
-		{"SkipPipelineTimedOut", supervisor.SkipPipelineTimedOut, string(v1.PipelineTimedOutSkip), ""},
-		{"SkipTasksTimedOut", supervisor.SkipTasksTimedOut, string(v1.TasksTimedOutSkip), ""},
-		{"SkipFinallyTimedOut", supervisor.SkipFinallyTimedOut, string(v1.FinallyTimedOutSkip), ""},
-		{"SkipEmptyMatrix", supervisor.SkipEmptyMatrix, string(v1.EmptyArrayInMatrixParams), ""},
+		{"SkipWhen", reasons.SkipWhen, string(v1.WhenExpressionsSkip), ""},
+		{"SkipParent", reasons.SkipParent, string(v1.ParentTasksSkip), ""},
+		{"SkipStopping", reasons.SkipStopping, string(v1.StoppingSkip), ""},
+		{"SkipGracefullyCancelled", reasons.SkipGracefullyCancelled, string(v1.GracefullyCancelledSkip), ""},
+		{"SkipGracefullyStopped", reasons.SkipGracefullyStopped, string(v1.GracefullyStoppedSkip), ""},
+		{"SkipMissingResults", reasons.SkipMissingResults, string(v1.MissingResultsSkip), ""},
+		{"SkipPipelineTimedOut", reasons.SkipPipelineTimedOut, string(v1.PipelineTimedOutSkip), ""},
+		{"SkipTasksTimedOut", reasons.SkipTasksTimedOut, string(v1.TasksTimedOutSkip), ""},
+		{"SkipFinallyTimedOut", reasons.SkipFinallyTimedOut, string(v1.FinallyTimedOutSkip), ""},
+		{"SkipEmptyMatrix", reasons.SkipEmptyMatrix, string(v1.EmptyArrayInMatrixParams), ""},
 
-		{"StepTimeoutExceeded", supervisor.StepTimeoutExceeded, pod.TerminationReasonTimeoutExceeded, ""},
-		{"StepCancelled", supervisor.StepCancelled, pod.TerminationReasonCancelled, ""},
-		{"StepContinued", supervisor.StepContinued, pod.TerminationReasonContinued, ""},
-		{"StepSkipped", supervisor.StepSkipped, pod.TerminationReasonSkipped, ""},
+		{"StepTimeoutExceeded", reasons.StepTimeoutExceeded, pod.TerminationReasonTimeoutExceeded, ""},
+		{"StepCancelled", reasons.StepCancelled, pod.TerminationReasonCancelled, ""},
+		{"StepContinued", reasons.StepContinued, pod.TerminationReasonContinued, ""},
+		{"StepSkipped", reasons.StepSkipped, pod.TerminationReasonSkipped, ""},
 
-		{"MsgCancelledByPipeline", supervisor.MsgCancelledByPipeline, string(v1.TaskRunCancelledByPipelineMsg), ""},
-		{"MsgCancelledByPipelineTimeout", supervisor.MsgCancelledByPipelineTimeout, string(v1.TaskRunCancelledByPipelineTimeoutMsg), ""},
+		{"MsgCancelledByPipeline", reasons.MsgCancelledByPipeline, string(v1.TaskRunCancelledByPipelineMsg), ""},
+		{"MsgCancelledByPipelineTimeout", reasons.MsgCancelledByPipelineTimeout, string(v1.TaskRunCancelledByPipelineTimeoutMsg), ""},
 		// Kubernetes' own container terminated reasons, which Tekton copies
 		// into steps[].terminated.reason; no Go package exports them.
-		{"StepCompleted", supervisor.StepCompleted, "Completed", ""},
-		{"StepError", supervisor.StepError, "Error", ""},
+		{"StepCompleted", reasons.StepCompleted, "Completed", ""},
+		{"StepError", reasons.StepError, "Error", ""},
 		// pkg/pod's oomKilled, unexported; its docs/taskruns.md names it.
-		{"OOMKilled", supervisor.OOMKilled, "OOMKilled", ""},
+		{"OOMKilled", reasons.OOMKilled, "OOMKilled", ""},
 	}
 	pinned := map[string]bool{}
 	for _, c := range cases {
@@ -88,7 +87,7 @@ func TestReasons(t *testing.T) {
 		})
 	}
 	// A constant added to reasons.go must be pinned here too.
-	for _, name := range exportedConstants(t, "../../internal/supervisor/reasons.go") {
+	for _, name := range exportedConstants(t, "../../internal/reasons/reasons.go") {
 		if !pinned[name] {
 			t.Errorf("supervisor.%s is not pinned to a Tekton constant", name)
 		}

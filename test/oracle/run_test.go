@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -108,10 +109,10 @@ func replay(t *testing.T, sc scenario) {
 			cancel()
 		case evCancelRunFinally:
 			s.CancelRunFinally()
-			waitReason(t, events, supervisor.ReasonCancelledRunningFinally)
+			waitReason(t, events, reasons.CancelledRunningFinally)
 		case evStopRunFinally:
 			s.StopRunFinally()
-			waitReason(t, events, supervisor.ReasonStoppedRunningFinally)
+			waitReason(t, events, reasons.StoppedRunningFinally)
 		default:
 			t.Fatalf("event %d (%s) cannot be replayed", i+1, e)
 		}

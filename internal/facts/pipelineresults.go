@@ -1,4 +1,4 @@
-package supervisor
+package facts
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -118,7 +119,7 @@ func (f *Facts) pipelineResults() ([]*planpb.ResultValue, error) {
 		// missing: the result is not there; that is an error only when its
 		// task succeeded.
 		missing := func(task string) {
-			if s, ok := status["tasks."+task+".status"]; ok && s != ReasonSucceeded {
+			if s, ok := status["tasks."+task+".status"]; ok && s != reasons.Succeeded {
 				valid = false
 				return
 			}

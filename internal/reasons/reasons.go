@@ -1,46 +1,47 @@
-package supervisor
+// Package reasons names Tekton's condition reasons and messages as strings,
+// for the in-pod binary, which cannot link Tekton's API package; a test
+// (test/oracle) pins every one of them to Tekton's constant.
+package reasons
 
-// Tekton's condition reasons and messages, as strings: the in-pod build cannot
-// link Tekton's API package. Tests pin every one of them to Tekton's constants.
 const (
 	// TaskRun reasons.
-	ReasonSucceeded = "Succeeded"
-	// ReasonFailed: a failed PipelineRun; a TaskRun failure that is no
+	Succeeded = "Succeeded"
+	// Failed: a failed PipelineRun; a TaskRun failure that is no
 	// step's or sidecar's (the attempt could not start, an invalid task).
-	ReasonFailed = "Failed"
+	Failed = "Failed"
 	// The failure of a task whose steps ended, as Tekton's pod status code
 	// names it (pkg/pod getFailureInfo), in its order of priority: a
 	// sidecar OOM-killed, a step OOM-killed, a sidecar that ended non-zero,
 	// a step that failed (non-zero exit, step timeout, lost container).
-	ReasonSidecarOOM    = "SidecarOOM"
-	ReasonStepOOM       = "StepOOM"
-	ReasonSidecarFailed = "SidecarFailed"
-	ReasonStepFailed    = "StepFailed"
+	SidecarOOM    = "SidecarOOM"
+	StepOOM       = "StepOOM"
+	SidecarFailed = "SidecarFailed"
+	StepFailed    = "StepFailed"
 
-	ReasonTaskTimeout   = "TaskRunTimeout"
-	ReasonTaskCancelled = "TaskRunCancelled"
-	ReasonRunning       = "Running"
-	// ReasonFailureIgnored: a task with onError: continue failed.
-	ReasonFailureIgnored = "FailureIgnored"
-	// ReasonTaskValidation: the steps succeeded but the results do not match
+	TaskTimeout   = "TaskRunTimeout"
+	TaskCancelled = "TaskRunCancelled"
+	Running       = "Running"
+	// FailureIgnored: a task with onError: continue failed.
+	FailureIgnored = "FailureIgnored"
+	// TaskValidation: the steps succeeded but the results do not match
 	// their declarations.
-	ReasonTaskValidation = "TaskRunValidationFailed"
+	TaskValidation = "TaskRunValidationFailed"
 
 	// PipelineRun reasons.
-	ReasonCompleted               = "Completed"
-	ReasonPipelineTimeout         = "PipelineRunTimeout"
-	ReasonCancelled               = "Cancelled"
-	ReasonStopping                = "PipelineRunStopping"
-	ReasonCancelledRunningFinally = "CancelledRunningFinally"
-	ReasonStoppedRunningFinally   = "StoppedRunningFinally"
-	ReasonTimedOutRunningFinally  = "PipelineRunTimeoutRunningFinally"
-	ReasonFailedValidation        = "PipelineValidationFailed"
-	// ReasonCouldntGetPipelineResult: a pipeline result cannot be resolved
+	Completed               = "Completed"
+	PipelineTimeout         = "PipelineRunTimeout"
+	Cancelled               = "Cancelled"
+	Stopping                = "PipelineRunStopping"
+	CancelledRunningFinally = "CancelledRunningFinally"
+	StoppedRunningFinally   = "StoppedRunningFinally"
+	TimedOutRunningFinally  = "PipelineRunTimeoutRunningFinally"
+	FailedValidation        = "PipelineValidationFailed"
+	// CouldntGetPipelineResult: a pipeline result cannot be resolved
 	// although the task it reads succeeded.
-	ReasonCouldntGetPipelineResult = "CouldntGetPipelineResult"
-	// ReasonInvalidMatrixTypes: a matrix known only at run time has params
+	CouldntGetPipelineResult = "CouldntGetPipelineResult"
+	// InvalidMatrixTypes: a matrix known only at run time has params
 	// of the wrong type.
-	ReasonInvalidMatrixTypes = "InvalidMatrixParameterTypes"
+	InvalidMatrixTypes = "InvalidMatrixParameterTypes"
 
 	// Skipping reasons (v1.SkippingReason).
 	SkipWhen                = "When Expressions evaluated to false"
@@ -71,7 +72,4 @@ const (
 	// TaskRun spec status messages for a TaskRun cancelled by its PipelineRun.
 	MsgCancelledByPipeline        = "TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
 	MsgCancelledByPipelineTimeout = "TaskRun cancelled as the PipelineRun it belongs to has timed out."
-
-	// Values of $(tasks.X.status) and $(tasks.status).
-	stateNone = "None"
 )

@@ -1,4 +1,4 @@
-package supervisor
+package facts
 
 import (
 	"crypto/md5" //nolint:gosec // a name, as kmeta.ChildName makes it

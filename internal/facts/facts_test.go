@@ -1,10 +1,11 @@
-package supervisor
+package facts
 
 import (
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -15,6 +16,14 @@ import (
 func sval(s string) *planpb.Value { return &planpb.Value{StringValue: s} }
 func aval(a ...string) *planpb.Value {
 	return &planpb.Value{Type: planpb.ValueType_ARRAY, ArrayValue: a}
+}
+
+func task(name string, after []string) *planpb.Task {
+	return &planpb.Task{Name: name, TaskRunName: "run-" + name, RunAfter: after, Spec: &planpb.TaskSpec{}}
+}
+
+func plan(tasks []*planpb.Task, finally ...*planpb.Task) *planpb.Plan {
+	return &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "run", Tasks: tasks, Finally: finally}
 }
 
 func param(name, value string) *planpb.Param { return &planpb.Param{Name: name, Value: sval(value)} }
@@ -36,7 +45,7 @@ func newFactsRun(t *testing.T, p *planpb.Plan) *factsRun {
 	t.Helper()
 	p.Namespace = "ns"
 	store := &results.Store{}
-	f, err := NewFacts(p, store)
+	f, err := New(p, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,9 +66,9 @@ func (r *factsRun) finish(name string, ok bool, rs ...*planpb.ResultValue) {
 		r.t.Fatalf("%s finishes but was not started (started: %v)", name, r.started)
 	}
 	r.store.Set(name, rs)
-	reason := ReasonSucceeded
+	reason := reasons.Succeeded
 	if !ok {
-		reason = ReasonStepFailed
+		reason = reasons.StepFailed
 	}
 	r.f.Finished(name, ok, reason, false, false)
 	r.next()
@@ -97,7 +106,7 @@ func TestMissingResultFailsValidation(t *testing.T) {
 			if slices.Contains(r.started, "b") {
 				t.Fatal("b started without the result it reads")
 			}
-			r.wantCondition("False", ReasonFailedValidation, "Failed Validation: 1 ("+tt.want+")")
+			r.wantCondition("False", reasons.FailedValidation, "Failed Validation: 1 ("+tt.want+")")
 			if !r.f.Done() {
 				t.Error("not done")
 			}
@@ -108,9 +117,9 @@ func TestMissingResultFailsValidation(t *testing.T) {
 func TestNewFactsRefusesCEL(t *testing.T) {
 	a := task("a", nil)
 	a.When = []*planpb.WhenExpression{{Cel: "'a' == 'a'"}}
-	_, err := NewFacts(plan([]*planpb.Task{a}), &results.Store{})
+	_, err := New(plan([]*planpb.Task{a}), &results.Store{})
 	if err == nil || !strings.Contains(err.Error(), "CEL when expression") || !strings.Contains(err.Error(), "enable-cel-in-whenexpression") {
-		t.Fatalf("NewFacts: %v, want a refusal of CEL", err)
+		t.Fatalf("New: %v, want a refusal of CEL", err)
 	}
 }
 
@@ -127,12 +136,12 @@ func TestArrayIndexOutOfRangeEndsRun(t *testing.T) {
 	r.finish("a", true, res("list", aval("x", "y")))
 	const msg = "[User error] PipelineRun ns/run can't be Run; couldn't resolve all references: " +
 		"array Result Index 5 for Task a Result list is out of bound of size 2"
-	r.wantCondition("False", ReasonFailedValidation, msg)
+	r.wantCondition("False", reasons.FailedValidation, msg)
 	if r.f.Done() {
 		t.Error("done while c runs")
 	}
 	r.finish("c", true)
-	r.wantCondition("False", ReasonFailedValidation, msg)
+	r.wantCondition("False", reasons.FailedValidation, msg)
 	if len(r.f.Skipped()) != 0 || !r.f.Done() || slices.Contains(r.started, "b") {
 		t.Errorf("skipped %v, done %v, started %v", r.f.Skipped(), r.f.Done(), r.started)
 	}
@@ -150,7 +159,7 @@ func TestSkippedWhenIsSubstituted(t *testing.T) {
 	for _, s := range r.f.Skipped() {
 		got[s.GetName()] = s.GetReason() + ": " + s.GetWhen()[0].GetInput()
 	}
-	want := map[string]string{"b": SkipWhen + ": no", "f": SkipWhen + ": Completed/no"}
+	want := map[string]string{"b": reasons.SkipWhen + ": no", "f": reasons.SkipWhen + ": Completed/no"}
 	if len(got) != 2 || got["b"] != want["b"] || got["f"] != want["f"] {
 		t.Errorf("skipped = %v, want %v", got, want)
 	}
@@ -168,9 +177,9 @@ func TestCancelFreezesStatus(t *testing.T) {
 	r := newFactsRun(t, p)
 	r.f.Cancel()
 	r.store.Set("a", []*planpb.ResultValue{res("r", sval("v"))})
-	r.f.Finished("a", false, ReasonTaskCancelled, true, false)
+	r.f.Finished("a", false, reasons.TaskCancelled, true, false)
 	r.next()
-	r.wantCondition("False", ReasonCancelled, `PipelineRun "run" was cancelled`)
+	r.wantCondition("False", reasons.Cancelled, `PipelineRun "run" was cancelled`)
 	if sk := r.f.Skipped(); len(sk) != 1 || sk[0].GetName() != "s" {
 		t.Errorf("skipped = %v, want only s", sk)
 	}
@@ -226,9 +235,9 @@ func TestPipelineResults(t *testing.T) {
 				}
 			}
 			if tt.wantErr == "" {
-				r.wantCondition("True", ReasonSucceeded, "Failed: 1 (Ignored: 1)")
+				r.wantCondition("True", reasons.Succeeded, "Failed: 1 (Ignored: 1)")
 			} else {
-				r.wantCondition("False", ReasonCouldntGetPipelineResult, "Failed to get PipelineResult from TaskRun Results for PipelineRun run: "+tt.wantErr)
+				r.wantCondition("False", reasons.CouldntGetPipelineResult, "Failed to get PipelineResult from TaskRun Results for PipelineRun run: "+tt.wantErr)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package supervisor
+package facts
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -29,7 +30,7 @@ func (f *Facts) Finished(name string, ok bool, reason string, cancelled, byTimeo
 	// which ends the run before anything else is decided
 	// (resolvePipelineState, ResolvePipelineTask's validateArrayResultsIndex).
 	if err := f.resolveError(); err != "" {
-		f.freeze(&planpb.Condition{Status: "False", Reason: ReasonFailedValidation,
+		f.freeze(&planpb.Condition{Status: "False", Reason: reasons.FailedValidation,
 			Message: fmt.Sprintf("[User error] PipelineRun %s/%s can't be Run; couldn't resolve all references: %s",
 				f.plan.GetNamespace(), f.plan.GetName(), err)}, f.lastSkipped, nil)
 		return
@@ -43,7 +44,7 @@ func (f *Facts) Finished(name string, ok bool, reason string, cancelled, byTimeo
 func (f *Facts) Cancel() {
 	f.cancelled = true
 	if f.frozen == nil {
-		f.freeze(&planpb.Condition{Status: "False", Reason: ReasonCancelled,
+		f.freeze(&planpb.Condition{Status: "False", Reason: reasons.Cancelled,
 			Message: fmt.Sprintf("PipelineRun %q was cancelled", f.plan.GetName())}, f.lastSkipped, nil)
 	}
 }
@@ -95,7 +96,7 @@ func (f *Facts) count() counts {
 			c.failed++
 		case n.phase == invalid:
 			c.invalid++
-		case skip == SkipPipelineTimedOut || skip == SkipTasksTimedOut || finallySkips[n] == SkipFinallyTimedOut:
+		case skip == reasons.SkipPipelineTimedOut || skip == reasons.SkipTasksTimedOut || finallySkips[n] == reasons.SkipFinallyTimedOut:
 			c.skipped++
 			c.skippedByTimeout++
 		case skip != "" || finallySkips[n] != "":
@@ -165,7 +166,7 @@ func (f *Facts) settle() {
 	}
 	res, err := f.pipelineResults()
 	if err != nil {
-		cond = &planpb.Condition{Status: "False", Reason: ReasonCouldntGetPipelineResult,
+		cond = &planpb.Condition{Status: "False", Reason: reasons.CouldntGetPipelineResult,
 			Message: fmt.Sprintf("Failed to get PipelineResult from TaskRun Results for PipelineRun %s: %s", f.plan.GetName(), err)}
 	}
 	f.freeze(cond, f.lastSkipped, res)
@@ -175,22 +176,22 @@ func (f *Facts) settle() {
 func (f *Facts) liveCondition() *planpb.Condition {
 	runName, timeouts := f.plan.GetName(), f.plan.GetTimeouts()
 	if f.cancelled {
-		return &planpb.Condition{Status: "False", Reason: ReasonCancelled, Message: fmt.Sprintf("PipelineRun %q was cancelled", runName)}
+		return &planpb.Condition{Status: "False", Reason: reasons.Cancelled, Message: fmt.Sprintf("PipelineRun %q was cancelled", runName)}
 	}
 	if f.pipelineTimedOut {
-		return &planpb.Condition{Status: "False", Reason: ReasonPipelineTimeout,
-			Message: fmt.Sprintf("PipelineRun %q failed to finish within %q", runName, durationString(timeouts.GetPipeline().AsDuration()))}
+		return &planpb.Condition{Status: "False", Reason: reasons.PipelineTimeout,
+			Message: fmt.Sprintf("PipelineRun %q failed to finish within %q", runName, timeouts.GetPipeline().AsDuration().String())}
 	}
 	finallyDone := f.finallyDone()
 	if f.tasksTimedOut && (len(f.finalN) == 0 || finallyDone) {
-		return &planpb.Condition{Status: "False", Reason: ReasonPipelineTimeout,
-			Message: fmt.Sprintf("PipelineRun %q failed due to tasks failed to finish within %q", runName, durationString(timeouts.GetTasks().AsDuration()))}
+		return &planpb.Condition{Status: "False", Reason: reasons.PipelineTimeout,
+			Message: fmt.Sprintf("PipelineRun %q failed due to tasks failed to finish within %q", runName, timeouts.GetTasks().AsDuration().String())}
 	}
 	s := f.count()
 	completed := s.succeeded + s.failed + s.cancelled + s.ignoredFailed
 	totalFailed := s.failed + s.ignoredFailed
 	if s.incomplete == 0 {
-		status, reason := "True", ReasonSucceeded
+		status, reason := "True", reasons.Succeeded
 		var msg string
 		if s.ignoredFailed > 0 {
 			msg = fmt.Sprintf("Tasks Completed: %d (Failed: %d (Ignored: %d), Cancelled %d), Skipped: %d", completed, totalFailed, s.ignoredFailed, s.cancelled, s.skipped)
@@ -204,31 +205,31 @@ func (f *Facts) liveCondition() *planpb.Condition {
 			}
 		}
 		if s.skipped > 0 {
-			reason = ReasonCompleted
+			reason = reasons.Completed
 		}
 		switch {
 		case s.invalid > 0:
-			status, reason = "False", ReasonFailedValidation
+			status, reason = "False", reasons.FailedValidation
 		case s.failed > 0 || s.skippedByTimeout > 0:
-			status, reason = "False", ReasonFailed
+			status, reason = "False", reasons.Failed
 		case f.gracefullyCancelled || f.gracefullyStopped:
-			status, reason = "False", ReasonCancelled
+			status, reason = "False", reasons.Cancelled
 			msg = fmt.Sprintf("PipelineRun %q was cancelled", runName)
 		case s.cancelled > 0:
-			status, reason = "False", ReasonCancelled
+			status, reason = "False", reasons.Cancelled
 		}
 		return &planpb.Condition{Status: status, Reason: reason, Message: msg}
 	}
-	reason := ReasonRunning
+	reason := reasons.Running
 	switch {
 	case f.tasksTimedOut && len(f.finalN) > 0 && !finallyDone:
-		reason = ReasonTimedOutRunningFinally
+		reason = reasons.TimedOutRunningFinally
 	case f.gracefullyCancelled:
-		reason = ReasonCancelledRunningFinally
+		reason = reasons.CancelledRunningFinally
 	case f.gracefullyStopped:
-		reason = ReasonStoppedRunningFinally
+		reason = reasons.StoppedRunningFinally
 	case s.cancelled > 0 || (s.failed > 0 && finallyDone):
-		reason = ReasonStopping
+		reason = reasons.Stopping
 	}
 	return &planpb.Condition{Status: "Unknown", Reason: reason,
 		Message: fmt.Sprintf("Tasks Completed: %d (Failed: %d, Cancelled %d), Incomplete: %d, Skipped: %d", completed, s.failed, s.cancelled, s.incomplete, s.skipped)}

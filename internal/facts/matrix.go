@@ -1,4 +1,4 @@
-package supervisor
+package facts
 
 import (
 	"crypto/rand"
@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
@@ -270,7 +271,7 @@ func (f *Facts) fanOutRunTime(n *node) bool {
 	params, include, _ := f.runTimeMatrix(n)
 	if err := matrixTypes(n.name, params, include); err != "" {
 		// The reconciler's MarkFailed format has one argument for two verbs.
-		f.freeze(&planpb.Condition{Status: "False", Reason: ReasonInvalidMatrixTypes,
+		f.freeze(&planpb.Condition{Status: "False", Reason: reasons.InvalidMatrixTypes,
 			Message: fmt.Sprintf("[User error] Failed to validate matrix %q with error %%!v(MISSING)", err)}, f.lastSkipped, nil)
 		return false
 	}
@@ -339,9 +340,9 @@ func newUID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// planTasks are the plan's tasks in order, the TaskRuns a matrix known only
+// PlanTasks are the plan's tasks in order, the TaskRuns a matrix known only
 // at run time fanned out into in the place of its plan task.
-func (f *Facts) planTasks() []*planpb.Task {
+func (f *Facts) PlanTasks() []*planpb.Task {
 	var out []*planpb.Task
 	for _, t := range slices.Concat(f.plan.GetTasks(), f.plan.GetFinally()) {
 		n := f.runNode[t.GetName()]

@@ -1,14 +1,24 @@
-package supervisor
+// Package facts is Tekton's PipelineRunFacts for a Plan: from what happened
+// to a run's tasks so far, which task starts next, which is skipped and why,
+// the run's condition, and its results (Tekton's matrix and pipeline-results
+// rules included). The supervisor tells it every change and does what it
+// decides; test/oracle checks its decisions against Tekton's own code. It
+// links no Tekton package, to keep the in-pod binary small.
+package facts
 
 import (
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/e7763abc/pod-runner/internal/dag"
+	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
+
+// stateNone is $(tasks.X.status) of a task that did not finish or was
+// skipped, and $(tasks.status) while DAG tasks are still to finish.
+const stateNone = "None"
 
 // phase is where a task stands.
 type phase uint8
@@ -113,11 +123,11 @@ type Facts struct {
 	frozen *frozenStatus
 }
 
-// NewFacts builds the facts of a plan that has not started. It refuses a
+// New builds the facts of a plan that has not started. It refuses a
 // plan with CEL when expressions: Tekton rejects them at validation unless
 // the feature flag enable-cel-in-whenexpression is on, which it is not by
 // default, and this engine does not evaluate CEL.
-func NewFacts(plan *planpb.Plan, store *results.Store) (*Facts, error) {
+func New(plan *planpb.Plan, store *results.Store) (*Facts, error) {
 	for _, t := range append(slices.Clip(plan.GetTasks()), plan.GetFinally()...) {
 		for _, w := range t.GetWhen() {
 			if w.GetCel() != "" {
@@ -344,7 +354,7 @@ func (f *Facts) nextFinally(d *Decision) bool {
 }
 
 func whenIfSkippedByWhen(reason string, when []*planpb.WhenExpression) []*planpb.WhenExpression {
-	if reason == SkipWhen {
+	if reason == reasons.SkipWhen {
 		return when
 	}
 	return nil
@@ -363,23 +373,23 @@ func (f *Facts) skip(n *node) string {
 	parentsDone := f.parentsDone(n)
 	switch {
 	case f.stopping():
-		r = SkipStopping
+		r = reasons.SkipStopping
 	case f.gracefullyCancelled:
-		r = SkipGracefullyCancelled
+		r = reasons.SkipGracefullyCancelled
 	case f.gracefullyStopped:
-		r = SkipGracefullyStopped
+		r = reasons.SkipGracefullyStopped
 	case parentsDone && !f.whenAllows(n):
-		r = SkipWhen
+		r = reasons.SkipWhen
 	case f.parentSkipped(n):
-		r = SkipParent
+		r = reasons.SkipParent
 	case parentsDone && f.resultsMissing(n):
-		r = SkipMissingResults
+		r = reasons.SkipMissingResults
 	case parentsDone && f.pipelineTimedOut:
-		r = SkipPipelineTimedOut
+		r = reasons.SkipPipelineTimedOut
 	case parentsDone && f.tasksTimedOut:
-		r = SkipTasksTimedOut
+		r = reasons.SkipTasksTimedOut
 	case f.emptyMatrix(n):
-		r = SkipEmptyMatrix
+		r = reasons.SkipEmptyMatrix
 	}
 	f.skipCache[n] = r
 	return r
@@ -391,15 +401,15 @@ func (f *Facts) finallySkip(n *node, status map[string]string) string {
 	n.when = f.resolveWhen(n, status)
 	switch {
 	case missing:
-		return SkipMissingResults
+		return reasons.SkipMissingResults
 	case !whenAllows(n.when):
-		return SkipWhen
+		return reasons.SkipWhen
 	case f.pipelineTimedOut:
-		return SkipPipelineTimedOut
+		return reasons.SkipPipelineTimedOut
 	case f.finallyTimedOut:
-		return SkipFinallyTimedOut
+		return reasons.SkipFinallyTimedOut
 	case f.emptyMatrix(n):
-		return SkipEmptyMatrix
+		return reasons.SkipEmptyMatrix
 	}
 	return ""
 }
@@ -439,7 +449,7 @@ func (f *Facts) parentsDone(n *node) bool {
 // expressions (those skips do not propagate).
 func (f *Facts) parentSkipped(n *node) bool {
 	for _, p := range f.graph.Prev(n.index) {
-		if r := f.skip(f.dagN[p]); r != "" && r != SkipWhen {
+		if r := f.skip(f.dagN[p]); r != "" && r != reasons.SkipWhen {
 			return true
 		}
 	}
@@ -499,7 +509,7 @@ func (f *Facts) resultsMissing(n *node) bool {
 		return false
 	}
 	ref := f.byName[name]
-	return n.task.GetOnErrorContinue() || (ref != nil && f.skip(ref) == SkipWhen)
+	return n.task.GetOnErrorContinue() || (ref != nil && f.skip(ref) == reasons.SkipWhen)
 }
 
 // missingResult is CheckMissingResultReferences for a task about to start:
@@ -589,14 +599,14 @@ func (f *Facts) taskStatusVars() map[string]string {
 	}
 	aggregate := stateNone
 	if f.dagDone() {
-		aggregate = ReasonSucceeded
+		aggregate = reasons.Succeeded
 		for _, n := range f.dagN {
 			if n.phase == failed {
-				aggregate = ReasonFailed
+				aggregate = reasons.Failed
 				break
 			}
 			if f.skip(n) != "" {
-				aggregate = ReasonCompleted
+				aggregate = reasons.Completed
 			}
 		}
 	}
@@ -609,9 +619,9 @@ func (f *Facts) taskStatusVars() map[string]string {
 func taskState(n *node) string {
 	switch n.phase {
 	case succeeded:
-		return ReasonSucceeded
+		return reasons.Succeeded
 	case failed:
-		return ReasonFailed
+		return reasons.Failed
 	}
 	return stateNone
 }
@@ -660,10 +670,6 @@ func (f *Facts) liveSkipped() []*planpb.SkippedTask {
 	}
 	return out
 }
-
-// durationString formats like Go's time.Duration, which Tekton uses in its
-// timeout messages (metav1.Duration.String()).
-func durationString(d time.Duration) string { return d.String() }
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
