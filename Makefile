@@ -49,7 +49,7 @@ summary    = $(if $(SUMMARY),; status=$$?; $(GO) run ./hack/testsummary $(TEST_O
 ## unit: the fast inner loop: the packages' own tests (no podman, no cluster)
 unit:
 	@mkdir -p $(TEST_OUT)
-	$(GOTESTSUM) --jsonfile $(TEST_OUT)/unit.json -- -race ./internal/... ./proto/... ./cmd/... ./hack/... $(call summary,unit)
+	$(GOTESTSUM) --jsonfile $(TEST_OUT)/unit.json -- -race ./api/... ./internal/... ./proto/... ./cmd/... ./hack/... $(call summary,unit)
 
 # The end-to-end tests run the built binary, which Go's test cache cannot
 # see: always run them. They include the podman ones and the ones on a real

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 
+	podpipeline "github.com/e7763abc/pod-runner/api/podpipeline/v1alpha1"
+
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
@@ -20,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 	"knative.dev/pkg/kmeta"
@@ -31,50 +32,6 @@ import (
 	"github.com/e7763abc/pod-runner/internal/compile"
 	"github.com/e7763abc/pod-runner/internal/load"
 )
-
-// The PodPipeline custom task (TEP-0002, embedded as TEP-0061 allows): a
-// pipeline task whose taskSpec or taskRef is of this kind makes Tekton's
-// controller create a CustomRun, which this controller runs as one Pod.
-const (
-	PodPipelineGroup      = "pod-runner.dev"
-	PodPipelineVersion    = "v1alpha1"
-	PodPipelineAPIVersion = PodPipelineGroup + "/" + PodPipelineVersion
-	PodPipelineKind       = "PodPipeline"
-)
-
-// PodPipelineGVK is the kind of the PodPipeline objects a customRef names.
-var PodPipelineGVK = schema.GroupVersionKind{Group: PodPipelineGroup, Version: PodPipelineVersion, Kind: PodPipelineKind}
-
-// PodPipelineSpec is what a PodPipeline holds: the group of tasks to run
-// in one Pod, as a PipelineRun names its pipeline. It is customSpec.spec
-// of a CustomRun that embeds it, or spec of the PodPipeline object its
-// customRef names. The CustomRun's params, workspaces, timeout and
-// serviceAccountName are the group's run's.
-type PodPipelineSpec struct {
-	PipelineSpec *v1.PipelineSpec `json:"pipelineSpec,omitempty"`
-	PipelineRef  *v1.PipelineRef  `json:"pipelineRef,omitempty"`
-}
-
-// GroupStatus is status.extraFields of a PodPipeline's CustomRun: the
-// current attempt's Pod and, as its PipelineRun status would say, the
-// TaskRuns it made and the tasks it skipped.
-type GroupStatus struct {
-	PodName         string                    `json:"podName,omitempty"`
-	ChildReferences []v1.ChildStatusReference `json:"childReferences,omitempty"`
-	SkippedTasks    []v1.SkippedTask          `json:"skippedTasks,omitempty"`
-}
-
-// IsPodPipeline tells whether run is a PodPipeline's, which this
-// controller runs; any other CustomRun is another controller's.
-func IsPodPipeline(run *v1beta1.CustomRun) bool {
-	if ref := run.Spec.CustomRef; ref != nil {
-		return ref.APIVersion == PodPipelineAPIVersion && string(ref.Kind) == PodPipelineKind
-	}
-	if s := run.Spec.CustomSpec; s != nil {
-		return s.APIVersion == PodPipelineAPIVersion && s.Kind == PodPipelineKind
-	}
-	return false
-}
 
 // CustomRunReconciler runs the CustomRuns of PodPipelines: each attempt of
 // the group as one Pod, through the PipelineRun machinery (compile, Pod,
@@ -108,7 +65,7 @@ func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.R
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !IsPodPipeline(run) || run.IsDone() {
+	if !podpipeline.IsPodPipeline(run) || run.IsDone() {
 		return ctrl.Result{}, nil
 	}
 	logger := log.FromContext(ctx)
@@ -212,7 +169,7 @@ func (e *missingPodPipeline) Error() string {
 // spec of the PodPipeline object its customRef names, read strictly (an
 // unknown field is a mistake worth failing on, as Tekton's webhook fails
 // on one in a Pipeline).
-func (c *CustomRunReconciler) podPipeline(ctx context.Context, run *v1beta1.CustomRun) (*PodPipelineSpec, error) {
+func (c *CustomRunReconciler) podPipeline(ctx context.Context, run *v1beta1.CustomRun) (*podpipeline.PodPipelineSpec, error) {
 	var raw []byte
 	doc, field := customRunDoc(run), "spec.customSpec.spec"
 	if ref := run.Spec.CustomRef; ref != nil {
@@ -223,7 +180,7 @@ func (c *CustomRunReconciler) podPipeline(ctx context.Context, run *v1beta1.Cust
 			return nil, load.Errorf(doc, "spec.customRef.name", "names no PodPipeline: name one, or embed it (taskSpec)")
 		}
 		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(PodPipelineGVK)
+		u.SetGroupVersionKind(podpipeline.GVK)
 		err := c.reader().Get(ctx, client.ObjectKey{Namespace: run.Namespace, Name: ref.Name}, u)
 		switch {
 		case apierrors.IsNotFound(err):
@@ -240,7 +197,7 @@ func (c *CustomRunReconciler) podPipeline(ctx context.Context, run *v1beta1.Cust
 	} else {
 		raw = run.Spec.CustomSpec.Spec.Raw
 	}
-	spec := &PodPipelineSpec{}
+	spec := &podpipeline.PodPipelineSpec{}
 	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
 		return spec, nil
 	}
@@ -275,7 +232,7 @@ func attemptName(run *v1beta1.CustomRun, attempt int) string {
 // its params, workspaces, timeout (timeouts.pipeline; per attempt, as
 // CustomRun timeouts are) and service account; spec.status Cancelled when
 // it is cancelled; its start time and condition.
-func groupRun(run *v1beta1.CustomRun, spec *PodPipelineSpec, attempt int) *v1.PipelineRun {
+func groupRun(run *v1beta1.CustomRun, spec *podpipeline.PodPipelineSpec, attempt int) *v1.PipelineRun {
 	labels, annotations := map[string]string{}, map[string]string{}
 	maps.Copy(labels, run.Labels)
 	maps.Copy(annotations, run.Annotations)
@@ -384,7 +341,7 @@ func customRunReason(reason string) string {
 
 // customRunStatus is run's status once the group's run has next's:
 // condition, times, results (strings; arrays and objects as JSON, which
-// Tekton reads an array back from), and GroupStatus. Retries so far are
+// Tekton reads an array back from), and podpipeline.GroupStatus. Retries so far are
 // kept.
 func (c *CustomRunReconciler) customRunStatus(run *v1beta1.CustomRun, pr, next *v1.PipelineRun, podName string) (*v1beta1.CustomRunStatus, error) {
 	st := run.Status.DeepCopy()
@@ -419,7 +376,7 @@ func (c *CustomRunReconciler) customRunStatus(run *v1beta1.CustomRun, pr, next *
 		}
 		st.Results = append(st.Results, v1beta1.CustomRunResult{Name: r.Name, Value: v})
 	}
-	extra, err := json.Marshal(GroupStatus{PodName: podName, ChildReferences: next.Status.ChildReferences, SkippedTasks: next.Status.SkippedTasks})
+	extra, err := json.Marshal(podpipeline.GroupStatus{PodName: podName, ChildReferences: next.Status.ChildReferences, SkippedTasks: next.Status.SkippedTasks})
 	if err != nil {
 		return nil, fmt.Errorf("extraFields: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	podpipeline "github.com/e7763abc/pod-runner/api/podpipeline/v1alpha1"
+
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,13 +24,13 @@ func TestCustomRunInvalid(t *testing.T) {
 		if err := yaml.Unmarshal([]byte("metadata: {name: "+name+", namespace: ci}\nspec:\n"+spec), &u.Object); err != nil {
 			t.Fatal(err)
 		}
-		u.SetGroupVersionKind(PodPipelineGVK)
+		u.SetGroupVersionKind(podpipeline.GVK)
 		return u
 	}
 	byRef := func(name, ref string) *v1beta1.CustomRun {
 		run := customRun(name, groupSpec, "")
 		run.Spec.CustomSpec = nil
-		run.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: PodPipelineAPIVersion, Kind: PodPipelineKind, Name: ref}
+		run.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: podpipeline.APIVersion, Kind: podpipeline.Kind, Name: ref}
 		return run
 	}
 	cases := []struct {
@@ -80,10 +82,10 @@ func TestCustomRunByRef(t *testing.T) {
 	if err := yaml.Unmarshal([]byte("metadata: {name: pp, namespace: ci}\nspec:\n"+groupSpec), &u.Object); err != nil {
 		t.Fatal(err)
 	}
-	u.SetGroupVersionKind(PodPipelineGVK)
+	u.SetGroupVersionKind(podpipeline.GVK)
 	run := customRun("byref", groupSpec, "")
 	run.Spec.CustomSpec = nil
-	run.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: PodPipelineAPIVersion, Kind: PodPipelineKind, Name: "pp"}
+	run.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: podpipeline.APIVersion, Kind: podpipeline.Kind, Name: "pp"}
 	e := newCustomRunEnv(t, sayTask(t), u, run)
 	e.reconcileCR("byref")
 	if pods := e.pods(); len(pods) != 1 || pods[0].Name != "byref" {
@@ -103,14 +105,14 @@ func TestPodPipelineCRDMissing(t *testing.T) {
 	}
 	run := customRun("nocrd", groupSpec, "")
 	run.Spec.CustomSpec = nil
-	run.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: PodPipelineAPIVersion, Kind: PodPipelineKind, Name: "pp"}
+	run.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: podpipeline.APIVersion, Kind: podpipeline.Kind, Name: "pp"}
 	c := fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&v1beta1.CustomRun{}).WithObjects(run).Build()
 	// What controller-runtime's REST mapper answers for a kind the API
 	// server does not serve.
 	c = interceptor.NewClient(c, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if u, ok := obj.(*unstructured.Unstructured); ok {
-				return &meta.NoKindMatchError{GroupKind: u.GroupVersionKind().GroupKind(), SearchedVersions: []string{PodPipelineVersion}}
+				return &meta.NoKindMatchError{GroupKind: u.GroupVersionKind().GroupKind(), SearchedVersions: []string{podpipeline.Version}}
 			}
 			return c.Get(ctx, key, obj, opts...)
 		},

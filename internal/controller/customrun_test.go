@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	podpipeline "github.com/e7763abc/pod-runner/api/podpipeline/v1alpha1"
+
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
@@ -103,7 +105,7 @@ func newCustomRunEnv(t *testing.T, objs ...client.Object) *crEnv {
 	for gvk := range s.AllKnownTypes() {
 		mapper.Add(gvk, meta.RESTScopeNamespace)
 	}
-	mapper.Add(PodPipelineGVK, meta.RESTScopeNamespace)
+	mapper.Add(podpipeline.GVK, meta.RESTScopeNamespace)
 	c := fake.NewClientBuilder().WithScheme(s).WithRESTMapper(mapper).
 		WithStatusSubresource(&v1beta1.CustomRun{}, &v1.TaskRun{}, &corev1.Pod{}).
 		WithObjects(objs...).Build()
@@ -152,9 +154,9 @@ func condition(t *testing.T, run *v1beta1.CustomRun) *apis.Condition {
 	return c
 }
 
-func groupStatus(t *testing.T, run *v1beta1.CustomRun) GroupStatus {
+func groupStatus(t *testing.T, run *v1beta1.CustomRun) podpipeline.GroupStatus {
 	t.Helper()
-	var g GroupStatus
+	var g podpipeline.GroupStatus
 	if len(run.Status.ExtraFields.Raw) > 0 {
 		if err := json.Unmarshal(run.Status.ExtraFields.Raw, &g); err != nil {
 			t.Fatal(err)
@@ -437,9 +439,9 @@ func TestOtherCustomRunsLeftAlone(t *testing.T) {
 	other.Spec.CustomSpec.Kind = "Wait"
 	ref := customRun("ref", groupSpec, "")
 	ref.Spec.CustomSpec = nil
-	ref.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: "example.dev/v1", Kind: PodPipelineKind}
+	ref.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: "example.dev/v1", Kind: podpipeline.Kind}
 	for _, run := range []*v1beta1.CustomRun{other, ref} {
-		if IsPodPipeline(run) {
+		if podpipeline.IsPodPipeline(run) {
 			t.Errorf("%s is taken for a PodPipeline", run.Name)
 		}
 		e := newCustomRunEnv(t, sayTask(t), run)
@@ -451,7 +453,7 @@ func TestOtherCustomRunsLeftAlone(t *testing.T) {
 			t.Errorf("%s was acted on", run.Name)
 		}
 	}
-	if !IsPodPipeline(customRun("x", groupSpec, "")) {
+	if !podpipeline.IsPodPipeline(customRun("x", groupSpec, "")) {
 		t.Error("an embedded PodPipeline is not recognised")
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	podpipeline "github.com/e7763abc/pod-runner/api/podpipeline/v1alpha1"
+
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	resolutionv1beta1 "github.com/tektoncd/pipeline/pkg/apis/resolution/v1beta1"
@@ -89,7 +91,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (c *CustomRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	podPipelines := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		run, ok := o.(*v1beta1.CustomRun)
-		return ok && IsPodPipeline(run)
+		return ok && podpipeline.IsPodPipeline(run)
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("pod-runner-customrun").

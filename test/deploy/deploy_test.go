@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	podpipeline "github.com/e7763abc/pod-runner/api/podpipeline/v1alpha1"
+
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	resolutionv1beta1 "github.com/tektoncd/pipeline/pkg/apis/resolution/v1beta1"
@@ -498,14 +500,14 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 		"metadata": map[string]any{"name": "group", "namespace": "ci"},
 		"spec":     map[string]any{"pipelineRef": map[string]any{"name": "build"}},
 	}}
-	podPipeline.SetGroupVersionKind(controller.PodPipelineGVK)
+	podPipeline.SetGroupVersionKind(podpipeline.GVK)
 	objs = append(objs, podPipeline)
 	// The PodPipeline kind is known, as config/crd makes it known.
 	mapper := meta.NewDefaultRESTMapper(nil)
 	for gvk := range scheme.AllKnownTypes() {
 		mapper.Add(gvk, meta.RESTScopeNamespace)
 	}
-	mapper.Add(controller.PodPipelineGVK, meta.RESTScopeNamespace)
+	mapper.Add(podpipeline.GVK, meta.RESTScopeNamespace)
 	base := fake.NewClientBuilder().WithScheme(scheme).WithRESTMapper(mapper).
 		WithStatusSubresource(&v1.PipelineRun{}, &v1.TaskRun{}, &corev1.Pod{}, &v1beta1.CustomRun{}).
 		WithObjects(objs...)
