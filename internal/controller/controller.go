@@ -5,7 +5,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/e7763abc/pod-runner/internal/compile"
+	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/internal/podspec"
 )
 
@@ -147,72 +147,46 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.compiled.drop(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
-	logger := log.FromContext(ctx)
+	return r.runAttempt(ctx, pr, pr, pipelineRunReporter{r, pr})
+}
 
-	pod, found, err := r.runPod(ctx, pr, pr)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if pod == nil && pr.IsCancelled() {
-		// Never started: nothing to stop, and nothing to compile or
-		// resolve (Tekton's reconciler cancels before it resolves).
-		return ctrl.Result{}, r.cancelled(ctx, pr, r.compiled.get(pr), nil)
-	}
-	compiled, err := r.compile(ctx, pr, pr, found)
-	var waiting *compile.ResolvingError
-	if errors.As(err, &waiting) {
-		return r.resolving(ctx, pr, waiting)
-	}
-	if le, ok := asInvalid(err); ok {
-		logger.Info("invalid run", "error", le.Error())
-		return ctrl.Result{}, r.fail(ctx, pr, invalidReason(le), invalidMessage(le))
-	}
-	if err != nil {
-		return ctrl.Result{}, err
-	}
+// pipelineRunReporter writes a delegated PipelineRun's attempt on the run.
+type pipelineRunReporter struct {
+	r  *Reconciler
+	pr *v1.PipelineRun
+}
 
-	switch {
-	case pod == nil:
-		if pod, err = r.createPod(ctx, pr, pr, compiled); err != nil {
-			if le, ok := asInvalid(err); ok {
-				return ctrl.Result{}, r.fail(ctx, pr, ReasonPodCreationFailed, le.Error())
-			}
-			return ctrl.Result{}, err
-		}
-		logger.Info("created pod", "pod", pod.Name)
-	}
-	if !metav1.IsControlledBy(pod, pr) {
-		// A Pod of an earlier run of the same name, still being deleted.
-		return ctrl.Result{RequeueAfter: r.poll()}, nil
-	}
+func (p pipelineRunReporter) cancelledBeforePod(ctx context.Context) error {
+	return p.r.cancelled(ctx, p.pr, p.r.compiled.get(p.pr))
+}
 
-	end := r.podFailure(ctx, pr, compiled, pod)
-	if end != nil {
-		logger.Info("ending the run", "reason", end.reason, "message", end.message)
-	}
-	if (pr.IsCancelled() || end != nil) && podActive(pod) {
-		if err := r.stopPod(ctx, pod); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	if action := gracefulAction(pr); action != "" && podActive(pod) {
+func (p pipelineRunReporter) resolving(ctx context.Context, w *compile.ResolvingError) (ctrl.Result, error) {
+	return p.r.resolving(ctx, p.pr, w)
+}
+
+func (p pipelineRunReporter) invalid(ctx context.Context, reason string, le *load.Error) error {
+	return p.r.fail(ctx, p.pr, reason, invalidMessage(le))
+}
+
+// report also delivers a graceful cancel or stop (spec.status) to the
+// supervisor, before the status is read.
+func (p pipelineRunReporter) report(ctx context.Context, c *compile.Compiled, pod *corev1.Pod, end *ending) (attemptState, error) {
+	if action := gracefulAction(p.pr); action != "" && podActive(pod) {
 		// Not fatal to the reconcile: status is still written, and the
 		// request is sent again on the next one.
-		if err := r.signal(ctx, pod, action); err != nil {
-			logger.Error(err, "graceful cancel or stop not delivered yet")
+		if err := p.r.signal(ctx, pod, action); err != nil {
+			log.FromContext(ctx).Error(err, "graceful cancel or stop not delivered yet")
 		}
 	}
-	done, err := r.writeStatus(ctx, pr, compiled, pod, end)
+	done, err := p.r.writeStatus(ctx, p.pr, c, pod, end)
 	if err != nil {
-		return ctrl.Result{}, err
+		return attemptRunning, err
 	}
-	r.metrics().podStarted(pr, pod)
+	p.r.metrics().podStarted(p.pr, pod)
 	if done {
-		r.follow.stop(pod.UID)
-		r.compiled.drop(req.NamespacedName)
-		return ctrl.Result{}, nil
+		return attemptEnded, nil
 	}
-	return ctrl.Result{RequeueAfter: r.poll()}, nil
+	return attemptRunning, nil
 }
 
 // runPod is the Pod of pr (nil when there is none) and, when owner

@@ -84,78 +84,55 @@ func (c *CustomRunReconciler) reconcileCustomRun(ctx context.Context, req ctrl.R
 	}
 	attempt := len(run.Status.RetriesStatus)
 	pr := groupRun(run, spec, attempt)
-	pod, found, err := c.runPod(ctx, run, pr)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if pod == nil && run.IsCancelled() {
-		// Never started: nothing to stop, nothing to compile or resolve.
-		c.compiled.drop(key(pr))
-		return ctrl.Result{}, c.end(ctx, run, v1beta1.CustomRunReasonCancelled.String(), cancelMessage(run))
-	}
-	compiled, err := c.compile(ctx, run, pr, found)
-	var waiting *compile.ResolvingError
-	if errors.As(err, &waiting) {
-		return c.resolving(ctx, run, pr, waiting)
-	}
-	if le, ok := asInvalid(err); ok {
-		logger.Info("invalid group", "error", le.Error())
-		return ctrl.Result{}, c.end(ctx, run, invalidReason(le), c.locate(run, pr, le).Error())
-	}
-	if err != nil {
-		return ctrl.Result{}, err
-	}
+	return c.runAttempt(ctx, run, pr, customRunReporter{c, run, pr, attempt})
+}
 
-	switch {
-	case pod == nil:
-		if pod, err = c.createPod(ctx, run, pr, compiled); err != nil {
-			if le, ok := asInvalid(err); ok {
-				return ctrl.Result{}, c.end(ctx, run, ReasonPodCreationFailed, c.locate(run, pr, le).Error())
-			}
-			return ctrl.Result{}, err
-		}
-		logger.Info("created pod", "pod", pod.Name)
-	}
-	if !metav1.IsControlledBy(pod, run) {
-		// A Pod of an earlier CustomRun of the same name, still being deleted.
-		return ctrl.Result{RequeueAfter: c.poll()}, nil
-	}
+// customRunReporter writes the attempt of a PodPipeline's group on its
+// CustomRun.
+type customRunReporter struct {
+	c       *CustomRunReconciler
+	run     *v1beta1.CustomRun
+	pr      *v1.PipelineRun
+	attempt int
+}
 
-	end := c.podFailure(ctx, pr, compiled, pod)
-	if end != nil {
-		logger.Info("ending the attempt", "reason", end.reason, "message", end.message)
-	}
-	if (run.IsCancelled() || end != nil) && podActive(pod) {
-		if err := c.stopPod(ctx, pod); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
+func (g customRunReporter) cancelledBeforePod(ctx context.Context) error {
+	g.c.compiled.drop(key(g.pr))
+	return g.c.end(ctx, g.run, v1beta1.CustomRunReasonCancelled.String(), cancelMessage(g.run))
+}
+
+func (g customRunReporter) resolving(ctx context.Context, w *compile.ResolvingError) (ctrl.Result, error) {
+	return g.c.resolving(ctx, g.run, g.pr, w)
+}
+
+func (g customRunReporter) invalid(ctx context.Context, reason string, le *load.Error) error {
+	return g.c.end(ctx, g.run, reason, g.c.locate(g.run, g.pr, le).Error())
+}
+
+// report writes the group's TaskRuns, owned by the CustomRun, and the
+// CustomRun's status; an attempt that failed with retries left becomes a
+// retry (the next attempt is a run of its own, in a Pod of its own).
+func (g customRunReporter) report(ctx context.Context, compiled *compile.Compiled, pod *corev1.Pod, end *ending) (attemptState, error) {
+	run := g.run
 	owner := metav1.NewControllerRef(run, v1beta1.SchemeGroupVersion.WithKind(pipeline.CustomRunControllerName))
-	next, done, err := c.nextStatus(ctx, pr, req.NamespacedName, compiled, pod, end, func(tr *v1.TaskRun) {
+	next, done, err := g.c.nextStatus(ctx, g.pr, client.ObjectKeyFromObject(run), compiled, pod, end, func(tr *v1.TaskRun) {
 		tr.OwnerReferences = []metav1.OwnerReference{*owner}
 	})
 	if err != nil {
-		return ctrl.Result{}, err
+		return attemptRunning, err
 	}
-	st, err := c.customRunStatus(run, pr, next, pod.Name)
+	st, err := g.c.customRunStatus(run, g.pr, next, pod.Name)
 	if err != nil {
-		return ctrl.Result{}, err
+		return attemptRunning, err
 	}
-	if done {
-		c.follow.stop(pod.UID)
-		c.compiled.drop(key(pr))
-		if !run.IsCancelled() && st.GetCondition(apis.ConditionSucceeded).IsFalse() && attempt < run.Spec.Retries {
-			logger.Info("retrying", "attempt", attempt+1, "retries", run.Spec.Retries)
-			return ctrl.Result{RequeueAfter: c.poll()}, c.update(ctx, run, c.retry(run, st))
-		}
+	switch {
+	case !done:
+		return attemptRunning, g.c.update(ctx, run, st)
+	case !run.IsCancelled() && st.GetCondition(apis.ConditionSucceeded).IsFalse() && g.attempt < run.Spec.Retries:
+		log.FromContext(ctx).Info("retrying", "attempt", g.attempt+1, "retries", run.Spec.Retries)
+		return attemptRetried, g.c.update(ctx, run, g.c.retry(run, st))
 	}
-	if err := c.update(ctx, run, st); err != nil {
-		return ctrl.Result{}, err
-	}
-	if done {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{RequeueAfter: c.poll()}, nil
+	return attemptEnded, g.c.update(ctx, run, st)
 }
 
 // missingPodPipeline is a customRef naming no PodPipeline object.

@@ -356,7 +356,7 @@ func setCompletion(pr *v1.PipelineRun, now time.Time) {
 }
 
 // cancelled ends a run cancelled before its Pod was created.
-func (r *Reconciler) cancelled(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, _ *corev1.Pod) error {
+func (r *Reconciler) cancelled(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled) error {
 	next := pr.DeepCopy()
 	next.Status.InitializeConditions(r.clock())
 	if c != nil && c.PipelineSpec != nil {
