@@ -108,6 +108,11 @@ func TestTektonE2E(t *testing.T) {
 		}
 	}
 	installCRDs(t)
+	// The suite keeps the namespace of a test that failed (its tearDown),
+	// the ledger's among them; its namespaces all carry its label.
+	t.Cleanup(func() {
+		kube.Kubectl(t, "", "delete", "namespaces", "-l", "tekton.dev/test-e2e=true", "--wait=false", "--ignore-not-found")
+	})
 	suite, suiteDir := buildTektonE2E(t)
 
 	// The suite reads Tekton's feature flags from SYSTEM_NAMESPACE; the
