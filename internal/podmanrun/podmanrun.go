@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/e7763abc/pod-runner/internal/loglines"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/sidecar"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
@@ -223,26 +224,11 @@ func (r *runner) copyFrom(container, prefix string, from int64, follow bool) (in
 	if err := cmd.Start(); err != nil {
 		return from, err
 	}
-	br := bufio.NewReaderSize(out, 64<<10)
-	n := from
-	if _, err := io.CopyN(io.Discard, br, from); err != nil {
-		_ = cmd.Wait()
-		return from, nil
+	n, err := loglines.From(out, from, !follow, func(s string) { r.print(prefix, s) })
+	if werr := cmd.Wait(); err == nil {
+		err = werr
 	}
-	for {
-		line, err := br.ReadString('\n')
-		if err == nil {
-			n += int64(len(line))
-			r.print(prefix, line[:len(line)-1])
-			continue
-		}
-		if line != "" && !follow {
-			n += int64(len(line))
-			r.print(prefix, line)
-		}
-		break
-	}
-	return n, cmd.Wait()
+	return n, err
 }
 
 func (r *runner) print(prefix, line string) {

@@ -8,7 +8,6 @@
 package runlogs
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/loglines"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -377,30 +377,11 @@ func (r *Reader) copyLog(ctx context.Context, pod, name, prefix string, from int
 		return from, fmt.Errorf("error in getting logs for container %s: %w", name, err)
 	}
 	defer rc.Close()
-	br := bufio.NewReader(rc)
-	if _, err := io.CopyN(io.Discard, br, from); err != nil {
-		if errors.Is(err, io.EOF) || ctx.Err() != nil {
-			return from, nil
-		}
-		return from, fmt.Errorf("read logs of container %s: %w", name, err)
-	}
-	n := from
-	for {
-		s, err := br.ReadString('\n')
-		if err == nil {
-			n += int64(len(s))
-			r.line(prefix, s[:len(s)-1])
-			continue
-		}
-		if s != "" && !follow && errors.Is(err, io.EOF) {
-			n += int64(len(s))
-			r.line(prefix, s)
-		}
-		if errors.Is(err, io.EOF) || ctx.Err() != nil {
-			return n, nil
-		}
+	n, err := loglines.From(rc, from, !follow, func(s string) { r.line(prefix, s) })
+	if err != nil && ctx.Err() == nil {
 		return n, fmt.Errorf("read logs of container %s: %w", name, err)
 	}
+	return n, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
