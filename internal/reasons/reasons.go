@@ -72,4 +72,8 @@ const (
 	// TaskRun spec status messages for a TaskRun cancelled by its PipelineRun.
 	MsgCancelledByPipeline        = "TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
 	MsgCancelledByPipelineTimeout = "TaskRun cancelled as the PipelineRun it belongs to has timed out."
+
+	// MsgTaskRunning is a running TaskRun's condition message (pkg/pod
+	// MakeTaskRunStatus, while its Pod runs).
+	MsgTaskRunning = "Not all Steps in the Task have finished executing"
 )

@@ -29,7 +29,7 @@ func (s *Supervisor) runTask(ctx context.Context, ready *facts.Ready) taskEnd {
 		st.CompletionTime = nil
 		st.Steps = nil
 		st.Results = nil
-		st.Condition = &planpb.Condition{Status: "Unknown", Reason: reasons.Running, LastTransitionTime: st.StartTime}
+		st.Condition = &planpb.Condition{Status: "Unknown", Reason: reasons.Running, Message: reasons.MsgTaskRunning, LastTransitionTime: st.StartTime}
 		s.reportTask(st)
 
 		end := s.runAttempt(ctx, ready, attempt, st)

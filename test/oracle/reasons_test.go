@@ -1,14 +1,21 @@
 package oracle
 
 import (
+	"context"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"testing"
 
-	"github.com/e7763abc/pod-runner/internal/reasons"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/pod"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"knative.dev/pkg/apis"
+
+	"github.com/e7763abc/pod-runner/internal/reasons"
 )
 
 // TestReasons pins every exported constant of internal/reasons/reasons.go
@@ -64,6 +71,7 @@ func TestReasons(t *testing.T) {
 
 		{"MsgCancelledByPipeline", reasons.MsgCancelledByPipeline, string(v1.TaskRunCancelledByPipelineMsg), ""},
 		{"MsgCancelledByPipelineTimeout", reasons.MsgCancelledByPipelineTimeout, string(v1.TaskRunCancelledByPipelineTimeoutMsg), ""},
+		{"MsgTaskRunning", reasons.MsgTaskRunning, runningMessage(t), ""},
 		// Kubernetes' own container terminated reasons, which Tekton copies
 		// into steps[].terminated.reason; no Go package exports them.
 		{"StepCompleted", reasons.StepCompleted, "Completed", ""},
@@ -89,9 +97,32 @@ func TestReasons(t *testing.T) {
 	// A constant added to reasons.go must be pinned here too.
 	for _, name := range exportedConstants(t, "../../internal/reasons/reasons.go") {
 		if !pinned[name] {
-			t.Errorf("supervisor.%s is not pinned to a Tekton constant", name)
+			t.Errorf("reasons.%s is not pinned to a Tekton constant", name)
 		}
 	}
+}
+
+// runningMessage is the condition message Tekton's pod status code gives
+// a TaskRun whose Pod runs a step (it is a literal there, no constant).
+func runningMessage(t *testing.T) string {
+	t.Helper()
+	running := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "step-s"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "step-s", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+		}},
+	}
+	tr := v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "tr", Namespace: "ns"}}
+	st, err := pod.MakeTaskRunStatus(context.Background(), zap.NewNop().Sugar(), tr, running, fake.NewSimpleClientset(running), &v1.TaskSpec{Steps: []v1.Step{{Name: "s"}}})
+	if err != nil {
+		t.Fatalf("Tekton's MakeTaskRunStatus: %v", err)
+	}
+	c := st.GetCondition(apis.ConditionSucceeded)
+	if c == nil || c.Reason != v1.TaskRunReasonRunning.String() {
+		t.Fatalf("Tekton's status of a running Pod: %+v", c)
+	}
+	return c.Message
 }
 
 func exportedConstants(t *testing.T, path string) []string {
