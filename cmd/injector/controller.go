@@ -23,7 +23,7 @@ func controllerMain(args []string, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file when running out of cluster (default: in-cluster config, then $KUBECONFIG)")
 	image := fs.String("image", podspec.DefaultImage, "the pod-runner image (init and supervisor containers)")
-	nativeSidecar := fs.Bool("native-sidecar", false, "run the supervisor as a native sidecar (Kubernetes 1.29+), which tkn and the Dashboard do not list as a step; off by default: a kubelet restarted mid-run has failed such runs on the local cluster")
+	nativeSidecar := fs.Bool("native-sidecar", true, "run the supervisor as a native sidecar (Kubernetes 1.29+), which tkn and the Dashboard do not list as a step; --native-sidecar=false makes it the Pod's first container (Kubernetes 1.28)")
 	namespace := fs.String("namespace", "", "only reconcile runs in this namespace (default: all)")
 	metrics := fs.String("metrics-bind-address", "0", "address of the Prometheus metrics endpoint; 0 turns it off")
 	health := fs.String("health-probe-bind-address", "0", "address of the /healthz and /readyz endpoints; 0 turns them off")

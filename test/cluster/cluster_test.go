@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,11 +96,32 @@ func getPipelineRun(t *testing.T, ns, name string) *v1.PipelineRun {
 
 // TestDelegatedRun: a PipelineRun with managedBy runs as one Pod, its
 // TaskRuns and status written by the controller; one without is left alone.
+// The supervisor is a native sidecar by default, the Pod's first container
+// with --native-sidecar=false (Kubernetes before 1.29).
 func TestDelegatedRun(t *testing.T) {
 	enabled(t)
 	installCRDs(t)
-	ns := kube.Namespace(t, "pr-e2e")
-	kube.StartController(t, ns)
+	bin, err := testbin.Build("github.com/e7763abc/pod-runner/cmd/injector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		flags  []string
+		native bool
+	}{
+		{"native sidecar", nil, true},
+		{"first container", []string{"--native-sidecar=false"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := kube.Namespace(t, "pr-e2e")
+			kube.StartControllerProcess(t, bin, ns, tc.flags...)
+			delegatedRun(t, ns, tc.native)
+		})
+	}
+}
+
+func delegatedRun(t *testing.T, ns string, native bool) {
 	kube.Kubectl(t, definitions, "-n", ns, "apply", "-f", "-")
 	kube.Kubectl(t, pipelineRun("mine", true)+"---\n"+pipelineRun("theirs", false), "-n", ns, "create", "-f", "-")
 
@@ -126,6 +148,15 @@ func TestDelegatedRun(t *testing.T) {
 	}
 	if len(pods.Items) != 1 || pods.Items[0].Name != "mine" {
 		t.Fatalf("%d pods, want exactly the run's", len(pods.Items))
+	}
+	spec := pods.Items[0].Spec
+	inits := slices.IndexFunc(spec.InitContainers, func(c corev1.Container) bool { return c.Name == podlayout.SupervisorContainer })
+	regular := slices.IndexFunc(spec.Containers, func(c corev1.Container) bool { return c.Name == podlayout.SupervisorContainer })
+	if native && (inits < 0 || spec.InitContainers[inits].RestartPolicy == nil || *spec.InitContainers[inits].RestartPolicy != corev1.ContainerRestartPolicyAlways || regular >= 0) {
+		t.Errorf("the supervisor is not a native sidecar: init containers %v, containers %v", spec.InitContainers, spec.Containers)
+	}
+	if !native && regular != 0 {
+		t.Errorf("the supervisor is not the Pod's first container: containers %v", spec.Containers)
 	}
 	trs := &v1.TaskRunList{}
 	if err := json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-l", "tekton.dev/pipelineRun=mine", "-o", "json")), trs); err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,6 +98,29 @@ func startChains(t *testing.T, prefix string, n, tasks int, sleep string) (ns, w
 	kube.WaitFor(t, 2*time.Minute, "every run's first TaskRun", func() bool {
 		out := kube.Kubectl(t, "", "-n", ns, "get", "taskruns", "-o", "name")
 		return strings.Count(out, "-t0\n") == n
+	})
+	// Mid-run is once every container has started: a kubelet stopped while
+	// it starts one makes that start fail ("failed to start containerd
+	// task: context canceled", exit 128), which fails its task, as it would
+	// fail Tekton's; with the supervisor a native sidecar, the first
+	// TaskRun exists before the kubelet has started the steps' containers.
+	kube.WaitFor(t, 2*time.Minute, "every Pod's containers to have started", func() bool {
+		pods := &corev1.PodList{}
+		if json.Unmarshal([]byte(kube.Kubectl(t, "", "-n", ns, "get", "pods", "-o", "json")), pods) != nil || len(pods.Items) != n {
+			return false
+		}
+		for _, p := range pods.Items {
+			statuses := slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses)
+			if len(statuses) != len(p.Spec.InitContainers)+len(p.Spec.Containers) {
+				return false
+			}
+			for _, cs := range statuses {
+				if cs.State.Waiting != nil {
+					return false
+				}
+			}
+		}
+		return true
 	})
 	return ns, want, c, bin
 }

@@ -110,7 +110,7 @@ func TestTknWithTekton(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kube.StartControllerProcess(t, injector, nsO, "--native-sidecar")
+	kube.StartControllerProcess(t, injector, nsO)
 	for _, ns := range []string{nsT, nsO} {
 		kube.Kubectl(t, tknDefinitions, "-n", ns, "apply", "-f", "-")
 	}
