@@ -1,7 +1,8 @@
 #!/bin/sh
 # Build localhost/busybox:pod-runner, the small shell image of the tests,
 # from Debian's busybox-static (no registry is reachable here): /bin/busybox
-# and a symlink per applet.
+# and a symlink per applet, at the applet's path in Alpine (it stands in for
+# Alpine's image too).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=${BUSYBOX:-/bin/busybox}
@@ -15,11 +16,12 @@ fi
 rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
 chmod 0755 "$rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/root" "$rootfs/tmp" "$rootfs/workspace"
+mkdir -p "$rootfs/bin" "$rootfs/sbin" "$rootfs/usr/bin" "$rootfs/usr/sbin" "$rootfs/etc" "$rootfs/root" "$rootfs/tmp" "$rootfs/workspace"
 chmod 1777 "$rootfs/tmp"
 cp "$busybox" "$rootfs/bin/busybox"
-for applet in $("$busybox" --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+# Each applet where Alpine has it (/usr/bin/env for `#!/usr/bin/env ash`).
+for applet in $("$busybox" --list-full); do
+    [ "${applet##*/}" = busybox ] || ln -s /bin/busybox "$rootfs/$applet"
 done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/podlayout"
@@ -57,7 +58,13 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 		}
 	}
 	for i, s := range task.GetSpec().GetSteps() {
-		if err := mkdir(filepath.Join(a.dir, "steps", "step-"+results.StepName(s.GetName(), i), "results")); err != nil {
+		step := "step-" + results.StepName(s.GetName(), i)
+		if err := mkdir(filepath.Join(a.dir, "steps", step, "results")); err != nil {
+			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
+		}
+		// Tekton's step-init names each step's directory by its index
+		// too (/tekton/steps/0/exitCode).
+		if err := os.Symlink(step, filepath.Join(a.dir, "steps", strconv.Itoa(i))); err != nil {
 			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
 		}
 	}

@@ -293,9 +293,15 @@ func TestAttemptPaths(t *testing.T) {
 			t.Errorf("Workspace(%s) = %q, %v; want %q", name, got, ok, want)
 		}
 	}
-	dirs, _ := filepath.Glob(filepath.Join(l.opts.StateDir, "*", "steps", "*", "results"))
+	dirs, _ := filepath.Glob(filepath.Join(l.opts.StateDir, "*", "steps", "step-*", "results"))
 	if len(dirs) != 2 || !strings.HasSuffix(dirs[1], "step-unnamed-1/results") {
 		t.Errorf("step result dirs = %v", dirs)
+	}
+	// Each step's directory is also at its index, as Tekton's step-init links it.
+	for i, want := range []string{"step-a", "step-unnamed-1"} {
+		if got, err := os.Readlink(filepath.Join(filepath.Dir(filepath.Dir(dirs[0])), strconv.Itoa(i))); got != want || err != nil {
+			t.Errorf("steps/%d links to %q (%v), want %q", i, got, err, want)
+		}
 	}
 	res := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(dirs[0]))), "results", "r")
 	if err := os.WriteFile(res, []byte("v"), 0o644); err != nil {

@@ -1,13 +1,22 @@
 package kube
 
+import "strings"
+
 // WrapTaskRun is a TaskRun (as JSON decodes it) as a PipelineRun of one
 // task, with the same metadata, its taskSpec or taskRef, its params and
-// workspaces passed through and its timeout the task's: the controller
+// workspaces passed through, its timeout and retries the task's, its
+// service account and podTemplate the run's taskRunTemplate and its step,
+// sidecar and compute overrides the task's taskRunSpecs: the controller
 // runs PipelineRuns only.
 func WrapTaskRun(tr map[string]any) map[string]any {
 	spec := tr["spec"].(map[string]any)
 	task := map[string]any{"name": "task"}
-	if ref, ok := spec["taskRef"]; ok {
+	if ref, ok := spec["taskRef"].(map[string]any); ok {
+		// A TaskRun's taskRef kind is a Task's in any case ("task"); a
+		// PipelineTask's is a custom task's unless it is exactly "Task".
+		if k, _ := ref["kind"].(string); strings.EqualFold(k, "Task") {
+			ref["kind"] = "Task"
+		}
 		task["taskRef"] = ref
 	} else {
 		task["taskSpec"] = spec["taskSpec"]
@@ -24,7 +33,12 @@ func WrapTaskRun(tr map[string]any) map[string]any {
 				decl = append(decl, map[string]any{"name": name, "type": "array"})
 				pass = append(pass, map[string]any{"name": name, "value": []any{"$(params." + name + "[*])"}})
 			case map[string]any:
-				decl = append(decl, map[string]any{"name": name, "type": "object"})
+				// A Pipeline's object param declares its keys.
+				props := map[string]any{}
+				for k := range p["value"].(map[string]any) {
+					props[k] = map[string]any{"type": "string"}
+				}
+				decl = append(decl, map[string]any{"name": name, "type": "object", "properties": props})
 				pass = append(pass, map[string]any{"name": name, "value": "$(params." + name + "[*])"})
 			default:
 				decl = append(decl, map[string]any{"name": name})
@@ -44,6 +58,29 @@ func WrapTaskRun(tr map[string]any) map[string]any {
 	}
 	if timeout, ok := spec["timeout"]; ok {
 		task["timeout"] = timeout
+	}
+	if retries, ok := spec["retries"]; ok {
+		task["retries"] = retries
+	}
+	// What the TaskRun says of its Pod, as the PipelineRun's for its tasks.
+	template := map[string]any{}
+	for _, f := range []string{"serviceAccountName", "podTemplate"} {
+		if v, ok := spec[f]; ok {
+			template[f] = v
+		}
+	}
+	if len(template) > 0 {
+		prSpec["taskRunTemplate"] = template
+	}
+	overrides := map[string]any{}
+	for _, f := range []string{"stepSpecs", "sidecarSpecs", "computeResources"} {
+		if v, ok := spec[f]; ok {
+			overrides[f] = v
+		}
+	}
+	if len(overrides) > 0 {
+		overrides["pipelineTaskName"] = "task"
+		prSpec["taskRunSpecs"] = []any{overrides}
 	}
 	return map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": tr["metadata"], "spec": prSpec}
 }
