@@ -155,6 +155,9 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	if err := prresources.ValidateOptionalWorkspaces(spec.Workspaces, state); err != nil {
 		return nil, specAt.errorf("workspaces", "%v", err).WithReason(v1.PipelineRunReasonRequiredWorkspaceMarkedOptional)
 	}
+	if err := evaluateCEL(specAt, pr.Name, spec, state); err != nil {
+		return nil, err
+	}
 
 	plan := &planpb.Plan{
 		Version:      planpb.Version,
@@ -561,4 +564,26 @@ func optionalIn(ts *v1.TaskSpec, name string) bool {
 		}
 	}
 	return false
+}
+
+// evaluateCEL evaluates the tasks' CEL when expressions as Tekton's
+// reconciler does once their params are substituted, before any task
+// runs (EvaluateCEL): one that does not compile or is not a boolean fails
+// the run. The supervisor evaluates them again, their task results
+// substituted, when it decides whether a task runs.
+func evaluateCEL(at where, run string, spec *v1.PipelineSpec, state prresources.PipelineRunState) error {
+	for _, rpt := range state {
+		if err := rpt.EvaluateCEL(); err != nil {
+			field := "tasks"
+			for i, list := range [][]v1.PipelineTask{spec.Tasks, spec.Finally} {
+				for j, pt := range list {
+					if pt.Name == rpt.PipelineTask.Name {
+						field = fmt.Sprintf("%s[%d].when", section(i), j)
+					}
+				}
+			}
+			return at.errorf(field, "Error evaluating CEL %s: %v", run, err).WithReason(v1.PipelineRunReasonCELEvaluationFailed)
+		}
+	}
+	return nil
 }

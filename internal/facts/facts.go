@@ -123,20 +123,8 @@ type Facts struct {
 	frozen *frozenStatus
 }
 
-// New builds the facts of a plan that has not started. It refuses a
-// plan with CEL when expressions: Tekton rejects them at validation unless
-// the feature flag enable-cel-in-whenexpression is on, which it is not by
-// default, and this engine does not evaluate CEL.
+// New builds the facts of a plan that has not started.
 func New(plan *planpb.Plan, store *results.Store) (*Facts, error) {
-	for _, t := range append(slices.Clip(plan.GetTasks()), plan.GetFinally()...) {
-		for _, w := range t.GetWhen() {
-			if w.GetCel() != "" {
-				return nil, fmt.Errorf("plan %q: task %q: CEL when expression %q is not supported "+
-					"(Tekton accepts CEL only with the feature flag enable-cel-in-whenexpression, off by default)",
-					plan.GetName(), t.GetName(), w.GetCel())
-			}
-		}
-	}
 	f := &Facts{plan: plan, byName: map[string]*node{}, runs: map[string]*taskRun{}, runNode: map[string]*node{}, results: store}
 	var err error
 	if f.dagN, err = f.group(plan.GetTasks(), false); err != nil {
@@ -170,7 +158,7 @@ func (f *Facts) newNode(t *planpb.Task, final bool, index int) *node {
 		matrix = append(matrix, valueTexts(p.GetValue())...)
 	}
 	for _, w := range t.GetWhen() {
-		when = append(when, w.GetInput())
+		when = append(when, w.GetInput(), w.GetCel())
 		when = append(when, w.GetValues()...)
 	}
 	for _, s := range slices.Concat(params, matrix, when) {
@@ -469,9 +457,19 @@ func (f *Facts) whenAllows(n *node) bool {
 	return whenAllows(f.resolveWhen(n, nil))
 }
 
-// whenAllows is WhenExpressions.AllowsExecution for in/notin expressions.
+// whenAllows is WhenExpressions.AllowsExecution: in/notin expressions, and
+// CEL ones (their variables substituted) evaluated. A CEL expression that
+// does not evaluate to a boolean does not allow it: the compiler refuses
+// one whose type is not boolean before the run starts, so only a value
+// substituted into it can make it so.
 func whenAllows(when []*planpb.WhenExpression) bool {
 	for _, w := range when {
+		if w.GetCel() != "" {
+			if ok, err := EvalCEL(w.GetCel()); !ok || err != nil {
+				return false
+			}
+			continue
+		}
 		in := slices.Contains(w.GetValues(), w.GetInput())
 		switch w.GetOperator() {
 		case "in":

@@ -114,12 +114,24 @@ func TestMissingResultFailsValidation(t *testing.T) {
 	}
 }
 
-func TestNewFactsRefusesCEL(t *testing.T) {
-	a := task("a", nil)
-	a.When = []*planpb.WhenExpression{{Cel: "'a' == 'a'"}}
-	_, err := New(plan([]*planpb.Task{a}), &results.Store{})
-	if err == nil || !strings.Contains(err.Error(), "CEL when expression") || !strings.Contains(err.Error(), "enable-cel-in-whenexpression") {
-		t.Fatalf("New: %v, want a refusal of CEL", err)
+// TestWhenAllowsCEL: CEL when expressions, their variables substituted,
+// combine with in/notin ones (all must hold); one that does not evaluate
+// to a boolean does not allow the task.
+func TestWhenAllowsCEL(t *testing.T) {
+	for _, c := range []struct {
+		when []*planpb.WhenExpression
+		want bool
+	}{
+		{[]*planpb.WhenExpression{{Cel: "'a' == 'a'"}}, true},
+		{[]*planpb.WhenExpression{{Cel: "'a' != 'a'"}}, false},
+		{[]*planpb.WhenExpression{{Cel: "'yes'.startsWith('y')"}, {Input: "yes", Operator: "in", Values: []string{"yes"}}}, true},
+		{[]*planpb.WhenExpression{{Cel: "'yes'.startsWith('y')"}, {Input: "yes", Operator: "notin", Values: []string{"yes"}}}, false},
+		{[]*planpb.WhenExpression{{Cel: "'abc'"}}, false},
+		{[]*planpb.WhenExpression{{Cel: "1 +"}}, false},
+	} {
+		if got := whenAllows(c.when); got != c.want {
+			t.Errorf("whenAllows(%v) = %v, want %v", c.when, got, c.want)
+		}
 	}
 }
 

@@ -476,11 +476,8 @@ results:
 	{
 		name: "CEL when expressions",
 		// CEL in when expressions needs the feature flag
-		// enable-cel-in-whenexpression, off by default; internal/compile
-		// validates with Tekton's defaults, so such a pipeline never becomes a
-		// plan, and the engine, which does not evaluate CEL, refuses one.
-		refused: "CEL when expression",
-		flags:   map[string]string{"enable-cel-in-whenexpression": "true"},
+		// enable-cel-in-whenexpression, off by default.
+		flags: map[string]string{"enable-cel-in-whenexpression": "true"},
 		pipeline: `
 tasks:
 - name: a
@@ -490,7 +487,17 @@ tasks:
 - name: cel-false
   when: [{cel: "'$(tasks.a.results.r)' != 'yes'"}]
 - {name: after-false, runAfter: [cel-false]}
+- name: cel-and-in
+  when: [{cel: "'$(tasks.a.results.r)'.startsWith('y')"}, {input: "$(tasks.a.results.r)", operator: notin, values: ["yes"]}]
+finally:
+- name: on-completed
+  when: [{cel: "'$(tasks.status)' == 'Completed'"}]
+- name: on-succeeded
+  when: [{cel: "'$(tasks.status)' == 'Succeeded'"}]
+- name: on-failure
+  when: [{cel: "'$(tasks.a.status)' == 'Failed'"}]
 `,
+		events: []event{ok("a", str("r", "yes")), ok("cel-true"), ok("after-false"), ok("on-completed")},
 	},
 	{
 		name: "stop, then a running task fails",
