@@ -157,7 +157,8 @@ image-debian: podman-setup
 
 image-pod-runner: podman-setup
 	CGO_ENABLED=0 $(GO) build -tags inpod -trimpath -o $(INPOD_BIN) ./cmd/pod-runner
-	@$(PODMAN_ENV) images/pod-runner/build.sh $(INPOD_BIN) $$($(GO) run ./hack/podman/imagebinary)
+	CGO_ENABLED=0 $(GO) build -tags inpod,steponly -trimpath -o $(INPOD_BIN)-step ./cmd/pod-runner
+	@$(PODMAN_ENV) images/pod-runner/build.sh $(INPOD_BIN) $(INPOD_BIN)-step $$($(GO) run ./hack/podman/imagebinary)
 
 # The e2e tests (./test/...) include the podman ones, which need the images,
 # and the cluster ones (below), which run the Tekton CLI too.

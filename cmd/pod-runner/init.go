@@ -64,13 +64,19 @@ func mkdirAll(dir string) error {
 	return nil
 }
 
-// install copies the running executable to dir/pod-runner, mode 0755,
-// through a temporary file and a rename: a container never sees half a
-// binary.
+// install copies the step binary to dir/pod-runner, mode 0755, through a
+// temporary file and a rename: a container never sees half a binary. The
+// step binary is pod-runner-step beside this one (built -tags steponly:
+// `step` and `init` only, so that every step container's process links
+// neither the supervisor nor its CEL evaluator), or this binary when there
+// is none.
 func install(dir string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
+	}
+	if step := self + "-step"; fileExists(step) {
+		self = step
 	}
 	src, err := os.Open(self)
 	if err != nil {
@@ -102,4 +108,9 @@ func install(dir string) error {
 		return fmt.Errorf("install %s: %w", dst, err)
 	}
 	return nil
+}
+
+func fileExists(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode().IsRegular()
 }

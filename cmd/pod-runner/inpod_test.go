@@ -357,6 +357,32 @@ func TestInit(t *testing.T) {
 	}
 }
 
+// TestInitInstallsStepBinary: beside the image's binary, its step binary
+// (pod-runner-step) is what init installs for the step containers.
+func TestInitInstallsStepBinary(t *testing.T) {
+	full := inpod(t)
+	img := t.TempDir()
+	self := filepath.Join(img, "pod-runner")
+	data, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := append([]byte("step binary:"), data[:64]...)
+	if err := os.WriteFile(self, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(self+"-step", step, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(self, "init", dir).CombinedOutput(); err != nil {
+		t.Fatalf("init: %v: %s", err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "pod-runner")); err != nil || string(got) != string(step) {
+		t.Errorf("installed %d bytes (%v), want the step binary's %d", len(got), err, len(step))
+	}
+}
+
 // waitForFile waits up to 10 s for a step to create path.
 func waitForFile(t *testing.T, path, failure string) {
 	t.Helper()

@@ -1,3 +1,5 @@
+//go:build !steponly
+
 package main
 
 import (
