@@ -46,6 +46,9 @@ const (
 	WorkspaceDir = "/workspace"
 	// HomeDir is Tekton's /tekton/home.
 	HomeDir = "/tekton/home"
+	// ScriptsDir is Tekton's /tekton/scripts: the task's steps and sidecars
+	// write their scripts there, an emptyDir of the task's own.
+	ScriptsDir = "/tekton/scripts"
 	// TerminationLog is where the supervisor writes the final run status.
 	TerminationLog = "/dev/termination-log"
 )

@@ -40,14 +40,15 @@ func (b *builder) collectClaimTemplates() {
 
 // taskMounts are the mounts of every step container of t: the bin volume
 // (read-only), the run volume, the task's own results and steps volumes,
-// its own /workspace and /tekton/home, and the workspaces it binds. Nothing
+// its own /workspace, /tekton/home and /tekton/scripts, and the workspaces
+// it binds. Nothing
 // of another task is mounted. The results and steps volumes are emptyDirs
 // of their own, not subPaths of the state volume: podman 4.3 ignores
 // subPath on an emptyDir and would show every task the whole volume. The
 // supervisor mounts them under StateDir (b.taskState).
 func (b *builder) taskMounts(t *planpb.Task) ([]corev1.VolumeMount, error) {
 	dir := podlayout.TaskDir(t.GetName())
-	work, home := b.taskVolume(t, "work"), b.taskVolume(t, "home")
+	work, home, scripts := b.taskVolume(t, "work"), b.taskVolume(t, "home"), b.taskVolume(t, "scripts")
 	res, steps := b.taskVolume(t, "results"), b.taskVolume(t, "steps")
 	b.taskState = append(b.taskState,
 		corev1.VolumeMount{Name: res, MountPath: podlayout.StateDir + "/" + dir + "/results"},
@@ -59,6 +60,7 @@ func (b *builder) taskMounts(t *planpb.Task) ([]corev1.VolumeMount, error) {
 		{Name: steps, MountPath: podlayout.StepsDir},
 		{Name: work, MountPath: podlayout.WorkspaceDir},
 		{Name: home, MountPath: podlayout.HomeDir},
+		{Name: scripts, MountPath: podlayout.ScriptsDir},
 	}
 	decls := map[string]*planpb.WorkspaceDeclaration{}
 	for _, d := range t.GetSpec().GetWorkspaces() {

@@ -61,9 +61,7 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 	if err != nil {
 		closeFile(outFile)
 		closeFile(errFile)
-		if script != "" {
-			os.Remove(script)
-		}
+		s.dropScript(script)
 		return nil, err
 	}
 	p := &process{seq: run.GetSeq(), proc: proc, done: make(chan *steppb.Exited, 1)}
@@ -71,9 +69,7 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		end := proc.Wait()
 		closeFile(outFile)
 		closeFile(errFile)
-		if script != "" {
-			os.Remove(script)
-		}
+		s.dropScript(script)
 		ex := &steppb.Exited{Seq: p.seq, StartedUnixNano: end.Started.UnixNano(), FinishedUnixNano: end.Finished.UnixNano(),
 			ExitCode: int32(end.Code), Reason: end.Reason}
 		if end.Err != nil {
@@ -106,11 +102,15 @@ func (s *server) workingDir(wd string) (string, error) {
 	return wd, nil
 }
 
-// writeScript writes the script to an executable file in a directory only
-// this container sees; its #! line picks the interpreter when it runs.
+// writeScript writes the script to an executable file, named by the run's
+// sequence number (unique in the Pod) and the step's name, in ScriptDir;
+// its #! line picks the interpreter when it runs.
 func (s *server) writeScript(run *steppb.Run) (string, error) {
 	if s.scriptDir == "" {
-		d, err := os.MkdirTemp(s.opts.ScriptDir, "pod-runner-scripts-")
+		s.scriptDir = s.opts.ScriptDir
+	}
+	if s.scriptDir == "" {
+		d, err := os.MkdirTemp("", "pod-runner-scripts-")
 		if err != nil {
 			return "", fmt.Errorf("script dir: %w", err)
 		}
@@ -125,6 +125,15 @@ func (s *server) writeScript(run *steppb.Run) (string, error) {
 		return "", fmt.Errorf("write script: %w", err)
 	}
 	return path, nil
+}
+
+// dropScript removes a script that ran from a private directory; in the
+// task's shared /tekton/scripts it stays, as Tekton's scripts stay there
+// for the Pod's life.
+func (s *server) dropScript(script string) {
+	if script != "" && s.scriptDir != s.opts.ScriptDir {
+		os.Remove(script)
+	}
 }
 
 // tee is out, plus a copy to path (stdoutConfig) when set: appended, its

@@ -33,8 +33,10 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// Log receives this program's own messages (os.Stderr).
 	Log io.Writer
-	// ScriptDir is where scripts are written, in a private directory made
-	// on first use (os.TempDir()).
+	// ScriptDir is where scripts are written: the task's /tekton/scripts
+	// (podlayout.ScriptsDir), which its containers share as Tekton's do,
+	// when the container has it; else a private directory made on first
+	// use under os.TempDir().
 	ScriptDir string
 	// WorkspaceDir is what a relative working directory is relative to
 	// (podlayout.WorkspaceDir), as Tekton's working-dir initializer does.
@@ -68,7 +70,9 @@ func (o *Options) defaults() {
 		o.Log = os.Stderr
 	}
 	if o.ScriptDir == "" {
-		o.ScriptDir = os.TempDir()
+		if info, err := os.Stat(podlayout.ScriptsDir); err == nil && info.IsDir() {
+			o.ScriptDir = podlayout.ScriptsDir
+		}
 	}
 	if o.WorkspaceDir == "" {
 		o.WorkspaceDir = podlayout.WorkspaceDir
@@ -278,8 +282,10 @@ func (s *server) handle(m *steppb.SupervisorMessage) (exit bool, err error) {
 	return false, nil
 }
 
+// cleanup removes the private script directory this container made; a
+// shared ScriptDir is the task's, and is left as it is.
 func (s *server) cleanup() {
-	if s.scriptDir != "" {
+	if s.scriptDir != "" && s.scriptDir != s.opts.ScriptDir {
 		os.RemoveAll(s.scriptDir)
 	}
 }

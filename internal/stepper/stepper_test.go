@@ -212,6 +212,28 @@ func TestRuns(t *testing.T) {
 	}
 }
 
+// TestScriptInSharedDir: a script is written straight into ScriptDir (the
+// task's /tekton/scripts, which its other containers see), named by its
+// sequence number and step, and left there when the container ends.
+func TestScriptInSharedDir(t *testing.T) {
+	s, f := start(t, true)
+	f.accept()
+	run := &steppb.Run{Seq: 4, Name: "build", Script: "#!/bin/sh\nls \"$0\"\n",
+		ExitCodePath: filepath.Join(s.dir, "steps", "step-build", "exitCode")}
+	if ex := f.run(run); ex.GetExitCode() != 0 || ex.GetError() != "" {
+		t.Fatalf("exited = %v", ex)
+	}
+	want := filepath.Join(s.dir, "tmp", "script-4-build")
+	if got := strings.TrimSpace(s.stdout.String()); got != want {
+		t.Errorf("the script ran as %q, want %q", got, want)
+	}
+	s.cancelRun()
+	_ = s.wait(t)
+	if _, err := os.Stat(want); err != nil {
+		t.Errorf("the script is gone when the container ends: %v", err)
+	}
+}
+
 func TestStdoutConfigAndStderr(t *testing.T) {
 	s, f := start(t, true)
 	f.accept()
