@@ -128,6 +128,9 @@ func (c *compiler) step(s *v1.Step, field, doc string) (*planpb.Step, error) {
 	if s.OnError == v1.Continue {
 		ps.OnError = planpb.OnError_CONTINUE
 	}
+	for _, w := range s.When {
+		ps.When = append(ps.When, &planpb.WhenExpression{Input: w.Input, Operator: string(w.Operator), Values: w.Values, Cel: w.CEL})
+	}
 	for _, r := range s.Results {
 		ps.Results = append(ps.Results, &planpb.ResultSpec{Name: r.Name, Type: valueType(string(r.Type)), Properties: sortedKeys(r.Properties)})
 	}

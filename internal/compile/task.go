@@ -325,8 +325,6 @@ func checkTaskSpec(at where, spec *v1.TaskSpec) error {
 		switch {
 		case len(s.VolumeDevices) > 0:
 			return unsupported(at, field+".volumeDevices", "volume devices")
-		case len(s.When) > 0:
-			return unsupported(at, field+".when", "step when expressions")
 		case len(s.Workspaces) > 0:
 			return unsupported(at, field+".workspaces", "isolated workspaces")
 		}

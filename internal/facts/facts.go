@@ -390,7 +390,7 @@ func (f *Facts) finallySkip(n *node, status map[string]string) string {
 	switch {
 	case missing:
 		return reasons.SkipMissingResults
-	case !whenAllows(n.when):
+	case !WhenAllows(n.when):
 		return reasons.SkipWhen
 	case f.pipelineTimedOut:
 		return reasons.SkipPipelineTimedOut
@@ -454,7 +454,7 @@ func (f *Facts) dagDone() bool {
 }
 
 func (f *Facts) whenAllows(n *node) bool {
-	return whenAllows(f.resolveWhen(n, nil))
+	return WhenAllows(f.resolveWhen(n, nil))
 }
 
 // whenAllows is WhenExpressions.AllowsExecution: in/notin expressions, and
@@ -462,7 +462,7 @@ func (f *Facts) whenAllows(n *node) bool {
 // does not evaluate to a boolean does not allow it: the compiler refuses
 // one whose type is not boolean before the run starts, so only a value
 // substituted into it can make it so.
-func whenAllows(when []*planpb.WhenExpression) bool {
+func WhenAllows(when []*planpb.WhenExpression) bool {
 	for _, w := range when {
 		if w.GetCel() != "" {
 			if ok, err := EvalCEL(w.GetCel()); !ok || err != nil {

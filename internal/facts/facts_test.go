@@ -129,8 +129,8 @@ func TestWhenAllowsCEL(t *testing.T) {
 		{[]*planpb.WhenExpression{{Cel: "'abc'"}}, false},
 		{[]*planpb.WhenExpression{{Cel: "1 +"}}, false},
 	} {
-		if got := whenAllows(c.when); got != c.want {
-			t.Errorf("whenAllows(%v) = %v, want %v", c.when, got, c.want)
+		if got := WhenAllows(c.when); got != c.want {
+			t.Errorf("WhenAllows(%v) = %v, want %v", c.when, got, c.want)
 		}
 	}
 }

@@ -271,7 +271,7 @@ func TestAttemptPaths(t *testing.T) {
 		Spec: &planpb.TaskSpec{
 			Workspaces: []*planpb.WorkspaceDeclaration{{Name: "src", MountPath: "/src"}, {Name: "cache"}, {Name: "unbound", Optional: true}},
 			Steps:      []*planpb.Step{{Name: "a"}, {}}}}
-	plan := &planpb.Plan{Version: 1, Tasks: []*planpb.Task{task}}
+	plan := &planpb.Plan{Version: planpb.Version, Tasks: []*planpb.Task{task}}
 	if err := l.Prepare(context.Background(), plan); err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,8 @@ const (
 	StepCancelled = "Cancelled"
 	// StepContinued: the step failed and has onError: continue.
 	StepContinued = "Continued"
-	// StepSkipped: the step did not run because an earlier one failed.
+	// StepSkipped: the step did not run, because an earlier one failed or
+	// its when expressions did not hold.
 	StepSkipped = "Skipped"
 	// OOMKilled: a step's or sidecar's container was OOM-killed
 	// (Kubernetes' terminated reason, which Tekton copies).

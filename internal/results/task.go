@@ -77,6 +77,16 @@ func applyStep(s *planpb.Step, v *Vars) {
 	for _, f := range s.EnvFrom {
 		f.Name = v.Apply(f.Name)
 	}
+	applyWhen(s.When, v)
+}
+
+// applyWhen substitutes v in when expressions: input, values and CEL.
+func applyWhen(when []*planpb.WhenExpression, v *Vars) {
+	for _, w := range when {
+		w.Input = v.Apply(w.Input)
+		w.Values = v.ApplyList(w.Values)
+		w.Cel = v.Apply(w.Cel)
+	}
 }
 
 // paramVars are the task's params: declared defaults first, then the values
@@ -222,14 +232,17 @@ func Propagate(spec *planpb.TaskSpec, v *Vars) *planpb.TaskSpec {
 }
 
 // StepResultRefs are the steps whose results a step reads through
-// $(steps.S.results.R) in its env, command and args, each once: what
-// Tekton's entrypoint substitutes when the step starts (Tekton's
-// validation allows them nowhere else).
+// $(steps.S.results.R) in its env, command, args and when expressions,
+// each once: what Tekton's entrypoint substitutes when the step starts
+// (Tekton's validation allows them nowhere else).
 func StepResultRefs(s *planpb.Step) []Ref {
 	var refs []Ref
 	texts := slices.Concat(s.GetCommand(), s.GetArgs())
 	for _, e := range s.GetEnv() {
 		texts = append(texts, e.GetValue())
+	}
+	for _, w := range s.GetWhen() {
+		texts = append(append(texts, w.GetInput(), w.GetCel()), w.GetValues()...)
 	}
 	for _, t := range texts {
 		for _, expr := range expressions(t) {
@@ -247,8 +260,9 @@ func StepResultRefs(s *planpb.Step) []Ref {
 	return refs
 }
 
-// ApplyStepResults substitutes step results in a step's env, command and
-// args, as Tekton's entrypoint does (applyStepResultSubstitutions).
+// ApplyStepResults substitutes step results in a step's env, command, args
+// and when expressions, as Tekton's entrypoint does
+// (applyStepResultSubstitutions, replaceWhen).
 func ApplyStepResults(s *planpb.Step, v *Vars) *planpb.Step {
 	out := proto.Clone(s).(*planpb.Step)
 	out.Command = v.ApplyList(out.Command)
@@ -256,5 +270,6 @@ func ApplyStepResults(s *planpb.Step, v *Vars) *planpb.Step {
 	for _, e := range out.Env {
 		e.Value = v.Apply(e.Value)
 	}
+	applyWhen(out.When, v)
 	return out
 }

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 
 func startDenied() int {
 	hermetictest.DenyNested()
-	s := &server{opts: Options{Env: []string{"PATH=/usr/bin:/bin"}, }}
+	s := &server{opts: Options{Env: []string{"PATH=/usr/bin:/bin"}}}
 	defer s.cleanup()
 	p, err := s.start(&steppb.Run{Seq: 1, Hermetic: true, Script: "#!/bin/sh\necho ran with network\n"})
 	if err == nil {

@@ -90,6 +90,28 @@ func TestRetryCountInContext(t *testing.T) {
 	}
 }
 
+// TestStepWhen: a step whose when expressions do not hold is skipped, as
+// Tekton's entrypoint skips it: exit code 0, reason Skipped, the task goes
+// on and succeeds; one that holds runs.
+func TestStepWhen(t *testing.T) {
+	skipped, runs := step("skipped"), step("runs")
+	skipped.When = []*planpb.WhenExpression{{Input: "a", Operator: "in", Values: []string{"b"}}}
+	runs.When = []*planpb.WhenExpression{{Cel: "'a' != 'b'"}}
+	a := task("a", nil, skipped, runs, step("last"))
+	f := newFake(nil)
+	st := runPlan(t, context.Background(), plan([]*planpb.Task{a}), f)
+	if st.GetCondition().GetStatus() != "True" {
+		t.Fatalf("condition %v", st.GetCondition())
+	}
+	if !slices.Equal(f.ran, []string{"a/runs#0", "a/last#0"}) {
+		t.Errorf("ran %v", f.ran)
+	}
+	s := taskStatus(st, "a").GetSteps()[0]
+	if s.GetReason() != reasons.StepSkipped || s.GetExitCode() != 0 || !s.GetTerminated() || s.GetSkipped() {
+		t.Errorf("skipped step = %v", s)
+	}
+}
+
 func TestStepFailureSkipsLaterSteps(t *testing.T) {
 	a := task("a", nil, step("one"), step("two"), step("three"))
 	f := newFake(map[string]outcome{"a/two": {exit: 3}})

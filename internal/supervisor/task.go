@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -104,6 +105,14 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *facts.Ready, attempt
 			s.terminated(state, StepExit{ExitCode: 1})
 			state.Reason = reasons.StepError
 			failed, failure = state, fmt.Sprintf("%q failed: %v", state.GetContainer(), err)
+			s.reportTask(st)
+			continue
+		}
+		if !facts.WhenAllows(step.GetWhen()) {
+			// Tekton's entrypoint: the step is skipped, not failed.
+			now := time.Now()
+			s.terminated(state, StepExit{ExitCode: 0, Started: now, Finished: now})
+			state.Reason = reasons.StepSkipped
 			s.reportTask(st)
 			continue
 		}

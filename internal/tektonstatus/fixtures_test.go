@@ -91,7 +91,7 @@ func fixture() *compile.Compiled {
 		return s
 	}
 	plan := &planpb.Plan{
-		Version: 1, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr-1", Namespace: "ci", Uid: "uid-1", PipelineName: "build-pipeline",
+		Version: planpb.Version, Kind: planpb.RunKind_PIPELINE_RUN, Name: "pr-1", Namespace: "ci", Uid: "uid-1", PipelineName: "build-pipeline",
 		Tasks: []*planpb.Task{
 			{Name: "fetch", TaskRunName: "pr-1-fetch", TaskRefName: "git-clone", Spec: steps("clone"),
 				Workspaces: []*planpb.WorkspaceBinding{{Name: "output", Volume: "shared", SubPath: "src"}},
@@ -128,7 +128,7 @@ func taskRunFixture() *compile.Compiled {
 		Spec: v1.TaskRunSpec{TaskRef: &v1.TaskRef{Name: "hello", Kind: v1.NamespacedTaskKind}, ServiceAccountName: "default",
 			Timeout: &metav1.Duration{Duration: time.Hour}, Params: v1.Params{{Name: "who", Value: *v1.NewStructuredValues("world")}}},
 	}
-	plan := &planpb.Plan{Version: 1, Kind: planpb.RunKind_TASK_RUN, Name: "tr-1", Namespace: "ci", Uid: "uid-tr",
+	plan := &planpb.Plan{Version: planpb.Version, Kind: planpb.RunKind_TASK_RUN, Name: "tr-1", Namespace: "ci", Uid: "uid-tr",
 		Tasks: []*planpb.Task{{Name: "hello", TaskRunName: "tr-1", TaskRefName: "hello",
 			Labels: map[string]string{"from": "task", "own": "task-value"},
 			Spec:   &planpb.TaskSpec{Steps: []*planpb.Step{{Name: "say", Image: "busybox"}, {Name: "check", Image: "busybox"}}}}}}

@@ -98,7 +98,7 @@ func stepStates(names []string, states []*planpb.StepState, cond *planpb.Conditi
 				break
 			}
 			ss.Running = &corev1.ContainerStateRunning{StartedAt: metaTimeOr(s.GetStartedAt(), start)}
-		case s.GetSkipped() || s.GetReason() == stepSkipped:
+		case s.GetSkipped():
 			if stopReason != "" {
 				stopped(metaTimeOr(start, completion))
 				break

@@ -1245,7 +1245,11 @@ type Step struct {
 	Limits   map[string]string `protobuf:"bytes,14,rep,name=limits,proto3" json:"limits,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// envFrom: every key of a ConfigMap or Secret, by reference. The kubelet
 	// (locally the launcher) sets them before env, as for any container.
-	EnvFrom       []*EnvFrom `protobuf:"bytes,15,rep,name=env_from,json=envFrom,proto3" json:"env_from,omitempty"`
+	EnvFrom []*EnvFrom `protobuf:"bytes,15,rep,name=env_from,json=envFrom,proto3" json:"env_from,omitempty"`
+	// when: the step runs only if these hold, evaluated as it would start
+	// (Tekton's entrypoint), its step results substituted; else it is
+	// skipped (exit code 0, reason Skipped).
+	When          []*WhenExpression `protobuf:"bytes,16,rep,name=when,proto3" json:"when,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1381,6 +1385,13 @@ func (x *Step) GetLimits() map[string]string {
 func (x *Step) GetEnvFrom() []*EnvFrom {
 	if x != nil {
 		return x.EnvFrom
+	}
+	return nil
+}
+
+func (x *Step) GetWhen() []*WhenExpression {
+	if x != nil {
+		return x.When
 	}
 	return nil
 }
@@ -2987,7 +2998,7 @@ const file_plan_proto_rawDesc = "" +
 	"workspaces\x18\x04 \x03(\v2\".podrunner.v1.WorkspaceDeclarationR\n" +
 	"workspaces\x12.\n" +
 	"\bsidecars\x18\x05 \x03(\v2\x12.podrunner.v1.StepR\bsidecars\x12\x18\n" +
-	"\avolumes\x18\x06 \x03(\tR\avolumes\"\xbc\x05\n" +
+	"\avolumes\x18\x06 \x03(\tR\avolumes\"\xee\x05\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -3007,7 +3018,8 @@ const file_plan_proto_rawDesc = "" +
 	"stderrPath\x12<\n" +
 	"\brequests\x18\r \x03(\v2 .podrunner.v1.Step.RequestsEntryR\brequests\x126\n" +
 	"\x06limits\x18\x0e \x03(\v2\x1e.podrunner.v1.Step.LimitsEntryR\x06limits\x120\n" +
-	"\benv_from\x18\x0f \x03(\v2\x15.podrunner.v1.EnvFromR\aenvFrom\x1a;\n" +
+	"\benv_from\x18\x0f \x03(\v2\x15.podrunner.v1.EnvFromR\aenvFrom\x120\n" +
+	"\x04when\x18\x10 \x03(\v2\x1c.podrunner.v1.WhenExpressionR\x04when\x1a;\n" +
 	"\rRequestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -3257,49 +3269,50 @@ var file_plan_proto_depIdxs = []int32{
 	39, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
 	40, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
 	18, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
-	19, // 42: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
-	3,  // 43: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
-	3,  // 44: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
-	24, // 45: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
-	24, // 46: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
-	25, // 47: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
-	25, // 48: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	24, // 49: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
-	24, // 50: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
-	26, // 51: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
-	42, // 52: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	42, // 53: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	42, // 54: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 55: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	27, // 56: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	42, // 57: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	42, // 58: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	28, // 59: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	27, // 60: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	42, // 61: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	42, // 62: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	28, // 63: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	29, // 64: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	30, // 65: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 66: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	28, // 67: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	12, // 68: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
-	20, // 69: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	27, // 70: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	42, // 71: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	42, // 72: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	31, // 73: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	32, // 74: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	29, // 75: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	42, // 76: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	31, // 77: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	32, // 78: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	33, // 79: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	80, // [80:80] is the sub-list for method output_type
-	80, // [80:80] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	20, // 42: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
+	19, // 43: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
+	3,  // 44: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
+	3,  // 45: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
+	24, // 46: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
+	24, // 47: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
+	25, // 48: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
+	25, // 49: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
+	24, // 50: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	24, // 51: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	26, // 52: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
+	42, // 53: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	42, // 54: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	42, // 55: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 56: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	27, // 57: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	42, // 58: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	42, // 59: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	28, // 60: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	27, // 61: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	42, // 62: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	42, // 63: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	28, // 64: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	29, // 65: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	30, // 66: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 67: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	28, // 68: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	12, // 69: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
+	20, // 70: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	27, // 71: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	42, // 72: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	42, // 73: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	31, // 74: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	32, // 75: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	29, // 76: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	42, // 77: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	31, // 78: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	32, // 79: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	33, // 80: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }

@@ -4,4 +4,4 @@ package planpb
 // injector stamps it on every Plan, and a supervisor refuses a Plan of
 // another version rather than misread it (an injector and a pod-runner
 // image of different builds).
-const Version = 1
+const Version = 2

@@ -42,10 +42,9 @@ var exampleLedger = map[string]exampleEntry{
 	"taskruns/alpha/task-artifacts.yaml":                              noArtifacts,
 	"taskruns/alpha/produce-consume-artifacts.yaml":                   fails(artifacts, "step.artifacts.path: not found"),
 	"pipelineruns/alpha/consume-artifacts-from-task.yaml":             noArtifacts,
-	"taskruns/alpha/stepaction-when.yaml":                             fails("step-level when expressions are not built yet", "step when expressions is not supported yet"),
-	"taskruns/stepaction-passing-results.yaml": fails("reads Tekton's /tekton/scripts, which pod-runner's step containers do not have",
-		"'/tekton/scripts/*': No such file or directory"),
-	"taskruns/template-volume.yaml": fails("a stepTemplate's volumeMounts are not merged into the steps' mounts yet",
+	"taskruns/readonly-internal-dir.yaml": fails("a step can write another step's /tekton/steps/<index>: a task's steps share one steps volume, "+
+		"where Tekton mounts each step's directory read-only in the others' containers", "able to write to run directory of non-current step"),
+	"taskruns/template-volume.yaml": fails("its steps mount a volume of the TaskRun's podTemplate: pod-runner mounts a step only its task's own volumes and workspaces",
 		`volumeMount "custom" names no volume of the task`),
 	"taskruns/creds-init-only-mounts-provided-credentials.yaml": fails(credsInit, "id_phony-ssh-key"),
 	"taskruns/authenticating-git-commands.yaml":                 fails(credsInit, "cannot create regular file '/root/.ssh/known_hosts'"),
