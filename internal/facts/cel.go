@@ -36,8 +36,8 @@ func EvalCEL(expr string) (bool, error) {
 	}
 	b, ok := out.Value().(bool)
 	if !ok {
-		// Tekton's message.
-		return false, fmt.Errorf("The CEL expression %s is not evaluated to a boolean", expr) //nolint:staticcheck // Tekton's words
+		//lint:ignore ST1005 Tekton's message, word for word
+		return false, fmt.Errorf("The CEL expression %s is not evaluated to a boolean", expr)
 	}
 	return b, nil
 }
