@@ -38,6 +38,13 @@ const (
 	waitCreateContainerError       = "CreateContainerError"
 )
 
+// Terminated reasons of a container whose process never started
+// (containerd's StartError; Docker's ContainerCannotRun).
+const (
+	termStartError = "StartError"
+	termCannotRun  = "ContainerCannotRun"
+)
+
 // ending is why the controller ends a run that its Pod cannot finish.
 type ending struct {
 	reason, message string
@@ -89,7 +96,7 @@ func (r *Reconciler) timeoutGrace() time.Duration {
 }
 
 // podFailure tells whether the run must end because of its Pod: a
-// container that cannot start, eviction, an OOM-killed supervisor, a Pod
+// container that cannot start or whose start failed, eviction, an OOM-killed supervisor, a Pod
 // unschedulable for too long, or timeouts.pipeline passed (plus a grace)
 // with the Pod still running. nil: the Pod may still finish the run.
 func (r *Reconciler) podFailure(ctx context.Context, pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod) *ending {
@@ -201,7 +208,8 @@ func containersOf(c *compile.Compiled) map[string]podContainer {
 }
 
 // waitingFailure is the first container of the Pod that cannot start, as
-// Tekton's checkContainerFailure judges it, with its messages.
+// Tekton's checkContainerFailure judges it, or that the runtime could not
+// start (StartError), with its messages.
 func waitingFailure(pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod) *ending {
 	var known map[string]podContainer
 	images := map[string]string{}
@@ -210,11 +218,18 @@ func waitingFailure(pr *v1.PipelineRun, c *compile.Compiled, pod *corev1.Pod) *e
 	}
 	for _, cs := range slices.Concat(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses) {
 		w := cs.State.Waiting
+		if t := cs.State.Terminated; t != nil && (t.Reason == termStartError || t.Reason == termCannotRun) {
+			// The runtime made the container but could not start its
+			// process (a cancelled start, an unusable image): its
+			// `pod-runner step` never connects, and the supervisor would
+			// wait for it until the run's timeout.
+			w = &corev1.ContainerStateWaiting{Reason: t.Reason, Message: t.Message}
+		}
 		if w == nil {
 			continue
 		}
 		pull := w.Reason == waitImagePullBackOff || w.Reason == waitInvalidImageName
-		start := w.Reason == waitCreateContainerConfigError ||
+		start := w.Reason == waitCreateContainerConfigError || w.Reason == termStartError || w.Reason == termCannotRun ||
 			// Tekton gives the runtime time to recover from a timeout.
 			(w.Reason == waitCreateContainerError && !strings.Contains(w.Message, "context deadline exceeded"))
 		if !pull && !start {

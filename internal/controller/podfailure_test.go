@@ -79,6 +79,22 @@ func TestPodFailures(t *testing.T) {
 			trMsg: `the step "say" in TaskRun "pf-first" failed to start. The pod errored with the message: "secret "s" not found."`,
 		},
 		{
+			name: "step whose start failed",
+			pod: func(p *corev1.Pod) {
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{supervisorRunning, {Name: step, State: corev1.ContainerState{
+					Terminated: &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError", Message: "failed to start containerd task: context canceled"}}}}
+			},
+			reason: "Failed", message: []string{`"first-say"`, "failed to start", "StartError", "context canceled"}, trReason: "PodCreationFailed",
+			trMsg: `the step "say" in TaskRun "pf-first" failed to start. The pod errored with the message: "failed to start containerd task: context canceled."`,
+		},
+		{
+			name: "step that ended after it ran goes on",
+			pod: func(p *corev1.Pod) {
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{supervisorRunning, {Name: step, State: corev1.ContainerState{
+					Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+			},
+		},
+		{
 			name: "supervisor image pull back-off",
 			pod: func(p *corev1.Pod) {
 				p.Status.ContainerStatuses = []corev1.ContainerStatus{waiting(podlayout.SupervisorContainer, "ImagePullBackOff", "no such image")}
