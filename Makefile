@@ -64,13 +64,15 @@ E2E_PKGS = $$($(GO) list ./test/... | grep -v -e /test/bench$$ -e /test/clusterb
 e2e:
 	@mkdir -p $(TEST_OUT)
 	POD_RUNNER_CLUSTER=1 POD_RUNNER_K8S=1 POD_RUNNER_DEPLOYED=$(E2E_DEPLOYED) KUBECONFIG=$(E2E_KUBECONFIG) LOCAL_K8S=$(LOCAL_K8S) TKN=$(TKN) \
-	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/e2e.json -- -race -count=1 -timeout 40m -skip '^(TestDisrupt|TestTektonE2E$$)' $(E2E_PKGS) $(call summary,e2e)
+	  $(GOTESTSUM) --jsonfile $(TEST_OUT)/e2e.json -- -race -count=1 -timeout 40m -skip '^(TestDisrupt|TestTektonE2E$$|TestTektonExamples$$)' $(E2E_PKGS) $(call summary,e2e)
 
 # Tekton's own e2e suite (the named tests, test/cluster/tektone2e_test.go)
-# against pod-runner's controller, which then watches every namespace: alone,
-# after e2e, on local-k8s only.
+# and its examples (test/cluster/examples_test.go) against pod-runner's
+# controller, which then watches every namespace: alone, after e2e, on
+# local-k8s only.
 .PHONY: tekton-e2e
-## tekton-e2e: the named tests of Tekton's e2e suite against pod-runner's controller
+## tekton-e2e: the named tests of Tekton's e2e suite, then Tekton's examples,
+## against pod-runner's controller
 tekton-e2e: k8s-images k8s-image-debian
 	@mkdir -p $(TEST_OUT)
 	POD_RUNNER_CLUSTER=1 POD_RUNNER_TEKTON_E2E=1 LOCAL_K8S=$(LOCAL_K8S) KUBECONFIG=$(K8S_STATE)/kubeconfig/admin.kubeconfig \
