@@ -107,9 +107,10 @@ func (s shape) shellScript() string {
 }
 
 // binary is pod-runner as `pod-runner run` uses it; inpod is the static
-// in-pod build that runs in the Pod's containers; minimal is the smallest Go
+// in-pod build that runs in the supervisor's container, stepBin its
+// step-only build that the step containers run; minimal is the smallest Go
 // program that waits, the baseline of the step's memory.
-var binary, inpod, minimal string
+var binary, inpod, stepBin, minimal string
 
 func TestMain(m *testing.M) {
 	src := filepath.Join(os.TempDir(), fmt.Sprintf("pod-runner-bench-minimal-%d.go", os.Getpid()))
@@ -119,6 +120,9 @@ func TestMain(m *testing.M) {
 	}
 	if err == nil {
 		inpod, err = testbin.Build("github.com/e7763abc/pod-runner/cmd/pod-runner", "inpod")
+	}
+	if err == nil {
+		stepBin, err = testbin.Build("github.com/e7763abc/pod-runner/cmd/pod-runner", "inpod", "steponly")
 	}
 	if err == nil {
 		minimal, err = testbin.Build(src)

@@ -28,7 +28,7 @@ func BenchmarkStepIdleRSS(b *testing.B) {
 	var step, base []int
 	for b.Loop() {
 		socket := filepath.Join(b.TempDir(), "supervisor.sock")
-		s := exec.Command(inpod, "step", "--socket", socket)
+		s := exec.Command(stepBin, "step", "--socket", socket)
 		s.Env = []string{podlayout.EnvContainer + "=t-s", "PATH=/usr/bin:/bin"}
 		m := exec.Command(minimal)
 		for _, c := range []*exec.Cmd{s, m} {
@@ -101,7 +101,7 @@ func runPod(b *testing.B, plan *planpb.Plan, planEnv string) *planpb.RunStatus {
 	}
 	var steps []*exec.Cmd
 	for _, t := range plan.GetTasks() {
-		c := exec.Command(inpod, "step", "--socket", socket)
+		c := exec.Command(stepBin, "step", "--socket", socket)
 		c.Env = []string{podlayout.EnvContainer + "=" + podlayout.StepContainer(t.GetName(), "s"), "PATH=" + os.Getenv("PATH")}
 		if err := c.Start(); err != nil {
 			b.Fatal(err)
