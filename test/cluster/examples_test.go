@@ -135,7 +135,7 @@ func TestTektonExamples(t *testing.T) {
 		testenv.Require(t, "the cluster to itself", errors.New("POD_RUNNER_TEKTON_E2E is not set: make tekton-e2e runs this alone, its controller watching every namespace"))
 	}
 	installCRDs(t)
-	root := filepath.Join(tektonModule(t), "examples", "v1")
+	root := filepath.Join(tektonModuleDir(t), "examples", "v1")
 	files := map[string][]string{}
 	var all []string
 	for _, p := range examplePasses {
@@ -222,16 +222,6 @@ func TestTektonExamples(t *testing.T) {
 // exampleLabel marks what the examples test creates: its namespaces (where
 // its images are mapped) and its volumes.
 const exampleLabel = "pod-runner.dev/examples"
-
-// tektonModule is the directory of the pinned Tekton module.
-func tektonModule(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tektoncd/pipeline").Output()
-	if err != nil {
-		t.Fatalf("find the Tekton module: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 var defaultNamespaceRE = regexp.MustCompile("namespace: default")
 

@@ -197,13 +197,9 @@ metadata: {name: config-defaults}
 // built from here) with the module's own go.sum.
 func buildTektonE2E(t *testing.T) (bin, dir string) {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tektoncd/pipeline").Output()
-	if err != nil {
-		t.Fatalf("find the Tekton module: %v", err)
-	}
 	bin = filepath.Join(t.TempDir(), "tekton-e2e.test")
 	cmd := exec.Command("go", "test", "-tags", "e2e", "-c", "-o", bin, "./test")
-	cmd.Dir = strings.TrimSpace(string(out))
+	cmd.Dir = tektonModuleDir(t)
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build Tekton's e2e suite: %v\n%s", err, out)
