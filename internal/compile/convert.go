@@ -140,7 +140,17 @@ func (c *compiler) step(s *v1.Step, field, doc string) (*planpb.Step, error) {
 	if s.StderrConfig != nil {
 		ps.StderrPath = s.StderrConfig.Path
 	}
+	ps.Workspaces = stepWorkspaces(s.Workspaces)
 	return ps, nil
+}
+
+// stepWorkspaces are a step's or sidecar's isolated workspaces.
+func stepWorkspaces(ws []v1.WorkspaceUsage) []*planpb.StepWorkspace {
+	var out []*planpb.StepWorkspace
+	for _, w := range ws {
+		out = append(out, &planpb.StepWorkspace{Name: w.Name, MountPath: w.MountPath})
+	}
+	return out
 }
 
 func (c *compiler) sidecar(s *v1.Sidecar, field, doc string) (*planpb.Step, error) {
@@ -152,6 +162,7 @@ func (c *compiler) sidecar(s *v1.Sidecar, field, doc string) (*planpb.Step, erro
 		Name: s.Name, Image: s.Image, Command: s.Command, Args: s.Args, Script: s.Script,
 		WorkingDir: s.WorkingDir, Env: env, EnvFrom: envFrom,
 		Requests: quantities(s.ComputeResources.Requests), Limits: quantities(s.ComputeResources.Limits),
+		Workspaces: stepWorkspaces(s.Workspaces),
 	}, nil
 }
 

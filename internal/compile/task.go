@@ -321,12 +321,8 @@ func workspacesUsed(ts v1.TaskSpec) ([]string, error) {
 // checkTaskSpec rejects what the plan cannot express yet.
 func checkTaskSpec(at where, spec *v1.TaskSpec) error {
 	for i, s := range spec.Steps {
-		field := fmt.Sprintf("steps[%d]", i)
-		switch {
-		case len(s.VolumeDevices) > 0:
-			return unsupported(at, field+".volumeDevices", "volume devices")
-		case len(s.Workspaces) > 0:
-			return unsupported(at, field+".workspaces", "isolated workspaces")
+		if len(s.VolumeDevices) > 0 {
+			return unsupported(at, fmt.Sprintf("steps[%d].volumeDevices", i), "volume devices")
 		}
 	}
 	for i, s := range spec.Sidecars {
@@ -343,9 +339,6 @@ func checkTaskSpec(at where, spec *v1.TaskSpec) error {
 			if p.set {
 				return at.errorf(field+"."+p.name, "sidecar %s is not supported yet: Tekton starts the steps only once the sidecar is Ready, which pod-runner cannot observe, so they would start before the probe passes; remove the probe and make the steps wait for the sidecar (e.g. retry in the step's script)", p.name)
 			}
-		}
-		if len(s.Workspaces) > 0 {
-			return unsupported(at, field+".workspaces", "isolated workspaces")
 		}
 	}
 	return nil

@@ -20,9 +20,11 @@ import (
 	tektonscheme "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/scheme"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	knjson "knative.dev/pkg/webhook/json"
 )
 
 // Kinds pod-runner reads.
@@ -58,13 +60,15 @@ type Doc struct {
 }
 
 // decoder decodes strictly: an unknown or duplicated field is an error.
-var decoder runtime.Decoder
+var (
+	decoder runtime.Decoder
+	scheme  = runtime.NewScheme()
+)
 
 func init() {
-	s := runtime.NewScheme()
-	utilruntime.Must(tektonscheme.AddToScheme(s))
-	utilruntime.Must(corev1.AddToScheme(s))
-	decoder = serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
+	utilruntime.Must(tektonscheme.AddToScheme(scheme))
+	utilruntime.Must(corev1.AddToScheme(scheme))
+	decoder = serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
 }
 
 // supported are the group/versions read for each kind: what Tekton v1.15.1
@@ -167,13 +171,41 @@ func decode(file string, index int, chunk []byte) (doc Doc, empty bool, err erro
 	// silently drops duplicated keys, which strict decoding rejects.
 	obj, _, err := decoder.Decode(chunk, nil, nil)
 	if err != nil {
-		return doc, false, decodeError(doc.Display, err)
+		if obj = asTektonWebhookStores(h, js, err); obj == nil {
+			return doc, false, decodeError(doc.Display, err)
+		}
 	}
 	doc.Object, err = storageVersion(obj)
 	if err != nil {
 		return doc, false, Errorf(doc.Display, "", "convert %s to its storage version: %v", h.APIVersion, err)
 	}
 	return doc, false, nil
+}
+
+// asTektonWebhookStores is a Tekton object as Tekton's defaulting webhook
+// stores it, when strict decoding found only unknown fields: the webhook
+// decodes with encoding/json (knative's webhook/json), which matches field
+// names case-insensitively, and patches the object to what it decoded. So
+// Tekton runs `mountpath:` as `mountPath:`. Nil when the webhook would
+// reject the document too, or strictErr is not only unknown fields.
+func asTektonWebhookStores(h header, js []byte, strictErr error) runtime.Object {
+	strict, ok := runtime.AsStrictDecodingError(strictErr)
+	if !ok || !strings.HasPrefix(h.APIVersion, "tekton.dev/") {
+		return nil
+	}
+	for _, e := range strict.Errors() {
+		if !strings.HasPrefix(e.Error(), "unknown field ") {
+			return nil
+		}
+	}
+	obj, err := scheme.New(schema.FromAPIVersionAndKind(h.APIVersion, h.Kind))
+	if err != nil {
+		return nil
+	}
+	if err := knjson.Decode(js, obj, true); err != nil {
+		return nil
+	}
+	return obj
 }
 
 // fieldInError finds the field path a decoding error names: strict errors

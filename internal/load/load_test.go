@@ -272,3 +272,32 @@ func TestReadEmpty(t *testing.T) {
 		t.Fatalf("Read() = %v, %v; want no docs, no error", docs, err)
 	}
 }
+
+// TestReadFieldCase: a field name that differs from Tekton's only in case
+// is read as Tekton's defaulting webhook stores it (encoding/json matches
+// names case-insensitively), and a truly unknown field beside it is still
+// an error.
+func TestReadFieldCase(t *testing.T) {
+	const task = `apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: t}
+spec:
+  workspaces: [{name: creds}]
+  steps:
+  - name: s
+    image: busybox
+    workspaces: [{name: creds, mountpath: /creds}]
+`
+	docs, err := Read("f.yaml", strings.NewReader(task))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := docs[0].Object.(*v1.Task).Spec.Steps[0].Workspaces[0].MountPath
+	if got != "/creds" {
+		t.Errorf("mountpath read as mountPath %q, want /creds", got)
+	}
+	_, err = Read("f.yaml", strings.NewReader(task+"    imagePullPolcy: Always\n"))
+	if err == nil || !strings.Contains(err.Error(), `unknown field "spec.steps[0].imagePullPolcy"`) {
+		t.Errorf("a misspelt field beside it: %v, want it named as unknown", err)
+	}
+}

@@ -300,7 +300,7 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 	if err != nil {
 		return nil, load.Errorf("", "", "task %q: sidecars: %v", t.GetName(), err)
 	}
-	mounts, err := b.taskMounts(t)
+	mounts, isolated, err := b.taskMounts(t)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 	for i, s := range spec.GetSteps() {
 		stepName := results.StepName(s.GetName(), i)
 		where := fmt.Sprintf("task %q, step %q", t.GetName(), stepName)
-		m, err := own.mounts(mounts, false, i, where)
+		m, err := own.mounts(isolated.append(mounts, s), false, i, where)
 		if err != nil {
 			return nil, err
 		}
@@ -325,7 +325,7 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 	for i, s := range spec.GetSidecars() {
 		name := results.StepName(s.GetName(), i)
 		where := fmt.Sprintf("task %q, sidecar %q", t.GetName(), name)
-		m, err := own.mounts(sidecarMounts(mounts), true, i, where)
+		m, err := own.mounts(isolated.append(sidecarMounts(mounts), s), true, i, where)
 		if err != nil {
 			return nil, err
 		}

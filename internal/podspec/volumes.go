@@ -2,6 +2,7 @@ package podspec
 
 import (
 	"fmt"
+	"slices"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,14 +47,17 @@ func (b *builder) collectClaimTemplates() {
 // of their own, not subPaths of the state volume: podman 4.3 ignores
 // subPath on an emptyDir and would show every task the whole volume. The
 // supervisor mounts them under StateDir (b.taskState).
-func (b *builder) taskMounts(t *planpb.Task) ([]corev1.VolumeMount, error) {
+//
+// The workspaces a step or sidecar isolates are not among them: isolated
+// holds their mounts, for isolatedMounts.append.
+func (b *builder) taskMounts(t *planpb.Task) (mounts []corev1.VolumeMount, isolated isolatedMounts, err error) {
 	dir := podlayout.TaskDir(t.GetName())
 	work, home, scripts := b.taskVolume(t, "work"), b.taskVolume(t, "home"), b.taskVolume(t, "scripts")
 	res, steps := b.taskVolume(t, "results"), b.taskVolume(t, "steps")
 	b.taskState = append(b.taskState,
 		corev1.VolumeMount{Name: res, MountPath: podlayout.StateDir + "/" + dir + "/results"},
 		corev1.VolumeMount{Name: steps, MountPath: podlayout.StateDir + "/" + dir + "/steps"})
-	mounts := []corev1.VolumeMount{
+	mounts = []corev1.VolumeMount{
 		{Name: podlayout.VolumeName(podlayout.BinVolume, b.uid), MountPath: podlayout.BinDir, ReadOnly: true},
 		{Name: podlayout.VolumeName(podlayout.RunVolume, b.uid), MountPath: podlayout.RunDir},
 		{Name: res, MountPath: podlayout.ResultsDir},
@@ -66,21 +70,64 @@ func (b *builder) taskMounts(t *planpb.Task) ([]corev1.VolumeMount, error) {
 	for _, d := range t.GetSpec().GetWorkspaces() {
 		decls[d.GetName()] = d
 	}
+	names := isolatedWorkspaces(t.GetSpec())
+	isolated = isolatedMounts{}
 	// Optional workspaces the run leaves unbound have no binding: nothing
 	// is mounted, and $(workspaces.W.bound) is "false".
 	for _, wb := range t.GetWorkspaces() {
 		vol, readOnly, err := b.workspaceVolume(wb.GetVolume())
 		if err != nil {
-			return nil, load.Errorf("", "", "task %q, workspace %q: %v", t.GetName(), wb.GetName(), err)
+			return nil, nil, load.Errorf("", "", "task %q, workspace %q: %v", t.GetName(), wb.GetName(), err)
 		}
-		mounts = append(mounts, corev1.VolumeMount{
+		m := corev1.VolumeMount{
 			Name:      vol,
 			MountPath: mountPath(t, wb.GetName()),
 			SubPath:   wb.GetSubPath(),
 			ReadOnly:  readOnly || decls[wb.GetName()].GetReadOnly(),
-		})
+		}
+		if names[wb.GetName()] {
+			isolated[wb.GetName()] = m
+			continue
+		}
+		mounts = append(mounts, m)
 	}
-	return mounts, nil
+	return mounts, isolated, nil
+}
+
+// isolatedMounts are a task's isolated workspaces' mounts, by workspace.
+type isolatedMounts map[string]corev1.VolumeMount
+
+// isolatedWorkspaces are the workspaces some step or sidecar names: as in
+// Tekton's workspace.Apply, each is mounted only into the containers that
+// name it, at the path they give.
+func isolatedWorkspaces(spec *planpb.TaskSpec) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range append(slices.Clone(spec.GetSteps()), spec.GetSidecars()...) {
+		for _, w := range s.GetWorkspaces() {
+			out[w.GetName()] = true
+		}
+	}
+	return out
+}
+
+// append adds to a container's mounts the isolated workspaces its
+// step (or sidecar) s names; an unbound optional one adds nothing.
+func (iso isolatedMounts) append(mounts []corev1.VolumeMount, s *planpb.Step) []corev1.VolumeMount {
+	if len(s.GetWorkspaces()) == 0 {
+		return mounts
+	}
+	out := slices.Clone(mounts)
+	for _, w := range s.GetWorkspaces() {
+		m, ok := iso[w.GetName()]
+		if !ok {
+			continue
+		}
+		if w.GetMountPath() != "" {
+			m.MountPath = w.GetMountPath()
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // taskVolume adds one of a task's own emptyDirs. Its name must be unique

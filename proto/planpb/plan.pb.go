@@ -220,7 +220,7 @@ func (x KeyRef_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyRef_Kind.Descriptor instead.
 func (KeyRef_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{15, 0}
+	return file_plan_proto_rawDescGZIP(), []int{16, 0}
 }
 
 // Plan is one compiled PipelineRun or TaskRun.
@@ -1249,7 +1249,12 @@ type Step struct {
 	// when: the step runs only if these hold, evaluated as it would start
 	// (Tekton's entrypoint), its step results substituted; else it is
 	// skipped (exit code 0, reason Skipped).
-	When          []*WhenExpression `protobuf:"bytes,16,rep,name=when,proto3" json:"when,omitempty"`
+	When []*WhenExpression `protobuf:"bytes,16,rep,name=when,proto3" json:"when,omitempty"`
+	// workspaces: the task's workspaces isolated to this step or sidecar
+	// (Tekton's step-level workspaces). A workspace some step or sidecar
+	// names is mounted only into the containers that name it; the others
+	// see none of it. Pod mode only: a local step sees the host's files.
+	Workspaces    []*StepWorkspace `protobuf:"bytes,17,rep,name=workspaces,proto3" json:"workspaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1396,6 +1401,67 @@ func (x *Step) GetWhen() []*WhenExpression {
 	return nil
 }
 
+func (x *Step) GetWorkspaces() []*StepWorkspace {
+	if x != nil {
+		return x.Workspaces
+	}
+	return nil
+}
+
+// StepWorkspace is a step's use of one of its task's workspaces.
+type StepWorkspace struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Where the step sees it; empty: the workspace's own mount path.
+	MountPath     string `protobuf:"bytes,2,opt,name=mount_path,json=mountPath,proto3" json:"mount_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepWorkspace) Reset() {
+	*x = StepWorkspace{}
+	mi := &file_plan_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepWorkspace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepWorkspace) ProtoMessage() {}
+
+func (x *StepWorkspace) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepWorkspace.ProtoReflect.Descriptor instead.
+func (*StepWorkspace) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StepWorkspace) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StepWorkspace) GetMountPath() string {
+	if x != nil {
+		return x.MountPath
+	}
+	return ""
+}
+
 type EnvVar struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1410,7 +1476,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1488,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1501,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{13}
+	return file_plan_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1472,7 +1538,7 @@ type EnvFrom struct {
 
 func (x *EnvFrom) Reset() {
 	*x = EnvFrom{}
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1550,7 @@ func (x *EnvFrom) String() string {
 func (*EnvFrom) ProtoMessage() {}
 
 func (x *EnvFrom) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1563,7 @@ func (x *EnvFrom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvFrom.ProtoReflect.Descriptor instead.
 func (*EnvFrom) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{14}
+	return file_plan_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnvFrom) GetKind() KeyRef_Kind {
@@ -1540,7 +1606,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1618,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1631,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{15}
+	return file_plan_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KeyRef) GetKind() KeyRef_Kind {
@@ -1611,7 +1677,7 @@ type WhenExpression struct {
 
 func (x *WhenExpression) Reset() {
 	*x = WhenExpression{}
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1689,7 @@ func (x *WhenExpression) String() string {
 func (*WhenExpression) ProtoMessage() {}
 
 func (x *WhenExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1702,7 @@ func (x *WhenExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhenExpression.ProtoReflect.Descriptor instead.
 func (*WhenExpression) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{16}
+	return file_plan_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WhenExpression) GetInput() string {
@@ -1679,7 +1745,7 @@ type WorkspaceDeclaration struct {
 
 func (x *WorkspaceDeclaration) Reset() {
 	*x = WorkspaceDeclaration{}
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1757,7 @@ func (x *WorkspaceDeclaration) String() string {
 func (*WorkspaceDeclaration) ProtoMessage() {}
 
 func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1770,7 @@ func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceDeclaration.ProtoReflect.Descriptor instead.
 func (*WorkspaceDeclaration) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{17}
+	return file_plan_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WorkspaceDeclaration) GetName() string {
@@ -1751,7 +1817,7 @@ type WorkspaceBinding struct {
 
 func (x *WorkspaceBinding) Reset() {
 	*x = WorkspaceBinding{}
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1829,7 @@ func (x *WorkspaceBinding) String() string {
 func (*WorkspaceBinding) ProtoMessage() {}
 
 func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1842,7 @@ func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceBinding.ProtoReflect.Descriptor instead.
 func (*WorkspaceBinding) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{18}
+	return file_plan_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WorkspaceBinding) GetName() string {
@@ -1823,7 +1889,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1901,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +1914,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{19}
+	return file_plan_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Volume) GetName() string {
@@ -2008,7 +2074,7 @@ type EmptyDir struct {
 
 func (x *EmptyDir) Reset() {
 	*x = EmptyDir{}
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2086,7 @@ func (x *EmptyDir) String() string {
 func (*EmptyDir) ProtoMessage() {}
 
 func (x *EmptyDir) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2099,7 @@ func (x *EmptyDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmptyDir.ProtoReflect.Descriptor instead.
 func (*EmptyDir) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{20}
+	return file_plan_proto_rawDescGZIP(), []int{21}
 }
 
 // Files is a ConfigMap or Secret volume, by reference: its name and how the
@@ -2054,7 +2120,7 @@ type Files struct {
 
 func (x *Files) Reset() {
 	*x = Files{}
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2132,7 @@ func (x *Files) String() string {
 func (*Files) ProtoMessage() {}
 
 func (x *Files) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2145,7 @@ func (x *Files) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Files.ProtoReflect.Descriptor instead.
 func (*Files) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{21}
+	return file_plan_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Files) GetName() string {
@@ -2122,7 +2188,7 @@ type KeyToPath struct {
 
 func (x *KeyToPath) Reset() {
 	*x = KeyToPath{}
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2200,7 @@ func (x *KeyToPath) String() string {
 func (*KeyToPath) ProtoMessage() {}
 
 func (x *KeyToPath) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2213,7 @@ func (x *KeyToPath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyToPath.ProtoReflect.Descriptor instead.
 func (*KeyToPath) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{22}
+	return file_plan_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KeyToPath) GetKey() string {
@@ -2185,7 +2251,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2263,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2276,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{23}
+	return file_plan_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Condition) GetStatus() string {
@@ -2262,7 +2328,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2340,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2353,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{24}
+	return file_plan_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StepState) GetName() string {
@@ -2370,7 +2436,7 @@ type ResultValue struct {
 
 func (x *ResultValue) Reset() {
 	*x = ResultValue{}
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2448,7 @@ func (x *ResultValue) String() string {
 func (*ResultValue) ProtoMessage() {}
 
 func (x *ResultValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2461,7 @@ func (x *ResultValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultValue.ProtoReflect.Descriptor instead.
 func (*ResultValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{25}
+	return file_plan_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResultValue) GetName() string {
@@ -2425,7 +2491,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2503,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2516,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{26}
+	return file_plan_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskAttempt) GetCondition() *Condition {
@@ -2512,7 +2578,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2590,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2603,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{27}
+	return file_plan_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TaskStatus) GetName() string {
@@ -2643,7 +2709,7 @@ type SkippedTask struct {
 
 func (x *SkippedTask) Reset() {
 	*x = SkippedTask{}
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2721,7 @@ func (x *SkippedTask) String() string {
 func (*SkippedTask) ProtoMessage() {}
 
 func (x *SkippedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2734,7 @@ func (x *SkippedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedTask.ProtoReflect.Descriptor instead.
 func (*SkippedTask) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{28}
+	return file_plan_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SkippedTask) GetName() string {
@@ -2708,7 +2774,7 @@ type RunStatus struct {
 
 func (x *RunStatus) Reset() {
 	*x = RunStatus{}
-	mi := &file_plan_proto_msgTypes[29]
+	mi := &file_plan_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +2786,7 @@ func (x *RunStatus) String() string {
 func (*RunStatus) ProtoMessage() {}
 
 func (x *RunStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[29]
+	mi := &file_plan_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +2799,7 @@ func (x *RunStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStatus.ProtoReflect.Descriptor instead.
 func (*RunStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{29}
+	return file_plan_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RunStatus) GetName() string {
@@ -2801,7 +2867,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plan_proto_msgTypes[30]
+	mi := &file_plan_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2813,7 +2879,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[30]
+	mi := &file_plan_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2826,7 +2892,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{30}
+	return file_plan_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -2998,7 +3064,7 @@ const file_plan_proto_rawDesc = "" +
 	"workspaces\x18\x04 \x03(\v2\".podrunner.v1.WorkspaceDeclarationR\n" +
 	"workspaces\x12.\n" +
 	"\bsidecars\x18\x05 \x03(\v2\x12.podrunner.v1.StepR\bsidecars\x12\x18\n" +
-	"\avolumes\x18\x06 \x03(\tR\avolumes\"\xee\x05\n" +
+	"\avolumes\x18\x06 \x03(\tR\avolumes\"\xab\x06\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -3019,13 +3085,20 @@ const file_plan_proto_rawDesc = "" +
 	"\brequests\x18\r \x03(\v2 .podrunner.v1.Step.RequestsEntryR\brequests\x126\n" +
 	"\x06limits\x18\x0e \x03(\v2\x1e.podrunner.v1.Step.LimitsEntryR\x06limits\x120\n" +
 	"\benv_from\x18\x0f \x03(\v2\x15.podrunner.v1.EnvFromR\aenvFrom\x120\n" +
-	"\x04when\x18\x10 \x03(\v2\x1c.podrunner.v1.WhenExpressionR\x04when\x1a;\n" +
+	"\x04when\x18\x10 \x03(\v2\x1c.podrunner.v1.WhenExpressionR\x04when\x12;\n" +
+	"\n" +
+	"workspaces\x18\x11 \x03(\v2\x1b.podrunner.v1.StepWorkspaceR\n" +
+	"workspaces\x1a;\n" +
 	"\rRequestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLimitsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"B\n" +
+	"\rStepWorkspace\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"mount_path\x18\x02 \x01(\tR\tmountPath\"g\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x123\n" +
@@ -3180,7 +3253,7 @@ func file_plan_proto_rawDescGZIP() []byte {
 }
 
 var file_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_plan_proto_goTypes = []any{
 	(RunKind)(0),                  // 0: podrunner.v1.RunKind
 	(ValueType)(0),                // 1: podrunner.v1.ValueType
@@ -3199,32 +3272,33 @@ var file_plan_proto_goTypes = []any{
 	(*MatrixInclude)(nil),         // 14: podrunner.v1.MatrixInclude
 	(*TaskSpec)(nil),              // 15: podrunner.v1.TaskSpec
 	(*Step)(nil),                  // 16: podrunner.v1.Step
-	(*EnvVar)(nil),                // 17: podrunner.v1.EnvVar
-	(*EnvFrom)(nil),               // 18: podrunner.v1.EnvFrom
-	(*KeyRef)(nil),                // 19: podrunner.v1.KeyRef
-	(*WhenExpression)(nil),        // 20: podrunner.v1.WhenExpression
-	(*WorkspaceDeclaration)(nil),  // 21: podrunner.v1.WorkspaceDeclaration
-	(*WorkspaceBinding)(nil),      // 22: podrunner.v1.WorkspaceBinding
-	(*Volume)(nil),                // 23: podrunner.v1.Volume
-	(*EmptyDir)(nil),              // 24: podrunner.v1.EmptyDir
-	(*Files)(nil),                 // 25: podrunner.v1.Files
-	(*KeyToPath)(nil),             // 26: podrunner.v1.KeyToPath
-	(*Condition)(nil),             // 27: podrunner.v1.Condition
-	(*StepState)(nil),             // 28: podrunner.v1.StepState
-	(*ResultValue)(nil),           // 29: podrunner.v1.ResultValue
-	(*TaskAttempt)(nil),           // 30: podrunner.v1.TaskAttempt
-	(*TaskStatus)(nil),            // 31: podrunner.v1.TaskStatus
-	(*SkippedTask)(nil),           // 32: podrunner.v1.SkippedTask
-	(*RunStatus)(nil),             // 33: podrunner.v1.RunStatus
-	(*Event)(nil),                 // 34: podrunner.v1.Event
-	nil,                           // 35: podrunner.v1.Value.ObjectValueEntry
-	nil,                           // 36: podrunner.v1.Task.ContextEntry
-	nil,                           // 37: podrunner.v1.Task.LabelsEntry
-	nil,                           // 38: podrunner.v1.Task.AnnotationsEntry
-	nil,                           // 39: podrunner.v1.Step.RequestsEntry
-	nil,                           // 40: podrunner.v1.Step.LimitsEntry
-	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
+	(*StepWorkspace)(nil),         // 17: podrunner.v1.StepWorkspace
+	(*EnvVar)(nil),                // 18: podrunner.v1.EnvVar
+	(*EnvFrom)(nil),               // 19: podrunner.v1.EnvFrom
+	(*KeyRef)(nil),                // 20: podrunner.v1.KeyRef
+	(*WhenExpression)(nil),        // 21: podrunner.v1.WhenExpression
+	(*WorkspaceDeclaration)(nil),  // 22: podrunner.v1.WorkspaceDeclaration
+	(*WorkspaceBinding)(nil),      // 23: podrunner.v1.WorkspaceBinding
+	(*Volume)(nil),                // 24: podrunner.v1.Volume
+	(*EmptyDir)(nil),              // 25: podrunner.v1.EmptyDir
+	(*Files)(nil),                 // 26: podrunner.v1.Files
+	(*KeyToPath)(nil),             // 27: podrunner.v1.KeyToPath
+	(*Condition)(nil),             // 28: podrunner.v1.Condition
+	(*StepState)(nil),             // 29: podrunner.v1.StepState
+	(*ResultValue)(nil),           // 30: podrunner.v1.ResultValue
+	(*TaskAttempt)(nil),           // 31: podrunner.v1.TaskAttempt
+	(*TaskStatus)(nil),            // 32: podrunner.v1.TaskStatus
+	(*SkippedTask)(nil),           // 33: podrunner.v1.SkippedTask
+	(*RunStatus)(nil),             // 34: podrunner.v1.RunStatus
+	(*Event)(nil),                 // 35: podrunner.v1.Event
+	nil,                           // 36: podrunner.v1.Value.ObjectValueEntry
+	nil,                           // 37: podrunner.v1.Task.ContextEntry
+	nil,                           // 38: podrunner.v1.Task.LabelsEntry
+	nil,                           // 39: podrunner.v1.Task.AnnotationsEntry
+	nil,                           // 40: podrunner.v1.Step.RequestsEntry
+	nil,                           // 41: podrunner.v1.Step.LimitsEntry
+	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
 }
 var file_plan_proto_depIdxs = []int32{
 	0,  // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
@@ -3232,12 +3306,12 @@ var file_plan_proto_depIdxs = []int32{
 	11, // 2: podrunner.v1.Plan.finally:type_name -> podrunner.v1.Task
 	10, // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
 	5,  // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
-	23, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
-	41, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
-	41, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
-	41, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
+	24, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
+	42, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
+	42, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
+	42, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
 	1,  // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
-	35, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
+	36, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
 	6,  // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
 	1,  // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
 	6,  // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
@@ -3245,13 +3319,13 @@ var file_plan_proto_depIdxs = []int32{
 	1,  // 15: podrunner.v1.PipelineResult.type:type_name -> podrunner.v1.ValueType
 	6,  // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
 	7,  // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
-	20, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
-	41, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
+	21, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
+	42, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
 	15, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
-	22, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
-	36, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
-	37, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
-	38, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
+	23, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
+	37, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
+	38, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
+	39, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
 	12, // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
 	13, // 26: podrunner.v1.Matrix.run_time:type_name -> podrunner.v1.RunTimeMatrix
 	7,  // 27: podrunner.v1.RunTimeMatrix.params:type_name -> podrunner.v1.Param
@@ -3260,59 +3334,60 @@ var file_plan_proto_depIdxs = []int32{
 	8,  // 30: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
 	9,  // 31: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
 	16, // 32: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
-	21, // 33: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
+	22, // 33: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
 	16, // 34: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
-	17, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
+	18, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
 	2,  // 36: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
-	41, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
+	42, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
 	9,  // 38: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
-	39, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
-	40, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
-	18, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
-	20, // 42: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
-	19, // 43: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
-	3,  // 44: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
-	3,  // 45: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
-	24, // 46: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
-	24, // 47: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
-	25, // 48: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
-	25, // 49: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	24, // 50: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
-	24, // 51: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
-	26, // 52: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
-	42, // 53: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	42, // 54: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	42, // 55: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 56: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	27, // 57: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	42, // 58: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	42, // 59: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	28, // 60: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	27, // 61: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	42, // 62: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	42, // 63: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	28, // 64: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	29, // 65: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	30, // 66: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 67: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	28, // 68: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	12, // 69: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
-	20, // 70: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	27, // 71: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	42, // 72: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	42, // 73: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	31, // 74: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	32, // 75: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	29, // 76: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	42, // 77: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	31, // 78: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	32, // 79: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	33, // 80: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	81, // [81:81] is the sub-list for method output_type
-	81, // [81:81] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	40, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
+	41, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
+	19, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
+	21, // 42: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
+	17, // 43: podrunner.v1.Step.workspaces:type_name -> podrunner.v1.StepWorkspace
+	20, // 44: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
+	3,  // 45: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
+	3,  // 46: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
+	25, // 47: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
+	25, // 48: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
+	26, // 49: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
+	26, // 50: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
+	25, // 51: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	25, // 52: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	27, // 53: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
+	43, // 54: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	43, // 55: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	43, // 56: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 57: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	28, // 58: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	43, // 59: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	43, // 60: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	29, // 61: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	28, // 62: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	43, // 63: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	43, // 64: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	29, // 65: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	30, // 66: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	31, // 67: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 68: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	29, // 69: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	12, // 70: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
+	21, // 71: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	28, // 72: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	43, // 73: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	43, // 74: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	32, // 75: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	33, // 76: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	30, // 77: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	43, // 78: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	32, // 79: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	33, // 80: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	34, // 81: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	82, // [82:82] is the sub-list for method output_type
+	82, // [82:82] is the sub-list for method input_type
+	82, // [82:82] is the sub-list for extension type_name
+	82, // [82:82] is the sub-list for extension extendee
+	0,  // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -3320,7 +3395,7 @@ func file_plan_proto_init() {
 	if File_plan_proto != nil {
 		return
 	}
-	file_plan_proto_msgTypes[19].OneofWrappers = []any{
+	file_plan_proto_msgTypes[20].OneofWrappers = []any{
 		(*Volume_EmptyDir)(nil),
 		(*Volume_ClaimTemplate)(nil),
 		(*Volume_HostPath)(nil),
@@ -3330,7 +3405,7 @@ func file_plan_proto_init() {
 		(*Volume_Projected)(nil),
 		(*Volume_Csi)(nil),
 	}
-	file_plan_proto_msgTypes[30].OneofWrappers = []any{
+	file_plan_proto_msgTypes[31].OneofWrappers = []any{
 		(*Event_Task)(nil),
 		(*Event_Skipped)(nil),
 		(*Event_Run)(nil),
@@ -3341,7 +3416,7 @@ func file_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plan_proto_rawDesc), len(file_plan_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

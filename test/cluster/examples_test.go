@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	tektonscheme "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/scheme"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	knjson "knative.dev/pkg/webhook/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/e7763abc/pod-runner/internal/testenv"
@@ -244,6 +247,9 @@ func runClusterExample(t *testing.T, file string) error {
 		if obj == nil {
 			continue
 		}
+		if obj, err = asTektonWebhookStores(obj); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
 		switch obj["kind"] {
 		case "PipelineRun", "TaskRun":
 			obj = kube.Delegate(obj)
@@ -277,6 +283,35 @@ func runClusterExample(t *testing.T, file string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// asTektonWebhookStores is a Tekton object as Tekton's defaulting webhook,
+// not deployed here, would store it: decoded with knative's webhook/json
+// (encoding/json: field names match case-insensitively, so an example's
+// `mountpath:` is stored as `mountPath:`) and encoded again. Its defaults
+// are not applied. Other kinds are returned as they are.
+func asTektonWebhookStores(obj map[string]any) (map[string]any, error) {
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	if !strings.HasPrefix(apiVersion, "tekton.dev/") {
+		return obj, nil
+	}
+	typed, err := tektonscheme.Scheme.New(schema.FromAPIVersionAndKind(apiVersion, kind))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	if err := knjson.Decode(raw, typed, true); err != nil {
+		return nil, fmt.Errorf("Tekton's webhook would refuse %s %v: %w", kind, obj["metadata"], err)
+	}
+	if raw, err = json.Marshal(typed); err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	return out, json.Unmarshal(raw, &out)
 }
 
 // exampleTimeout bounds one run: Tekton's examples_test waits up to its
