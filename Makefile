@@ -12,6 +12,7 @@ all: build
 ## build: the pod-runner and injector binaries, into bin/
 build:
 	$(GO) build -o $(BIN)/pod-runner ./cmd/pod-runner
+	$(GO) build -tags inpod,steponly -o $(BIN)/pod-runner-step ./cmd/pod-runner
 	$(GO) build -o $(BIN)/injector ./cmd/injector
 
 ## run: run the bundled example PipelineRun on this machine

@@ -19,6 +19,7 @@ import (
 	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/internal/podmanrun"
 	"github.com/e7763abc/pod-runner/internal/podspec"
+	"github.com/e7763abc/pod-runner/internal/mountns"
 	"github.com/e7763abc/pod-runner/internal/process"
 	"github.com/e7763abc/pod-runner/internal/progress"
 	"github.com/e7763abc/pod-runner/internal/resolve"
@@ -30,15 +31,20 @@ import (
 
 func init() {
 	commands["run"] = runMain
-	commands[process.ReadOnlyCommand] = readOnlyMain
 }
 
-// readOnlyMain runs a step with its readOnly workspaces mounted read-only;
-// the process launcher starts it (process.Options.Self).
-func readOnlyMain(args []string) int {
-	err := process.ReadOnlyExec(args)
-	fmt.Fprintf(os.Stderr, "pod-runner: %v\n", err)
-	return 126
+// mountSelf is the binary that runs a step in a mount namespace: the
+// step-only pod-runner-step beside this one when there is one (make build
+// builds it), which starts in a millisecond, else this one.
+func mountSelf() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if st, err := os.Stat(self + "-step"); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return self + "-step"
+	}
+	return self
 }
 
 // runMain is `pod-runner run`: run a PipelineRun or TaskRun on this machine.
@@ -89,7 +95,7 @@ func runMain(args []string) int {
 	if err == nil && *runtime == "host" {
 		err = compiled.LocalError()
 		if err == nil {
-			err = process.Unsupported(compiled.Plan)
+			err = process.Unsupported(compiled.Plan, mountns.Available())
 		}
 	}
 	var pod *compiledPod
@@ -112,8 +118,7 @@ func runMain(args []string) int {
 		status, err = podmanrun.Run(ctx, pod.pod, pod.objects, compiled.Plan,
 			podmanrun.Options{Reporter: progress.New(progressOut), Output: progressOut, Keep: *keep})
 	} else {
-		self, _ := os.Executable()
-		launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox(), Self: self, Objects: compiled})
+		launcher := process.New(process.Options{Keep: *keep, Log: progressOut, Shell: busybox(), Self: mountSelf(), Objects: compiled, TaskMounts: taskMounts(compiled)})
 		sup := &supervisor.Supervisor{
 			Plan:     compiled.Plan,
 			Launcher: launcher,
@@ -224,4 +229,28 @@ func podOf(c *compile.Compiled, image string) (*compiledPod, error) {
 		return nil, errors.New("the compiled manifest has no Pod")
 	}
 	return r, nil
+}
+
+// taskMounts are the compiled Task volumes and volumeMounts, for the
+// process launcher.
+func taskMounts(c *compile.Compiled) map[string]*process.TaskMounts {
+	out := map[string]*process.TaskMounts{}
+	mounts := func(ms []corev1.VolumeMount) []process.Mount {
+		var out []process.Mount
+		for _, m := range ms {
+			out = append(out, process.Mount{Name: m.Name, MountPath: m.MountPath, SubPath: m.SubPath, ReadOnly: m.ReadOnly})
+		}
+		return out
+	}
+	for task, tv := range c.TaskVolumes {
+		tm := &process.TaskMounts{Volumes: tv.Local}
+		for _, ms := range tv.Steps {
+			tm.Steps = append(tm.Steps, mounts(ms))
+		}
+		for _, ms := range tv.Sidecars {
+			tm.Sidecars = append(tm.Sidecars, mounts(ms))
+		}
+		out[task] = tm
+	}
+	return out
 }

@@ -3,12 +3,14 @@ package compile
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	trresources "github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -24,6 +26,11 @@ type TaskVolumes struct {
 	// ($(workspaces.W.volume)).
 	Steps    [][]corev1.VolumeMount
 	Sidecars [][]corev1.VolumeMount
+	// Local are the volumes as a local run makes them (Volumes[i] is
+	// Local[i]): directories, and ConfigMaps and Secrets laid out as files
+	// from the documents given. A source only a kubelet makes is a local
+	// error.
+	Local []*planpb.Volume
 }
 
 // taskVolumes substitutes a task's volumes and volumeMounts (ts: the
@@ -32,7 +39,11 @@ type TaskVolumes struct {
 // fixed when it is created, so a volume or mount that depends on a param
 // known only at run time (a task result, a matrix) is refused.
 func (c *compiler) taskVolumes(in taskInput, ts *v1.TaskSpec, t *planpb.Task) (*TaskVolumes, error) {
-	uses := len(ts.Volumes) > 0 || ts.StepTemplate != nil && len(ts.StepTemplate.VolumeMounts) > 0
+	var templateVolumes []corev1.Volume
+	if pt := in.tr.Spec.PodTemplate; pt != nil {
+		templateVolumes = pt.Volumes
+	}
+	uses := len(ts.Volumes) > 0 || len(templateVolumes) > 0 || ts.StepTemplate != nil && len(ts.StepTemplate.VolumeMounts) > 0
 	for _, s := range ts.Steps {
 		uses = uses || len(s.VolumeMounts) > 0
 	}
@@ -47,10 +58,19 @@ func (c *compiler) taskVolumes(in taskInput, ts *v1.TaskSpec, t *planpb.Task) (*
 	if err != nil {
 		return nil, in.specAt.errorf("stepTemplate", "merge stepTemplate into steps: %v", err)
 	}
+	// The pod's volumes are the Task's and its podTemplate's (pod.go), so
+	// its steps may mount either; the podTemplate's are not substituted.
 	spec := &v1.TaskSpec{Params: ts.Params, Steps: merged, Sidecars: ts.Sidecars, Volumes: ts.Volumes}
 	spec = trresources.ApplyParameters(spec, in.knownParams(), ts.Params...)
-	spec = trresources.ApplyReplacements(spec, t.GetContext(), nil, nil)
+	// Mount paths may name a workspace's path (a sidecar mounting a
+	// workspace's volume where the steps see it): its container path.
+	replacements := maps.Clone(t.GetContext())
+	for _, b := range t.GetWorkspaces() {
+		replacements["workspaces."+b.GetName()+".path"] = containerPath(ts.Workspaces, b.GetName())
+	}
+	spec = trresources.ApplyReplacements(spec, replacements, nil, nil)
 
+	spec.Volumes = append(spec.Volumes, templateVolumes...)
 	tv := &TaskVolumes{Volumes: spec.Volumes}
 	names := map[string]bool{}
 	for i, v := range spec.Volumes {
@@ -59,6 +79,7 @@ func (c *compiler) taskVolumes(in taskInput, ts *v1.TaskSpec, t *planpb.Task) (*
 		}
 		names[v.Name] = true
 		c.volumeObjects(v.VolumeSource)
+		tv.Local = append(tv.Local, c.localVolume(v, in.specAt, fmt.Sprintf("volumes[%d]", i)))
 	}
 	for i, s := range spec.Steps {
 		for j, m := range s.VolumeMounts {
@@ -80,6 +101,39 @@ func (c *compiler) taskVolumes(in taskInput, ts *v1.TaskSpec, t *planpb.Task) (*
 	}
 	t.Spec.Volumes = sortedKeys(names)
 	return tv, nil
+}
+
+// containerPath is where a workspace is mounted in a task's containers.
+func containerPath(decls []v1.WorkspaceDeclaration, name string) string {
+	for _, d := range decls {
+		if d.Name == name && d.MountPath != "" {
+			return d.MountPath
+		}
+	}
+	return podlayout.WorkspaceDir + "/" + name
+}
+
+// localVolume is a Task volume as a local run makes it.
+func (c *compiler) localVolume(v corev1.Volume, at where, field string) *planpb.Volume {
+	out := &planpb.Volume{Name: v.Name}
+	switch src := v.VolumeSource; {
+	case src.EmptyDir != nil, src == corev1.VolumeSource{}:
+		// No source: the API server makes it an emptyDir.
+		out.Source = &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}}
+	case src.HostPath != nil:
+		out.Source = &planpb.Volume_HostPath{HostPath: src.HostPath.Path}
+	case src.ConfigMap != nil:
+		cm := src.ConfigMap
+		out.ReadOnly = true
+		out.Source = &planpb.Volume_ConfigMap{ConfigMap: c.files(planpb.KeyRef_CONFIG_MAP, cm.Name, cm.Items, cm.DefaultMode, isTrue(cm.Optional), at, field+".configMap")}
+	case src.Secret != nil:
+		sec := src.Secret
+		out.ReadOnly = true
+		out.Source = &planpb.Volume_Secret{Secret: c.files(planpb.KeyRef_SECRET, sec.SecretName, sec.Items, sec.DefaultMode, isTrue(sec.Optional), at, field+".secret")}
+	default:
+		c.noteLocal(at.errorf(field, "volume %q: only emptyDir, hostPath, configMap and secret Task volumes run locally; the others need a kubelet (pod mode: injector compile)", v.Name))
+	}
+	return out
 }
 
 // fixed refuses a volume or mount that still refers to a param after

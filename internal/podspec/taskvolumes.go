@@ -81,8 +81,10 @@ func (o *ownVolumes) mounts(base []corev1.VolumeMount, sidecar bool, i int, wher
 		// A step's own mount at /workspace or /tekton/home takes the place
 		// of the implicit one, as in Tekton's pod ("so they can be
 		// overridden by the user").
+		// A sidecar's own mount takes the place of a workspace's at its
+		// path, as workspace.AddSidecarVolumeMount leaves it.
 		out = slices.DeleteFunc(out, func(prev corev1.VolumeMount) bool {
-			return filepath.Clean(prev.MountPath) == filepath.Clean(m.MountPath) && overridable(prev.MountPath)
+			return filepath.Clean(prev.MountPath) == filepath.Clean(m.MountPath) && (sidecar && !pinned(prev.MountPath) || overridable(prev.MountPath))
 		})
 		for _, prev := range out {
 			if filepath.Clean(prev.MountPath) == filepath.Clean(m.MountPath) {
@@ -93,6 +95,13 @@ func (o *ownVolumes) mounts(base []corev1.VolumeMount, sidecar bool, i int, wher
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// pinned tells whether the mount at path is pod-runner's own, which even a
+// sidecar's mount may not replace.
+func pinned(path string) bool {
+	p := filepath.Clean(path)
+	return p == podlayout.BinDir || p == podlayout.RunDir || p == podlayout.ScriptsDir
 }
 
 // overridable tells whether a step's volumeMount may replace the mount at

@@ -52,15 +52,18 @@ type Options struct {
 	// /bin/ash, and sh or ash looked up in PATH all run it. Empty: the host's
 	// shells.
 	Shell string
-	// Self is the pod-runner binary, which can run a step with its readOnly
-	// workspaces mounted read-only (ReadOnlyCommand; root only). Empty: a
-	// readOnly workspace is not enforced.
+	// Self is the pod-runner binary, which can run a step in a mount
+	// namespace where it sees Tekton's paths (mountns.Command; root only).
+	// Empty: steps see host directories, substituted.
 	Self string
 	// Env is the base environment of every step (KEY=VALUE). When nil, steps
 	// get PATH and a few harmless host variables (locale, time zone), not the
 	// whole host environment: a container does not inherit it either. HOME is
 	// a per-run directory unless Env sets it.
 	Env []string
+	// TaskMounts are the Task volumes and volumeMounts of each task that
+	// has some, by plan task name; they run in mount namespaces (root).
+	TaskMounts map[string]*TaskMounts
 	// Objects hold the ConfigMaps and Secrets the Plan refers to (the
 	// documents given), read when a step starts or a volume is made, as
 	// the kubelet reads the cluster's: the Plan has only their names. Nil:
@@ -92,6 +95,15 @@ type Launcher struct {
 	shellDir string
 	env      []string          // base env, HOME included
 	volumes  map[string]string // plan volume name → directory
+	// readOnlyVolumes are the plan volumes bound read-only.
+	readOnlyVolumes map[string]bool
+	uid             string // the plan's
+	// nsRoot and nsScratch are the mount points of the mount namespaces'
+	// roots (mountns.Spec), made when a task first needs them.
+	nsRoot, nsScratch string
+	// noMounts is said once: why tasks that need Tekton's paths see host
+	// directories instead.
+	noMounts sync.Once
 	closed   bool
 }
 
@@ -161,8 +173,11 @@ func (l *Launcher) prepare(plan *planpb.Plan) error {
 			return err
 		}
 	}
+	l.uid = plan.GetUid()
 	l.volumes = make(map[string]string, len(plan.GetVolumes()))
+	l.readOnlyVolumes = map[string]bool{}
 	for _, v := range plan.GetVolumes() {
+		l.readOnlyVolumes[v.GetName()] = v.GetReadOnly()
 		p, err := l.prepareVolume(v)
 		if err != nil {
 			return fmt.Errorf("volume %q: %w", v.GetName(), err)
@@ -264,7 +279,12 @@ func (l *Launcher) prepareVolume(v *planpb.Volume) (string, error) {
 	if err := checkName(v.GetName()); err != nil {
 		return "", err
 	}
-	own := filepath.Join(l.runDir, "volumes", v.GetName())
+	return l.makeVolume(v, filepath.Join(l.runDir, "volumes", v.GetName()))
+}
+
+// makeVolume makes a volume's directory: own, unless it is a host path or
+// a claim (shared by every volume bound to it).
+func (l *Launcher) makeVolume(v *planpb.Volume, own string) (string, error) {
 	switch src := v.GetSource().(type) {
 	case *planpb.Volume_EmptyDir, *planpb.Volume_ClaimTemplate, nil:
 		return own, os.MkdirAll(own, 0o755)
@@ -420,12 +440,13 @@ func safeName(name string) string {
 }
 
 // Unsupported reports what in plan host processes cannot run, before
-// anything runs. These need pod mode: Task volumes (mounted at container
-// paths) and projected or CSI workspaces (the kubelet builds them).
-func Unsupported(plan *planpb.Plan) error {
+// anything runs: projected or CSI workspaces (the kubelet builds them),
+// and, where mount namespaces cannot be made (canMount false), Task
+// volumes (mounted at container paths).
+func Unsupported(plan *planpb.Plan, canMount bool) error {
 	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
-		if vs := t.GetSpec().GetVolumes(); len(vs) > 0 {
-			return fmt.Errorf("task %q mounts volumes %s: Task volumes are mounted at container paths: they need pod mode (injector compile)", t.GetName(), strings.Join(vs, ", "))
+		if vs := t.GetSpec().GetVolumes(); len(vs) > 0 && !canMount {
+			return fmt.Errorf("task %q mounts volumes %s: Task volumes are mounted at container paths, which needs root (mount namespaces) or pod mode (injector compile)", t.GetName(), strings.Join(vs, ", "))
 		}
 	}
 	for _, v := range plan.GetVolumes() {

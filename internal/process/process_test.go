@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/e7763abc/pod-runner/internal/mountns"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/internal/testenv"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -280,18 +281,20 @@ func TestUnsupported(t *testing.T) {
 		return v
 	}
 	for _, tc := range []struct {
-		name string
-		plan *planpb.Plan
-		want []string // substrings of the error; none: no error
+		name     string
+		plan     *planpb.Plan
+		canMount bool
+		want     []string // substrings of the error; none: no error
 	}{
-		{"plain", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("ws", &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}})}}, nil},
-		{"sidecar in finally (host processes run sidecars)", &planpb.Plan{Tasks: []*planpb.Task{plain}, Finally: []*planpb.Task{withSidecar}}, nil},
-		{"task volumes", &planpb.Plan{Tasks: []*planpb.Task{plain, withVolumes}}, []string{`task "c" mounts volumes cache, conf`, "Task volumes are mounted at container paths: they need pod mode (injector compile)"}},
-		{"projected workspace", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("proj", &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}})}}, []string{`workspace "proj" is a projected volume`, "pod mode", "--workspace proj=DIR"}},
-		{"csi workspace", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("c", &planpb.Volume_Csi{Csi: &planpb.EmptyDir{}})}}, []string{`workspace "c" is a CSI volume`, "pod mode"}},
+		{"plain", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("ws", &planpb.Volume_EmptyDir{EmptyDir: &planpb.EmptyDir{}})}}, false, nil},
+		{"sidecar in finally (host processes run sidecars)", &planpb.Plan{Tasks: []*planpb.Task{plain}, Finally: []*planpb.Task{withSidecar}}, false, nil},
+		{"task volumes, no mount namespaces", &planpb.Plan{Tasks: []*planpb.Task{plain, withVolumes}}, false, []string{`task "c" mounts volumes cache, conf`, "Task volumes are mounted at container paths, which needs root (mount namespaces) or pod mode (injector compile)"}},
+		{"task volumes in mount namespaces", &planpb.Plan{Tasks: []*planpb.Task{plain, withVolumes}}, true, nil},
+		{"projected workspace", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("proj", &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}})}}, true, []string{`workspace "proj" is a projected volume`, "pod mode", "--workspace proj=DIR"}},
+		{"csi workspace", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("c", &planpb.Volume_Csi{Csi: &planpb.EmptyDir{}})}}, true, []string{`workspace "c" is a CSI volume`, "pod mode"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Unsupported(tc.plan)
+			err := Unsupported(tc.plan, tc.canMount)
 			if len(tc.want) == 0 {
 				if err != nil {
 					t.Fatalf("Unsupported: %v", err)
@@ -316,7 +319,7 @@ func TestNoexec(t *testing.T) {
 	if noexec(t.TempDir()) {
 		t.Error("the test's temp dir is noexec")
 	}
-	if !hasCapSysAdmin() {
+	if !mountns.Available() {
 		testenv.Require(t, "CAP_SYS_ADMIN", errors.New("mounting a noexec tmpfs needs it"))
 	}
 	dir := t.TempDir()

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 )
@@ -17,6 +18,8 @@ func (a *attempt) StartSidecars(_ context.Context, sidecars []*supervisor.Step) 
 	for i, s := range sidecars {
 		r, failed := a.start(s, sidecarRole)
 		if failed != nil {
+			// As a container that cannot start shows in its events.
+			a.l.log.write(fmt.Appendf(nil, "[%s/sidecar-%s] pod-runner: %v\n", s.Task, s.Name, failed.Err))
 			out[i] = failed
 			continue
 		}

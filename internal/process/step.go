@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/e7763abc/pod-runner/internal/hermetic"
+	"github.com/e7763abc/pod-runner/internal/mountns"
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/stepexec"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 )
@@ -173,13 +175,26 @@ func (a *attempt) prepare(step *supervisor.Step, as role) (*prepared, error) {
 	// (or /workspace/...) one beforehand; a container runtime creates a
 	// missing absolute one. The attempt's workspace dir is our /workspace.
 	p.dir = a.workspaceDir()
+	if a.tektonPaths {
+		// The view's /workspace; a sidecar's default is its image's, /.
+		p.dir = podlayout.WorkspaceDir
+		if as == sidecarRole {
+			p.dir = "/"
+		}
+	}
 	if wd := step.WorkingDir; wd != "" {
 		if !filepath.IsAbs(wd) {
 			wd = filepath.Join(p.dir, wd)
 		}
 		p.dir = filepath.Clean(wd)
 	}
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+	var view mountns.Spec
+	if a.tektonPaths {
+		// mountns makes the working dir inside the view.
+		if view, err = a.view(step, as, p.dir); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", as, step.Name, err)
+		}
+	} else if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("working dir: %w", err)
 	}
 
@@ -195,11 +210,18 @@ func (a *attempt) prepare(step *supervisor.Step, as role) (*prepared, error) {
 			script = "#!/bin/sh\nset -e\n" + script
 		}
 		script = a.l.withShell(script)
-		path := filepath.Join(a.scriptsDir(), fmt.Sprintf("%s-script-%d-%s", as, step.Index, step.Name))
+		file := fmt.Sprintf("%s-script-%d-%s", as, step.Index, step.Name)
+		path := filepath.Join(a.scriptsDir(), file)
 		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 			return nil, fmt.Errorf("write script: %w", err)
 		}
+		if a.tektonPaths {
+			path = podlayout.ScriptsDir + "/" + file
+		}
 		p.argv = append([]string{path}, step.Args...)
+	case len(step.Command) > 0 && a.tektonPaths:
+		// Looked up in the view (mountns.Main).
+		p.argv = append(append([]string{a.l.shellFor(step.Command[0])}, step.Command[1:]...), step.Args...)
 	case len(step.Command) > 0:
 		search, _ := stepexec.LookupEnv(p.env, "PATH")
 		bin, err := stepexec.LookPath(a.l.shellFor(step.Command[0]), search, p.dir)
@@ -211,16 +233,39 @@ func (a *attempt) prepare(step *supervisor.Step, as role) (*prepared, error) {
 		return nil, fmt.Errorf("%s %q has no command or script: the entrypoint of image %q is only known in pod mode", as, step.Name, step.Image)
 	}
 
-	p.argv = a.wrapMounts(p.argv)
-
-	if p.stdout, err = stepexec.OpenOutput(step.StdoutPath, p.dir); err != nil {
+	stdoutPath, stderrPath := step.StdoutPath, step.StderrPath
+	if a.tektonPaths {
+		stdoutPath, stderrPath = viewedFile(view, stdoutPath), viewedFile(view, stderrPath)
+		if p.argv, err = mountns.Args(a.l.opts.Self, view, p.argv); err != nil {
+			return nil, err
+		}
+		// The helper starts in a host directory, and enters p.dir in the view.
+		p.dir = a.dir
+	}
+	if p.stdout, err = stepexec.OpenOutput(stdoutPath, p.dir); err != nil {
 		return nil, fmt.Errorf("stdoutConfig: %w", err)
 	}
-	if p.stderr, err = stepexec.OpenOutput(step.StderrPath, p.dir); err != nil {
+	if p.stderr, err = stepexec.OpenOutput(stderrPath, p.dir); err != nil {
 		p.closeFiles()
 		return nil, fmt.Errorf("stderrConfig: %w", err)
 	}
 	return p, nil
+}
+
+// viewedFile is the host path of a stdoutConfig/stderrConfig path of the
+// view: where a bind holds it, in the bind's source; elsewhere the same
+// path (the view shows the host's directories).
+func viewedFile(view mountns.Spec, path string) string {
+	if path == "" {
+		return ""
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(view.Dir, path)
+	}
+	if h := hostPath(view, path); h != "" {
+		return h
+	}
+	return path
 }
 
 // copyOutput copies one stream of a step to the log, prefixed, and to its

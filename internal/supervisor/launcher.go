@@ -69,6 +69,9 @@ type Step struct {
 	// experimental.tekton.dev/execution-mode: hermetic on its TaskRun). A
 	// launcher that cannot must fail the step, never run it with network.
 	Hermetic bool
+	// Workspaces are the task's workspaces isolated to this step (or
+	// sidecar): it alone of the task's containers sees them.
+	Workspaces []*planpb.StepWorkspace
 }
 
 // StepExit is how a step ended.

@@ -57,11 +57,7 @@ type entry struct {
 
 const (
 	entrypoint = "a step with neither command nor script runs its image's entrypoint, known only from the image (pod mode)"
-	taskVolume = "Task volumes and volumeMounts are mounted at container paths (pod mode)"
 	probe      = "a sidecar readinessProbe, refused in both modes (steps would start before it passes)"
-	// notIsolated: a local step sees every workspace of its task, at the
-	// task's paths.
-	notIsolated = "isolated (step-level) workspaces: local steps are host processes, which see all of their task's workspaces"
 )
 
 func notRunnable(why string) entry { return entry{why: why} }
@@ -70,7 +66,6 @@ func (e entry) runnable() bool     { return e.want != "" }
 
 var (
 	noEntrypoint = fails(entrypoint, "is only known in pod mode")
-	noTaskVolume = fails(taskVolume, "Task volumes are mounted at container paths: they need pod mode")
 	noProbe      = fails(probe, "sidecar readinessProbe is not supported yet")
 )
 
@@ -89,6 +84,7 @@ var ledger = map[string]entry{
 	"taskruns/beta/authenticating-git-commands.yaml":            notRunnable("credentials from the ServiceAccount's secrets (creds-init) exist only in a cluster"),
 	"taskruns/creds-init-only-mounts-provided-credentials.yaml": notRunnable("credentials from the ServiceAccount's secrets (creds-init) exist only in a cluster"),
 
+	"taskruns/sidecar-ready-script.yaml":                      notRunnable("a race in the example: its step reads what its sidecar writes, with nothing waiting (as on the cluster: test/cluster's ledger)"),
 	"taskruns/array-default.yaml":                             noEntrypoint,
 	"taskruns/beta/param_array_indexing.yaml":                 noEntrypoint,
 	"taskruns/beta/propagated-object-parameters.yaml":         noEntrypoint,
@@ -97,27 +93,11 @@ var ledger = map[string]entry{
 	"taskruns/steps-run-in-order.yaml":                        noEntrypoint,
 	"taskruns/step-by-digest.yaml":                            noEntrypoint,
 	"taskruns/entrypoint-resolution.yaml":                     noEntrypoint,
-	"taskruns/configmap.yaml":                                 noTaskVolume,
-	"taskruns/custom-volume.yaml":                             noTaskVolume,
-	"taskruns/home-volume.yaml":                               noTaskVolume,
-	"taskruns/secret-volume.yaml":                             noTaskVolume,
-	"taskruns/secret-volume-params.yaml":                      noTaskVolume,
-	"taskruns/task-volume-args.yaml":                          noTaskVolume,
-	"taskruns/template-volume.yaml":                           noTaskVolume,
-	"taskruns/workspace-volume.yaml":                          noTaskVolume,
 	"taskruns/dind-sidecar.yaml":                              noProbe,
 	"taskruns/sidecar-ready.yaml":                             noProbe,
-	"taskruns/sidecar-interp.yaml":                            noTaskVolume,
-	"taskruns/sidecar-ready-script.yaml":                      noTaskVolume,
-	"taskruns/workspace-in-sidecar.yaml":                      noTaskVolume,
-	"taskruns/ignore-step-error.yaml":                         fails("reads /tekton/steps/step-NAME/exitCode, Tekton's container path", "/tekton/steps/step-exit-with-1/exitCode does not exist"),
-	"taskruns/stepaction-passing-results.yaml":                fails("reads /tekton/scripts, Tekton's container path", "'/tekton/scripts/*': No such file or directory"),
-	"taskruns/beta/workspace-isolation.yaml":                  fails(notIsolated, `"step-check-signals-access" exited with code 255`),
-	"pipelineruns/beta/isolated-workspaces.yaml":              fails(notIsolated, "unable to access creds"),
 	"pipelineruns/workspaces-projected.yaml":                  fails("projected workspaces are built by the kubelet (pod mode)", "is a projected volume: the kubelet builds it"),
 
 	"taskruns/alpha/step-stream-results.yaml":                    notRunnable("its crane step asks mirror.gcr.io for an image's digest"),
-	"taskruns/alpha/step-stream-volumes.yaml":                    noTaskVolume,
 	"taskruns/alpha/step-stream-workspace.yaml":                  notRunnable("its crane steps ask mirror.gcr.io for an image's digest"),
 	"taskruns/alpha/task-artifacts.yaml":                         fails(artifacts, "$(artifacts.path): ambiguous redirect"),
 	"pipelineruns/alpha/consume-artifacts-from-task.yaml":        fails(artifacts, "$(artifacts.path): ambiguous redirect"),
@@ -130,6 +110,10 @@ var ledger = map[string]entry{
 const artifacts = "artifacts (enable-artifacts: $(artifacts.path), $(step.artifacts.path)) are not substituted yet"
 
 var noPinP = fails("pipelines in pipelines are not built yet", "pipelines in pipelines is not supported yet")
+
+// floor is the share of the runnable examples that passed when the ledger
+// was last measured: a lower one fails the test.
+const floor = 0.85
 
 var binary string
 
@@ -198,8 +182,8 @@ func TestTektonExamples(t *testing.T) {
 	share := float64(passed) / float64(runnable)
 	t.Logf("Tekton examples: %d in all, %d runnable here (the others need the network or a cluster), %d pass, %d fail as the ledger expects: %.0f%% of the runnable, %.0f%% of all",
 		len(files), runnable, passed, runnable-passed, 100*share, 100*float64(passed)/float64(len(files)))
-	if share < 0.6 {
-		t.Errorf("only %.0f%% of the runnable Tekton examples pass; the goal is at least 60%%", 100*share)
+	if share < floor {
+		t.Errorf("only %.0f%% of the runnable Tekton examples pass, below the %.0f%% measured when the ledger was last updated", 100*share, 100*floor)
 	}
 	for name := range ledger {
 		if _, err := os.Stat(filepath.Join(root, name)); err != nil {
