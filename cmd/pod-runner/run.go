@@ -17,9 +17,9 @@ import (
 
 	"github.com/e7763abc/pod-runner/internal/compile"
 	"github.com/e7763abc/pod-runner/internal/load"
+	"github.com/e7763abc/pod-runner/internal/mountns"
 	"github.com/e7763abc/pod-runner/internal/podmanrun"
 	"github.com/e7763abc/pod-runner/internal/podspec"
-	"github.com/e7763abc/pod-runner/internal/mountns"
 	"github.com/e7763abc/pod-runner/internal/process"
 	"github.com/e7763abc/pod-runner/internal/progress"
 	"github.com/e7763abc/pod-runner/internal/resolve"
