@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -179,4 +180,24 @@ func schedule(pr *planpb.Probe) timing {
 		t.failureThreshold = DefaultFailureThreshold
 	}
 	return t
+}
+
+// ExecOutcome is how an exec probe's command ended, as Exec returns it: nil
+// for exit code 0; else the exit code and the start of its output, which
+// the kubelet's events show.
+func ExecOutcome(command []string, exitCode int, runErr error, output string) error {
+	out := strings.TrimSpace(output)
+	if len(out) > 300 {
+		out = out[:300] + "…"
+	}
+	if out != "" {
+		out = ": " + out
+	}
+	switch {
+	case runErr != nil:
+		return fmt.Errorf("exec %q: %w%s", command, runErr, out)
+	case exitCode != 0:
+		return fmt.Errorf("exec %q exited with code %d%s", command, exitCode, out)
+	}
+	return nil
 }

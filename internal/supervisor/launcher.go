@@ -69,6 +69,9 @@ type Step struct {
 	// experimental.tekton.dev/execution-mode: hermetic on its TaskRun). A
 	// launcher that cannot must fail the step, never run it with network.
 	Hermetic bool
+	// ReadinessProbe and StartupProbe (sidecars only): StartSidecars
+	// returns once they passed (internal/probe), or the sidecar ended.
+	ReadinessProbe, StartupProbe *planpb.Probe
 }
 
 // StepExit is how a step ended.
