@@ -57,6 +57,7 @@ type running struct {
 	as         role
 	proc       *stepexec.Process
 	waited     chan stepexec.Exit // receives its end, once
+	ended      chan struct{}      // closed once waited has received
 	outR, errR *os.File
 	copiers    *sync.WaitGroup
 	files      *prepared
@@ -109,11 +110,14 @@ func (a *attempt) start(step *supervisor.Step, as role) (*running, *supervisor.S
 		}
 		return fail(fmt.Errorf("%s %q: %w", as, step.Name, startErr))
 	}
-	r := &running{name: step.Name, as: as, proc: proc, waited: make(chan stepexec.Exit, 1), outR: outR, errR: errR, copiers: &sync.WaitGroup{}, files: p}
+	r := &running{name: step.Name, as: as, proc: proc, waited: make(chan stepexec.Exit, 1), ended: make(chan struct{}), outR: outR, errR: errR, copiers: &sync.WaitGroup{}, files: p}
 	r.copiers.Add(2)
 	go a.copyOutput(r.copiers, outR, prefix, p.stdout)
 	go a.copyOutput(r.copiers, errR, prefix, p.stderr)
-	go func() { r.waited <- proc.Wait() }()
+	go func() {
+		r.waited <- proc.Wait()
+		close(r.ended)
+	}()
 	return r, nil
 }
 
