@@ -58,7 +58,6 @@ type entry struct {
 const (
 	entrypoint = "a step with neither command nor script runs its image's entrypoint, known only from the image (pod mode)"
 	taskVolume = "Task volumes and volumeMounts are mounted at container paths (pod mode)"
-	probe      = "a sidecar readinessProbe, refused in both modes (steps would start before it passes)"
 	// notIsolated: a local step sees every workspace of its task, at the
 	// task's paths.
 	notIsolated = "isolated (step-level) workspaces: local steps are host processes, which see all of their task's workspaces"
@@ -71,7 +70,6 @@ func (e entry) runnable() bool     { return e.want != "" }
 var (
 	noEntrypoint = fails(entrypoint, "is only known in pod mode")
 	noTaskVolume = fails(taskVolume, "Task volumes are mounted at container paths: they need pod mode")
-	noProbe      = fails(probe, "sidecar readinessProbe is not supported yet")
 )
 
 // ledger lists the examples pod-runner does not pass locally, each with why.
@@ -105,8 +103,8 @@ var ledger = map[string]entry{
 	"taskruns/task-volume-args.yaml":                          noTaskVolume,
 	"taskruns/template-volume.yaml":                           noTaskVolume,
 	"taskruns/workspace-volume.yaml":                          noTaskVolume,
-	"taskruns/dind-sidecar.yaml":                              noProbe,
-	"taskruns/sidecar-ready.yaml":                             noProbe,
+	"taskruns/dind-sidecar.yaml":                              noTaskVolume,
+	"taskruns/sidecar-ready.yaml":                             noTaskVolume,
 	"taskruns/sidecar-interp.yaml":                            noTaskVolume,
 	"taskruns/sidecar-ready-script.yaml":                      noTaskVolume,
 	"taskruns/workspace-in-sidecar.yaml":                      noTaskVolume,
