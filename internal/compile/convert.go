@@ -158,11 +158,16 @@ func (c *compiler) sidecar(s *v1.Sidecar, field, doc string) (*planpb.Step, erro
 	if err != nil {
 		return nil, err
 	}
+	readiness, startup, err := sidecarProbes(s, where{doc, field})
+	if err != nil {
+		return nil, err
+	}
 	return &planpb.Step{
 		Name: s.Name, Image: s.Image, Command: s.Command, Args: s.Args, Script: s.Script,
 		WorkingDir: s.WorkingDir, Env: env, EnvFrom: envFrom,
 		Requests: quantities(s.ComputeResources.Requests), Limits: quantities(s.ComputeResources.Limits),
-		Workspaces: stepWorkspaces(s.Workspaces),
+		Workspaces:     stepWorkspaces(s.Workspaces),
+		ReadinessProbe: readiness, StartupProbe: startup,
 	}, nil
 }
 

@@ -31,7 +31,6 @@ var exampleReasons = []struct{ name, substr string }{
 	{"isolated workspaces", "isolated workspaces is not supported yet"},
 	{"step when expressions", "step when expressions is not supported yet"},
 	{"env valueFrom fieldRef", "env valueFrom.fieldRef is not supported yet"},
-	{"sidecar probes", "Probe is not supported yet"},
 	// Examples under alpha/ need enable-api-fields: alpha, or another flag a
 	// fresh install leaves off; pod-runner runs with a fresh install's flags.
 	{"feature flag off", "feature gate"},

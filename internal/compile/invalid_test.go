@@ -520,44 +520,6 @@ spec:
 			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.pipelineSpec.tasks[0].pipelineRef", msg: "pipelines in pipelines is not supported yet",
 		},
 		{
-			name: "sidecar readinessProbe",
-			in: `apiVersion: tekton.dev/v1
-kind: TaskRun
-metadata:
-  name: tr
-spec:
-  taskSpec:
-    sidecars:
-    - name: slow
-      image: busybox
-      command: [sleep, infinity]
-      readinessProbe:
-        exec: {command: [test, -f, /ready]}
-    steps:
-    - {name: s, image: busybox, script: "true"}
-`,
-			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.taskSpec.sidecars[0].readinessProbe", msg: "sidecar readinessProbe is not supported yet: Tekton starts the steps only once the sidecar is Ready",
-		},
-		{
-			name: "sidecar startupProbe",
-			in: `apiVersion: tekton.dev/v1
-kind: TaskRun
-metadata:
-  name: tr
-spec:
-  taskSpec:
-    sidecars:
-    - name: slow
-      image: busybox
-      command: [sleep, infinity]
-      startupProbe:
-        exec: {command: [test, -f, /ready]}
-    steps:
-    - {name: s, image: busybox, script: "true"}
-`,
-			doc: "in.yaml#1 (TaskRun/tr)", field: "spec.taskSpec.sidecars[0].startupProbe", msg: "sidecar startupProbe is not supported yet",
-		},
-		{
 			name: "Task defined twice",
 			in:   prOfPipeline + "---" + echoTask + "---" + echoTask,
 			doc:  "in.yaml#3 (Task/echo)", field: "metadata.name", msg: `Task "echo" is defined twice (also in in.yaml#2 (Task/echo))`,

@@ -325,22 +325,6 @@ func checkTaskSpec(at where, spec *v1.TaskSpec) error {
 			return unsupported(at, fmt.Sprintf("steps[%d].volumeDevices", i), "volume devices")
 		}
 	}
-	for i, s := range spec.Sidecars {
-		field := fmt.Sprintf("sidecars[%d]", i)
-		// Tekton starts a task's steps once its sidecars are Ready (the
-		// kubelet runs their probes; await-sidecar-readiness is on by
-		// default). pod-runner cannot observe that yet, and a probe run on
-		// a sidecar container before the supervisor starts its process
-		// could kill it: refuse rather than start the steps early.
-		for _, p := range []struct {
-			name string
-			set  bool
-		}{{"readinessProbe", s.ReadinessProbe != nil}, {"startupProbe", s.StartupProbe != nil}} {
-			if p.set {
-				return at.errorf(field+"."+p.name, "sidecar %s is not supported yet: Tekton starts the steps only once the sidecar is Ready, which pod-runner cannot observe, so they would start before the probe passes; remove the probe and make the steps wait for the sidecar (e.g. retry in the step's script)", p.name)
-			}
-		}
-	}
 	return nil
 }
 

@@ -346,6 +346,9 @@ type peer struct {
 	exited chan *steppb.Exited
 	gone   chan struct{} // closed when the connection ended
 	err    error         // why, set before gone is closed
+
+	probeMu sync.Mutex
+	probes  map[uint64]chan *steppb.ProbeResult // by ProbeExec seq
 }
 
 func (p *peer) send(m *steppb.SupervisorMessage) error {
@@ -369,6 +372,14 @@ func (p *peer) read(r *bufio.Reader) {
 			case p.exited <- ex:
 			default: // nobody waits for that many: a stale answer
 			}
+		}
+		if pr := m.GetProbeResult(); pr != nil {
+			p.probeMu.Lock()
+			if ch, ok := p.probes[pr.GetSeq()]; ok {
+				ch <- pr // buffered, one answer per seq
+				delete(p.probes, pr.GetSeq())
+			}
+			p.probeMu.Unlock()
 		}
 	}
 }

@@ -113,3 +113,46 @@ spec:
 		t.Error("the compiled plan was changed")
 	}
 }
+
+// A sidecar's probes are the supervisor's to run (internal/probe), in the
+// Plan: its container carries none, since the kubelet would probe it before
+// the supervisor starts the sidecar's process, and a startupProbe (or
+// livenessProbe) failing there would kill the container.
+func TestSidecarProbesNotOnTheContainer(t *testing.T) {
+	c := compileYAML(t, `
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: tr}
+spec:
+  taskSpec:
+    sidecars:
+    - name: server
+      image: busybox
+      command: [httpd, -f, -p, "8080"]
+      ports: [{name: http, containerPort: 8080}]
+      readinessProbe: {httpGet: {port: http}}
+      startupProbe: {tcpSocket: {port: 8080}, failureThreshold: 30, periodSeconds: 1}
+      livenessProbe: {exec: {command: ["true"]}}
+    steps:
+    - {name: s, image: busybox, script: "true"}
+`)
+	pod, err := Pod(context.Background(), c, Options{Resolver: &fakeResolver{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, pod)
+	found := false
+	for _, ct := range pod.Spec.Containers {
+		if ct.ReadinessProbe != nil || ct.StartupProbe != nil || ct.LivenessProbe != nil {
+			t.Errorf("container %s has a kubelet probe: %+v %+v %+v", ct.Name, ct.ReadinessProbe, ct.StartupProbe, ct.LivenessProbe)
+		}
+		found = found || ct.Name == podlayout.SidecarContainer("tr", "server")
+	}
+	if !found {
+		t.Fatalf("no sidecar container in %+v", pod.Spec.Containers)
+	}
+	sc := c.Plan.GetTasks()[0].GetSpec().GetSidecars()[0]
+	if sc.GetReadinessProbe().GetHttpGet().GetPort() != 8080 || sc.GetStartupProbe().GetFailureThreshold() != 30 {
+		t.Errorf("the plan's sidecar probes %v / %v, want the named port resolved and the startup threshold", sc.GetReadinessProbe(), sc.GetStartupProbe())
+	}
+}

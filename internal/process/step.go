@@ -59,6 +59,7 @@ type running struct {
 	as         role
 	proc       *stepexec.Process
 	waited     chan stepexec.Exit // receives its end, once
+	ended      chan struct{}      // closed once waited has received
 	outR, errR *os.File
 	copiers    *sync.WaitGroup
 	files      *prepared
@@ -111,11 +112,14 @@ func (a *attempt) start(step *supervisor.Step, as role) (*running, *supervisor.S
 		}
 		return fail(fmt.Errorf("%s %q: %w", as, step.Name, startErr))
 	}
-	r := &running{name: step.Name, as: as, proc: proc, waited: make(chan stepexec.Exit, 1), outR: outR, errR: errR, copiers: &sync.WaitGroup{}, files: p}
+	r := &running{name: step.Name, as: as, proc: proc, waited: make(chan stepexec.Exit, 1), ended: make(chan struct{}), outR: outR, errR: errR, copiers: &sync.WaitGroup{}, files: p}
 	r.copiers.Add(2)
 	go a.copyOutput(r.copiers, outR, prefix, p.stdout)
 	go a.copyOutput(r.copiers, errR, prefix, p.stderr)
-	go func() { r.waited <- proc.Wait() }()
+	go func() {
+		r.waited <- proc.Wait()
+		close(r.ended)
+	}()
 	return r, nil
 }
 
@@ -144,9 +148,12 @@ func (r *running) finish(end stepexec.Exit) supervisor.StepExit {
 
 // prepared is a step ready to start.
 type prepared struct {
-	argv           []string
-	env            []string
-	dir            string
+	argv []string
+	env  []string
+	dir  string
+	// view is the mount namespace's, for a task with Tekton's paths: a
+	// sidecar's exec probe runs in it too, as in its container.
+	view           *mountns.Spec
 	stdout, stderr *os.File // stdoutConfig / stderrConfig copies, or nil
 }
 
@@ -241,6 +248,7 @@ func (a *attempt) prepare(step *supervisor.Step, as role) (*prepared, error) {
 		}
 		// The helper starts in a host directory, and enters p.dir in the view.
 		p.dir = a.dir
+		p.view = &view
 	}
 	if p.stdout, err = stepexec.OpenOutput(stdoutPath, p.dir); err != nil {
 		return nil, fmt.Errorf("stdoutConfig: %w", err)

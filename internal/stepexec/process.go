@@ -115,6 +115,9 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 }
 
+// Started is when the step's process started.
+func (p *Process) Started() time.Time { return p.started }
+
 // Kill sends SIGKILL to the step's group.
 func (p *Process) Kill() { _ = syscall.Kill(-p.pgid, syscall.SIGKILL) }
 

@@ -1,6 +1,7 @@
 package stepper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,7 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		closeFile(outFile)
 		return nil, fmt.Errorf("stderrConfig: %w", err)
 	}
+	s.lastSeq, s.lastEnv, s.lastDir = run.GetSeq(), env, dir
 	proc, err := stepexec.Launch(stepexec.Spec{
 		Argv: argv, Env: env, Dir: dir, Stdout: stdout, Stderr: stderr,
 		Hermetic: run.GetHermetic(), ExitCodePath: run.GetExitCodePath(), Cgroup: s.opts.Cgroup,
@@ -78,6 +80,27 @@ func (s *server) start(run *steppb.Run) (*process, error) {
 		p.done <- ex
 	}()
 	return p, nil
+}
+
+// probeExec runs a sidecar's exec probe as the kubelet runs one in the
+// container: its command with the sidecar's environment and working
+// directory (env, dir), killed at its timeout. It runs beside the
+// sidecar's process, in a goroutine of its own; its answer goes back
+// through serve.
+func probeExec(pe *steppb.ProbeExec, env []string, dir string) *steppb.ProbeResult {
+	res := &steppb.ProbeResult{Seq: pe.GetSeq()}
+	timeout := time.Duration(pe.GetTimeoutMs()) * time.Millisecond
+	if timeout <= 0 {
+		timeout = time.Second // the API server's default timeoutSeconds
+	}
+	ctx, cancel := context.WithTimeoutCause(context.Background(), timeout, fmt.Errorf("command timed out after %v", timeout))
+	defer cancel()
+	out, err := stepexec.RunCommand(ctx, stepexec.Command{Argv: pe.GetCommand(), Env: env, Dir: dir})
+	res.ExitCode, res.Output = int32(out.Code), out.Output
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res
 }
 
 // stop sends SIGTERM to the step's group, and SIGKILL after grace.

@@ -18,6 +18,8 @@ func FuzzReadMsg(f *testing.F) {
 		&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Run{Run: &steppb.Run{Seq: 1, Command: []string{"sh", "-c"}, Args: []string{"echo hi"}, Env: []string{"A=b"}, Name: "s"}}},
 		&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_Stop{Stop: &steppb.Stop{}}},
 		&steppb.StepMessage{Kind: &steppb.StepMessage_Hello{Hello: &steppb.Hello{Container: "t-s"}}},
+		&steppb.SupervisorMessage{Kind: &steppb.SupervisorMessage_ProbeExec{ProbeExec: &steppb.ProbeExec{Seq: 2, RunSeq: 1, Command: []string{"test", "-e", "/ready"}, TimeoutMs: 1000}}},
+		&steppb.StepMessage{Kind: &steppb.StepMessage_ProbeResult{ProbeResult: &steppb.ProbeResult{Seq: 2, ExitCode: 1, Output: "no"}}},
 	} {
 		var b bytes.Buffer
 		if err := WriteMsg(&b, m); err != nil {

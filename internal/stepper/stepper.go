@@ -108,7 +108,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer conn.Close()
-	s := &server{opts: opts, conn: conn}
+	s := &server{opts: opts, conn: conn, probes: make(chan *steppb.ProbeResult), quit: make(chan struct{})}
 	defer s.cleanup()
 	return s.serve(ctx)
 }
@@ -168,6 +168,17 @@ type server struct {
 	scriptDir string // private directory of scripts, made on first use
 	cur       *process
 	told      bool // the supervisor was told the Pod is stopping
+	// probes receives the answers of the exec probes running beside the
+	// sidecar (ProbeExec); probing counts them, since no orphan may be
+	// reaped while one runs.
+	probes  chan *steppb.ProbeResult
+	probing int
+	quit    chan struct{} // closed when serve returns
+	// last is the environment and working directory of the last Run, which
+	// an exec probe runs with, as the kubelet runs it in the container.
+	lastSeq uint64
+	lastEnv []string
+	lastDir string
 }
 
 // tellTerminating tells the supervisor the kubelet is stopping the Pod.
@@ -185,6 +196,7 @@ func (s *server) send(m *steppb.StepMessage) error {
 }
 
 func (s *server) serve(ctx context.Context) error {
+	defer close(s.quit)
 	hello := &steppb.Hello{Container: s.opts.Container, Pid: int32(os.Getpid())}
 	if err := s.send(&steppb.StepMessage{Kind: &steppb.StepMessage_Hello{Hello: hello}}); err != nil {
 		return err
@@ -214,8 +226,15 @@ func (s *server) serve(ctx context.Context) error {
 			}
 		case ex := <-done:
 			s.cur = nil
-			reapOrphans()
+			if s.probing == 0 {
+				reapOrphans()
+			}
 			if err := s.send(&steppb.StepMessage{Kind: &steppb.StepMessage_Exited{Exited: ex}}); err != nil {
+				return err
+			}
+		case res := <-s.probes:
+			s.probing--
+			if err := s.send(&steppb.StepMessage{Kind: &steppb.StepMessage_ProbeResult{ProbeResult: res}}); err != nil {
 				return err
 			}
 		case err := <-readErr:
@@ -266,6 +285,19 @@ func (s *server) handle(m *steppb.SupervisorMessage) (exit bool, err error) {
 			return false, s.send(&steppb.StepMessage{Kind: &steppb.StepMessage_Exited{Exited: ex}})
 		}
 		s.cur = p
+	case *steppb.SupervisorMessage_ProbeExec:
+		env, dir := s.opts.Env, ""
+		if seq := k.ProbeExec.GetRunSeq(); seq != 0 && seq == s.lastSeq {
+			env, dir = s.lastEnv, s.lastDir
+		}
+		s.probing++
+		go func() {
+			res := probeExec(k.ProbeExec, env, dir)
+			select {
+			case s.probes <- res:
+			case <-s.quit: // serve has returned: nobody to tell
+			}
+		}()
 	case *steppb.SupervisorMessage_Stop:
 		if s.cur != nil && s.cur.seq == k.Stop.GetSeq() {
 			s.cur.stop(time.Duration(k.Stop.GetGraceMs()) * time.Millisecond)

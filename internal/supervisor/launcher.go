@@ -72,6 +72,9 @@ type Step struct {
 	// Workspaces are the task's workspaces isolated to this step (or
 	// sidecar): it alone of the task's containers sees them.
 	Workspaces []*planpb.StepWorkspace
+	// ReadinessProbe and StartupProbe (sidecars only): StartSidecars
+	// returns once they passed (internal/probe), or the sidecar ended.
+	ReadinessProbe, StartupProbe *planpb.Probe
 }
 
 // StepExit is how a step ended.

@@ -19,8 +19,12 @@ import (
 type SidecarAttempt interface {
 	Attempt
 	// StartSidecars starts every sidecar, fully substituted, in the
-	// background, and returns once each has started or ended: Tekton starts
-	// a task's steps once its sidecars are ready or terminated. For each
+	// background, and returns once each is Ready or ended: Tekton starts a
+	// task's steps once its sidecars are ready or terminated. A sidecar
+	// without probes is Ready once started; one with a StartupProbe or
+	// ReadinessProbe once they passed (internal/probe), and one whose
+	// startup probe fails is stopped, as the kubelet kills its container.
+	// When ctx ends first (the task's timeout) it returns at once. For each
 	// sidecar, in order, the result is nil while it runs, or how it ended.
 	StartSidecars(ctx context.Context, sidecars []*Step) []*StepExit
 	// StopSidecars stops the sidecars that still run (SIGTERM, then SIGKILL

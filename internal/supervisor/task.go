@@ -354,7 +354,8 @@ func launchable(t *planpb.Task, index int, step *planpb.Step) *Step {
 		Command: step.GetCommand(), Args: step.GetArgs(), Env: env, EnvRefs: refs, EnvFrom: step.GetEnvFrom(),
 		WorkingDir: step.GetWorkingDir(),
 		StdoutPath: step.GetStdoutPath(), StderrPath: step.GetStderrPath(),
-		Workspaces: step.GetWorkspaces(),
+		Workspaces:     step.GetWorkspaces(),
+		ReadinessProbe: step.GetReadinessProbe(), StartupProbe: step.GetStartupProbe(),
 	}
 	if script := step.GetScript(); script != "" {
 		l.Script = withShebang(script)

@@ -220,7 +220,7 @@ func (x KeyRef_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyRef_Kind.Descriptor instead.
 func (KeyRef_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{16, 0}
+	return file_plan_proto_rawDescGZIP(), []int{22, 0}
 }
 
 // Plan is one compiled PipelineRun or TaskRun.
@@ -1254,9 +1254,16 @@ type Step struct {
 	// (Tekton's step-level workspaces). A workspace some step or sidecar
 	// names is mounted only into the containers that name it; the others
 	// see none of it. Pod mode only: a local step sees the host's files.
-	Workspaces    []*StepWorkspace `protobuf:"bytes,17,rep,name=workspaces,proto3" json:"workspaces,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Workspaces []*StepWorkspace `protobuf:"bytes,17,rep,name=workspaces,proto3" json:"workspaces,omitempty"`
+	// A sidecar's readinessProbe and startupProbe (sidecars only). The
+	// supervisor runs them (an exec probe in the sidecar's container) once
+	// the sidecar's process started, and starts the task's steps only once
+	// every sidecar is Ready or ended, as Tekton does; the Pod's containers
+	// carry no kubelet probe.
+	ReadinessProbe *Probe `protobuf:"bytes,18,opt,name=readiness_probe,json=readinessProbe,proto3" json:"readiness_probe,omitempty"`
+	StartupProbe   *Probe `protobuf:"bytes,19,opt,name=startup_probe,json=startupProbe,proto3" json:"startup_probe,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Step) Reset() {
@@ -1408,6 +1415,462 @@ func (x *Step) GetWorkspaces() []*StepWorkspace {
 	return nil
 }
 
+func (x *Step) GetReadinessProbe() *Probe {
+	if x != nil {
+		return x.ReadinessProbe
+	}
+	return nil
+}
+
+func (x *Step) GetStartupProbe() *Probe {
+	if x != nil {
+		return x.StartupProbe
+	}
+	return nil
+}
+
+// Probe is a Kubernetes probe (corev1.Probe) as the compiler resolved it:
+// exactly one action, a named port looked up in the sidecar's ports, and
+// the API server's defaults applied (timeout 1 s, period 10 s, thresholds
+// 1 and 3).
+type Probe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Action:
+	//
+	//	*Probe_Exec
+	//	*Probe_HttpGet
+	//	*Probe_TcpSocket
+	//	*Probe_Grpc
+	Action              isProbe_Action `protobuf_oneof:"action"`
+	InitialDelaySeconds int32          `protobuf:"varint,5,opt,name=initial_delay_seconds,json=initialDelaySeconds,proto3" json:"initial_delay_seconds,omitempty"`
+	TimeoutSeconds      int32          `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	PeriodSeconds       int32          `protobuf:"varint,7,opt,name=period_seconds,json=periodSeconds,proto3" json:"period_seconds,omitempty"`
+	SuccessThreshold    int32          `protobuf:"varint,8,opt,name=success_threshold,json=successThreshold,proto3" json:"success_threshold,omitempty"`
+	FailureThreshold    int32          `protobuf:"varint,9,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *Probe) Reset() {
+	*x = Probe{}
+	mi := &file_plan_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe) ProtoMessage() {}
+
+func (x *Probe) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
+func (*Probe) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Probe) GetAction() isProbe_Action {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *Probe) GetExec() *ExecAction {
+	if x != nil {
+		if x, ok := x.Action.(*Probe_Exec); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetHttpGet() *HTTPGetAction {
+	if x != nil {
+		if x, ok := x.Action.(*Probe_HttpGet); ok {
+			return x.HttpGet
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetTcpSocket() *TCPSocketAction {
+	if x != nil {
+		if x, ok := x.Action.(*Probe_TcpSocket); ok {
+			return x.TcpSocket
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetGrpc() *GRPCAction {
+	if x != nil {
+		if x, ok := x.Action.(*Probe_Grpc); ok {
+			return x.Grpc
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetInitialDelaySeconds() int32 {
+	if x != nil {
+		return x.InitialDelaySeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetTimeoutSeconds() int32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetPeriodSeconds() int32 {
+	if x != nil {
+		return x.PeriodSeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetSuccessThreshold() int32 {
+	if x != nil {
+		return x.SuccessThreshold
+	}
+	return 0
+}
+
+func (x *Probe) GetFailureThreshold() int32 {
+	if x != nil {
+		return x.FailureThreshold
+	}
+	return 0
+}
+
+type isProbe_Action interface {
+	isProbe_Action()
+}
+
+type Probe_Exec struct {
+	Exec *ExecAction `protobuf:"bytes,1,opt,name=exec,proto3,oneof"`
+}
+
+type Probe_HttpGet struct {
+	HttpGet *HTTPGetAction `protobuf:"bytes,2,opt,name=http_get,json=httpGet,proto3,oneof"`
+}
+
+type Probe_TcpSocket struct {
+	TcpSocket *TCPSocketAction `protobuf:"bytes,3,opt,name=tcp_socket,json=tcpSocket,proto3,oneof"`
+}
+
+type Probe_Grpc struct {
+	Grpc *GRPCAction `protobuf:"bytes,4,opt,name=grpc,proto3,oneof"`
+}
+
+func (*Probe_Exec) isProbe_Action() {}
+
+func (*Probe_HttpGet) isProbe_Action() {}
+
+func (*Probe_TcpSocket) isProbe_Action() {}
+
+func (*Probe_Grpc) isProbe_Action() {}
+
+// ExecAction runs command (not through a shell) in the container.
+type ExecAction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecAction) Reset() {
+	*x = ExecAction{}
+	mi := &file_plan_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecAction) ProtoMessage() {}
+
+func (x *ExecAction) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecAction.ProtoReflect.Descriptor instead.
+func (*ExecAction) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExecAction) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+// HTTPGetAction is a GET; a status from 200 to 399 is a success.
+type HTTPGetAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "HTTP" or "HTTPS" (whose certificate is not verified, as the kubelet's).
+	Scheme string `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// Empty: the Pod's own address.
+	Host          string        `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Port          int32         `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Path          string        `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	Headers       []*HTTPHeader `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPGetAction) Reset() {
+	*x = HTTPGetAction{}
+	mi := &file_plan_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPGetAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPGetAction) ProtoMessage() {}
+
+func (x *HTTPGetAction) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPGetAction.ProtoReflect.Descriptor instead.
+func (*HTTPGetAction) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HTTPGetAction) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *HTTPGetAction) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HTTPGetAction) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *HTTPGetAction) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HTTPGetAction) GetHeaders() []*HTTPHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+type HTTPHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPHeader) Reset() {
+	*x = HTTPHeader{}
+	mi := &file_plan_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPHeader) ProtoMessage() {}
+
+func (x *HTTPHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPHeader.ProtoReflect.Descriptor instead.
+func (*HTTPHeader) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HTTPHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HTTPHeader) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// TCPSocketAction succeeds when a TCP connection opens.
+type TCPSocketAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: the Pod's own address.
+	Host          string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Port          int32  `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TCPSocketAction) Reset() {
+	*x = TCPSocketAction{}
+	mi := &file_plan_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TCPSocketAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TCPSocketAction) ProtoMessage() {}
+
+func (x *TCPSocketAction) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TCPSocketAction.ProtoReflect.Descriptor instead.
+func (*TCPSocketAction) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TCPSocketAction) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *TCPSocketAction) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+// GRPCAction calls the gRPC health service (grpc.health.v1.Health/Check)
+// without TLS; SERVING is a success.
+type GRPCAction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GRPCAction) Reset() {
+	*x = GRPCAction{}
+	mi := &file_plan_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GRPCAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GRPCAction) ProtoMessage() {}
+
+func (x *GRPCAction) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GRPCAction.ProtoReflect.Descriptor instead.
+func (*GRPCAction) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GRPCAction) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *GRPCAction) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
 // StepWorkspace is a step's use of one of its task's workspaces.
 type StepWorkspace struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1420,7 +1883,7 @@ type StepWorkspace struct {
 
 func (x *StepWorkspace) Reset() {
 	*x = StepWorkspace{}
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1895,7 @@ func (x *StepWorkspace) String() string {
 func (*StepWorkspace) ProtoMessage() {}
 
 func (x *StepWorkspace) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1908,7 @@ func (x *StepWorkspace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepWorkspace.ProtoReflect.Descriptor instead.
 func (*StepWorkspace) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{13}
+	return file_plan_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StepWorkspace) GetName() string {
@@ -1476,7 +1939,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1951,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1964,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{14}
+	return file_plan_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1538,7 +2001,7 @@ type EnvFrom struct {
 
 func (x *EnvFrom) Reset() {
 	*x = EnvFrom{}
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +2013,7 @@ func (x *EnvFrom) String() string {
 func (*EnvFrom) ProtoMessage() {}
 
 func (x *EnvFrom) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +2026,7 @@ func (x *EnvFrom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvFrom.ProtoReflect.Descriptor instead.
 func (*EnvFrom) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{15}
+	return file_plan_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EnvFrom) GetKind() KeyRef_Kind {
@@ -1606,7 +2069,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +2081,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +2094,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{16}
+	return file_plan_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *KeyRef) GetKind() KeyRef_Kind {
@@ -1677,7 +2140,7 @@ type WhenExpression struct {
 
 func (x *WhenExpression) Reset() {
 	*x = WhenExpression{}
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +2152,7 @@ func (x *WhenExpression) String() string {
 func (*WhenExpression) ProtoMessage() {}
 
 func (x *WhenExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +2165,7 @@ func (x *WhenExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhenExpression.ProtoReflect.Descriptor instead.
 func (*WhenExpression) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{17}
+	return file_plan_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WhenExpression) GetInput() string {
@@ -1745,7 +2208,7 @@ type WorkspaceDeclaration struct {
 
 func (x *WorkspaceDeclaration) Reset() {
 	*x = WorkspaceDeclaration{}
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +2220,7 @@ func (x *WorkspaceDeclaration) String() string {
 func (*WorkspaceDeclaration) ProtoMessage() {}
 
 func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +2233,7 @@ func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceDeclaration.ProtoReflect.Descriptor instead.
 func (*WorkspaceDeclaration) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{18}
+	return file_plan_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WorkspaceDeclaration) GetName() string {
@@ -1817,7 +2280,7 @@ type WorkspaceBinding struct {
 
 func (x *WorkspaceBinding) Reset() {
 	*x = WorkspaceBinding{}
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +2292,7 @@ func (x *WorkspaceBinding) String() string {
 func (*WorkspaceBinding) ProtoMessage() {}
 
 func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +2305,7 @@ func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceBinding.ProtoReflect.Descriptor instead.
 func (*WorkspaceBinding) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{19}
+	return file_plan_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkspaceBinding) GetName() string {
@@ -1889,7 +2352,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2364,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2377,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{20}
+	return file_plan_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Volume) GetName() string {
@@ -2074,7 +2537,7 @@ type EmptyDir struct {
 
 func (x *EmptyDir) Reset() {
 	*x = EmptyDir{}
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2549,7 @@ func (x *EmptyDir) String() string {
 func (*EmptyDir) ProtoMessage() {}
 
 func (x *EmptyDir) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2562,7 @@ func (x *EmptyDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmptyDir.ProtoReflect.Descriptor instead.
 func (*EmptyDir) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{21}
+	return file_plan_proto_rawDescGZIP(), []int{27}
 }
 
 // Files is a ConfigMap or Secret volume, by reference: its name and how the
@@ -2120,7 +2583,7 @@ type Files struct {
 
 func (x *Files) Reset() {
 	*x = Files{}
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2595,7 @@ func (x *Files) String() string {
 func (*Files) ProtoMessage() {}
 
 func (x *Files) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2608,7 @@ func (x *Files) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Files.ProtoReflect.Descriptor instead.
 func (*Files) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{22}
+	return file_plan_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Files) GetName() string {
@@ -2188,7 +2651,7 @@ type KeyToPath struct {
 
 func (x *KeyToPath) Reset() {
 	*x = KeyToPath{}
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2663,7 @@ func (x *KeyToPath) String() string {
 func (*KeyToPath) ProtoMessage() {}
 
 func (x *KeyToPath) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2676,7 @@ func (x *KeyToPath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyToPath.ProtoReflect.Descriptor instead.
 func (*KeyToPath) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{23}
+	return file_plan_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KeyToPath) GetKey() string {
@@ -2251,7 +2714,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2726,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2739,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{24}
+	return file_plan_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Condition) GetStatus() string {
@@ -2328,7 +2791,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2340,7 +2803,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2353,7 +2816,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{25}
+	return file_plan_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StepState) GetName() string {
@@ -2436,7 +2899,7 @@ type ResultValue struct {
 
 func (x *ResultValue) Reset() {
 	*x = ResultValue{}
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2911,7 @@ func (x *ResultValue) String() string {
 func (*ResultValue) ProtoMessage() {}
 
 func (x *ResultValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2924,7 @@ func (x *ResultValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultValue.ProtoReflect.Descriptor instead.
 func (*ResultValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{26}
+	return file_plan_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ResultValue) GetName() string {
@@ -2491,7 +2954,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2966,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2979,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{27}
+	return file_plan_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TaskAttempt) GetCondition() *Condition {
@@ -2578,7 +3041,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +3053,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +3066,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{28}
+	return file_plan_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TaskStatus) GetName() string {
@@ -2709,7 +3172,7 @@ type SkippedTask struct {
 
 func (x *SkippedTask) Reset() {
 	*x = SkippedTask{}
-	mi := &file_plan_proto_msgTypes[29]
+	mi := &file_plan_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +3184,7 @@ func (x *SkippedTask) String() string {
 func (*SkippedTask) ProtoMessage() {}
 
 func (x *SkippedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[29]
+	mi := &file_plan_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +3197,7 @@ func (x *SkippedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedTask.ProtoReflect.Descriptor instead.
 func (*SkippedTask) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{29}
+	return file_plan_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SkippedTask) GetName() string {
@@ -2774,7 +3237,7 @@ type RunStatus struct {
 
 func (x *RunStatus) Reset() {
 	*x = RunStatus{}
-	mi := &file_plan_proto_msgTypes[30]
+	mi := &file_plan_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3249,7 @@ func (x *RunStatus) String() string {
 func (*RunStatus) ProtoMessage() {}
 
 func (x *RunStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[30]
+	mi := &file_plan_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3262,7 @@ func (x *RunStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStatus.ProtoReflect.Descriptor instead.
 func (*RunStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{30}
+	return file_plan_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RunStatus) GetName() string {
@@ -2867,7 +3330,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plan_proto_msgTypes[31]
+	mi := &file_plan_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2879,7 +3342,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[31]
+	mi := &file_plan_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2892,7 +3355,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{31}
+	return file_plan_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -3064,7 +3527,7 @@ const file_plan_proto_rawDesc = "" +
 	"workspaces\x18\x04 \x03(\v2\".podrunner.v1.WorkspaceDeclarationR\n" +
 	"workspaces\x12.\n" +
 	"\bsidecars\x18\x05 \x03(\v2\x12.podrunner.v1.StepR\bsidecars\x12\x18\n" +
-	"\avolumes\x18\x06 \x03(\tR\avolumes\"\xab\x06\n" +
+	"\avolumes\x18\x06 \x03(\tR\avolumes\"\xa3\a\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -3088,13 +3551,47 @@ const file_plan_proto_rawDesc = "" +
 	"\x04when\x18\x10 \x03(\v2\x1c.podrunner.v1.WhenExpressionR\x04when\x12;\n" +
 	"\n" +
 	"workspaces\x18\x11 \x03(\v2\x1b.podrunner.v1.StepWorkspaceR\n" +
-	"workspaces\x1a;\n" +
+	"workspaces\x12<\n" +
+	"\x0freadiness_probe\x18\x12 \x01(\v2\x13.podrunner.v1.ProbeR\x0ereadinessProbe\x128\n" +
+	"\rstartup_probe\x18\x13 \x01(\v2\x13.podrunner.v1.ProbeR\fstartupProbe\x1a;\n" +
 	"\rRequestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLimitsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"B\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x03\n" +
+	"\x05Probe\x12.\n" +
+	"\x04exec\x18\x01 \x01(\v2\x18.podrunner.v1.ExecActionH\x00R\x04exec\x128\n" +
+	"\bhttp_get\x18\x02 \x01(\v2\x1b.podrunner.v1.HTTPGetActionH\x00R\ahttpGet\x12>\n" +
+	"\n" +
+	"tcp_socket\x18\x03 \x01(\v2\x1d.podrunner.v1.TCPSocketActionH\x00R\ttcpSocket\x12.\n" +
+	"\x04grpc\x18\x04 \x01(\v2\x18.podrunner.v1.GRPCActionH\x00R\x04grpc\x122\n" +
+	"\x15initial_delay_seconds\x18\x05 \x01(\x05R\x13initialDelaySeconds\x12'\n" +
+	"\x0ftimeout_seconds\x18\x06 \x01(\x05R\x0etimeoutSeconds\x12%\n" +
+	"\x0eperiod_seconds\x18\a \x01(\x05R\rperiodSeconds\x12+\n" +
+	"\x11success_threshold\x18\b \x01(\x05R\x10successThreshold\x12+\n" +
+	"\x11failure_threshold\x18\t \x01(\x05R\x10failureThresholdB\b\n" +
+	"\x06action\"&\n" +
+	"\n" +
+	"ExecAction\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\"\x97\x01\n" +
+	"\rHTTPGetAction\x12\x16\n" +
+	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\x05R\x04port\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x122\n" +
+	"\aheaders\x18\x05 \x03(\v2\x18.podrunner.v1.HTTPHeaderR\aheaders\"6\n" +
+	"\n" +
+	"HTTPHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"9\n" +
+	"\x0fTCPSocketAction\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\":\n" +
+	"\n" +
+	"GRPCAction\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\"B\n" +
 	"\rStepWorkspace\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -3253,7 +3750,7 @@ func file_plan_proto_rawDescGZIP() []byte {
 }
 
 var file_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_plan_proto_goTypes = []any{
 	(RunKind)(0),                  // 0: podrunner.v1.RunKind
 	(ValueType)(0),                // 1: podrunner.v1.ValueType
@@ -3272,33 +3769,39 @@ var file_plan_proto_goTypes = []any{
 	(*MatrixInclude)(nil),         // 14: podrunner.v1.MatrixInclude
 	(*TaskSpec)(nil),              // 15: podrunner.v1.TaskSpec
 	(*Step)(nil),                  // 16: podrunner.v1.Step
-	(*StepWorkspace)(nil),         // 17: podrunner.v1.StepWorkspace
-	(*EnvVar)(nil),                // 18: podrunner.v1.EnvVar
-	(*EnvFrom)(nil),               // 19: podrunner.v1.EnvFrom
-	(*KeyRef)(nil),                // 20: podrunner.v1.KeyRef
-	(*WhenExpression)(nil),        // 21: podrunner.v1.WhenExpression
-	(*WorkspaceDeclaration)(nil),  // 22: podrunner.v1.WorkspaceDeclaration
-	(*WorkspaceBinding)(nil),      // 23: podrunner.v1.WorkspaceBinding
-	(*Volume)(nil),                // 24: podrunner.v1.Volume
-	(*EmptyDir)(nil),              // 25: podrunner.v1.EmptyDir
-	(*Files)(nil),                 // 26: podrunner.v1.Files
-	(*KeyToPath)(nil),             // 27: podrunner.v1.KeyToPath
-	(*Condition)(nil),             // 28: podrunner.v1.Condition
-	(*StepState)(nil),             // 29: podrunner.v1.StepState
-	(*ResultValue)(nil),           // 30: podrunner.v1.ResultValue
-	(*TaskAttempt)(nil),           // 31: podrunner.v1.TaskAttempt
-	(*TaskStatus)(nil),            // 32: podrunner.v1.TaskStatus
-	(*SkippedTask)(nil),           // 33: podrunner.v1.SkippedTask
-	(*RunStatus)(nil),             // 34: podrunner.v1.RunStatus
-	(*Event)(nil),                 // 35: podrunner.v1.Event
-	nil,                           // 36: podrunner.v1.Value.ObjectValueEntry
-	nil,                           // 37: podrunner.v1.Task.ContextEntry
-	nil,                           // 38: podrunner.v1.Task.LabelsEntry
-	nil,                           // 39: podrunner.v1.Task.AnnotationsEntry
-	nil,                           // 40: podrunner.v1.Step.RequestsEntry
-	nil,                           // 41: podrunner.v1.Step.LimitsEntry
-	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
+	(*Probe)(nil),                 // 17: podrunner.v1.Probe
+	(*ExecAction)(nil),            // 18: podrunner.v1.ExecAction
+	(*HTTPGetAction)(nil),         // 19: podrunner.v1.HTTPGetAction
+	(*HTTPHeader)(nil),            // 20: podrunner.v1.HTTPHeader
+	(*TCPSocketAction)(nil),       // 21: podrunner.v1.TCPSocketAction
+	(*GRPCAction)(nil),            // 22: podrunner.v1.GRPCAction
+	(*StepWorkspace)(nil),         // 23: podrunner.v1.StepWorkspace
+	(*EnvVar)(nil),                // 24: podrunner.v1.EnvVar
+	(*EnvFrom)(nil),               // 25: podrunner.v1.EnvFrom
+	(*KeyRef)(nil),                // 26: podrunner.v1.KeyRef
+	(*WhenExpression)(nil),        // 27: podrunner.v1.WhenExpression
+	(*WorkspaceDeclaration)(nil),  // 28: podrunner.v1.WorkspaceDeclaration
+	(*WorkspaceBinding)(nil),      // 29: podrunner.v1.WorkspaceBinding
+	(*Volume)(nil),                // 30: podrunner.v1.Volume
+	(*EmptyDir)(nil),              // 31: podrunner.v1.EmptyDir
+	(*Files)(nil),                 // 32: podrunner.v1.Files
+	(*KeyToPath)(nil),             // 33: podrunner.v1.KeyToPath
+	(*Condition)(nil),             // 34: podrunner.v1.Condition
+	(*StepState)(nil),             // 35: podrunner.v1.StepState
+	(*ResultValue)(nil),           // 36: podrunner.v1.ResultValue
+	(*TaskAttempt)(nil),           // 37: podrunner.v1.TaskAttempt
+	(*TaskStatus)(nil),            // 38: podrunner.v1.TaskStatus
+	(*SkippedTask)(nil),           // 39: podrunner.v1.SkippedTask
+	(*RunStatus)(nil),             // 40: podrunner.v1.RunStatus
+	(*Event)(nil),                 // 41: podrunner.v1.Event
+	nil,                           // 42: podrunner.v1.Value.ObjectValueEntry
+	nil,                           // 43: podrunner.v1.Task.ContextEntry
+	nil,                           // 44: podrunner.v1.Task.LabelsEntry
+	nil,                           // 45: podrunner.v1.Task.AnnotationsEntry
+	nil,                           // 46: podrunner.v1.Step.RequestsEntry
+	nil,                           // 47: podrunner.v1.Step.LimitsEntry
+	(*durationpb.Duration)(nil),   // 48: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
 }
 var file_plan_proto_depIdxs = []int32{
 	0,  // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
@@ -3306,12 +3809,12 @@ var file_plan_proto_depIdxs = []int32{
 	11, // 2: podrunner.v1.Plan.finally:type_name -> podrunner.v1.Task
 	10, // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
 	5,  // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
-	24, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
-	42, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
-	42, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
-	42, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
+	30, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
+	48, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
+	48, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
+	48, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
 	1,  // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
-	36, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
+	42, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
 	6,  // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
 	1,  // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
 	6,  // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
@@ -3319,13 +3822,13 @@ var file_plan_proto_depIdxs = []int32{
 	1,  // 15: podrunner.v1.PipelineResult.type:type_name -> podrunner.v1.ValueType
 	6,  // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
 	7,  // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
-	21, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
-	42, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
+	27, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
+	48, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
 	15, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
-	23, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
-	37, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
-	38, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
-	39, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
+	29, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
+	43, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
+	44, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
+	45, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
 	12, // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
 	13, // 26: podrunner.v1.Matrix.run_time:type_name -> podrunner.v1.RunTimeMatrix
 	7,  // 27: podrunner.v1.RunTimeMatrix.params:type_name -> podrunner.v1.Param
@@ -3334,60 +3837,67 @@ var file_plan_proto_depIdxs = []int32{
 	8,  // 30: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
 	9,  // 31: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
 	16, // 32: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
-	22, // 33: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
+	28, // 33: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
 	16, // 34: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
-	18, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
+	24, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
 	2,  // 36: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
-	42, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
+	48, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
 	9,  // 38: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
-	40, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
-	41, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
-	19, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
-	21, // 42: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
-	17, // 43: podrunner.v1.Step.workspaces:type_name -> podrunner.v1.StepWorkspace
-	20, // 44: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
-	3,  // 45: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
-	3,  // 46: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
-	25, // 47: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
-	25, // 48: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
-	26, // 49: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
-	26, // 50: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	25, // 51: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
-	25, // 52: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
-	27, // 53: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
-	43, // 54: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	43, // 55: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	43, // 56: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 57: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	28, // 58: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	43, // 59: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	43, // 60: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	29, // 61: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	28, // 62: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	43, // 63: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	43, // 64: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	29, // 65: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	30, // 66: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	31, // 67: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 68: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	29, // 69: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	12, // 70: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
-	21, // 71: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	28, // 72: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	43, // 73: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	43, // 74: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	32, // 75: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	33, // 76: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	30, // 77: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	43, // 78: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	32, // 79: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	33, // 80: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	34, // 81: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	82, // [82:82] is the sub-list for method output_type
-	82, // [82:82] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	46, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
+	47, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
+	25, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
+	27, // 42: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
+	23, // 43: podrunner.v1.Step.workspaces:type_name -> podrunner.v1.StepWorkspace
+	17, // 44: podrunner.v1.Step.readiness_probe:type_name -> podrunner.v1.Probe
+	17, // 45: podrunner.v1.Step.startup_probe:type_name -> podrunner.v1.Probe
+	18, // 46: podrunner.v1.Probe.exec:type_name -> podrunner.v1.ExecAction
+	19, // 47: podrunner.v1.Probe.http_get:type_name -> podrunner.v1.HTTPGetAction
+	21, // 48: podrunner.v1.Probe.tcp_socket:type_name -> podrunner.v1.TCPSocketAction
+	22, // 49: podrunner.v1.Probe.grpc:type_name -> podrunner.v1.GRPCAction
+	20, // 50: podrunner.v1.HTTPGetAction.headers:type_name -> podrunner.v1.HTTPHeader
+	26, // 51: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
+	3,  // 52: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
+	3,  // 53: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
+	31, // 54: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
+	31, // 55: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
+	32, // 56: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
+	32, // 57: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
+	31, // 58: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	31, // 59: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	33, // 60: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
+	49, // 61: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	49, // 62: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	49, // 63: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 64: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	34, // 65: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	49, // 66: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	49, // 67: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	35, // 68: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	34, // 69: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	49, // 70: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	49, // 71: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	35, // 72: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	36, // 73: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	37, // 74: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 75: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	35, // 76: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	12, // 77: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
+	27, // 78: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	34, // 79: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	49, // 80: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	49, // 81: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	38, // 82: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	39, // 83: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	36, // 84: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	49, // 85: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	38, // 86: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	39, // 87: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	40, // 88: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	89, // [89:89] is the sub-list for method output_type
+	89, // [89:89] is the sub-list for method input_type
+	89, // [89:89] is the sub-list for extension type_name
+	89, // [89:89] is the sub-list for extension extendee
+	0,  // [0:89] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -3395,7 +3905,13 @@ func file_plan_proto_init() {
 	if File_plan_proto != nil {
 		return
 	}
-	file_plan_proto_msgTypes[20].OneofWrappers = []any{
+	file_plan_proto_msgTypes[13].OneofWrappers = []any{
+		(*Probe_Exec)(nil),
+		(*Probe_HttpGet)(nil),
+		(*Probe_TcpSocket)(nil),
+		(*Probe_Grpc)(nil),
+	}
+	file_plan_proto_msgTypes[26].OneofWrappers = []any{
 		(*Volume_EmptyDir)(nil),
 		(*Volume_ClaimTemplate)(nil),
 		(*Volume_HostPath)(nil),
@@ -3405,7 +3921,7 @@ func file_plan_proto_init() {
 		(*Volume_Projected)(nil),
 		(*Volume_Csi)(nil),
 	}
-	file_plan_proto_msgTypes[31].OneofWrappers = []any{
+	file_plan_proto_msgTypes[37].OneofWrappers = []any{
 		(*Event_Task)(nil),
 		(*Event_Skipped)(nil),
 		(*Event_Run)(nil),
@@ -3416,7 +3932,7 @@ func file_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plan_proto_rawDesc), len(file_plan_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   38,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -8,6 +8,8 @@
 // answers with Exited carrying the same seq), Stop (end the running process:
 // SIGTERM, SIGKILL after the grace period; Exited follows) and finally Exit
 // (no more work: exit 0). A closed connection means the other side is gone.
+// To a sidecar's container the supervisor may also send ProbeExec (the
+// sidecar's exec probe, run beside its process), answered with ProbeResult.
 //
 // `pod-runner control` connects to the same socket and sends Control instead
 // of Hello: the controller's request (spec.status CancelledRunFinally or
@@ -106,6 +108,7 @@ type StepMessage struct {
 	//	*StepMessage_Hello
 	//	*StepMessage_Exited
 	//	*StepMessage_Control
+	//	*StepMessage_ProbeResult
 	Kind          isStepMessage_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -175,6 +178,15 @@ func (x *StepMessage) GetControl() *Control {
 	return nil
 }
 
+func (x *StepMessage) GetProbeResult() *ProbeResult {
+	if x != nil {
+		if x, ok := x.Kind.(*StepMessage_ProbeResult); ok {
+			return x.ProbeResult
+		}
+	}
+	return nil
+}
+
 type isStepMessage_Kind interface {
 	isStepMessage_Kind()
 }
@@ -191,11 +203,17 @@ type StepMessage_Control struct {
 	Control *Control `protobuf:"bytes,3,opt,name=control,proto3,oneof"`
 }
 
+type StepMessage_ProbeResult struct {
+	ProbeResult *ProbeResult `protobuf:"bytes,4,opt,name=probe_result,json=probeResult,proto3,oneof"`
+}
+
 func (*StepMessage_Hello) isStepMessage_Kind() {}
 
 func (*StepMessage_Exited) isStepMessage_Kind() {}
 
 func (*StepMessage_Control) isStepMessage_Kind() {}
+
+func (*StepMessage_ProbeResult) isStepMessage_Kind() {}
 
 // SupervisorMessage is what the supervisor sends to a step container.
 type SupervisorMessage struct {
@@ -206,6 +224,7 @@ type SupervisorMessage struct {
 	//	*SupervisorMessage_Stop
 	//	*SupervisorMessage_Exit
 	//	*SupervisorMessage_ControlReply
+	//	*SupervisorMessage_ProbeExec
 	Kind          isSupervisorMessage_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -284,6 +303,15 @@ func (x *SupervisorMessage) GetControlReply() *ControlReply {
 	return nil
 }
 
+func (x *SupervisorMessage) GetProbeExec() *ProbeExec {
+	if x != nil {
+		if x, ok := x.Kind.(*SupervisorMessage_ProbeExec); ok {
+			return x.ProbeExec
+		}
+	}
+	return nil
+}
+
 type isSupervisorMessage_Kind interface {
 	isSupervisorMessage_Kind()
 }
@@ -304,6 +332,10 @@ type SupervisorMessage_ControlReply struct {
 	ControlReply *ControlReply `protobuf:"bytes,4,opt,name=control_reply,json=controlReply,proto3,oneof"`
 }
 
+type SupervisorMessage_ProbeExec struct {
+	ProbeExec *ProbeExec `protobuf:"bytes,5,opt,name=probe_exec,json=probeExec,proto3,oneof"`
+}
+
 func (*SupervisorMessage_Run) isSupervisorMessage_Kind() {}
 
 func (*SupervisorMessage_Stop) isSupervisorMessage_Kind() {}
@@ -311,6 +343,8 @@ func (*SupervisorMessage_Stop) isSupervisorMessage_Kind() {}
 func (*SupervisorMessage_Exit) isSupervisorMessage_Kind() {}
 
 func (*SupervisorMessage_ControlReply) isSupervisorMessage_Kind() {}
+
+func (*SupervisorMessage_ProbeExec) isSupervisorMessage_Kind() {}
 
 // Hello is the first message of a step container: who it is.
 type Hello struct {
@@ -779,22 +813,172 @@ func (x *ControlReply) GetError() string {
 	return ""
 }
 
+// ProbeExec runs a sidecar's exec probe in its container, as the kubelet
+// would: command, not through a shell, with the environment and working
+// directory of the sidecar's process (run_seq), its own process group,
+// killed after timeout_ms. The supervisor runs the probe's schedule and
+// thresholds; the container only runs the command.
+type ProbeExec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sequence number, echoed in ProbeResult; unique per connection.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The Run whose environment and working directory the command gets; when
+	// that process has ended, the container's own.
+	RunSeq        uint64   `protobuf:"varint,2,opt,name=run_seq,json=runSeq,proto3" json:"run_seq,omitempty"`
+	Command       []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	TimeoutMs     int64    `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeExec) Reset() {
+	*x = ProbeExec{}
+	mi := &file_step_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeExec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeExec) ProtoMessage() {}
+
+func (x *ProbeExec) ProtoReflect() protoreflect.Message {
+	mi := &file_step_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeExec.ProtoReflect.Descriptor instead.
+func (*ProbeExec) Descriptor() ([]byte, []int) {
+	return file_step_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ProbeExec) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ProbeExec) GetRunSeq() uint64 {
+	if x != nil {
+		return x.RunSeq
+	}
+	return 0
+}
+
+func (x *ProbeExec) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ProbeExec) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+// ProbeResult is how a ProbeExec ended.
+type ProbeResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Seq      uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	ExitCode int32                  `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// Set when the command could not run, or ran past its timeout.
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The start of the command's output (stdout and stderr), for the log.
+	Output        string `protobuf:"bytes,4,opt,name=output,proto3" json:"output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeResult) Reset() {
+	*x = ProbeResult{}
+	mi := &file_step_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeResult) ProtoMessage() {}
+
+func (x *ProbeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_step_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeResult.ProtoReflect.Descriptor instead.
+func (*ProbeResult) Descriptor() ([]byte, []int) {
+	return file_step_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ProbeResult) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ProbeResult) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *ProbeResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ProbeResult) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
 var File_step_proto protoreflect.FileDescriptor
 
 const file_step_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"step.proto\x12\x11podrunner.step.v1\"\xb4\x01\n" +
+	"step.proto\x12\x11podrunner.step.v1\"\xf9\x01\n" +
 	"\vStepMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.podrunner.step.v1.HelloH\x00R\x05hello\x123\n" +
 	"\x06exited\x18\x02 \x01(\v2\x19.podrunner.step.v1.ExitedH\x00R\x06exited\x126\n" +
-	"\acontrol\x18\x03 \x01(\v2\x1a.podrunner.step.v1.ControlH\x00R\acontrolB\x06\n" +
-	"\x04kind\"\xed\x01\n" +
+	"\acontrol\x18\x03 \x01(\v2\x1a.podrunner.step.v1.ControlH\x00R\acontrol\x12C\n" +
+	"\fprobe_result\x18\x04 \x01(\v2\x1e.podrunner.step.v1.ProbeResultH\x00R\vprobeResultB\x06\n" +
+	"\x04kind\"\xac\x02\n" +
 	"\x11SupervisorMessage\x12*\n" +
 	"\x03run\x18\x01 \x01(\v2\x16.podrunner.step.v1.RunH\x00R\x03run\x12-\n" +
 	"\x04stop\x18\x02 \x01(\v2\x17.podrunner.step.v1.StopH\x00R\x04stop\x12-\n" +
 	"\x04exit\x18\x03 \x01(\v2\x17.podrunner.step.v1.ExitH\x00R\x04exit\x12F\n" +
-	"\rcontrol_reply\x18\x04 \x01(\v2\x1f.podrunner.step.v1.ControlReplyH\x00R\fcontrolReplyB\x06\n" +
+	"\rcontrol_reply\x18\x04 \x01(\v2\x1f.podrunner.step.v1.ControlReplyH\x00R\fcontrolReply\x12=\n" +
+	"\n" +
+	"probe_exec\x18\x05 \x01(\v2\x1c.podrunner.step.v1.ProbeExecH\x00R\tprobeExecB\x06\n" +
 	"\x04kind\"7\n" +
 	"\x05Hello\x12\x1c\n" +
 	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x10\n" +
@@ -834,7 +1018,18 @@ const file_step_proto_rawDesc = "" +
 	"\x10STOP_RUN_FINALLY\x10\x02\x12\r\n" +
 	"\tTERMINATE\x10\x03\"$\n" +
 	"\fControlReply\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05errorB-Z+github.com/e7763abc/pod-runner/proto/steppbb\x06proto3"
+	"\x05error\x18\x01 \x01(\tR\x05error\"o\n" +
+	"\tProbeExec\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x17\n" +
+	"\arun_seq\x18\x02 \x01(\x04R\x06runSeq\x12\x18\n" +
+	"\acommand\x18\x03 \x03(\tR\acommand\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"j\n" +
+	"\vProbeResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
+	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x16\n" +
+	"\x06output\x18\x04 \x01(\tR\x06outputB-Z+github.com/e7763abc/pod-runner/proto/steppbb\x06proto3"
 
 var (
 	file_step_proto_rawDescOnce sync.Once
@@ -849,7 +1044,7 @@ func file_step_proto_rawDescGZIP() []byte {
 }
 
 var file_step_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_step_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_step_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_step_proto_goTypes = []any{
 	(Control_Action)(0),       // 0: podrunner.step.v1.Control.Action
 	(*StepMessage)(nil),       // 1: podrunner.step.v1.StepMessage
@@ -861,21 +1056,25 @@ var file_step_proto_goTypes = []any{
 	(*Exited)(nil),            // 7: podrunner.step.v1.Exited
 	(*Control)(nil),           // 8: podrunner.step.v1.Control
 	(*ControlReply)(nil),      // 9: podrunner.step.v1.ControlReply
+	(*ProbeExec)(nil),         // 10: podrunner.step.v1.ProbeExec
+	(*ProbeResult)(nil),       // 11: podrunner.step.v1.ProbeResult
 }
 var file_step_proto_depIdxs = []int32{
-	3, // 0: podrunner.step.v1.StepMessage.hello:type_name -> podrunner.step.v1.Hello
-	7, // 1: podrunner.step.v1.StepMessage.exited:type_name -> podrunner.step.v1.Exited
-	8, // 2: podrunner.step.v1.StepMessage.control:type_name -> podrunner.step.v1.Control
-	4, // 3: podrunner.step.v1.SupervisorMessage.run:type_name -> podrunner.step.v1.Run
-	5, // 4: podrunner.step.v1.SupervisorMessage.stop:type_name -> podrunner.step.v1.Stop
-	6, // 5: podrunner.step.v1.SupervisorMessage.exit:type_name -> podrunner.step.v1.Exit
-	9, // 6: podrunner.step.v1.SupervisorMessage.control_reply:type_name -> podrunner.step.v1.ControlReply
-	0, // 7: podrunner.step.v1.Control.action:type_name -> podrunner.step.v1.Control.Action
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	3,  // 0: podrunner.step.v1.StepMessage.hello:type_name -> podrunner.step.v1.Hello
+	7,  // 1: podrunner.step.v1.StepMessage.exited:type_name -> podrunner.step.v1.Exited
+	8,  // 2: podrunner.step.v1.StepMessage.control:type_name -> podrunner.step.v1.Control
+	11, // 3: podrunner.step.v1.StepMessage.probe_result:type_name -> podrunner.step.v1.ProbeResult
+	4,  // 4: podrunner.step.v1.SupervisorMessage.run:type_name -> podrunner.step.v1.Run
+	5,  // 5: podrunner.step.v1.SupervisorMessage.stop:type_name -> podrunner.step.v1.Stop
+	6,  // 6: podrunner.step.v1.SupervisorMessage.exit:type_name -> podrunner.step.v1.Exit
+	9,  // 7: podrunner.step.v1.SupervisorMessage.control_reply:type_name -> podrunner.step.v1.ControlReply
+	10, // 8: podrunner.step.v1.SupervisorMessage.probe_exec:type_name -> podrunner.step.v1.ProbeExec
+	0,  // 9: podrunner.step.v1.Control.action:type_name -> podrunner.step.v1.Control.Action
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_step_proto_init() }
@@ -887,12 +1086,14 @@ func file_step_proto_init() {
 		(*StepMessage_Hello)(nil),
 		(*StepMessage_Exited)(nil),
 		(*StepMessage_Control)(nil),
+		(*StepMessage_ProbeResult)(nil),
 	}
 	file_step_proto_msgTypes[1].OneofWrappers = []any{
 		(*SupervisorMessage_Run)(nil),
 		(*SupervisorMessage_Stop)(nil),
 		(*SupervisorMessage_Exit)(nil),
 		(*SupervisorMessage_ControlReply)(nil),
+		(*SupervisorMessage_ProbeExec)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -900,7 +1101,7 @@ func file_step_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_step_proto_rawDesc), len(file_step_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -57,7 +57,6 @@ type entry struct {
 
 const (
 	entrypoint = "a step with neither command nor script runs its image's entrypoint, known only from the image (pod mode)"
-	probe      = "a sidecar readinessProbe, refused in both modes (steps would start before it passes)"
 )
 
 func notRunnable(why string) entry { return entry{why: why} }
@@ -66,7 +65,6 @@ func (e entry) runnable() bool     { return e.want != "" }
 
 var (
 	noEntrypoint = fails(entrypoint, "is only known in pod mode")
-	noProbe      = fails(probe, "sidecar readinessProbe is not supported yet")
 )
 
 // ledger lists the examples pod-runner does not pass locally, each with why.
@@ -93,8 +91,7 @@ var ledger = map[string]entry{
 	"taskruns/steps-run-in-order.yaml":                        noEntrypoint,
 	"taskruns/step-by-digest.yaml":                            noEntrypoint,
 	"taskruns/entrypoint-resolution.yaml":                     noEntrypoint,
-	"taskruns/dind-sidecar.yaml":                              noProbe,
-	"taskruns/sidecar-ready.yaml":                             noProbe,
+	"taskruns/dind-sidecar.yaml":                              noEntrypoint,
 	"pipelineruns/workspaces-projected.yaml":                  fails("projected workspaces are built by the kubelet (pod mode)", "is a projected volume: the kubelet builds it"),
 
 	"taskruns/alpha/step-stream-results.yaml":                    notRunnable("its crane step asks mirror.gcr.io for an image's digest"),
