@@ -21,8 +21,13 @@ func init() { commands["step"] = stepMain }
 func stepMain(args []string) int {
 	fs := flag.NewFlagSet("step", flag.ContinueOnError)
 	socket := fs.String("socket", podlayout.Socket, "the supervisor's socket")
+	var creds []string
+	fs.Func("creds", "a credential of the step's ServiceAccount, as Tekton's entrypoint flag without its dash (basic-git=SECRET=URL, ssh-git=..., basic-docker=..., docker-config=SECRET, docker-cfg=SECRET; repeatable)", func(v string) error {
+		creds = append(creds, v)
+		return nil
+	})
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: pod-runner step [--socket PATH] (the container is named by $%s)\n", podlayout.EnvContainer)
+		fmt.Fprintf(os.Stderr, "usage: pod-runner step [--socket PATH] [--creds CREDENTIAL]... (the container is named by $%s)\n", podlayout.EnvContainer)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -37,7 +42,7 @@ func stepMain(args []string) int {
 	}
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	err := stepper.Run(context.Background(), stepper.Options{Socket: *socket, Signals: signals})
+	err := stepper.Run(context.Background(), stepper.Options{Socket: *socket, Signals: signals, Creds: creds})
 	switch {
 	case err == nil:
 		return 0

@@ -12,9 +12,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 name=${1:-localhost/debian:pod-runner}
 suite=${DEBIAN_SUITE:-bookworm}
 # What Tekton's examples run beyond a POSIX shell: bash, git, python3, node,
-# perl, jq, curl and wget, ssh (git over ssh), openssl, ps and nc; and ash
-# (dash, Debian's Almquist shell) for the alpine/git scripts that ask for it.
-packages=bash,coreutils,ca-certificates,curl,git,jq,nodejs,openssh-client,openssl,perl,procps,python3,wget,netcat-openbsd
+# perl, jq, curl and wget, ssh (git over ssh) and sshd (a git server in a
+# sidecar), openssl, ps and nc; and ash (dash, Debian's Almquist shell) for
+# the alpine/git scripts that ask for it.
+packages=bash,coreutils,ca-certificates,curl,git,jq,nodejs,openssh-client,openssh-server,openssl,perl,procps,python3,wget,netcat-openbsd
 
 label=dev.pod-runner.content
 hash=$( { cat "$0" "$here/docker-entrypoint.sh"; echo "$suite"; } | sha256sum | cut -c1-32)
@@ -28,11 +29,14 @@ command -v mmdebstrap >/dev/null || { apt-get update -q && apt-get install -y -q
 tarball=$(mktemp --suffix=.tar)
 trap 'rm -f "$tarball"' EXIT
 # minbase: Essential packages and apt's own; no documentation, no apt lists.
-mmdebstrap --quiet --variant=minbase --include="$packages" \
+# sshd's /run/sshd is kept (--skip=cleanup/run) and its host keys are not:
+# a sidecar makes its own, as in the alpine/git image.
+mmdebstrap --quiet --variant=minbase --include="$packages" --skip=cleanup/run \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --customize-hook='mkdir -p "$1/workspace" && rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
     --customize-hook='ln -s /bin/dash "$1/usr/bin/ash"' \
+    --customize-hook='rm -f "$1"/etc/ssh/ssh_host_* && mkdir -p "$1/run/sshd"' \
     --customize-hook="cp '$here/docker-entrypoint.sh' \"\$1/usr/local/bin/\" && chmod 0755 \"\$1/usr/local/bin/docker-entrypoint.sh\"" \
     "$suite" "$tarball"
 podman import --quiet \

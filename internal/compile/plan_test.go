@@ -226,6 +226,7 @@ spec:
 		t.Errorf("task uid = %q, want its own", uid)
 	}
 	diff(t, "show context", show.GetContext(), map[string]string{
+		"credentials.path":          "/tekton/creds",
 		"context.taskRun.name":      "ctx-show",
 		"context.taskRun.namespace": "team",
 		"context.taskRun.uid":       uid,

@@ -130,6 +130,8 @@ func (c *compiler) task(in taskInput) (*planpb.Task, *v1.TaskSpec, error) {
 			"context.task.name":         in.taskName,
 			"context.taskRun.namespace": tr.Namespace,
 			"context.taskRun.uid":       string(tr.UID),
+			// ApplyCredentialsPath: where creds-init writes.
+			"credentials.path": pipeline.CredsDir,
 		},
 		Labels:      kmap.Copy(tr.Labels),
 		Annotations: kmap.Copy(tr.Annotations),

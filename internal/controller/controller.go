@@ -209,9 +209,13 @@ func (r *Reconciler) runPod(ctx context.Context, owner client.Object, pr *v1.Pip
 // createPod builds the run's Pod, owned by owner (the run itself, or the
 // CustomRun whose group pr is), and creates it; one that exists already is
 // kept. The Pod refers to the ConfigMaps and Secrets the run uses by name,
-// for the kubelet to read: the controller never reads their data.
+// for the kubelet to read: the controller never reads their data (of its
+// ServiceAccounts' Secrets, it reads type and annotations, as Tekton does
+// for its credential initialisation).
 func (r *Reconciler) createPod(ctx context.Context, owner client.Object, pr *v1.PipelineRun, c *compile.Compiled) (*corev1.Pod, error) {
-	pod, err := podspec.Pod(ctx, c, r.Pod)
+	opts := r.Pod
+	opts.Credentials = serviceAccountSecrets{r.reader()}
+	pod, err := podspec.Pod(ctx, c, opts)
 	if err != nil {
 		return nil, err
 	}

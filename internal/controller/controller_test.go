@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,10 +116,27 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	}
 	c := fake.NewClientBuilder().WithScheme(s).
 		WithStatusSubresource(&v1.PipelineRun{}, &v1.TaskRun{}, &corev1.Pod{}).
-		WithObjects(objs...).Build()
+		WithObjects(withDefaultServiceAccounts(objs)...).Build()
 	e := &env{t: t, c: c, logs: fakeLogs{}}
 	e.r = e.reconciler()
 	return e
+}
+
+// withDefaultServiceAccounts adds the "default" ServiceAccount the API
+// server makes in every namespace (of objs, and "default"): a run's Pod
+// is built with its ServiceAccount's credentials.
+func withDefaultServiceAccounts(objs []client.Object) []client.Object {
+	namespaces := map[string]bool{"default": true}
+	for _, o := range objs {
+		if ns := o.GetNamespace(); ns != "" {
+			namespaces[ns] = true
+		}
+	}
+	out := slices.Clone(objs)
+	for ns := range namespaces {
+		out = append(out, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}})
+	}
+	return out
 }
 
 // reconciler is a fresh Reconciler on the same cluster: a restarted controller.

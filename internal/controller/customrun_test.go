@@ -108,7 +108,7 @@ func newCustomRunEnv(t *testing.T, objs ...client.Object) *crEnv {
 	mapper.Add(podpipeline.GVK, meta.RESTScopeNamespace)
 	c := fake.NewClientBuilder().WithScheme(s).WithRESTMapper(mapper).
 		WithStatusSubresource(&v1beta1.CustomRun{}, &v1.TaskRun{}, &corev1.Pod{}).
-		WithObjects(objs...).Build()
+		WithObjects(withDefaultServiceAccounts(objs)...).Build()
 	e := &crEnv{env: &env{t: t, c: c, logs: fakeLogs{}}}
 	e.r = e.reconciler()
 	e.cr = &CustomRunReconciler{Reconciler: e.r}

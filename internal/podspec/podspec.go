@@ -58,6 +58,9 @@ type Options struct {
 	// (pod-runner run --workspace) be a hostPath volume: for a Pod that
 	// runs here (podman), never for a cluster's.
 	HostPaths bool
+	// Credentials reads ServiceAccounts' Secrets for Tekton's credential
+	// initialisation; nil: none (creds.go).
+	Credentials CredentialSource
 }
 
 // Build returns a v1 List: the ConfigMap and Secret documents the run
@@ -308,6 +311,10 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	creds, err := b.credentials(t)
+	if err != nil {
+		return nil, err
+	}
 	var out []corev1.Container
 	for i, s := range spec.GetSteps() {
 		stepName := results.StepName(s.GetName(), i)
@@ -319,6 +326,12 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 		c, err := b.container(s, static[i], podlayout.StepContainer(t.GetName(), stepName), where, m)
 		if err != nil {
 			return nil, err
+		}
+		if creds != nil {
+			c.VolumeMounts = append(c.VolumeMounts, creds.mounts...)
+			for _, a := range creds.args {
+				c.Args = append(c.Args, "--creds="+a)
+			}
 		}
 		out = append(out, c)
 	}

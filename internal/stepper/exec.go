@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/credsinit"
 	"github.com/e7763abc/pod-runner/internal/stepexec"
 	"github.com/e7763abc/pod-runner/proto/steppb"
 )
@@ -21,9 +22,26 @@ type process struct {
 	done chan *steppb.Exited // receives once, then is never read again
 }
 
+// initCredentials writes the step's credentials (Options.Creds) into its
+// HOME, as Tekton's entrypoint does before each step: a failure is logged,
+// and the step runs, as there.
+func (s *server) initCredentials(env []string) {
+	if len(s.opts.Creds) == 0 {
+		return
+	}
+	home, _ := stepexec.LookupEnv(env, "HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	if err := credsinit.Write(s.opts.Creds, s.opts.CredsDir, home); err != nil {
+		fmt.Fprintf(s.opts.Log, "pod-runner step: Error initializing credentials: %v\n", err)
+	}
+}
+
 // start starts the process of a Run; its end arrives on p.done.
 func (s *server) start(run *steppb.Run) (*process, error) {
 	env := stepexec.MergeEnv(s.opts.Env, run.GetEnv())
+	s.initCredentials(env)
 	dir, err := s.workingDir(run.GetWorkingDir())
 	if err != nil {
 		return nil, err

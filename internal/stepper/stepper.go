@@ -17,6 +17,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/e7763abc/pod-runner/internal/credsinit"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/steppb"
 )
@@ -51,6 +52,11 @@ type Options struct {
 	// Env is the environment a step's own is laid over (os.Environ()
 	// without POD_RUNNER_* variables).
 	Env []string
+	// Creds are Tekton's entrypoint credential flags, without their dash
+	// ("basic-git=SECRET=URL"): before each step its credentials are
+	// written into CredsDir (credsinit.Dir when empty) and its HOME.
+	Creds    []string
+	CredsDir string
 }
 
 func (o *Options) defaults() {
@@ -82,6 +88,9 @@ func (o *Options) defaults() {
 	}
 	if o.Env == nil {
 		o.Env = ownEnv()
+	}
+	if o.CredsDir == "" {
+		o.CredsDir = credsinit.Dir
 	}
 }
 

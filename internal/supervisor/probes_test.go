@@ -27,7 +27,7 @@ func TestAwaitSidecars(t *testing.T) {
 		wantAtLeast  time.Duration
 		wantLessThan time.Duration
 	}{
-		{name: "no probe: at once", step: &Step{}, readyAfter: -1, wantLessThan: 100 * time.Millisecond},
+		{name: "no probe: at once", step: &Step{}, readyAfter: -1, wantLessThan: time.Second},
 		{name: "ready after two failures, a second apart", step: &Step{ReadinessProbe: probe(3)}, readyAfter: 2,
 			wantAtLeast: 2 * time.Second, wantLessThan: 3 * time.Second},
 		{name: "the sidecar ends: no more waiting", step: &Step{ReadinessProbe: probe(3)}, readyAfter: -1,
@@ -38,6 +38,8 @@ func TestAwaitSidecars(t *testing.T) {
 			ctxAfter: 500 * time.Millisecond, wantAtLeast: 500 * time.Millisecond, wantLessThan: 1500 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// Before the timers start: a lower bound is then never early.
+			begin := time.Now()
 			ended := make(chan struct{})
 			var probes atomic.Int32
 			var stopped atomic.Bool
@@ -62,7 +64,6 @@ func TestAwaitSidecars(t *testing.T) {
 					close(ended)
 				},
 			}
-			begin := time.Now()
 			AwaitSidecars(ctx, []ProbedSidecar{sc})
 			took := time.Since(begin)
 			if took < c.wantAtLeast || took >= c.wantLessThan {

@@ -32,8 +32,7 @@ var exampleLedger = map[string]exampleEntry{
 
 	"pipelineruns/beta/pipelinerun-with-matrix-emitting-results.yaml": noMatrixFromResults,
 	"pipelineruns/beta/pipelinerun-with-matrix-and-results.yaml":      noMatrixFromResults,
-	"taskruns/sidecar-ready.yaml":                                     noProbe,
-	"taskruns/dind-sidecar.yaml":                                      noProbe,
+	"taskruns/dind-sidecar.yaml":                                      offline("its sidecar runs Docker's daemon image (docker:dind), which is not built here"),
 	"pipelineruns/alpha/pipelines-in-pipelines.yaml":                  noPinP,
 	"pipelineruns/alpha/pipelines-in-pipelines-ref.yaml":              noPinP,
 	"pipelineruns/alpha/pipelines-in-pipelines-ref-complex.yaml":      noPinP,
@@ -42,9 +41,8 @@ var exampleLedger = map[string]exampleEntry{
 	"pipelineruns/alpha/consume-artifacts-from-task.yaml":             noArtifacts,
 	"taskruns/readonly-internal-dir.yaml": fails("a step can write another step's /tekton/steps/<index>: a task's steps share one steps volume, "+
 		"where Tekton mounts each step's directory read-only in the others' containers", "able to write to run directory of non-current step"),
-	"taskruns/creds-init-only-mounts-provided-credentials.yaml": fails(credsInit, "id_phony-ssh-key"),
-	"taskruns/authenticating-git-commands.yaml":                 fails(credsInit, "cannot create regular file '/root/.ssh/known_hosts'"),
-	"taskruns/beta/authenticating-git-commands.yaml":            fails(credsInit, "cannot create regular file '/root/.ssh/known_hosts'"),
+	"taskruns/authenticating-git-commands.yaml":      fails(credsInit, "cannot create regular file '/root/.ssh/known_hosts'"),
+	"taskruns/beta/authenticating-git-commands.yaml": fails(credsInit, "cannot create regular file '/root/.ssh/known_hosts'"),
 	"taskruns/sidecar-ready-script.yaml": offline("a race in the example: its step reads what its sidecar writes, with nothing waiting; " +
 		"Tekton's steps start seconds after the sidecar (its readiness annotation reaches the Pod through the kubelet), pod-runner's at once"),
 	"taskruns/entrypoint-resolution.yaml": fails("a step runs Tekton's own nop image with no command: no stand-in for it is built here, so its entrypoint is unknown",
@@ -63,7 +61,6 @@ const (
 var (
 	noMatrixFromResults = fails("a matrix fanned out from task results: pod mode refuses it (a Pod's containers are fixed when it is created; issue 12)",
 		"how many TaskRuns it fans out into is known only at run time")
-	noProbe     = fails("a sidecar readinessProbe: pod mode refuses it (the steps would start before it passes)", "sidecar readinessProbe is not supported yet")
 	noPinP      = fails("pipelines in pipelines are not built yet", "pipelines in pipelines is not supported yet")
 	noArtifacts = fails(artifacts, "$(artifacts.path): ambiguous redirect")
 )
