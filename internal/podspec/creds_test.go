@@ -129,4 +129,3 @@ func TestCredentials(t *testing.T) {
 		}
 	}
 }
-
