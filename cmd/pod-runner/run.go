@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -60,6 +61,7 @@ func runMain(args []string) int {
 	kubeconfig := fs.String("kubeconfig", "", "cluster the cluster resolver reads, and the Secrets of the other resolvers (default: none, Secrets from the documents)")
 	runtime := fs.String("runtime", "host", "where steps run: host (processes on this machine; images unused) or podman (the run's one Pod under podman kube play, each step in its image)")
 	image := fs.String("image", podspec.DefaultImage, "with --runtime podman: the pod-runner image (make images builds it)")
+	entrypoints := fs.StringArray("entrypoint", nil, "IMAGE=CMD: the command of an image (its ENTRYPOINT and CMD) for the steps that give none, as a registry would tell (CMD a JSON array or words; repeatable)")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -91,8 +93,19 @@ func runMain(args []string) int {
 		return 2
 	}
 
+	over := &podspec.Overrides{Commands: map[string][]string{}}
+	for _, e := range *entrypoints {
+		img, cmd, err := podspec.ParseOverride(e)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pod-runner run: --entrypoint %v\n", err)
+			return 2
+		}
+		over.Commands[img] = cmd
+	}
+
 	compiled, err := compileFiles(*files, opts, *kubeconfig)
 	if err == nil && *runtime == "host" {
+		withEntrypoints(compiled.Plan, over)
 		err = compiled.LocalError()
 		if err == nil {
 			err = process.Unsupported(compiled.Plan, mountns.Available())
@@ -100,7 +113,7 @@ func runMain(args []string) int {
 	}
 	var pod *compiledPod
 	if err == nil && *runtime == "podman" {
-		pod, err = podOf(compiled, *image)
+		pod, err = podOf(compiled, *image, over)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pod-runner run: %v\n", err)
@@ -210,10 +223,10 @@ type compiledPod struct {
 // podOf compiles the run into its Pod as `injector compile` does, a
 // workspace bound to a directory of this machine mounted from it
 // (podman runs the Pod here). A step that names neither command nor
-// script is refused: its image's entrypoint would be looked up in a
-// registry.
-func podOf(c *compile.Compiled, image string) (*compiledPod, error) {
-	list, err := podspec.Build(context.Background(), c, podspec.Options{Image: image, HostPaths: true})
+// script runs its image's command as --entrypoint gives it; with none, it
+// is refused: it would be looked up in a registry.
+func podOf(c *compile.Compiled, image string, over *podspec.Overrides) (*compiledPod, error) {
+	list, err := podspec.Build(context.Background(), c, podspec.Options{Image: image, HostPaths: true, Resolver: over})
 	if err != nil {
 		return nil, err
 	}
@@ -253,4 +266,20 @@ func taskMounts(c *compile.Compiled) map[string]*process.TaskMounts {
 		out[task] = tm
 	}
 	return out
+}
+
+// withEntrypoints gives the steps and sidecars that name neither command
+// nor script their image's command from --entrypoint (a host process has
+// no image to read it from); the others are refused when they start.
+func withEntrypoints(plan *planpb.Plan, over *podspec.Overrides) {
+	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
+		for _, s := range slices.Concat(t.GetSpec().GetSteps(), t.GetSpec().GetSidecars()) {
+			if len(s.GetCommand()) > 0 || s.GetScript() != "" {
+				continue
+			}
+			if cmd, ok := over.Commands[s.GetImage()]; ok {
+				s.Command = slices.Clone(cmd)
+			}
+		}
+	}
 }

@@ -30,13 +30,15 @@ tarball=$(mktemp --suffix=.tar)
 trap 'rm -f "$tarball"' EXIT
 # minbase: Essential packages and apt's own; no documentation, no apt lists.
 # sshd's /run/sshd is kept (--skip=cleanup/run) and its host keys are not:
-# a sidecar makes its own, as in the alpine/git image.
+# a sidecar makes its own, as in the alpine/git image. User nonroot (1000,
+# HOME /home/nonroot) stands in for Tekton's alpine-git-nonroot image's.
 mmdebstrap --quiet --variant=minbase --include="$packages" --skip=cleanup/run \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --customize-hook='mkdir -p "$1/workspace" && rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
     --customize-hook='ln -s /bin/dash "$1/usr/bin/ash"' \
     --customize-hook='rm -f "$1"/etc/ssh/ssh_host_* && mkdir -p "$1/run/sshd"' \
+    --customize-hook='chroot "$1" useradd --create-home --uid 1000 --shell /bin/sh nonroot' \
     --customize-hook="cp '$here/docker-entrypoint.sh' \"\$1/usr/local/bin/\" && chmod 0755 \"\$1/usr/local/bin/docker-entrypoint.sh\"" \
     "$suite" "$tarball"
 podman import --quiet \

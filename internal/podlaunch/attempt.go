@@ -59,6 +59,11 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 	}
 	for i, s := range task.GetSpec().GetSteps() {
 		step := "step-" + results.StepName(s.GetName(), i)
+		// Both writable by every user: a step's container may run as any
+		// (its exitCode goes in the step's directory).
+		if err := mkdir(filepath.Join(a.dir, "steps", step)); err != nil {
+			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
+		}
 		if err := mkdir(filepath.Join(a.dir, "steps", step, "results")); err != nil {
 			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
 		}

@@ -136,6 +136,12 @@ func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 	if err != nil {
 		return fmt.Errorf("listen for step containers: %w", err)
 	}
+	// A step container may run as any user (its securityContext), and
+	// connecting needs write permission on the socket.
+	if err := os.Chmod(l.opts.Socket, 0o777); err != nil {
+		ln.Close()
+		return fmt.Errorf("listen for step containers: %w", err)
+	}
 	l.ln = ln
 	l.accepting = make(chan struct{})
 	go l.accept(ln)

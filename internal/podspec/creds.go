@@ -3,6 +3,7 @@ package podspec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/tektoncd/pipeline/pkg/apis/config"
@@ -11,6 +12,7 @@ import (
 	credmatcher "github.com/tektoncd/pipeline/pkg/credentials/matcher"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/e7763abc/pod-runner/internal/credsinit"
 	"github.com/e7763abc/pod-runner/internal/load"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -77,6 +79,16 @@ func (b *builder) credentials(t *planpb.Task) (*taskCreds, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// credsDir is a step's own /tekton/creds, an emptyDir in memory as
+// Tekton's (pkg/pod getCredsInitVolume): writable whatever the step's user,
+// and fresh, so that a step running as another user than the one before
+// can write its credentials.
+func (b *builder) credsDir(t *planpb.Task, step int) corev1.VolumeMount {
+	name := podlayout.VolumeName("creds-home-"+podlayout.RunSuffix(fmt.Sprintf("%s/%d", t.GetName(), step)), b.uid)
+	b.addVolume(corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
+	return corev1.VolumeMount{Name: name, MountPath: credsinit.Dir}
 }
 
 // featureFlags are the run's Tekton feature flags.

@@ -8,6 +8,7 @@ import (
 	"maps"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -315,6 +316,10 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	steps, sidecars, err := b.securityContexts(t)
+	if err != nil {
+		return nil, err
+	}
 	var out []corev1.Container
 	for i, s := range spec.GetSteps() {
 		stepName := results.StepName(s.GetName(), i)
@@ -327,8 +332,12 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 		if err != nil {
 			return nil, err
 		}
+		if i < len(steps) {
+			c.SecurityContext = steps[i]
+		}
 		if creds != nil {
 			c.VolumeMounts = append(c.VolumeMounts, creds.mounts...)
+			c.VolumeMounts = append(c.VolumeMounts, b.credsDir(t, i))
 			for _, a := range creds.args {
 				c.Args = append(c.Args, "--creds="+a)
 			}
@@ -346,9 +355,33 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 		if err != nil {
 			return nil, err
 		}
+		if i < len(sidecars) {
+			c.SecurityContext = sidecars[i]
+		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// securityContexts are the securityContext of each of the task's steps
+// (its stepTemplate's merged in) and sidecars, which their containers
+// get as Tekton's pod gives them.
+func (b *builder) securityContexts(t *planpb.Task) (steps, sidecars []*corev1.SecurityContext, err error) {
+	ts := b.c.TaskSpecs[t.GetName()]
+	if ts == nil {
+		return nil, nil, nil
+	}
+	merged, err := v1.MergeStepsWithStepTemplate(ts.StepTemplate, ts.Steps)
+	if err != nil {
+		return nil, nil, load.Errorf("", "", "task %q: merge stepTemplate into steps: %v", t.GetName(), err)
+	}
+	for _, s := range merged {
+		steps = append(steps, s.SecurityContext)
+	}
+	for _, s := range ts.Sidecars {
+		sidecars = append(sidecars, s.SecurityContext)
+	}
+	return steps, sidecars, nil
 }
 
 // sidecarMounts are a task's mounts for its sidecars: as Tekton mounts

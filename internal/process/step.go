@@ -237,7 +237,7 @@ func (a *attempt) prepare(step *supervisor.Step, as role) (*prepared, error) {
 		}
 		p.argv = append(append([]string{bin}, step.Command[1:]...), step.Args...)
 	default:
-		return nil, fmt.Errorf("%s %q has no command or script: the entrypoint of image %q is only known in pod mode", as, step.Name, step.Image)
+		return nil, fmt.Errorf("%s %q has no command or script: the entrypoint of image %q is only known in pod mode (or give it: pod-runner run --entrypoint %s=CMD)", as, step.Name, step.Image, step.Image)
 	}
 
 	stdoutPath, stderrPath := step.StdoutPath, step.StderrPath

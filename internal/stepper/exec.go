@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
@@ -31,7 +32,10 @@ func (s *server) initCredentials(env []string) {
 	}
 	home, _ := stepexec.LookupEnv(env, "HOME")
 	if home == "" {
-		home, _ = os.UserHomeDir()
+		// As a container runtime sets HOME: the user's in /etc/passwd.
+		if u, err := user.Current(); err == nil {
+			home = u.HomeDir
+		}
 	}
 	if err := credsinit.Write(s.opts.Creds, s.opts.CredsDir, home); err != nil {
 		fmt.Fprintf(s.opts.Log, "pod-runner step: Error initializing credentials: %v\n", err)

@@ -41,8 +41,6 @@ var exampleLedger = map[string]exampleEntry{
 	"pipelineruns/alpha/consume-artifacts-from-task.yaml":             noArtifacts,
 	"taskruns/readonly-internal-dir.yaml": fails("a step can write another step's /tekton/steps/<index>: a task's steps share one steps volume, "+
 		"where Tekton mounts each step's directory read-only in the others' containers", "able to write to run directory of non-current step"),
-	"taskruns/authenticating-git-commands.yaml":      fails(credsInit, "cannot create regular file '/root/.ssh/known_hosts'"),
-	"taskruns/beta/authenticating-git-commands.yaml": fails(credsInit, "cannot create regular file '/root/.ssh/known_hosts'"),
 	"taskruns/sidecar-ready-script.yaml": offline("a race in the example: its step reads what its sidecar writes, with nothing waiting; " +
 		"Tekton's steps start seconds after the sidecar (its readiness annotation reaches the Pod through the kubelet), pod-runner's at once"),
 	"taskruns/entrypoint-resolution.yaml": fails("a step runs Tekton's own nop image with no command: no stand-in for it is built here, so its entrypoint is unknown",
@@ -54,7 +52,9 @@ var exampleLedger = map[string]exampleEntry{
 
 // Why examples fail, where several fail for one reason.
 const (
-	credsInit = "Tekton's credential initialisation from the ServiceAccount's annotated Secrets (~/.ssh, ~/.gitconfig, ~/.docker) is not built yet"
+	// nonRootCreds: seen in one of two runs of the pair, never locally.
+	nonRootCreds = "intermittent here: its last step (runAsUser 1000) sometimes finds its own fresh /tekton/creds holding a .ssh it cannot write " +
+		"(\"open /tekton/creds/.ssh/id_ssh-key-for-git: permission denied\"), and its clone fails; the other run of the pair passes; not understood yet"
 	artifacts = "artifacts (enable-artifacts: $(artifacts.path), $(step.artifacts.path)) are not substituted yet"
 )
 

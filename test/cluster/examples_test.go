@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/e7763abc/pod-runner/internal/testenv"
+	"github.com/e7763abc/pod-runner/test/exampleimages"
 	"github.com/e7763abc/pod-runner/test/kube"
 	"github.com/e7763abc/pod-runner/test/testbin"
 )
@@ -59,7 +59,7 @@ const (
 
 // exampleImage is the local image that stands in for image ("" keeps it).
 func exampleImage(image string) string {
-	repo := imageRepo(image)
+	repo := exampleimages.Repo(image)
 	switch {
 	case strings.HasPrefix(repo, "localhost/"):
 		return ""
@@ -67,56 +67,6 @@ func exampleImage(image string) string {
 		return busyboxImage
 	}
 	return debianImage
-}
-
-// imageRepo is image without its tag or digest.
-func imageRepo(image string) string {
-	repo, _, _ := strings.Cut(image, "@")
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
-	}
-	return repo
-}
-
-// imageCommands are the commands the controller is told (--entrypoint) for
-// the images the examples run with no command: each image's own ENTRYPOINT
-// and CMD as Tekton would read them from its registry (the Debian image has
-// the bash image's docker-entrypoint.sh).
-var imageCommands = map[string][]string{
-	"mirror.gcr.io/busybox":      {"sh"},
-	"cgr.dev/chainguard/busybox": {"/bin/sh"},
-	"mirror.gcr.io/alpine":       {"/bin/sh"},
-	"mirror.gcr.io/ubuntu":       {"/bin/bash"},
-	"mirror.gcr.io/bash":         {"docker-entrypoint.sh"},
-	"mirror.gcr.io/python":       {"python3"},
-	"mirror.gcr.io/node":         {"node"},
-	"mirror.gcr.io/perl":         {"perl"},
-}
-
-var exampleImageRE = regexp.MustCompile(`(?m)(?:image|default):\s*["']?([a-z0-9][^\s"']*)`)
-
-// entrypointFlags are --entrypoint IMAGE=CMD for every image the files name
-// whose command imageCommands knows.
-func entrypointFlags(files []string) ([]string, error) {
-	seen := map[string]bool{}
-	var flags []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range exampleImageRE.FindAllStringSubmatch(string(b), -1) {
-			cmd, ok := imageCommands[imageRepo(m[1])]
-			if !ok || seen[m[1]] {
-				continue
-			}
-			seen[m[1]] = true
-			js, _ := json.Marshal(cmd)
-			flags = append(flags, fmt.Sprintf("--entrypoint=%s=%s", m[1], js))
-		}
-	}
-	sort.Strings(flags)
-	return flags, nil
 }
 
 // TestTektonExamples runs Tekton's own examples (examples/v1 of the pinned
@@ -171,7 +121,7 @@ func TestTektonExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags, err := entrypointFlags(all)
+	flags, err := exampleimages.EntrypointFlags(all)
 	if err != nil {
 		t.Fatal(err)
 	}
