@@ -125,6 +125,7 @@ func Pod(ctx context.Context, c *compile.Compiled, opts Options) (*corev1.Pod, e
 			ServiceAccountName: b.serviceAccount(),
 		},
 	}
+	applyPodTemplate(&b.pod.Spec, b.runPodTemplate())
 	b.addVolume(corev1.Volume{Name: podlayout.VolumeName(podlayout.BinVolume, b.uid), VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	b.addVolume(corev1.Volume{Name: podlayout.VolumeName(podlayout.RunVolume, b.uid), VolumeSource: memory()})
 	b.addVolume(corev1.Volume{Name: podlayout.VolumeName(podlayout.StateVolume, b.uid), VolumeSource: memory()})
@@ -335,6 +336,7 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 		if i < len(steps) {
 			c.SecurityContext = steps[i]
 		}
+		c.Env = append(c.Env, b.taskEnv(t)...)
 		if creds != nil {
 			c.VolumeMounts = append(c.VolumeMounts, creds.mounts...)
 			c.VolumeMounts = append(c.VolumeMounts, b.credsDir(t, i))

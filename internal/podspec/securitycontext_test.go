@@ -3,6 +3,7 @@ package podspec
 import (
 	"context"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
@@ -19,6 +20,13 @@ apiVersion: tekton.dev/v1
 kind: TaskRun
 metadata: {name: sec, namespace: team}
 spec:
+  podTemplate:
+    securityContext: {runAsNonRoot: true, runAsUser: 1001}
+    nodeSelector: {disk: ssd}
+    tolerations: [{key: dedicated, operator: Equal, value: ci, effect: NoSchedule}]
+    imagePullSecrets: [{name: registry}]
+    priorityClassName: high
+    env: [{name: FROM_TEMPLATE, value: "yes"}]
   taskSpec:
     stepTemplate:
       securityContext: {runAsNonRoot: true}
@@ -29,7 +37,8 @@ spec:
     - {name: db, image: busybox, script: "true", securityContext: {runAsUser: 999}}
 `
 
-// TestSecurityContexts: each step and sidecar container has the
+// TestSecurityContexts: the Pod has the run's podTemplate's fields and
+// its steps its env, and each step and sidecar container has the
 // securityContext Tekton's pod builder gives the same step or sidecar (a
 // step's own merged over its stepTemplate's): a step that asks not to run
 // as root does not.
@@ -57,6 +66,25 @@ func TestSecurityContexts(t *testing.T) {
 	got := map[string]*corev1.SecurityContext{}
 	for _, ct := range p.Spec.Containers {
 		got[ct.Name] = ct.SecurityContext
+	}
+	for field, pair := range map[string][2]any{
+		"securityContext":   {p.Spec.SecurityContext, tp.Spec.SecurityContext},
+		"nodeSelector":      {p.Spec.NodeSelector, tp.Spec.NodeSelector},
+		"tolerations":       {p.Spec.Tolerations, tp.Spec.Tolerations},
+		"imagePullSecrets":  {p.Spec.ImagePullSecrets, tp.Spec.ImagePullSecrets},
+		"priorityClassName": {p.Spec.PriorityClassName, tp.Spec.PriorityClassName},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			t.Errorf("the Pod's %s is %+v, Tekton's %+v", field, pair[0], pair[1])
+		}
+	}
+	for _, ct := range p.Spec.Containers {
+		if ct.Name != podlayout.StepContainer(name, "inherits") {
+			continue
+		}
+		if !slices.ContainsFunc(ct.Env, func(e corev1.EnvVar) bool { return e.Name == "FROM_TEMPLATE" && e.Value == "yes" }) {
+			t.Errorf("step container %s lacks the podTemplate's env: %v", ct.Name, ct.Env)
+		}
 	}
 	for tekton, ours := range map[string]string{
 		"step-inherits": podlayout.StepContainer(name, "inherits"), "step-own": podlayout.StepContainer(name, "own"), "sidecar-db": podlayout.SidecarContainer(name, "db"),
