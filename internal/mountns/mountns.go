@@ -64,7 +64,7 @@ func Args(self string, spec Spec, argv []string) ([]string, error) {
 // started as. It returns only on failure.
 func Main(args []string) error {
 	if len(args) < 3 || args[1] != "--" {
-		return errors.New("usage: " + Command + " SPEC -- COMMAND [ARG]...")
+		return errors.New("usage: " + Command + " SPEC -- COMMAND [ARG]")
 	}
 	var spec Spec
 	if err := json.Unmarshal([]byte(args[0]), &spec); err != nil {
