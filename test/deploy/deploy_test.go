@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -495,6 +496,13 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 	rec := &recorder{got: map[access]bool{}}
 	objs := decodeAll(t, defsYAML+"\n---\n"+fmt.Sprintf(runYAML, "good", "good", "build")+"\n---\n"+fmt.Sprintf(runYAML, "bad", "bad", "missing")+"\n---\n"+remoteRunYAML)
 	objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "token", Namespace: "ci"}, StringData: map[string]string{"value": "x"}})
+	// The runs' ServiceAccount lists one Secret Tekton's creds-init takes
+	// (annotated) and one it does not.
+	objs = append(objs,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "ci"},
+			Secrets: []corev1.ObjectReference{{Name: "git-auth"}, {Name: "token"}}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-auth", Namespace: "ci", Annotations: map[string]string{"tekton.dev/git-0": "https://127.0.0.1"}},
+			Type: corev1.SecretTypeBasicAuth, Data: map[string][]byte{"username": []byte("u"), "password": []byte("secret-value")}})
 	objs = append(objs, decodeAll(t, groupYAML)...)
 	podPipeline := &unstructured.Unstructured{Object: map[string]any{
 		"metadata": map[string]any{"name": "group", "namespace": "ci"},
@@ -559,6 +567,15 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 	pod := &corev1.Pod{}
 	if err := store.Get(ctx, client.ObjectKey{Namespace: "ci", Name: "good"}, pod); err != nil {
 		t.Fatalf("no pod: %v", err)
+	}
+	// The ServiceAccount's annotated Secret is mounted by name, its value
+	// nowhere in the Pod.
+	podJSON, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(podJSON), `"secretName":"git-auth"`) || strings.Contains(string(podJSON), "secret-value") {
+		t.Errorf("the Pod mounts git-auth: %v; holds its value: %v", strings.Contains(string(podJSON), `"secretName":"git-auth"`), strings.Contains(string(podJSON), "secret-value"))
 	}
 	running := &planpb.Condition{Status: "Unknown", Reason: "Running"}
 	lg.log = supervisorLog(
@@ -664,13 +681,16 @@ func TestRBACCoversTheReconciler(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("config/default/clusterrole.yaml does not allow:\n  %s", strings.Join(missing, "\n  "))
 	}
-	// No Secret is ever read: the kubelet reads a run's Secrets.
-	if rec.got[access{"", "secrets", "get"}] || rec.got[access{"", "secrets", "list"}] {
-		t.Errorf("the controller read a Secret")
+	// A Secret is only ever got by name (the ServiceAccount's, for Tekton's
+	// creds-init: its type and annotations), never listed or watched; the
+	// kubelet reads its data.
+	if !rec.got[access{"", "secrets", "get"}] || rec.got[access{"", "secrets", "list"}] || rec.got[access{"", "secrets", "watch"}] {
+		t.Errorf("the controller's Secret reads: get %v, list %v, watch %v; want get only",
+			rec.got[access{"", "secrets", "get"}], rec.got[access{"", "secrets", "list"}], rec.got[access{"", "secrets", "watch"}])
 	}
 	for _, rule := range o.role.Rules {
-		if slices.Contains(rule.Resources, "secrets") {
-			t.Errorf("config/default/clusterrole.yaml grants %v on secrets", rule.Verbs)
+		if slices.Contains(rule.Resources, "secrets") && (!slices.Equal(rule.Verbs, []string{"get"}) || len(rule.ResourceNames) > 0) {
+			t.Errorf("config/default/clusterrole.yaml grants %v on secrets; want get", rule.Verbs)
 		}
 		if slices.Contains(rule.Resources, "configmaps") && !slices.Equal(rule.ResourceNames, []string{"feature-flags", "config-defaults"}) {
 			t.Errorf("config/default/clusterrole.yaml grants configmaps beyond Tekton's configuration: resourceNames %v", rule.ResourceNames)
