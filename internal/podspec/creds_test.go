@@ -42,10 +42,14 @@ metadata: {name: creds, namespace: team}
 spec:
   taskRunSpecs:
   - {pipelineTaskName: push, serviceAccountName: builder}
+  workspaces: [{name: src, emptyDir: {}}]
   pipelineSpec:
+    workspaces: [{name: src}]
     tasks:
     - name: push
+      workspaces: [{name: src, workspace: src}]
       taskSpec:
+        workspaces: [{name: src, mountPath: /src}]
         steps:
         - {name: a, image: busybox, script: "true"}
         - {name: b, image: busybox, script: "true"}
@@ -99,6 +103,22 @@ func TestCredentials(t *testing.T) {
 	}
 	if len(wantArgs) < 5 || len(wantPaths) != 4 {
 		t.Fatalf("Tekton gives %d credential flags and %d Secret mounts: the case means nothing", len(wantArgs), len(wantPaths))
+	}
+	// Each step its own /tekton/creds, as Tekton's (a step of another user
+	// must not find the files the one before it wrote).
+	credsVolumes := func(cs []corev1.Container) map[string]bool {
+		out := map[string]bool{}
+		for _, ct := range cs {
+			for _, m := range ct.VolumeMounts {
+				if m.MountPath == "/tekton/creds" {
+					out[m.Name] = true
+				}
+			}
+		}
+		return out
+	}
+	if want, got := len(credsVolumes(tp.Spec.Containers)), len(credsVolumes(p.Spec.Containers)); got != want || want != 2 {
+		t.Errorf("the push task's steps mount %d volumes at /tekton/creds; Tekton's %d", got, want)
 	}
 	pushed := map[string]bool{}
 	for i, s := range c.TaskSpecs["push"].Steps {

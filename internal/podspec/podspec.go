@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -438,12 +439,14 @@ func (b *builder) container(s, st *planpb.Step, name, where string, mounts []cor
 		return corev1.Container{}, load.Errorf("", "", "%s: %v", where, err)
 	}
 	return corev1.Container{
-		Name:         name,
-		Image:        image,
-		Command:      []string{podlayout.Binary, "step"},
-		Env:          env,
-		EnvFrom:      envFrom,
-		VolumeMounts: mounts,
+		Name:    name,
+		Image:   image,
+		Command: []string{podlayout.Binary, "step"},
+		Env:     env,
+		EnvFrom: envFrom,
+		// A copy: mounts may be the task's own slice, shared by its other
+		// containers, and what is appended to one must not reach the rest.
+		VolumeMounts: slices.Clone(mounts),
 		Resources:    res,
 	}, nil
 }

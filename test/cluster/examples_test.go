@@ -149,6 +149,10 @@ func TestTektonExamples(t *testing.T) {
 					t.Parallel()
 					err := runClusterExample(t, f)
 					switch {
+					case e.racy && err == nil:
+						mu.Lock()
+						passed++
+						mu.Unlock()
 					case listed && err == nil:
 						t.Errorf("passes now: remove it from the ledger (it failed because %s)", e.why)
 					case listed && !strings.Contains(err.Error(), e.want):
