@@ -58,6 +58,11 @@ func mkdirAll(dir string) error {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return fmt.Errorf("mkdir: %w", err)
 	}
+	// An emptyDir's own directory already is 0777, and a container run as
+	// another user than root may not chmod it.
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm() == 0o777 {
+		return nil
+	}
 	if err := os.Chmod(dir, 0o777); err != nil {
 		return fmt.Errorf("mkdir: %w", err)
 	}

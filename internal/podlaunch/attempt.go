@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/artifacts"
 	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
@@ -52,6 +53,9 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 	// rather than replacing them, which would leave the mounts on deleted
 	// directories.
 	dirs := []string{filepath.Join(a.dir, "results"), filepath.Join(a.dir, "steps")}
+	if _, err := os.Stat(filepath.Join(a.dir, "artifacts")); err == nil {
+		dirs = append(dirs, filepath.Join(a.dir, "artifacts")) // mounted: the task names it
+	}
 	for _, d := range dirs {
 		if err := emptyDir(d); err != nil {
 			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
@@ -64,8 +68,10 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 		if err := mkdir(filepath.Join(a.dir, "steps", step)); err != nil {
 			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
 		}
-		if err := mkdir(filepath.Join(a.dir, "steps", step, "results")); err != nil {
-			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
+		for _, sub := range []string{"results", "artifacts"} {
+			if err := mkdir(filepath.Join(a.dir, "steps", step, sub)); err != nil {
+				return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
+			}
 		}
 		// Tekton's step-init names each step's directory by its index
 		// too (/tekton/steps/0/exitCode).
@@ -101,10 +107,15 @@ func emptyDir(dir string) error {
 }
 
 // mkdir makes dir and its parents writable by every user: a step's image
-// may run as any user, as with Tekton's emptyDir volumes.
+// may run as any user, as with Tekton's emptyDir volumes. A directory that
+// already is (an emptyDir's own, which a supervisor run as another user
+// than root, by the run's podTemplate, may not chmod) is left as it is.
 func mkdir(dir string) error {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm() == 0o777 {
+		return nil
 	}
 	return os.Chmod(dir, 0o777)
 }
@@ -114,6 +125,19 @@ func (a *attempt) ResultsDir() string { return a.results }
 
 // StepDir is /tekton/steps/step-NAME, as the task's containers mount it.
 func (a *attempt) StepDir(step string) string { return a.steps + "/step-" + step }
+
+// ArtifactsDir is Tekton's /tekton/artifacts.
+func (a *attempt) ArtifactsDir() string { return podlayout.ArtifactsDir }
+
+// ReadArtifacts reads the artifacts file of a step, or of the task (step
+// ""), through the supervisor's mounts; ok is false when there is none.
+func (a *attempt) ReadArtifacts(step string) ([]byte, bool, error) {
+	dir := filepath.Join(a.dir, "artifacts")
+	if step != "" {
+		dir = filepath.Join(a.dir, "steps", "step-"+step, "artifacts")
+	}
+	return artifacts.ReadFile(filepath.Join(dir, artifacts.FileName))
+}
 
 // Workspace is the mount path of a bound workspace in the task's containers.
 func (a *attempt) Workspace(name string) (string, bool) {

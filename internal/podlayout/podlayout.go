@@ -49,6 +49,10 @@ const (
 	// ScriptsDir is Tekton's /tekton/scripts: the task's steps and sidecars
 	// write their scripts there, an emptyDir of the task's own.
 	ScriptsDir = "/tekton/scripts"
+	// ArtifactsDir is Tekton's /tekton/artifacts ($(artifacts.path) is its
+	// provenance.json), an emptyDir of the task's own that the supervisor
+	// mounts at TaskDir(task)/artifacts.
+	ArtifactsDir = "/tekton/artifacts"
 	// TerminationLog is where the supervisor writes the final run status.
 	TerminationLog = "/dev/termination-log"
 )

@@ -269,6 +269,7 @@ type podPaths struct{ t *planpb.Task }
 
 func (p podPaths) ResultsDir() string         { return podlayout.ResultsDir }
 func (p podPaths) StepDir(step string) string { return podlayout.StepsDir + "/step-" + step }
+func (p podPaths) ArtifactsDir() string       { return podlayout.ArtifactsDir }
 func (p podPaths) Workspace(name string) (string, bool) {
 	for _, b := range p.t.GetWorkspaces() {
 		if b.GetName() == name {

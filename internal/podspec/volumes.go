@@ -3,6 +3,7 @@ package podspec
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -66,6 +67,14 @@ func (b *builder) taskMounts(t *planpb.Task) (mounts []corev1.VolumeMount, isola
 		{Name: home, MountPath: podlayout.HomeDir},
 		{Name: scripts, MountPath: podlayout.ScriptsDir},
 	}
+	// Tekton mounts /tekton/artifacts into every step; here only a task
+	// whose steps can name it gets one (an emptyDir per task counts at
+	// hundreds of tasks).
+	if namesTaskArtifacts(t.GetSpec()) {
+		arts := b.taskVolume(t, "artifacts")
+		b.taskState = append(b.taskState, corev1.VolumeMount{Name: arts, MountPath: podlayout.StateDir + "/" + dir + "/artifacts"})
+		mounts = append(mounts, corev1.VolumeMount{Name: arts, MountPath: podlayout.ArtifactsDir})
+	}
 	decls := map[string]*planpb.WorkspaceDeclaration{}
 	for _, d := range t.GetSpec().GetWorkspaces() {
 		decls[d.GetName()] = d
@@ -92,6 +101,23 @@ func (b *builder) taskMounts(t *planpb.Task) (mounts []corev1.VolumeMount, isola
 		mounts = append(mounts, m)
 	}
 	return mounts, isolated, nil
+}
+
+// namesTaskArtifacts tells whether a step of spec can write the task's
+// artifacts: it names $(artifacts.path) or /tekton/artifacts.
+func namesTaskArtifacts(spec *planpb.TaskSpec) bool {
+	for _, s := range spec.GetSteps() {
+		texts := slices.Concat([]string{s.GetScript(), s.GetWorkingDir()}, s.GetCommand(), s.GetArgs())
+		for _, e := range s.GetEnv() {
+			texts = append(texts, e.GetValue())
+		}
+		for _, text := range texts {
+			if strings.Contains(text, "$(artifacts.path)") || strings.Contains(text, podlayout.ArtifactsDir) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isolatedMounts are a task's isolated workspaces' mounts, by workspace.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/e7763abc/pod-runner/internal/artifacts"
 	"github.com/e7763abc/pod-runner/internal/results"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -56,9 +57,10 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 		dir: filepath.Join(state, rel), work: filepath.Join(runDir, rel, "workspace"),
 		tektonPaths: l.tektonPaths(task),
 	}
-	dirs := []string{a.hostResultsDir(), a.scriptsDir(), a.workspaceDir(), a.home()}
+	dirs := []string{a.hostResultsDir(), a.scriptsDir(), a.workspaceDir(), a.home(), a.hostArtifactsDir()}
 	for i, s := range task.GetSpec().GetSteps() {
-		dirs = append(dirs, filepath.Join(a.hostStepDir(results.StepName(s.GetName(), i)), "results"))
+		step := a.hostStepDir(results.StepName(s.GetName(), i))
+		dirs = append(dirs, filepath.Join(step, "results"), filepath.Join(step, "artifacts"))
 	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -104,6 +106,19 @@ func (a *attempt) hostResultsDir() string { return filepath.Join(a.dir, "results
 func (a *attempt) scriptsDir() string     { return filepath.Join(a.dir, "scripts") }
 func (a *attempt) workspaceDir() string   { return a.work }
 func (a *attempt) home() string           { return filepath.Join(a.dir, "home") }
+func (a *attempt) hostArtifactsDir() string {
+	return filepath.Join(a.dir, "artifacts")
+}
+
+// ReadArtifacts reads the artifacts file of a step, or of the task (step
+// ""); ok is false when there is none.
+func (a *attempt) ReadArtifacts(step string) ([]byte, bool, error) {
+	dir := a.hostArtifactsDir()
+	if step != "" {
+		dir = filepath.Join(a.hostStepDir(step), "artifacts")
+	}
+	return artifacts.ReadFile(filepath.Join(dir, artifacts.FileName))
+}
 
 // hostStepDir is the host directory of Tekton's /tekton/steps/step-NAME.
 func (a *attempt) hostStepDir(step string) string {

@@ -86,6 +86,14 @@ func (a *attempt) ResultsDir() string {
 	return a.hostResultsDir()
 }
 
+// ArtifactsDir is Tekton's /tekton/artifacts.
+func (a *attempt) ArtifactsDir() string {
+	if a.tektonPaths {
+		return podlayout.ArtifactsDir
+	}
+	return a.hostArtifactsDir()
+}
+
 // StepDir is Tekton's /tekton/steps/step-NAME.
 func (a *attempt) StepDir(step string) string {
 	if a.tektonPaths {
@@ -127,7 +135,8 @@ func (a *attempt) view(step *supervisor.Step, as role, dir string) (mountns.Spec
 			// directory of /tekton/steps (its exitCode, its results).
 			mountns.Bind{Src: filepath.Join(a.dir, "steps"), Dst: podlayout.StepsDir, ReadOnly: true},
 			mountns.Bind{Src: a.hostStepDir(step.Name), Dst: podlayout.StepsDir + "/step-" + step.Name},
-			mountns.Bind{Src: a.home(), Dst: podlayout.HomeDir})
+			mountns.Bind{Src: a.home(), Dst: podlayout.HomeDir},
+			mountns.Bind{Src: a.hostArtifactsDir(), Dst: podlayout.ArtifactsDir})
 	}
 	binds = append(binds, mountns.Bind{Src: a.scriptsDir(), Dst: podlayout.ScriptsDir, ReadOnly: true})
 	isolated := map[string]bool{}

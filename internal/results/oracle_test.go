@@ -203,6 +203,7 @@ type tektonPaths struct{ mount map[string]string }
 
 func (tektonPaths) ResultsDir() string         { return "/tekton/results" }
 func (tektonPaths) StepDir(step string) string { return "/tekton/steps/step-" + step }
+func (tektonPaths) ArtifactsDir() string       { return "/tekton/artifacts" }
 func (p tektonPaths) Workspace(name string) (string, bool) {
 	m, ok := p.mount[name]
 	return m, ok

@@ -122,6 +122,7 @@ type fakePaths struct{ bound map[string]string }
 
 func (fakePaths) ResultsDir() string         { return "/tekton/results" }
 func (fakePaths) StepDir(step string) string { return "/tekton/steps/step-" + step }
+func (fakePaths) ArtifactsDir() string       { return "/tekton/artifacts" }
 func (p fakePaths) Workspace(name string) (string, bool) {
 	path, ok := p.bound[name]
 	return path, ok

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/e7763abc/pod-runner/internal/artifacts"
 	"github.com/e7763abc/pod-runner/proto/planpb"
 )
 
@@ -20,6 +21,8 @@ type Paths interface {
 	StepDir(step string) string
 	// Workspace is the path of a bound workspace, and whether it is bound.
 	Workspace(name string) (string, bool)
+	// ArtifactsDir is Tekton's /tekton/artifacts: the task's artifacts.
+	ArtifactsDir() string
 }
 
 // StepName is the name Tekton gives the step at index i: its own, or
@@ -48,7 +51,7 @@ func TaskSteps(spec *planpb.TaskSpec, params []*planpb.Param, context map[string
 	if err != nil {
 		return nil, err
 	}
-	stages := []*Vars{pv, contextVars(context), resultPathVars(spec, steps, paths), exitCodeVars(steps, paths), workspaceVars(spec, paths)}
+	stages := []*Vars{pv, contextVars(context), resultPathVars(spec, steps, paths), artifactPathVars(steps, paths), exitCodeVars(steps, paths), workspaceVars(spec, paths)}
 	for _, vars := range stages {
 		for _, s := range steps {
 			applyStep(s, vars)
@@ -167,6 +170,19 @@ func resultPathVars(spec *planpb.TaskSpec, steps []*planpb.Step, paths Paths) *V
 			applyStep(s, sv)
 		}
 	}
+	return v
+}
+
+// artifactPathVars are $(artifacts.path) and $(step.artifacts.path), the
+// latter per step (ApplyArtifacts).
+func artifactPathVars(steps []*planpb.Step, paths Paths) *Vars {
+	for _, s := range steps {
+		sv := NewVars()
+		sv.SetString("step.artifacts.path", path.Join(paths.StepDir(s.GetName()), "artifacts", artifacts.FileName))
+		applyStep(s, sv)
+	}
+	v := NewVars()
+	v.SetString("artifacts.path", path.Join(paths.ArtifactsDir(), artifacts.FileName))
 	return v
 }
 

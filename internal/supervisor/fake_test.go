@@ -19,6 +19,9 @@ type outcome struct {
 	err     error
 	sleep   time.Duration
 	results map[string]string
+	// stepArtifacts and taskArtifacts are what the step writes to
+	// $(step.artifacts.path) and $(artifacts.path).
+	stepArtifacts, taskArtifacts string
 	// ignoreStop keeps the step running after its context ends (as a process
 	// that traps SIGTERM would until SIGKILL), for this long.
 	ignoreStop time.Duration
@@ -46,7 +49,7 @@ func (f *fakeLauncher) Prepare(context.Context, *planpb.Plan) error { return nil
 func (f *fakeLauncher) Close() error                                { f.closed = true; return nil }
 
 func (f *fakeLauncher) StartAttempt(_ context.Context, t *planpb.Task, attempt int) (Attempt, error) {
-	return &fakeAttempt{f: f, task: t.GetName(), attempt: attempt, results: map[string]string{}}, nil
+	return &fakeAttempt{f: f, task: t.GetName(), attempt: attempt, results: map[string]string{}, artifacts: map[string]string{}}, nil
 }
 
 type fakeAttempt struct {
@@ -54,10 +57,13 @@ type fakeAttempt struct {
 	task    string
 	attempt int
 	results map[string]string
+	// artifacts are the artifacts files written, by step ("" the task's).
+	artifacts map[string]string
 }
 
 func (a *fakeAttempt) ResultsDir() string         { return "/tekton/results" }
 func (a *fakeAttempt) StepDir(step string) string { return path.Join("/tekton/steps", "step-"+step) }
+func (a *fakeAttempt) ArtifactsDir() string       { return "/tekton/artifacts" }
 func (a *fakeAttempt) Workspace(name string) (string, bool) {
 	return path.Join("/workspace", name), true
 }
@@ -67,6 +73,10 @@ func (a *fakeAttempt) ReadResult(name string) (string, bool, error) {
 }
 func (a *fakeAttempt) ReadStepResult(string, string) (string, bool, error) { return "", false, nil }
 func (a *fakeAttempt) Finish()                                             {}
+func (a *fakeAttempt) ReadArtifacts(step string) ([]byte, bool, error) {
+	v, ok := a.artifacts[step]
+	return []byte(v), ok, nil
+}
 
 func (a *fakeAttempt) RunStep(ctx context.Context, s *Step) StepExit {
 	key := a.task + "/" + s.Name
@@ -89,6 +99,12 @@ func (a *fakeAttempt) RunStep(ctx context.Context, s *Step) StepExit {
 	}
 	for k, v := range o.results {
 		a.results[k] = v
+	}
+	if o.stepArtifacts != "" {
+		a.artifacts[s.Name] = o.stepArtifacts
+	}
+	if o.taskArtifacts != "" {
+		a.artifacts[""] = o.taskArtifacts
 	}
 	if o.then != nil {
 		o.then()

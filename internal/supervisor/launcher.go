@@ -30,6 +30,12 @@ type Attempt interface {
 	// Workspace is the path of a bound workspace as the steps see it, and
 	// whether it is bound.
 	Workspace(name string) (path string, bound bool)
+	// ArtifactsDir is Tekton's /tekton/artifacts, as the steps see it.
+	ArtifactsDir() string
+	// ReadArtifacts reads the artifacts file a step wrote
+	// ($(step.artifacts.path)), or the task's ($(artifacts.path)) for step
+	// ""; ok is false when there is none.
+	ReadArtifacts(step string) (raw []byte, ok bool, err error)
 	// RunStep runs one fully substituted step and waits for it to end. When ctx
 	// ends first the step is stopped (SIGTERM, then SIGKILL after a grace
 	// period) and RunStep returns once it is gone.

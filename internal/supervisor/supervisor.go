@@ -37,8 +37,9 @@ type Supervisor struct {
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 
-	mu      sync.Mutex // serializes reports
-	results *results.Store
+	mu        sync.Mutex // serializes reports
+	results   *results.Store
+	artifacts taskArtifacts // of the tasks that ended
 
 	// Requests from outside (CancelRunFinally, StopRunFinally), in order;
 	// wake holds a token while some are pending.

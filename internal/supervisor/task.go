@@ -30,6 +30,7 @@ func (s *Supervisor) runTask(ctx context.Context, ready *facts.Ready) taskEnd {
 		st.CompletionTime = nil
 		st.Steps = nil
 		st.Results = nil
+		st.ArtifactInputs, st.ArtifactOutputs = nil, nil
 		st.Condition = &planpb.Condition{Status: "Unknown", Reason: reasons.Running, Message: reasons.MsgTaskRunning, LastTransitionTime: st.StartTime}
 		s.reportTask(st)
 
@@ -78,6 +79,7 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *facts.Ready, attempt
 	}
 	taskCtx["context.task.retry-count"] = strconv.Itoa(attempt)
 	spec := results.Propagate(t.GetSpec(), ready.Results)
+	spec = results.Propagate(spec, s.artifacts.vars())
 	steps, err := results.TaskSteps(spec, ready.Params, taskCtx, att)
 	if err != nil {
 		return fail(st, reasons.Failed, fmt.Sprintf("invalid task %q: %v", t.GetName(), err))
@@ -92,6 +94,11 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *facts.Ready, attempt
 
 	var failed *planpb.StepState // the first step that failed the task
 	var failure string           // and its message
+	var arts attemptArtifacts
+	defer func() {
+		st.ArtifactInputs, st.ArtifactOutputs = arts.task.Inputs, arts.task.Outputs
+		s.artifacts.set(t.GetName(), arts.task)
+	}()
 	for i, step := range steps {
 		state := &planpb.StepState{Name: step.GetName(), Container: "step-" + step.GetName(), Image: step.GetImage()}
 		st.Steps = append(st.Steps, state)
@@ -116,7 +123,12 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *facts.Ready, attempt
 			s.reportTask(st)
 			continue
 		}
-		exit := s.runStep(ctx, att, t, i, step, state)
+		exit := s.runStep(ctx, att, t, i, arts.withStepArtifacts(step), state)
+		if err := arts.collect(att, step.GetName(), state); err != nil && exit == "" {
+			// Tekton's entrypoint exits 1 after the step ran.
+			state.ExitCode, state.Reason = 1, reasons.StepError
+			exit = fmt.Sprintf("%q exited with code 1: %v", state.GetContainer(), err)
+		}
 		s.reportTask(st)
 		if cause := context.Cause(ctx); ctx.Err() != nil {
 			return s.stopped(st, t, att, cause)

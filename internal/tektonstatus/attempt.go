@@ -108,7 +108,9 @@ func (b *builder) finishAttempt(status *v1.TaskRunStatus, results []*planpb.Resu
 		}
 	}
 	containerOOM(status, b.containerStatus)
-	if c := status.GetCondition(apis.ConditionSucceeded); c != nil && !c.IsUnknown() {
+	// A finished TaskRun has status.artifacts, empty when no step wrote
+	// any (Tekton merges into it once done).
+	if c := status.GetCondition(apis.ConditionSucceeded); c != nil && !c.IsUnknown() && status.Artifacts == nil {
 		status.Artifacts = &v1.Artifacts{}
 	}
 }

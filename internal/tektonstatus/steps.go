@@ -73,7 +73,8 @@ func stepStates(names []string, states []*planpb.StepState, cond *planpb.Conditi
 		// engine's state: an unnamed step is "unnamed-N".
 		// Every step has a provenance (GetStepActionsData records one per
 		// step: empty without remote resolution).
-		ss := v1.StepState{Name: name, Container: container(name), ImageID: s.GetImage(), Provenance: &v1.Provenance{}}
+		ss := v1.StepState{Name: name, Container: container(name), ImageID: s.GetImage(), Provenance: &v1.Provenance{},
+			Inputs: artifactList(s.GetInputs()), Outputs: artifactList(s.GetOutputs())}
 		stopped := func(startedAt metav1.Time) {
 			ss.Terminated = &corev1.ContainerStateTerminated{
 				ExitCode: 1, StartedAt: startedAt, FinishedAt: finished, Reason: stopReason,
@@ -200,4 +201,32 @@ func (b *builder) containers(task string) (step, sidecar func(string) string) {
 	}
 	return func(s string) string { return podlayout.StepContainer(task, s) },
 		func(s string) string { return podlayout.SidecarContainer(task, s) }
+}
+
+// artifactList is Tekton's form of artifacts (enable-artifacts).
+func artifactList(in []*planpb.Artifact) []v1.Artifact {
+	var out []v1.Artifact
+	for _, a := range in {
+		art := v1.Artifact{Name: a.GetName(), BuildOutput: a.GetBuildOutput()}
+		for _, v := range a.GetValues() {
+			av := v1.ArtifactValue{Uri: v.GetUri()}
+			for alg, d := range v.GetDigest() {
+				if av.Digest == nil {
+					av.Digest = map[v1.Algorithm]string{}
+				}
+				av.Digest[v1.Algorithm(alg)] = d
+			}
+			art.Values = append(art.Values, av)
+		}
+		out = append(out, art)
+	}
+	return out
+}
+
+// taskArtifacts is a TaskRun's status.artifacts; nil when it has none.
+func taskArtifacts(ts *planpb.TaskStatus) *v1.Artifacts {
+	if len(ts.GetArtifactInputs())+len(ts.GetArtifactOutputs()) == 0 {
+		return nil
+	}
+	return &v1.Artifacts{Inputs: artifactList(ts.GetArtifactInputs()), Outputs: artifactList(ts.GetArtifactOutputs())}
 }

@@ -155,6 +155,7 @@ func (b *builder) taskRunStatus(name string, ts *planpb.TaskStatus) v1.TaskRunSt
 			Steps:          b.stepSources(name, names, stepStates(names, ts.GetSteps(), ts.GetCondition(), ts.GetStartTime(), ts.GetCompletionTime(), b.opts.PodName, stepContainer)),
 			Results:        taskRunResults(results),
 			Sidecars:       sidecarStates(ts.GetSidecars(), ts.GetStartTime(), ts.GetCompletionTime(), sidecarContainer),
+			Artifacts:      taskArtifacts(ts),
 			TaskSpec:       b.runSpec(name, spec, ts.GetParams(), len(ts.GetRetries())),
 			Provenance:     b.provenance(b.refSourceKey(name)),
 		},

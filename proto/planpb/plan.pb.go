@@ -2784,7 +2784,11 @@ type StepState struct {
 	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	Image      string                 `protobuf:"bytes,9,opt,name=image,proto3" json:"image,omitempty"`
 	// Set when the step was never run (an earlier step failed).
-	Skipped       bool `protobuf:"varint,10,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	Skipped bool `protobuf:"varint,10,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// The artifacts the step wrote to $(step.artifacts.path) (TaskRun
+	// status.steps[].inputs and outputs), once it ended.
+	Inputs        []*Artifact `protobuf:"bytes,11,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	Outputs       []*Artifact `protobuf:"bytes,12,rep,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2889,6 +2893,135 @@ func (x *StepState) GetSkipped() bool {
 	return false
 }
 
+func (x *StepState) GetInputs() []*Artifact {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *StepState) GetOutputs() []*Artifact {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+// Artifact is Tekton's v1.Artifact (enable-artifacts): a category of
+// artifacts a step or task consumed or produced.
+type Artifact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []*ArtifactValue       `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	BuildOutput   bool                   `protobuf:"varint,3,opt,name=build_output,json=buildOutput,proto3" json:"build_output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Artifact) Reset() {
+	*x = Artifact{}
+	mi := &file_plan_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Artifact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Artifact) ProtoMessage() {}
+
+func (x *Artifact) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
+func (*Artifact) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Artifact) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Artifact) GetValues() []*ArtifactValue {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *Artifact) GetBuildOutput() bool {
+	if x != nil {
+		return x.BuildOutput
+	}
+	return false
+}
+
+type ArtifactValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Algorithm (sha256, sha1...) to digest.
+	Digest        map[string]string `protobuf:"bytes,1,rep,name=digest,proto3" json:"digest,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Uri           string            `protobuf:"bytes,2,opt,name=uri,proto3" json:"uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactValue) Reset() {
+	*x = ArtifactValue{}
+	mi := &file_plan_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactValue) ProtoMessage() {}
+
+func (x *ArtifactValue) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactValue.ProtoReflect.Descriptor instead.
+func (*ArtifactValue) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ArtifactValue) GetDigest() map[string]string {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *ArtifactValue) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
 type ResultValue struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2899,7 +3032,7 @@ type ResultValue struct {
 
 func (x *ResultValue) Reset() {
 	*x = ResultValue{}
-	mi := &file_plan_proto_msgTypes[32]
+	mi := &file_plan_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +3044,7 @@ func (x *ResultValue) String() string {
 func (*ResultValue) ProtoMessage() {}
 
 func (x *ResultValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[32]
+	mi := &file_plan_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3057,7 @@ func (x *ResultValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultValue.ProtoReflect.Descriptor instead.
 func (*ResultValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{32}
+	return file_plan_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ResultValue) GetName() string {
@@ -2954,7 +3087,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_plan_proto_msgTypes[33]
+	mi := &file_plan_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2966,7 +3099,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[33]
+	mi := &file_plan_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2979,7 +3112,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{33}
+	return file_plan_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TaskAttempt) GetCondition() *Condition {
@@ -3034,14 +3167,19 @@ type TaskStatus struct {
 	// its own: this and task_run_uid tell it apart.
 	Matrix *Matrix `protobuf:"bytes,12,opt,name=matrix,proto3" json:"matrix,omitempty"`
 	// The TaskRun's uid ($(context.taskRun.uid)), for a matrix TaskRun.
-	TaskRunUid    string `protobuf:"bytes,13,opt,name=task_run_uid,json=taskRunUid,proto3" json:"task_run_uid,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TaskRunUid string `protobuf:"bytes,13,opt,name=task_run_uid,json=taskRunUid,proto3" json:"task_run_uid,omitempty"`
+	// The TaskRun's artifacts (status.artifacts): what its steps wrote to
+	// $(artifacts.path) and $(step.artifacts.path), merged as Tekton merges
+	// them.
+	ArtifactInputs  []*Artifact `protobuf:"bytes,14,rep,name=artifact_inputs,json=artifactInputs,proto3" json:"artifact_inputs,omitempty"`
+	ArtifactOutputs []*Artifact `protobuf:"bytes,15,rep,name=artifact_outputs,json=artifactOutputs,proto3" json:"artifact_outputs,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_plan_proto_msgTypes[34]
+	mi := &file_plan_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3053,7 +3191,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[34]
+	mi := &file_plan_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3066,7 +3204,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{34}
+	return file_plan_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TaskStatus) GetName() string {
@@ -3160,6 +3298,20 @@ func (x *TaskStatus) GetTaskRunUid() string {
 	return ""
 }
 
+func (x *TaskStatus) GetArtifactInputs() []*Artifact {
+	if x != nil {
+		return x.ArtifactInputs
+	}
+	return nil
+}
+
+func (x *TaskStatus) GetArtifactOutputs() []*Artifact {
+	if x != nil {
+		return x.ArtifactOutputs
+	}
+	return nil
+}
+
 type SkippedTask struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -3172,7 +3324,7 @@ type SkippedTask struct {
 
 func (x *SkippedTask) Reset() {
 	*x = SkippedTask{}
-	mi := &file_plan_proto_msgTypes[35]
+	mi := &file_plan_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3184,7 +3336,7 @@ func (x *SkippedTask) String() string {
 func (*SkippedTask) ProtoMessage() {}
 
 func (x *SkippedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[35]
+	mi := &file_plan_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3197,7 +3349,7 @@ func (x *SkippedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedTask.ProtoReflect.Descriptor instead.
 func (*SkippedTask) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{35}
+	return file_plan_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SkippedTask) GetName() string {
@@ -3237,7 +3389,7 @@ type RunStatus struct {
 
 func (x *RunStatus) Reset() {
 	*x = RunStatus{}
-	mi := &file_plan_proto_msgTypes[36]
+	mi := &file_plan_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3401,7 @@ func (x *RunStatus) String() string {
 func (*RunStatus) ProtoMessage() {}
 
 func (x *RunStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[36]
+	mi := &file_plan_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3414,7 @@ func (x *RunStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStatus.ProtoReflect.Descriptor instead.
 func (*RunStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{36}
+	return file_plan_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RunStatus) GetName() string {
@@ -3330,7 +3482,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plan_proto_msgTypes[37]
+	mi := &file_plan_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3342,7 +3494,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[37]
+	mi := &file_plan_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3507,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{37}
+	return file_plan_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -3660,7 +3812,7 @@ const file_plan_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12L\n" +
-	"\x14last_transition_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x12lastTransitionTime\"\xd4\x02\n" +
+	"\x14last_transition_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x12lastTransitionTime\"\xb6\x03\n" +
 	"\tStepState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tcontainer\x18\x02 \x01(\tR\tcontainer\x12\x18\n" +
@@ -3676,7 +3828,19 @@ const file_plan_proto_rawDesc = "" +
 	"finishedAt\x12\x14\n" +
 	"\x05image\x18\t \x01(\tR\x05image\x12\x18\n" +
 	"\askipped\x18\n" +
-	" \x01(\bR\askipped\"L\n" +
+	" \x01(\bR\askipped\x12.\n" +
+	"\x06inputs\x18\v \x03(\v2\x16.podrunner.v1.ArtifactR\x06inputs\x120\n" +
+	"\aoutputs\x18\f \x03(\v2\x16.podrunner.v1.ArtifactR\aoutputs\"v\n" +
+	"\bArtifact\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\x06values\x18\x02 \x03(\v2\x1b.podrunner.v1.ArtifactValueR\x06values\x12!\n" +
+	"\fbuild_output\x18\x03 \x01(\bR\vbuildOutput\"\x9d\x01\n" +
+	"\rArtifactValue\x12?\n" +
+	"\x06digest\x18\x01 \x03(\v2'.podrunner.v1.ArtifactValue.DigestEntryR\x06digest\x12\x10\n" +
+	"\x03uri\x18\x02 \x01(\tR\x03uri\x1a9\n" +
+	"\vDigestEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
 	"\vResultValue\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x05value\x18\x02 \x01(\v2\x13.podrunner.v1.ValueR\x05value\"\xf3\x01\n" +
@@ -3685,7 +3849,7 @@ const file_plan_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12C\n" +
 	"\x0fcompletion_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0ecompletionTime\x12-\n" +
-	"\x05steps\x18\x04 \x03(\v2\x17.podrunner.v1.StepStateR\x05steps\"\xe0\x04\n" +
+	"\x05steps\x18\x04 \x03(\v2\x17.podrunner.v1.StepStateR\x05steps\"\xe4\x05\n" +
 	"\n" +
 	"TaskStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
@@ -3703,7 +3867,9 @@ const file_plan_proto_rawDesc = "" +
 	"\bsidecars\x18\v \x03(\v2\x17.podrunner.v1.StepStateR\bsidecars\x12,\n" +
 	"\x06matrix\x18\f \x01(\v2\x14.podrunner.v1.MatrixR\x06matrix\x12 \n" +
 	"\ftask_run_uid\x18\r \x01(\tR\n" +
-	"taskRunUid\"k\n" +
+	"taskRunUid\x12?\n" +
+	"\x0fartifact_inputs\x18\x0e \x03(\v2\x16.podrunner.v1.ArtifactR\x0eartifactInputs\x12A\n" +
+	"\x10artifact_outputs\x18\x0f \x03(\v2\x16.podrunner.v1.ArtifactR\x0fartifactOutputs\"k\n" +
 	"\vSkippedTask\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
@@ -3750,7 +3916,7 @@ func file_plan_proto_rawDescGZIP() []byte {
 }
 
 var file_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_plan_proto_goTypes = []any{
 	(RunKind)(0),                  // 0: podrunner.v1.RunKind
 	(ValueType)(0),                // 1: podrunner.v1.ValueType
@@ -3788,20 +3954,23 @@ var file_plan_proto_goTypes = []any{
 	(*KeyToPath)(nil),             // 33: podrunner.v1.KeyToPath
 	(*Condition)(nil),             // 34: podrunner.v1.Condition
 	(*StepState)(nil),             // 35: podrunner.v1.StepState
-	(*ResultValue)(nil),           // 36: podrunner.v1.ResultValue
-	(*TaskAttempt)(nil),           // 37: podrunner.v1.TaskAttempt
-	(*TaskStatus)(nil),            // 38: podrunner.v1.TaskStatus
-	(*SkippedTask)(nil),           // 39: podrunner.v1.SkippedTask
-	(*RunStatus)(nil),             // 40: podrunner.v1.RunStatus
-	(*Event)(nil),                 // 41: podrunner.v1.Event
-	nil,                           // 42: podrunner.v1.Value.ObjectValueEntry
-	nil,                           // 43: podrunner.v1.Task.ContextEntry
-	nil,                           // 44: podrunner.v1.Task.LabelsEntry
-	nil,                           // 45: podrunner.v1.Task.AnnotationsEntry
-	nil,                           // 46: podrunner.v1.Step.RequestsEntry
-	nil,                           // 47: podrunner.v1.Step.LimitsEntry
-	(*durationpb.Duration)(nil),   // 48: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
+	(*Artifact)(nil),              // 36: podrunner.v1.Artifact
+	(*ArtifactValue)(nil),         // 37: podrunner.v1.ArtifactValue
+	(*ResultValue)(nil),           // 38: podrunner.v1.ResultValue
+	(*TaskAttempt)(nil),           // 39: podrunner.v1.TaskAttempt
+	(*TaskStatus)(nil),            // 40: podrunner.v1.TaskStatus
+	(*SkippedTask)(nil),           // 41: podrunner.v1.SkippedTask
+	(*RunStatus)(nil),             // 42: podrunner.v1.RunStatus
+	(*Event)(nil),                 // 43: podrunner.v1.Event
+	nil,                           // 44: podrunner.v1.Value.ObjectValueEntry
+	nil,                           // 45: podrunner.v1.Task.ContextEntry
+	nil,                           // 46: podrunner.v1.Task.LabelsEntry
+	nil,                           // 47: podrunner.v1.Task.AnnotationsEntry
+	nil,                           // 48: podrunner.v1.Step.RequestsEntry
+	nil,                           // 49: podrunner.v1.Step.LimitsEntry
+	nil,                           // 50: podrunner.v1.ArtifactValue.DigestEntry
+	(*durationpb.Duration)(nil),   // 51: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
 }
 var file_plan_proto_depIdxs = []int32{
 	0,  // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
@@ -3810,11 +3979,11 @@ var file_plan_proto_depIdxs = []int32{
 	10, // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
 	5,  // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
 	30, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
-	48, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
-	48, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
-	48, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
+	51, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
+	51, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
+	51, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
 	1,  // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
-	42, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
+	44, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
 	6,  // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
 	1,  // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
 	6,  // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
@@ -3823,12 +3992,12 @@ var file_plan_proto_depIdxs = []int32{
 	6,  // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
 	7,  // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
 	27, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
-	48, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
+	51, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
 	15, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
 	29, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
-	43, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
-	44, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
-	45, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
+	45, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
+	46, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
+	47, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
 	12, // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
 	13, // 26: podrunner.v1.Matrix.run_time:type_name -> podrunner.v1.RunTimeMatrix
 	7,  // 27: podrunner.v1.RunTimeMatrix.params:type_name -> podrunner.v1.Param
@@ -3841,10 +4010,10 @@ var file_plan_proto_depIdxs = []int32{
 	16, // 34: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
 	24, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
 	2,  // 36: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
-	48, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
+	51, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
 	9,  // 38: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
-	46, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
-	47, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
+	48, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
+	49, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
 	25, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
 	27, // 42: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
 	23, // 43: podrunner.v1.Step.workspaces:type_name -> podrunner.v1.StepWorkspace
@@ -3865,39 +4034,45 @@ var file_plan_proto_depIdxs = []int32{
 	31, // 58: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
 	31, // 59: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
 	33, // 60: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
-	49, // 61: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	49, // 62: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	49, // 63: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 64: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	34, // 65: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	49, // 66: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	49, // 67: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	35, // 68: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	34, // 69: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	49, // 70: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	49, // 71: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	35, // 72: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	36, // 73: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	37, // 74: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 75: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	35, // 76: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	12, // 77: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
-	27, // 78: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	34, // 79: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	49, // 80: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	49, // 81: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	38, // 82: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	39, // 83: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	36, // 84: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	49, // 85: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	38, // 86: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	39, // 87: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	40, // 88: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	89, // [89:89] is the sub-list for method output_type
-	89, // [89:89] is the sub-list for method input_type
-	89, // [89:89] is the sub-list for extension type_name
-	89, // [89:89] is the sub-list for extension extendee
-	0,  // [0:89] is the sub-list for field type_name
+	52, // 61: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	52, // 62: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	52, // 63: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	36, // 64: podrunner.v1.StepState.inputs:type_name -> podrunner.v1.Artifact
+	36, // 65: podrunner.v1.StepState.outputs:type_name -> podrunner.v1.Artifact
+	37, // 66: podrunner.v1.Artifact.values:type_name -> podrunner.v1.ArtifactValue
+	50, // 67: podrunner.v1.ArtifactValue.digest:type_name -> podrunner.v1.ArtifactValue.DigestEntry
+	6,  // 68: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	34, // 69: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	52, // 70: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	52, // 71: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	35, // 72: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	34, // 73: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	52, // 74: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	52, // 75: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	35, // 76: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	38, // 77: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	39, // 78: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 79: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	35, // 80: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	12, // 81: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
+	36, // 82: podrunner.v1.TaskStatus.artifact_inputs:type_name -> podrunner.v1.Artifact
+	36, // 83: podrunner.v1.TaskStatus.artifact_outputs:type_name -> podrunner.v1.Artifact
+	27, // 84: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	34, // 85: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	52, // 86: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	52, // 87: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	40, // 88: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	41, // 89: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	38, // 90: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	52, // 91: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	40, // 92: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	41, // 93: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	42, // 94: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	95, // [95:95] is the sub-list for method output_type
+	95, // [95:95] is the sub-list for method input_type
+	95, // [95:95] is the sub-list for extension type_name
+	95, // [95:95] is the sub-list for extension extendee
+	0,  // [0:95] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -3921,7 +4096,7 @@ func file_plan_proto_init() {
 		(*Volume_Projected)(nil),
 		(*Volume_Csi)(nil),
 	}
-	file_plan_proto_msgTypes[37].OneofWrappers = []any{
+	file_plan_proto_msgTypes[39].OneofWrappers = []any{
 		(*Event_Task)(nil),
 		(*Event_Skipped)(nil),
 		(*Event_Run)(nil),
@@ -3932,7 +4107,7 @@ func file_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plan_proto_rawDesc), len(file_plan_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

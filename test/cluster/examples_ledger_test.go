@@ -39,9 +39,6 @@ var exampleLedger = map[string]exampleEntry{
 	"pipelineruns/alpha/pipelines-in-pipelines.yaml":                  noPinP,
 	"pipelineruns/alpha/pipelines-in-pipelines-ref.yaml":              noPinP,
 	"pipelineruns/alpha/pipelines-in-pipelines-ref-complex.yaml":      noPinP,
-	"taskruns/alpha/task-artifacts.yaml":                              noArtifacts,
-	"taskruns/alpha/produce-consume-artifacts.yaml":                   fails(artifacts, "step.artifacts.path: not found"),
-	"pipelineruns/alpha/consume-artifacts-from-task.yaml":             noArtifacts,
 	"taskruns/readonly-internal-dir.yaml": fails("a step can write another step's /tekton/steps/<index>: a task's steps share one steps volume, "+
 		"where Tekton mounts each step's directory read-only in the others' containers", "able to write to run directory of non-current step"),
 	"taskruns/sidecar-ready-script.yaml": racy(sidecarRace, "cat: /shared/message: No such file"),
@@ -57,14 +54,12 @@ var exampleLedger = map[string]exampleEntry{
 const (
 	sidecarRace = "a race in the example: its step reads what its sidecar writes, with nothing waiting (a sidecar with no probe is Ready once running); " +
 		"Tekton's steps start seconds after the sidecar (its readiness annotation reaches the Pod through the kubelet), pod-runner's at once"
-	artifacts = "artifacts (enable-artifacts: $(artifacts.path), $(step.artifacts.path)) are not substituted yet"
 )
 
 var (
 	noMatrixFromResults = fails("a matrix fanned out from task results: pod mode refuses it (a Pod's containers are fixed when it is created; issue 12)",
 		"how many TaskRuns it fans out into is known only at run time")
-	noPinP      = fails("pipelines in pipelines are not built yet", "pipelines in pipelines is not supported yet")
-	noArtifacts = fails(artifacts, "$(artifacts.path): ambiguous redirect")
+	noPinP = fails("pipelines in pipelines are not built yet", "pipelines in pipelines is not supported yet")
 )
 
 func fails(why, want string) exampleEntry { return exampleEntry{why: why, want: want} }

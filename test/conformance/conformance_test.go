@@ -90,15 +90,10 @@ var ledger = map[string]entry{
 
 	"taskruns/alpha/step-stream-results.yaml":                    notRunnable("its crane step asks mirror.gcr.io for an image's digest"),
 	"taskruns/alpha/step-stream-workspace.yaml":                  notRunnable("its crane steps ask mirror.gcr.io for an image's digest"),
-	"taskruns/alpha/task-artifacts.yaml":                         fails(artifacts, "$(artifacts.path): ambiguous redirect"),
-	"pipelineruns/alpha/consume-artifacts-from-task.yaml":        fails(artifacts, "$(artifacts.path): ambiguous redirect"),
-	"taskruns/alpha/produce-consume-artifacts.yaml":              fails(artifacts, "step.artifacts.path: not found"),
 	"pipelineruns/alpha/pipelines-in-pipelines.yaml":             noPinP,
 	"pipelineruns/alpha/pipelines-in-pipelines-ref.yaml":         noPinP,
 	"pipelineruns/alpha/pipelines-in-pipelines-ref-complex.yaml": noPinP,
 }
-
-const artifacts = "artifacts (enable-artifacts: $(artifacts.path), $(step.artifacts.path)) are not substituted yet"
 
 var noPinP = fails("pipelines in pipelines are not built yet", "pipelines in pipelines is not supported yet")
 
