@@ -43,8 +43,6 @@ var exampleLedger = map[string]exampleEntry{
 		"where Tekton mounts each step's directory read-only in the others' containers", "able to write to run directory of non-current step"),
 	"taskruns/sidecar-ready-script.yaml": racy(sidecarRace, "cat: /shared/message: No such file"),
 	"taskruns/sidecar-interp.yaml":       racy(sidecarRace, "cat: /shared/value: No such file"),
-	"taskruns/entrypoint-resolution.yaml": fails("a step runs Tekton's own nop image with no command: no stand-in for it is built here, so its entrypoint is unknown",
-		"no --entrypoint ghcr.io/tektoncd/pipeline/nop-"),
 	"taskruns/stepaction-params.yaml": fails("a TaskRun run as a PipelineRun of one task: Tekton's TaskRun validation merges the Task's object param defaults into the "+
 		"TaskRun's value, which a StepAction given the whole object then sees; a PipelineTask's param is not merged so (the pipelineruns/ example of the same passes)",
 		"Want: taskspec default key1 Got: step-action default key1"),

@@ -54,14 +54,19 @@ data:
 type entry struct {
 	why  string
 	want string // in the failure's output; empty: never run
+	// racy: the example races with itself; it may pass too (and then
+	// counts as passed).
+	racy bool
 }
 
 const (
-	entrypoint = "a step with neither command nor script runs its image's entrypoint, and exampleimages has no stand-in for this image's (Tekton's nop, Docker's daemon)"
+	sidecarRace = "a race in the example: its step reads what its sidecar writes, with nothing waiting (as on the cluster: test/cluster's ledger)"
+	entrypoint  = "a step with neither command nor script runs its image's entrypoint, and exampleimages has no stand-in for this image's (Tekton's nop, Docker's daemon)"
 )
 
 func notRunnable(why string) entry { return entry{why: why} }
 func fails(why, want string) entry { return entry{why: why, want: want} }
+func racy(why, want string) entry  { return entry{why: why, want: want, racy: true} }
 func (e entry) runnable() bool     { return e.want != "" }
 
 var (
@@ -83,8 +88,8 @@ var ledger = map[string]entry{
 	"taskruns/beta/authenticating-git-commands.yaml":            notRunnable("credentials from the ServiceAccount's secrets (creds-init) exist only in a cluster"),
 	"taskruns/creds-init-only-mounts-provided-credentials.yaml": notRunnable("credentials from the ServiceAccount's secrets (creds-init) exist only in a cluster"),
 
-	"taskruns/sidecar-ready-script.yaml":     notRunnable("a race in the example: its step reads what its sidecar writes, with nothing waiting (as on the cluster: test/cluster's ledger)"),
-	"taskruns/entrypoint-resolution.yaml":    noEntrypoint,
+	"taskruns/sidecar-ready-script.yaml":     racy(sidecarRace, "cat: /shared/message: No such file"),
+	"taskruns/sidecar-interp.yaml":           racy(sidecarRace, "cat: /shared/value: No such file"),
 	"taskruns/dind-sidecar.yaml":             noEntrypoint,
 	"pipelineruns/workspaces-projected.yaml": fails("projected workspaces are built by the kubelet (pod mode)", "is a projected volume: the kubelet builds it"),
 
@@ -99,7 +104,7 @@ var noPinP = fails("pipelines in pipelines are not built yet", "pipelines in pip
 
 // floor is the share of the runnable examples that passed when the ledger
 // was last measured: a lower one fails the test.
-const floor = 0.92
+const floor = 0.95
 
 var binary string
 
@@ -153,6 +158,10 @@ func TestTektonExamples(t *testing.T) {
 				t.Parallel()
 				err := runExample(f)
 				switch {
+				case e.racy && err == nil:
+					mu.Lock()
+					passed++
+					mu.Unlock()
 				case listed && err == nil:
 					t.Errorf("passes now: remove it from the ledger (it failed because %s)", e.why)
 				case listed && !strings.Contains(err.Error(), e.want):

@@ -26,6 +26,11 @@ var Commands = map[string][]string{
 	"mirror.gcr.io/python":       {"python3"},
 	"mirror.gcr.io/node":         {"node"},
 	"mirror.gcr.io/perl":         {"perl"},
+	// Tekton's own nop image (cmd/nop), which is not built here: a shell
+	// doing what its binary does (log "Exiting...", exit 0; with
+	// tekton_run_indefinitely, wait for SIGINT or SIGTERM first).
+	"ghcr.io/tektoncd/pipeline/nop-8eac7c133edad5df719dc37b36b62482": {"sh", "-c",
+		`if [ "$1" = tekton_run_indefinitely ]; then echo "Waiting indefinitely..." >&2; trap 'exit 0' INT TERM; while :; do sleep 1; done; fi; echo "Exiting..." >&2`, "nop"},
 }
 
 // Repo is image without its tag or digest.
