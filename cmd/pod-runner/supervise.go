@@ -52,9 +52,9 @@ func superviseMain(args []string) (code int) {
 	}
 	opts := podlaunch.Options{Socket: *socket, StateDir: *stateDir}
 	if *hostPaths {
-		opts.StepView = func(task string) (string, string) {
+		opts.StepView = func(task string) podlaunch.StepView {
 			dir := filepath.Join(*stateDir, podlayout.TaskDir(task))
-			return filepath.Join(dir, "results"), filepath.Join(dir, "steps")
+			return podlaunch.StepView{Results: filepath.Join(dir, "results"), Steps: filepath.Join(dir, "steps"), Run: filepath.Join(dir, "run")}
 		}
 	}
 	// Pod deletion sends SIGTERM: the run is cancelled and its status

@@ -30,9 +30,10 @@ const ReasonContainerEnded = "ContainerEnded"
 type attempt struct {
 	l          *Launcher
 	task       string
-	dir        string // the supervisor's mount of the task's state directory
-	results    string // the results directory as the steps see it
-	steps      string // the steps directory as the steps see it
+	dir        string         // the supervisor's mount of the task's state directory
+	results    string         // the results directory as the steps see it
+	steps      string         // the steps directory as the steps see it
+	index      map[string]int // step name → index: its own directory is run/INDEX/status
 	workspaces map[string]string
 	sidecars   []*sidecarRun // StartSidecars' sidecars, nil where one never started
 }
@@ -47,37 +48,11 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 		return nil, errors.New("launcher not prepared")
 	}
 	a := &attempt{l: l, task: task.GetName(), dir: filepath.Join(l.opts.StateDir, podlayout.TaskDir(task.GetName())),
-		workspaces: map[string]string{}}
-	a.results, a.steps = l.opts.StepView(task.GetName())
-	// The step containers mount these directories: a retry empties them
-	// rather than replacing them, which would leave the mounts on deleted
-	// directories.
-	dirs := []string{filepath.Join(a.dir, "results"), filepath.Join(a.dir, "steps")}
-	if _, err := os.Stat(filepath.Join(a.dir, "artifacts")); err == nil {
-		dirs = append(dirs, filepath.Join(a.dir, "artifacts")) // mounted: the task names it
-	}
-	for _, d := range dirs {
-		if err := emptyDir(d); err != nil {
-			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
-		}
-	}
-	for i, s := range task.GetSpec().GetSteps() {
-		step := "step-" + results.StepName(s.GetName(), i)
-		// Both writable by every user: a step's container may run as any
-		// (its exitCode goes in the step's directory).
-		if err := mkdir(filepath.Join(a.dir, "steps", step)); err != nil {
-			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
-		}
-		for _, sub := range []string{"results", "artifacts"} {
-			if err := mkdir(filepath.Join(a.dir, "steps", step, sub)); err != nil {
-				return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
-			}
-		}
-		// Tekton's step-init names each step's directory by its index
-		// too (/tekton/steps/0/exitCode).
-		if err := os.Symlink(step, filepath.Join(a.dir, "steps", strconv.Itoa(i))); err != nil {
-			return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
-		}
+		workspaces: map[string]string{}, index: map[string]int{}}
+	view := l.opts.StepView(task.GetName())
+	a.results, a.steps = view.Results, view.Steps
+	if err := a.layout(task, view); err != nil {
+		return nil, fmt.Errorf("attempt %d of task %q: %w", n, task.GetName(), err)
 	}
 	for _, b := range task.GetWorkspaces() {
 		p, ok := decls[b.GetName()]
@@ -87,6 +62,51 @@ func (l *Launcher) StartAttempt(_ context.Context, task *planpb.Task, n int) (su
 		a.workspaces[b.GetName()] = p
 	}
 	return a, nil
+}
+
+// layout makes the attempt's directories, as Tekton's step-init lays them
+// out: each step's own directory is run/INDEX/status (exitCode, results,
+// artifacts) on a volume of its own, which only its container may write,
+// and steps/step-NAME and steps/INDEX link to it. The step containers
+// mount these volumes: a retry empties them rather than replacing them,
+// which would leave the mounts on deleted directories.
+func (a *attempt) layout(task *planpb.Task, view StepView) error {
+	dirs := []string{filepath.Join(a.dir, "results"), filepath.Join(a.dir, "steps")}
+	if _, err := os.Stat(filepath.Join(a.dir, "artifacts")); err == nil {
+		dirs = append(dirs, filepath.Join(a.dir, "artifacts")) // mounted: the task names it
+	}
+	for i := range task.GetSpec().GetSteps() {
+		dirs = append(dirs, filepath.Join(a.dir, "run", strconv.Itoa(i)))
+	}
+	for _, d := range dirs {
+		if err := emptyDir(d); err != nil {
+			return err
+		}
+	}
+	for i, s := range task.GetSpec().GetSteps() {
+		name := results.StepName(s.GetName(), i)
+		a.index[name] = i
+		// Writable by every user: a step's container may run as any
+		// (its exitCode goes in its own directory).
+		for _, sub := range []string{"", "results", "artifacts"} {
+			if err := mkdir(filepath.Join(a.ownDir(name), sub)); err != nil {
+				return err
+			}
+		}
+		own := filepath.Join(view.Run, strconv.Itoa(i), "status")
+		for _, link := range []string{"step-" + name, strconv.Itoa(i)} {
+			if err := os.Symlink(own, filepath.Join(a.dir, "steps", link)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ownDir is a step's own directory (/tekton/steps/step-NAME) through the
+// supervisor's mount.
+func (a *attempt) ownDir(step string) string {
+	return filepath.Join(a.dir, "run", strconv.Itoa(a.index[step]), "status")
 }
 
 // emptyDir makes dir, or removes what it holds.
@@ -134,7 +154,7 @@ func (a *attempt) ArtifactsDir() string { return podlayout.ArtifactsDir }
 func (a *attempt) ReadArtifacts(step string) ([]byte, bool, error) {
 	dir := filepath.Join(a.dir, "artifacts")
 	if step != "" {
-		dir = filepath.Join(a.dir, "steps", "step-"+step, "artifacts")
+		dir = filepath.Join(a.ownDir(step), "artifacts")
 	}
 	return artifacts.ReadFile(filepath.Join(dir, artifacts.FileName))
 }
@@ -152,7 +172,7 @@ func (a *attempt) ReadResult(name string) (string, bool, error) {
 
 // ReadStepResult reads a step result through the supervisor's mount.
 func (a *attempt) ReadStepResult(step, name string) (string, bool, error) {
-	return results.ReadFile(filepath.Join(a.dir, "steps", "step-"+step, "results"), name)
+	return results.ReadFile(filepath.Join(a.ownDir(step), "results"), name)
 }
 
 // Finish keeps the files: a retry empties them, the pod's end removes them.

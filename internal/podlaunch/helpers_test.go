@@ -51,9 +51,9 @@ func newPod(t testing.TB) *pod {
 }
 
 // stepView: outside containers, the steps see the supervisor's own paths.
-func (p *pod) stepView(task string) (string, string) {
+func (p *pod) stepView(task string) StepView {
 	d := filepath.Join(p.stateDir, podlayout.TaskDir(task))
-	return filepath.Join(d, "results"), filepath.Join(d, "steps")
+	return StepView{Results: filepath.Join(d, "results"), Steps: filepath.Join(d, "steps"), Run: filepath.Join(d, "run")}
 }
 
 // start starts the container of every step and sidecar of plan.

@@ -45,15 +45,24 @@ type Options struct {
 	Grace time.Duration
 	// Log receives the launcher's own messages (os.Stderr).
 	Log io.Writer
-	// StepView is where a task's step containers see its results and steps
-	// directories (podlayout.ResultsDir and podlayout.StepsDir, their mounts
-	// of the task's part of the state volume). Tests that run steps outside
-	// containers point it at StateDir.
-	StepView func(task string) (resultsDir, stepsDir string)
+	// StepView is where a task's step containers see its results, steps
+	// and per-step run directories (podlayout.ResultsDir, StepsDir and
+	// RunStepsDir, their mounts of the task's volumes, which the supervisor
+	// mounts under StateDir). Tests that run steps outside containers point
+	// it at StateDir.
+	StepView func(task string) StepView
 	// Control receives the requests `pod-runner control` sends over the
 	// socket (spec.status CancelledRunFinally, StoppedRunFinally); when
 	// nil they are refused.
 	Control func(steppb.Control_Action) error
+}
+
+// StepView is a task's directories as its step containers see them.
+type StepView struct {
+	Results, Steps string
+	// Run holds each step's own directory, by index: read-only but in its
+	// own step's container, as Tekton's /tekton/run.
+	Run string
 }
 
 // Launcher runs steps in step containers. It implements supervisor.Launcher.
@@ -97,7 +106,9 @@ func New(opts Options) *Launcher {
 		opts.Log = os.Stderr
 	}
 	if opts.StepView == nil {
-		opts.StepView = func(string) (string, string) { return podlayout.ResultsDir, podlayout.StepsDir }
+		opts.StepView = func(string) StepView {
+			return StepView{Results: podlayout.ResultsDir, Steps: podlayout.StepsDir, Run: podlayout.RunStepsDir}
+		}
 	}
 	return &Launcher{opts: opts, containers: map[string]*container{},
 		workspaces: map[string]map[string]string{}}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e7763abc/pod-runner/internal/podlayout"
 	"github.com/e7763abc/pod-runner/internal/stepper"
 	"github.com/e7763abc/pod-runner/internal/supervisor"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -293,17 +295,35 @@ func TestAttemptPaths(t *testing.T) {
 			t.Errorf("Workspace(%s) = %q, %v; want %q", name, got, ok, want)
 		}
 	}
-	dirs, _ := filepath.Glob(filepath.Join(l.opts.StateDir, "*", "steps", "step-*", "results"))
-	if len(dirs) != 2 || !strings.HasSuffix(dirs[1], "step-unnamed-1/results") {
+	// Each step's own directory is run/INDEX/status, on a volume of its
+	// own; steps/step-NAME and steps/INDEX link to it as the containers
+	// see it, as Tekton's step-init links them.
+	taskDir := filepath.Join(l.opts.StateDir, podlayout.TaskDir(task.GetName()))
+	dirs, _ := filepath.Glob(filepath.Join(taskDir, "run", "*", "status", "results"))
+	if len(dirs) != 2 || !strings.HasSuffix(dirs[1], "run/1/status/results") {
 		t.Errorf("step result dirs = %v", dirs)
 	}
-	// Each step's directory is also at its index, as Tekton's step-init links it.
-	for i, want := range []string{"step-a", "step-unnamed-1"} {
-		if got, err := os.Readlink(filepath.Join(filepath.Dir(filepath.Dir(dirs[0])), strconv.Itoa(i))); got != want || err != nil {
-			t.Errorf("steps/%d links to %q (%v), want %q", i, got, err, want)
+	for i, name := range []string{"step-a", "step-unnamed-1"} {
+		// Writable by whatever user the step's container runs as.
+		for _, sub := range []string{"", "results", "artifacts"} {
+			if fi, err := os.Stat(filepath.Join(taskDir, "run", strconv.Itoa(i), "status", sub)); err != nil || fi.Mode().Perm() != 0o777 {
+				t.Errorf("run/%d/status/%s: %v, %v; want mode 0777", i, sub, fi.Mode(), err)
+			}
+		}
+		for _, link := range []string{name, strconv.Itoa(i)} {
+			want := fmt.Sprintf("/tekton/run/%d/status", i)
+			if got, err := os.Readlink(filepath.Join(taskDir, "steps", link)); got != want || err != nil {
+				t.Errorf("steps/%s links to %q (%v), want %q", link, got, err, want)
+			}
 		}
 	}
-	res := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(dirs[0]))), "results", "r")
+	if err := os.WriteFile(filepath.Join(taskDir, "run", "0", "status", "results", "sr"), []byte("w"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := a.ReadStepResult("a", "sr"); v != "w" || !ok || err != nil {
+		t.Errorf("ReadStepResult = %q, %v, %v", v, ok, err)
+	}
+	res := filepath.Join(taskDir, "results", "r")
 	if err := os.WriteFile(res, []byte("v"), 0o644); err != nil {
 		t.Fatal(err)
 	}

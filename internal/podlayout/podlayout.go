@@ -42,6 +42,12 @@ const (
 	// on an emptyDir), so no task can read or alter another's results.
 	ResultsDir = "/tekton/results"
 	StepsDir   = "/tekton/steps"
+	// RunStepsDir is Tekton's /tekton/run: RunStepsDir/INDEX/status is
+	// each step's own directory (its exitCode, results and artifacts), a
+	// volume of its own, read-only in the task's other step containers;
+	// StepsDir holds links to them (step-NAME and INDEX), read-only in all.
+	// The supervisor mounts them at TaskDir(task)/run/INDEX.
+	RunStepsDir = "/tekton/run"
 	// WorkspaceDir is Tekton's default working directory, an emptyDir per task.
 	WorkspaceDir = "/workspace"
 	// HomeDir is Tekton's /tekton/home.

@@ -323,11 +323,12 @@ func (b *builder) taskContainers(t *planpb.Task) ([]corev1.Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	runs := b.runVolumes(t)
 	var out []corev1.Container
 	for i, s := range spec.GetSteps() {
 		stepName := results.StepName(s.GetName(), i)
 		where := fmt.Sprintf("task %q, step %q", t.GetName(), stepName)
-		m, err := own.mounts(isolated.append(mounts, s), false, i, where)
+		m, err := own.mounts(isolated.append(append(slices.Clip(mounts), runs.mounts(i)...), s), false, i, where)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package podspec
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -243,7 +244,8 @@ func TestPipelinePod(t *testing.T) {
 		for _, dir := range []struct{ inTask, kind string }{{podlayout.ResultsDir, "results"}, {podlayout.StepsDir, "steps"}} {
 			got := m[dir.inTask]
 			sm := supMounts[podlayout.StateDir+"/"+podlayout.TaskDir(task)+"/"+dir.kind]
-			if got.Name == "" || got.SubPath != "" || got.ReadOnly || sm.Name != got.Name || sm.SubPath != "" {
+			// /tekton/steps holds links the supervisor makes: read-only.
+			if got.Name == "" || got.SubPath != "" || got.ReadOnly != (dir.kind == "steps") || sm.Name != got.Name || sm.SubPath != "" || sm.ReadOnly {
 				t.Errorf("%s: %s mount %+v, the supervisor's %+v", ct.Name, dir.kind, got, sm)
 			}
 			if v := volumes(pod)[got.Name]; v.EmptyDir == nil {
@@ -254,6 +256,18 @@ func TestPipelinePod(t *testing.T) {
 				t.Errorf("steps of %s mount different %s volumes: %s, %s", task, dir.kind, prev, got.Name)
 			}
 			taskVols[key] = got.Name
+		}
+	}
+	// Each step's own directory (/tekton/run/INDEX) is writable in its
+	// own container only, and the supervisor mounts it.
+	for i, ct := range []corev1.Container{fetch, check} {
+		m := mounts(ct)
+		for j := range 2 {
+			got := m[fmt.Sprintf("%s/%d", podlayout.RunStepsDir, j)]
+			sm := supMounts[fmt.Sprintf("%s/fetch/run/%d", podlayout.StateDir, j)]
+			if got.Name == "" || got.ReadOnly != (i != j) || sm.Name != got.Name || sm.ReadOnly {
+				t.Errorf("%s: /tekton/run/%d mount %+v, the supervisor's %+v", ct.Name, j, got, sm)
+			}
 		}
 	}
 	seenVol := map[string]string{}

@@ -62,7 +62,9 @@ func (b *builder) taskMounts(t *planpb.Task) (mounts []corev1.VolumeMount, isola
 		{Name: podlayout.VolumeName(podlayout.BinVolume, b.uid), MountPath: podlayout.BinDir, ReadOnly: true},
 		{Name: podlayout.VolumeName(podlayout.RunVolume, b.uid), MountPath: podlayout.RunDir},
 		{Name: res, MountPath: podlayout.ResultsDir},
-		{Name: steps, MountPath: podlayout.StepsDir},
+		// Links to each step's own directory (runMounts), which only
+		// the supervisor writes.
+		{Name: steps, MountPath: podlayout.StepsDir, ReadOnly: true},
 		{Name: work, MountPath: podlayout.WorkspaceDir},
 		{Name: home, MountPath: podlayout.HomeDir},
 		{Name: scripts, MountPath: podlayout.ScriptsDir},
@@ -101,6 +103,33 @@ func (b *builder) taskMounts(t *planpb.Task) (mounts []corev1.VolumeMount, isola
 		mounts = append(mounts, m)
 	}
 	return mounts, isolated, nil
+}
+
+// runVolumes are t's per-step volumes, each step's own directory
+// (podlayout.RunStepsDir), which the supervisor mounts too.
+func (b *builder) runVolumes(t *planpb.Task) runVolumes {
+	var out runVolumes
+	for j := range t.GetSpec().GetSteps() {
+		name := b.taskVolume(t, fmt.Sprintf("run-%d", j))
+		b.taskState = append(b.taskState, corev1.VolumeMount{Name: name, MountPath: fmt.Sprintf("%s/%s/run/%d", podlayout.StateDir, podlayout.TaskDir(t.GetName()), j)})
+		out = append(out, name)
+	}
+	return out
+}
+
+// runVolumes are a task's per-step volumes, by step index.
+type runVolumes []string
+
+// mounts are the mounts into the container of step i: every step's own
+// directory at /tekton/run/INDEX, writable only in its own step's
+// container, as Tekton's pod mounts them (a step may read, not alter,
+// another's exitCode and results).
+func (rv runVolumes) mounts(i int) []corev1.VolumeMount {
+	out := make([]corev1.VolumeMount, 0, len(rv))
+	for j, name := range rv {
+		out = append(out, corev1.VolumeMount{Name: name, MountPath: fmt.Sprintf("%s/%d", podlayout.RunStepsDir, j), ReadOnly: j != i})
+	}
+	return out
 }
 
 // namesTaskArtifacts tells whether a step of spec can write the task's

@@ -39,10 +39,8 @@ var exampleLedger = map[string]exampleEntry{
 	"pipelineruns/alpha/pipelines-in-pipelines.yaml":                  noPinP,
 	"pipelineruns/alpha/pipelines-in-pipelines-ref.yaml":              noPinP,
 	"pipelineruns/alpha/pipelines-in-pipelines-ref-complex.yaml":      noPinP,
-	"taskruns/readonly-internal-dir.yaml": fails("a step can write another step's /tekton/steps/<index>: a task's steps share one steps volume, "+
-		"where Tekton mounts each step's directory read-only in the others' containers", "able to write to run directory of non-current step"),
-	"taskruns/sidecar-ready-script.yaml": racy(sidecarRace, "cat: /shared/message: No such file"),
-	"taskruns/sidecar-interp.yaml":       racy(sidecarRace, "cat: /shared/value: No such file"),
+	"taskruns/sidecar-ready-script.yaml":                              racy(sidecarRace, "cat: /shared/message: No such file"),
+	"taskruns/sidecar-interp.yaml":                                    racy(sidecarRace, "cat: /shared/value: No such file"),
 	"taskruns/stepaction-params.yaml": fails("a TaskRun run as a PipelineRun of one task: Tekton's TaskRun validation merges the Task's object param defaults into the "+
 		"TaskRun's value, which a StepAction given the whole object then sees; a PipelineTask's param is not merged so (the pipelineruns/ example of the same passes)",
 		"Want: taskspec default key1 Got: step-action default key1"),
