@@ -91,9 +91,9 @@ func readArtifacts(att Attempt, step string) (artifacts.Set, error) {
 	s, err := artifacts.Parse(raw)
 	if err != nil {
 		if step == "" {
-			return s, fmt.Errorf("Error while handling task artifacts: %w", err)
+			return s, fmt.Errorf("the task's artifacts file: %w", err)
 		}
-		return s, fmt.Errorf("Error while handling step artifacts: %w", err)
+		return s, fmt.Errorf("the step's artifacts file: %w", err)
 	}
 	return s, nil
 }

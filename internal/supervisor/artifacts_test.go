@@ -57,7 +57,7 @@ func TestArtifacts(t *testing.T) {
 	f = newFake(map[string]outcome{"c/bad": {stepArtifacts: `{"inputs": [`}})
 	st = runPlan(t, context.Background(), plan([]*planpb.Task{c}), f)
 	tc := taskStatus(st, "c")
-	if tc.GetCondition().GetReason() != reasons.StepFailed || !strings.Contains(tc.GetCondition().GetMessage(), "Error while handling step artifacts") ||
+	if tc.GetCondition().GetReason() != reasons.StepFailed || !strings.Contains(tc.GetCondition().GetMessage(), "the step's artifacts file") ||
 		tc.GetSteps()[1].GetReason() != reasons.StepSkipped {
 		t.Errorf("task c: %v, steps %v", tc.GetCondition(), tc.GetSteps())
 	}

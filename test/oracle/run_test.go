@@ -265,6 +265,8 @@ func (a *scriptedAttempt) StepDir(step string) string                       { re
 func (a *scriptedAttempt) Workspace(name string) (string, bool)             { return "/workspace/" + name, true }
 func (a *scriptedAttempt) ReadStepResult(_, _ string) (string, bool, error) { return "", false, nil }
 func (a *scriptedAttempt) Finish()                                          {}
+func (a *scriptedAttempt) ArtifactsDir() string                             { return "/tekton/artifacts" }
+func (a *scriptedAttempt) ReadArtifacts(string) ([]byte, bool, error)       { return nil, false, nil }
 
 func (a *scriptedAttempt) ReadResult(name string) (string, bool, error) {
 	v, ok := a.results[name]
