@@ -21,29 +21,43 @@ import (
 // $(steps.S.inputs.NAME) and a later task a finished one's through
 // $(tasks.T.outputs.NAME) (PropagateArtifacts).
 
-// taskArtifacts are the artifacts of the pipeline's finished tasks.
+// taskArtifacts are the artifacts of the pipeline's finished TaskRuns, by
+// PipelineTask, then TaskRun (a matrix's several).
 type taskArtifacts struct {
 	mu sync.Mutex
-	m  map[string]artifacts.Set
+	m  map[string]map[string]artifacts.Set
 }
 
-func (ta *taskArtifacts) set(task string, s artifacts.Set) {
+// set records the artifacts of t's TaskRun, which ended.
+func (ta *taskArtifacts) set(t *planpb.Task, s artifacts.Set) {
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
 	if ta.m == nil {
-		ta.m = map[string]artifacts.Set{}
+		ta.m = map[string]map[string]artifacts.Set{}
 	}
-	ta.m[task] = s
+	pt := t.GetName()
+	if m := t.GetMatrix(); m != nil {
+		pt = m.GetPipelineTask()
+	}
+	if ta.m[pt] == nil {
+		ta.m[pt] = map[string]artifacts.Set{}
+	}
+	ta.m[pt][t.GetTaskRunName()] = s
 }
 
 // vars are $(tasks.T.inputs...) and $(tasks.T.outputs...) of every task
-// that ended; nil when none wrote any.
+// that ended, a matrix's TaskRuns' merged in their names' order
+// (GetTaskRunsArtifacts); nil when none wrote any.
 func (ta *taskArtifacts) vars() *results.Vars {
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
 	var v *results.Vars
 	for _, task := range slices.Sorted(maps.Keys(ta.m)) {
-		for name, value := range artifacts.TaskVars(task, ta.m[task]) {
+		var merged artifacts.Set
+		for _, tr := range slices.Sorted(maps.Keys(ta.m[task])) {
+			merged.Merge(ta.m[task][tr])
+		}
+		for name, value := range artifacts.TaskVars(task, merged) {
 			if v == nil {
 				v = results.NewVars()
 			}

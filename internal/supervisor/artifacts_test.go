@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/proto/planpb"
@@ -60,5 +61,29 @@ func TestArtifacts(t *testing.T) {
 	if tc.GetCondition().GetReason() != reasons.StepFailed || !strings.Contains(tc.GetCondition().GetMessage(), "the step's artifacts file") ||
 		tc.GetSteps()[1].GetReason() != reasons.StepSkipped {
 		t.Errorf("task c: %v, steps %v", tc.GetCondition(), tc.GetSteps())
+	}
+}
+
+// TestMatrixArtifacts: $(tasks.T.outputs.NAME) of a matrixed task is its
+// TaskRuns' artifacts merged, in their names' order (GetTaskRunsArtifacts).
+func TestMatrixArtifacts(t *testing.T) {
+	a := task("a", nil, step("s"))
+	a.Spec.Results = []*planpb.ResultSpec{{Name: "r"}}
+	m0 := matrixTask("m", 0, "x0", []string{"a"}, step("s"))
+	m1 := matrixTask("m", 1, "x1", []string{"a"}, step("s"))
+	use := task("use", []string{"m-0", "m-1"}, &planpb.Step{Name: "s", Command: []string{"echo", "$(tasks.m.outputs.image)"}})
+	f := newFake(map[string]outcome{
+		"a/s": {results: map[string]string{"r": "v"}},
+		// The later TaskRun ends first; the merge still goes by name.
+		"m-0/s": {sleep: 50 * time.Millisecond, stepArtifacts: `{"outputs":[{"name":"image","values":[{"uri":"oci://0"}]}]}`},
+		"m-1/s": {stepArtifacts: `{"outputs":[{"name":"image","values":[{"uri":"oci://1"},{"uri":"oci://0"}]}]}`},
+	})
+	st := runPlan(t, context.Background(), plan([]*planpb.Task{a, m0, m1, use}), f)
+	if st.GetCondition().GetStatus() != "True" {
+		t.Fatalf("condition %v", st.GetCondition())
+	}
+	want := []string{"echo", `[{"uri":"oci://0"},{"uri":"oci://1"}]`}
+	if got := f.commands["use/s"]; !slices.Equal(got, want) {
+		t.Errorf("use ran %q, want %q", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/e7763abc/pod-runner/internal/artifacts"
 	"github.com/e7763abc/pod-runner/internal/facts"
 	"github.com/e7763abc/pod-runner/internal/reasons"
 	"github.com/e7763abc/pod-runner/internal/results"
@@ -39,6 +40,7 @@ func (s *Supervisor) runTask(ctx context.Context, ready *facts.Ready) taskEnd {
 		st.Condition.LastTransitionTime = st.CompletionTime
 		if end.ok || end.cancelled || attempt >= int(t.GetRetries()) {
 			s.results.Set(t.GetName(), st.Results)
+			s.artifacts.set(t, artifacts.Set{Inputs: st.ArtifactInputs, Outputs: st.ArtifactOutputs})
 			s.reportTask(st)
 			end.status = st
 			return end
@@ -95,10 +97,7 @@ func (s *Supervisor) runAttempt(ctx context.Context, ready *facts.Ready, attempt
 	var failed *planpb.StepState // the first step that failed the task
 	var failure string           // and its message
 	var arts attemptArtifacts
-	defer func() {
-		st.ArtifactInputs, st.ArtifactOutputs = arts.task.Inputs, arts.task.Outputs
-		s.artifacts.set(t.GetName(), arts.task)
-	}()
+	defer func() { st.ArtifactInputs, st.ArtifactOutputs = arts.task.Inputs, arts.task.Outputs }()
 	for i, step := range steps {
 		state := &planpb.StepState{Name: step.GetName(), Container: "step-" + step.GetName(), Image: step.GetImage()}
 		st.Steps = append(st.Steps, state)
