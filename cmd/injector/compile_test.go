@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -267,7 +268,8 @@ data: {mode: fast}
 	if err := yaml.Unmarshal([]byte(docs[0]), &cm); err != nil || cm.Kind != "ConfigMap" || cm.Data["mode"] != "fast" {
 		t.Errorf("first document: %v %+v", err, cm)
 	}
-	if err := yaml.Unmarshal([]byte(docs[1]), &p); err != nil || p.Kind != "Pod" || p.Spec.Volumes[len(p.Spec.Volumes)-1].ConfigMap.Name != cm.Name {
+	if err := yaml.Unmarshal([]byte(docs[1]), &p); err != nil || p.Kind != "Pod" ||
+		!slices.ContainsFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.ConfigMap != nil && v.ConfigMap.Name == cm.Name }) {
 		t.Errorf("second document: %v %+v", err, p.Spec.Volumes)
 	}
 }

@@ -27,6 +27,7 @@ spec:
     projected:
       sources:
       - configMap: {name: settings}
+      - secret: {name: token, items: [{key: t, path: token}]}
   - name: drv
     csi:
       driver: secrets-store.csi.k8s.io
@@ -146,7 +147,11 @@ func TestTaskVolumes(t *testing.T) {
 	for _, v := range c.Plan.GetVolumes() {
 		byName[v.GetName()] = v
 	}
-	diff(t, "projected volume", byName["proj"], &planpb.Volume{Name: "proj", ReadOnly: true, Source: &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}}})
+	diff(t, "projected volume", byName["proj"], &planpb.Volume{Name: "proj", ReadOnly: true, Source: &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}},
+		ProjectedFiles: []*planpb.ProjectedFiles{
+			{Kind: planpb.KeyRef_CONFIG_MAP, Files: &planpb.Files{Name: "settings"}},
+			{Kind: planpb.KeyRef_SECRET, Files: &planpb.Files{Name: "token", Items: []*planpb.KeyToPath{{Key: "t", Path: "token"}}}},
+		}})
 	diff(t, "csi volume", byName["drv"], &planpb.Volume{Name: "drv", ReadOnly: true, Source: &planpb.Volume_Csi{Csi: &planpb.EmptyDir{}}})
 }
 

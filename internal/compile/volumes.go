@@ -75,6 +75,7 @@ func (c *compiler) volumes(bindings []v1.WorkspaceBinding, hostDirs map[string]s
 			v.Source = &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}}
 			c.volumeObjects(corev1.VolumeSource{Projected: b.Projected})
 			v.ReadOnly = true
+			v.ProjectedFiles, v.ProjectedUnsupported = c.projectedFiles(b.Projected, runAt, field+".projected")
 		case b.CSI != nil:
 			v.Source = &planpb.Volume_Csi{Csi: &planpb.EmptyDir{}}
 			v.ReadOnly = isTrue(b.CSI.ReadOnly)
@@ -84,6 +85,29 @@ func (c *compiler) volumes(bindings []v1.WorkspaceBinding, hostDirs map[string]s
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// projectedFiles are a projected volume's ConfigMap and Secret sources,
+// for a local run to lay out; unsupported names a source it cannot build.
+func (c *compiler) projectedFiles(p *corev1.ProjectedVolumeSource, runAt where, field string) (out []*planpb.ProjectedFiles, unsupported string) {
+	for i, s := range p.Sources {
+		at := fmt.Sprintf("%s.sources[%d]", field, i)
+		switch {
+		case s.ConfigMap != nil:
+			out = append(out, &planpb.ProjectedFiles{Kind: planpb.KeyRef_CONFIG_MAP,
+				Files: c.files(planpb.KeyRef_CONFIG_MAP, s.ConfigMap.Name, s.ConfigMap.Items, p.DefaultMode, isTrue(s.ConfigMap.Optional), runAt, at+".configMap")})
+		case s.Secret != nil:
+			out = append(out, &planpb.ProjectedFiles{Kind: planpb.KeyRef_SECRET,
+				Files: c.files(planpb.KeyRef_SECRET, s.Secret.Name, s.Secret.Items, p.DefaultMode, isTrue(s.Secret.Optional), runAt, at+".secret")})
+		case s.DownwardAPI != nil:
+			unsupported = "its downwardAPI source"
+		case s.ServiceAccountToken != nil:
+			unsupported = "its serviceAccountToken source"
+		default:
+			unsupported = fmt.Sprintf("its source %d (the kubelet's own)", i)
+		}
+	}
+	return out, unsupported
 }
 
 // files is a ConfigMap or Secret volume by reference, laid out as the

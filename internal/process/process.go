@@ -308,6 +308,22 @@ func (l *Launcher) makeVolume(v *planpb.Volume, own string) (string, error) {
 		return own, l.writeFiles(own, planpb.KeyRef_CONFIG_MAP, src.ConfigMap, 0o755, 0o644, v.GetReadOnly())
 	case *planpb.Volume_Secret:
 		return own, l.writeFiles(own, planpb.KeyRef_SECRET, src.Secret, 0o700, 0o600, v.GetReadOnly())
+	case *planpb.Volume_Projected:
+		// Every source into the one directory, read-only once all are in.
+		sources := v.GetProjectedFiles()
+		if err := os.MkdirAll(own, 0o755); err != nil {
+			return "", err
+		}
+		for i, p := range sources {
+			mode := fs.FileMode(0o644)
+			if p.GetKind() == planpb.KeyRef_SECRET {
+				mode = 0o600
+			}
+			if err := l.writeFiles(own, p.GetKind(), p.GetFiles(), 0o755, mode, v.GetReadOnly() && i == len(sources)-1); err != nil {
+				return "", err
+			}
+		}
+		return own, nil
 	default:
 		return "", fmt.Errorf("unknown volume source %T", src)
 	}
@@ -452,7 +468,9 @@ func Unsupported(plan *planpb.Plan, canMount bool) error {
 	for _, v := range plan.GetVolumes() {
 		switch v.GetSource().(type) {
 		case *planpb.Volume_Projected:
-			return fmt.Errorf("workspace %q is a projected volume: the kubelet builds it, so it needs pod mode (injector compile); bind it with --workspace %s=DIR to run it here", v.GetName(), v.GetName())
+			if why := v.GetProjectedUnsupported(); why != "" {
+				return fmt.Errorf("workspace %q is a projected volume with %s, which the kubelet builds: it needs pod mode (injector compile); bind it with --workspace %s=DIR to run it here", v.GetName(), why, v.GetName())
+			}
 		case *planpb.Volume_Csi:
 			return fmt.Errorf("workspace %q is a CSI volume: a CSI driver provides it, so it needs pod mode (injector compile); bind it with --workspace %s=DIR to run it here", v.GetName(), v.GetName())
 		}

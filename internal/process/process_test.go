@@ -80,6 +80,39 @@ func TestFilesVolumes(t *testing.T) {
 	}
 }
 
+// TestProjectedVolume: a projected volume's ConfigMap and Secret sources
+// are laid out into its one directory, read-only once all are in; one with
+// a source only the kubelet has is refused before anything runs.
+func TestProjectedVolume(t *testing.T) {
+	objs := objects{"ConfigMap/cm": {"recipe": []byte("R"), "other": []byte("O")}, "Secret/s": {"password": []byte("P")}}
+	vol := &planpb.Volume{Name: "v", ReadOnly: true, Source: &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}},
+		ProjectedFiles: []*planpb.ProjectedFiles{
+			{Kind: planpb.KeyRef_CONFIG_MAP, Files: &planpb.Files{Name: "cm", Items: []*planpb.KeyToPath{{Key: "recipe", Path: "recipe.txt"}}}},
+			{Kind: planpb.KeyRef_SECRET, Files: &planpb.Files{Name: "s"}},
+		}}
+	l := newPrepared(t, Options{Objects: objs}, vol)
+	att := startTask(t, l, "t", nil, &planpb.WorkspaceBinding{Name: "ws", Volume: "v"})
+	dir, _ := att.Workspace("ws")
+	for name, want := range map[string]string{"recipe.txt": "R", "password": "P"} {
+		if got := readString(t, filepath.Join(dir, name)); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "other")); err == nil {
+		t.Error("a key that is not among the items was laid out")
+	}
+	if info, err := os.Stat(filepath.Join(dir, "recipe.txt")); err != nil || info.Mode().Perm()&0o222 != 0 {
+		t.Errorf("recipe.txt mode %v, %v: want read-only", info.Mode(), err)
+	}
+	refused := &planpb.Plan{Volumes: []*planpb.Volume{{Name: "v", Source: &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}}, ProjectedUnsupported: "its downwardAPI source"}}}
+	if err := Unsupported(refused, true); err == nil || !strings.Contains(err.Error(), "downwardAPI") {
+		t.Errorf("Unsupported = %v, want the downwardAPI source named", err)
+	}
+	if err := Unsupported(&planpb.Plan{Volumes: []*planpb.Volume{vol}}, true); err != nil {
+		t.Errorf("Unsupported = %v for ConfigMap and Secret sources", err)
+	}
+}
+
 func TestFilesVolumeRejectsEscapingKey(t *testing.T) {
 	dir := t.TempDir()
 	l := New(Options{Dir: dir})
@@ -280,6 +313,11 @@ func TestUnsupported(t *testing.T) {
 		}
 		return v
 	}
+	projected := func(name, unsupported string) *planpb.Volume {
+		v := vol(name, &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}})
+		v.ProjectedUnsupported = unsupported
+		return v
+	}
 	for _, tc := range []struct {
 		name     string
 		plan     *planpb.Plan
@@ -290,7 +328,8 @@ func TestUnsupported(t *testing.T) {
 		{"sidecar in finally (host processes run sidecars)", &planpb.Plan{Tasks: []*planpb.Task{plain}, Finally: []*planpb.Task{withSidecar}}, false, nil},
 		{"task volumes, no mount namespaces", &planpb.Plan{Tasks: []*planpb.Task{plain, withVolumes}}, false, []string{`task "c" mounts volumes cache, conf`, "Task volumes are mounted at container paths, which needs root (mount namespaces) or pod mode (injector compile)"}},
 		{"task volumes in mount namespaces", &planpb.Plan{Tasks: []*planpb.Task{plain, withVolumes}}, true, nil},
-		{"projected workspace", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("proj", &planpb.Volume_Projected{Projected: &planpb.EmptyDir{}})}}, true, []string{`workspace "proj" is a projected volume`, "pod mode", "--workspace proj=DIR"}},
+		{"projected workspace of the kubelet's sources", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{projected("proj", "its downwardAPI source")}}, true, []string{`workspace "proj" is a projected volume with its downwardAPI source`, "pod mode", "--workspace proj=DIR"}},
+		{"projected workspace of ConfigMaps and Secrets", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{projected("proj", "")}}, true, nil},
 		{"csi workspace", &planpb.Plan{Tasks: []*planpb.Task{plain}, Volumes: []*planpb.Volume{vol("c", &planpb.Volume_Csi{Csi: &planpb.EmptyDir{}})}}, true, []string{`workspace "c" is a CSI volume`, "pod mode"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

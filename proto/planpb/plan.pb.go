@@ -2345,9 +2345,16 @@ type Volume struct {
 	//	*Volume_Csi
 	Source isVolume_Source `protobuf_oneof:"source"`
 	// The PipelineRun binding is read-only (e.g. ConfigMap, Secret).
-	ReadOnly      bool `protobuf:"varint,8,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReadOnly bool `protobuf:"varint,8,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// A projected volume's ConfigMap and Secret sources, in order, each laid
+	// out into its one directory by a local run as the kubelet lays them out
+	// (pod mode reads the run's binding).
+	ProjectedFiles []*ProjectedFiles `protobuf:"bytes,11,rep,name=projected_files,json=projectedFiles,proto3" json:"projected_files,omitempty"`
+	// Why a local run cannot build the projected volume (a source only the
+	// kubelet has: downwardAPI, serviceAccountToken, ...); "" when it can.
+	ProjectedUnsupported string `protobuf:"bytes,12,opt,name=projected_unsupported,json=projectedUnsupported,proto3" json:"projected_unsupported,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Volume) Reset() {
@@ -2473,6 +2480,20 @@ func (x *Volume) GetReadOnly() bool {
 	return false
 }
 
+func (x *Volume) GetProjectedFiles() []*ProjectedFiles {
+	if x != nil {
+		return x.ProjectedFiles
+	}
+	return nil
+}
+
+func (x *Volume) GetProjectedUnsupported() string {
+	if x != nil {
+		return x.ProjectedUnsupported
+	}
+	return ""
+}
+
 type isVolume_Source interface {
 	isVolume_Source()
 }
@@ -2529,6 +2550,58 @@ func (*Volume_Projected) isVolume_Source() {}
 
 func (*Volume_Csi) isVolume_Source() {}
 
+type ProjectedFiles struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          KeyRef_Kind            `protobuf:"varint,1,opt,name=kind,proto3,enum=podrunner.v1.KeyRef_Kind" json:"kind,omitempty"`
+	Files         *Files                 `protobuf:"bytes,2,opt,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProjectedFiles) Reset() {
+	*x = ProjectedFiles{}
+	mi := &file_plan_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProjectedFiles) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProjectedFiles) ProtoMessage() {}
+
+func (x *ProjectedFiles) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProjectedFiles.ProtoReflect.Descriptor instead.
+func (*ProjectedFiles) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ProjectedFiles) GetKind() KeyRef_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return KeyRef_CONFIG_MAP
+}
+
+func (x *ProjectedFiles) GetFiles() *Files {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 type EmptyDir struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2537,7 +2610,7 @@ type EmptyDir struct {
 
 func (x *EmptyDir) Reset() {
 	*x = EmptyDir{}
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2549,7 +2622,7 @@ func (x *EmptyDir) String() string {
 func (*EmptyDir) ProtoMessage() {}
 
 func (x *EmptyDir) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2562,7 +2635,7 @@ func (x *EmptyDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmptyDir.ProtoReflect.Descriptor instead.
 func (*EmptyDir) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{27}
+	return file_plan_proto_rawDescGZIP(), []int{28}
 }
 
 // Files is a ConfigMap or Secret volume, by reference: its name and how the
@@ -2583,7 +2656,7 @@ type Files struct {
 
 func (x *Files) Reset() {
 	*x = Files{}
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2668,7 @@ func (x *Files) String() string {
 func (*Files) ProtoMessage() {}
 
 func (x *Files) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2681,7 @@ func (x *Files) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Files.ProtoReflect.Descriptor instead.
 func (*Files) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{28}
+	return file_plan_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Files) GetName() string {
@@ -2651,7 +2724,7 @@ type KeyToPath struct {
 
 func (x *KeyToPath) Reset() {
 	*x = KeyToPath{}
-	mi := &file_plan_proto_msgTypes[29]
+	mi := &file_plan_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2736,7 @@ func (x *KeyToPath) String() string {
 func (*KeyToPath) ProtoMessage() {}
 
 func (x *KeyToPath) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[29]
+	mi := &file_plan_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2749,7 @@ func (x *KeyToPath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyToPath.ProtoReflect.Descriptor instead.
 func (*KeyToPath) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{29}
+	return file_plan_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KeyToPath) GetKey() string {
@@ -2714,7 +2787,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_plan_proto_msgTypes[30]
+	mi := &file_plan_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2799,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[30]
+	mi := &file_plan_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2812,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{30}
+	return file_plan_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Condition) GetStatus() string {
@@ -2795,7 +2868,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_plan_proto_msgTypes[31]
+	mi := &file_plan_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2807,7 +2880,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[31]
+	mi := &file_plan_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2820,7 +2893,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{31}
+	return file_plan_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StepState) GetName() string {
@@ -2920,7 +2993,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_plan_proto_msgTypes[32]
+	mi := &file_plan_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3005,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[32]
+	mi := &file_plan_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3018,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{32}
+	return file_plan_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Artifact) GetName() string {
@@ -2980,7 +3053,7 @@ type ArtifactValue struct {
 
 func (x *ArtifactValue) Reset() {
 	*x = ArtifactValue{}
-	mi := &file_plan_proto_msgTypes[33]
+	mi := &file_plan_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3065,7 @@ func (x *ArtifactValue) String() string {
 func (*ArtifactValue) ProtoMessage() {}
 
 func (x *ArtifactValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[33]
+	mi := &file_plan_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3078,7 @@ func (x *ArtifactValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactValue.ProtoReflect.Descriptor instead.
 func (*ArtifactValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{33}
+	return file_plan_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ArtifactValue) GetDigest() map[string]string {
@@ -3032,7 +3105,7 @@ type ResultValue struct {
 
 func (x *ResultValue) Reset() {
 	*x = ResultValue{}
-	mi := &file_plan_proto_msgTypes[34]
+	mi := &file_plan_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3117,7 @@ func (x *ResultValue) String() string {
 func (*ResultValue) ProtoMessage() {}
 
 func (x *ResultValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[34]
+	mi := &file_plan_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3130,7 @@ func (x *ResultValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultValue.ProtoReflect.Descriptor instead.
 func (*ResultValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{34}
+	return file_plan_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResultValue) GetName() string {
@@ -3087,7 +3160,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_plan_proto_msgTypes[35]
+	mi := &file_plan_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3172,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[35]
+	mi := &file_plan_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3185,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{35}
+	return file_plan_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TaskAttempt) GetCondition() *Condition {
@@ -3179,7 +3252,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_plan_proto_msgTypes[36]
+	mi := &file_plan_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3191,7 +3264,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[36]
+	mi := &file_plan_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3204,7 +3277,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{36}
+	return file_plan_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TaskStatus) GetName() string {
@@ -3324,7 +3397,7 @@ type SkippedTask struct {
 
 func (x *SkippedTask) Reset() {
 	*x = SkippedTask{}
-	mi := &file_plan_proto_msgTypes[37]
+	mi := &file_plan_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3336,7 +3409,7 @@ func (x *SkippedTask) String() string {
 func (*SkippedTask) ProtoMessage() {}
 
 func (x *SkippedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[37]
+	mi := &file_plan_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3349,7 +3422,7 @@ func (x *SkippedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedTask.ProtoReflect.Descriptor instead.
 func (*SkippedTask) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{37}
+	return file_plan_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SkippedTask) GetName() string {
@@ -3389,7 +3462,7 @@ type RunStatus struct {
 
 func (x *RunStatus) Reset() {
 	*x = RunStatus{}
-	mi := &file_plan_proto_msgTypes[38]
+	mi := &file_plan_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3474,7 @@ func (x *RunStatus) String() string {
 func (*RunStatus) ProtoMessage() {}
 
 func (x *RunStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[38]
+	mi := &file_plan_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3487,7 @@ func (x *RunStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStatus.ProtoReflect.Descriptor instead.
 func (*RunStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{38}
+	return file_plan_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RunStatus) GetName() string {
@@ -3482,7 +3555,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plan_proto_msgTypes[39]
+	mi := &file_plan_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3494,7 +3567,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[39]
+	mi := &file_plan_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3507,7 +3580,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{39}
+	return file_plan_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -3782,7 +3855,7 @@ const file_plan_proto_rawDesc = "" +
 	"\x10WorkspaceBinding\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06volume\x18\x02 \x01(\tR\x06volume\x12\x19\n" +
-	"\bsub_path\x18\x03 \x01(\tR\asubPath\"\xdd\x03\n" +
+	"\bsub_path\x18\x03 \x01(\tR\asubPath\"\xd9\x04\n" +
 	"\x06Volume\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\tempty_dir\x18\x02 \x01(\v2\x16.podrunner.v1.EmptyDirH\x00R\bemptyDir\x12?\n" +
@@ -3795,8 +3868,13 @@ const file_plan_proto_rawDesc = "" +
 	"\tprojected\x18\t \x01(\v2\x16.podrunner.v1.EmptyDirH\x00R\tprojected\x12*\n" +
 	"\x03csi\x18\n" +
 	" \x01(\v2\x16.podrunner.v1.EmptyDirH\x00R\x03csi\x12\x1b\n" +
-	"\tread_only\x18\b \x01(\bR\breadOnlyB\b\n" +
-	"\x06source\"\n" +
+	"\tread_only\x18\b \x01(\bR\breadOnly\x12E\n" +
+	"\x0fprojected_files\x18\v \x03(\v2\x1c.podrunner.v1.ProjectedFilesR\x0eprojectedFiles\x123\n" +
+	"\x15projected_unsupported\x18\f \x01(\tR\x14projectedUnsupportedB\b\n" +
+	"\x06source\"j\n" +
+	"\x0eProjectedFiles\x12-\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x19.podrunner.v1.KeyRef.KindR\x04kind\x12)\n" +
+	"\x05files\x18\x02 \x01(\v2\x13.podrunner.v1.FilesR\x05files\"\n" +
 	"\n" +
 	"\bEmptyDir\"\x8f\x01\n" +
 	"\x05Files\x12\x12\n" +
@@ -3916,7 +3994,7 @@ func file_plan_proto_rawDescGZIP() []byte {
 }
 
 var file_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_plan_proto_goTypes = []any{
 	(RunKind)(0),                  // 0: podrunner.v1.RunKind
 	(ValueType)(0),                // 1: podrunner.v1.ValueType
@@ -3949,28 +4027,29 @@ var file_plan_proto_goTypes = []any{
 	(*WorkspaceDeclaration)(nil),  // 28: podrunner.v1.WorkspaceDeclaration
 	(*WorkspaceBinding)(nil),      // 29: podrunner.v1.WorkspaceBinding
 	(*Volume)(nil),                // 30: podrunner.v1.Volume
-	(*EmptyDir)(nil),              // 31: podrunner.v1.EmptyDir
-	(*Files)(nil),                 // 32: podrunner.v1.Files
-	(*KeyToPath)(nil),             // 33: podrunner.v1.KeyToPath
-	(*Condition)(nil),             // 34: podrunner.v1.Condition
-	(*StepState)(nil),             // 35: podrunner.v1.StepState
-	(*Artifact)(nil),              // 36: podrunner.v1.Artifact
-	(*ArtifactValue)(nil),         // 37: podrunner.v1.ArtifactValue
-	(*ResultValue)(nil),           // 38: podrunner.v1.ResultValue
-	(*TaskAttempt)(nil),           // 39: podrunner.v1.TaskAttempt
-	(*TaskStatus)(nil),            // 40: podrunner.v1.TaskStatus
-	(*SkippedTask)(nil),           // 41: podrunner.v1.SkippedTask
-	(*RunStatus)(nil),             // 42: podrunner.v1.RunStatus
-	(*Event)(nil),                 // 43: podrunner.v1.Event
-	nil,                           // 44: podrunner.v1.Value.ObjectValueEntry
-	nil,                           // 45: podrunner.v1.Task.ContextEntry
-	nil,                           // 46: podrunner.v1.Task.LabelsEntry
-	nil,                           // 47: podrunner.v1.Task.AnnotationsEntry
-	nil,                           // 48: podrunner.v1.Step.RequestsEntry
-	nil,                           // 49: podrunner.v1.Step.LimitsEntry
-	nil,                           // 50: podrunner.v1.ArtifactValue.DigestEntry
-	(*durationpb.Duration)(nil),   // 51: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(*ProjectedFiles)(nil),        // 31: podrunner.v1.ProjectedFiles
+	(*EmptyDir)(nil),              // 32: podrunner.v1.EmptyDir
+	(*Files)(nil),                 // 33: podrunner.v1.Files
+	(*KeyToPath)(nil),             // 34: podrunner.v1.KeyToPath
+	(*Condition)(nil),             // 35: podrunner.v1.Condition
+	(*StepState)(nil),             // 36: podrunner.v1.StepState
+	(*Artifact)(nil),              // 37: podrunner.v1.Artifact
+	(*ArtifactValue)(nil),         // 38: podrunner.v1.ArtifactValue
+	(*ResultValue)(nil),           // 39: podrunner.v1.ResultValue
+	(*TaskAttempt)(nil),           // 40: podrunner.v1.TaskAttempt
+	(*TaskStatus)(nil),            // 41: podrunner.v1.TaskStatus
+	(*SkippedTask)(nil),           // 42: podrunner.v1.SkippedTask
+	(*RunStatus)(nil),             // 43: podrunner.v1.RunStatus
+	(*Event)(nil),                 // 44: podrunner.v1.Event
+	nil,                           // 45: podrunner.v1.Value.ObjectValueEntry
+	nil,                           // 46: podrunner.v1.Task.ContextEntry
+	nil,                           // 47: podrunner.v1.Task.LabelsEntry
+	nil,                           // 48: podrunner.v1.Task.AnnotationsEntry
+	nil,                           // 49: podrunner.v1.Step.RequestsEntry
+	nil,                           // 50: podrunner.v1.Step.LimitsEntry
+	nil,                           // 51: podrunner.v1.ArtifactValue.DigestEntry
+	(*durationpb.Duration)(nil),   // 52: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 53: google.protobuf.Timestamp
 }
 var file_plan_proto_depIdxs = []int32{
 	0,  // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
@@ -3979,11 +4058,11 @@ var file_plan_proto_depIdxs = []int32{
 	10, // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
 	5,  // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
 	30, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
-	51, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
-	51, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
-	51, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
+	52, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
+	52, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
+	52, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
 	1,  // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
-	44, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
+	45, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
 	6,  // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
 	1,  // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
 	6,  // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
@@ -3992,12 +4071,12 @@ var file_plan_proto_depIdxs = []int32{
 	6,  // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
 	7,  // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
 	27, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
-	51, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
+	52, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
 	15, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
 	29, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
-	45, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
-	46, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
-	47, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
+	46, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
+	47, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
+	48, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
 	12, // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
 	13, // 26: podrunner.v1.Matrix.run_time:type_name -> podrunner.v1.RunTimeMatrix
 	7,  // 27: podrunner.v1.RunTimeMatrix.params:type_name -> podrunner.v1.Param
@@ -4010,10 +4089,10 @@ var file_plan_proto_depIdxs = []int32{
 	16, // 34: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
 	24, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
 	2,  // 36: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
-	51, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
+	52, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
 	9,  // 38: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
-	48, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
-	49, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
+	49, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
+	50, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
 	25, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
 	27, // 42: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
 	23, // 43: podrunner.v1.Step.workspaces:type_name -> podrunner.v1.StepWorkspace
@@ -4027,52 +4106,55 @@ var file_plan_proto_depIdxs = []int32{
 	26, // 51: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
 	3,  // 52: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
 	3,  // 53: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
-	31, // 54: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
-	31, // 55: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
-	32, // 56: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
-	32, // 57: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	31, // 58: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
-	31, // 59: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
-	33, // 60: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
-	52, // 61: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	52, // 62: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	52, // 63: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	36, // 64: podrunner.v1.StepState.inputs:type_name -> podrunner.v1.Artifact
-	36, // 65: podrunner.v1.StepState.outputs:type_name -> podrunner.v1.Artifact
-	37, // 66: podrunner.v1.Artifact.values:type_name -> podrunner.v1.ArtifactValue
-	50, // 67: podrunner.v1.ArtifactValue.digest:type_name -> podrunner.v1.ArtifactValue.DigestEntry
-	6,  // 68: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	34, // 69: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	52, // 70: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	52, // 71: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	35, // 72: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	34, // 73: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	52, // 74: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	52, // 75: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	35, // 76: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	38, // 77: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	39, // 78: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 79: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	35, // 80: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	12, // 81: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
-	36, // 82: podrunner.v1.TaskStatus.artifact_inputs:type_name -> podrunner.v1.Artifact
-	36, // 83: podrunner.v1.TaskStatus.artifact_outputs:type_name -> podrunner.v1.Artifact
-	27, // 84: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	34, // 85: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	52, // 86: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	52, // 87: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	40, // 88: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	41, // 89: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	38, // 90: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	52, // 91: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	40, // 92: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	41, // 93: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	42, // 94: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	95, // [95:95] is the sub-list for method output_type
-	95, // [95:95] is the sub-list for method input_type
-	95, // [95:95] is the sub-list for extension type_name
-	95, // [95:95] is the sub-list for extension extendee
-	0,  // [0:95] is the sub-list for field type_name
+	32, // 54: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
+	32, // 55: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
+	33, // 56: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
+	33, // 57: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
+	32, // 58: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	32, // 59: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	31, // 60: podrunner.v1.Volume.projected_files:type_name -> podrunner.v1.ProjectedFiles
+	3,  // 61: podrunner.v1.ProjectedFiles.kind:type_name -> podrunner.v1.KeyRef.Kind
+	33, // 62: podrunner.v1.ProjectedFiles.files:type_name -> podrunner.v1.Files
+	34, // 63: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
+	53, // 64: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	53, // 65: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	53, // 66: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	37, // 67: podrunner.v1.StepState.inputs:type_name -> podrunner.v1.Artifact
+	37, // 68: podrunner.v1.StepState.outputs:type_name -> podrunner.v1.Artifact
+	38, // 69: podrunner.v1.Artifact.values:type_name -> podrunner.v1.ArtifactValue
+	51, // 70: podrunner.v1.ArtifactValue.digest:type_name -> podrunner.v1.ArtifactValue.DigestEntry
+	6,  // 71: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	35, // 72: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	53, // 73: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	53, // 74: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	36, // 75: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	35, // 76: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	53, // 77: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	53, // 78: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	36, // 79: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	39, // 80: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	40, // 81: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,  // 82: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	36, // 83: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	12, // 84: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
+	37, // 85: podrunner.v1.TaskStatus.artifact_inputs:type_name -> podrunner.v1.Artifact
+	37, // 86: podrunner.v1.TaskStatus.artifact_outputs:type_name -> podrunner.v1.Artifact
+	27, // 87: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	35, // 88: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	53, // 89: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	53, // 90: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	41, // 91: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	42, // 92: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	39, // 93: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	53, // 94: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	41, // 95: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	42, // 96: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	43, // 97: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	98, // [98:98] is the sub-list for method output_type
+	98, // [98:98] is the sub-list for method input_type
+	98, // [98:98] is the sub-list for extension type_name
+	98, // [98:98] is the sub-list for extension extendee
+	0,  // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -4096,7 +4178,7 @@ func file_plan_proto_init() {
 		(*Volume_Projected)(nil),
 		(*Volume_Csi)(nil),
 	}
-	file_plan_proto_msgTypes[39].OneofWrappers = []any{
+	file_plan_proto_msgTypes[40].OneofWrappers = []any{
 		(*Event_Task)(nil),
 		(*Event_Skipped)(nil),
 		(*Event_Run)(nil),
@@ -4107,7 +4189,7 @@ func file_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plan_proto_rawDesc), len(file_plan_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -88,10 +88,9 @@ var ledger = map[string]entry{
 	"taskruns/beta/authenticating-git-commands.yaml":            notRunnable("credentials from the ServiceAccount's secrets (creds-init) exist only in a cluster"),
 	"taskruns/creds-init-only-mounts-provided-credentials.yaml": notRunnable("credentials from the ServiceAccount's secrets (creds-init) exist only in a cluster"),
 
-	"taskruns/sidecar-ready-script.yaml":     racy(sidecarRace, "cat: /shared/message: No such file"),
-	"taskruns/sidecar-interp.yaml":           racy(sidecarRace, "cat: /shared/value: No such file"),
-	"taskruns/dind-sidecar.yaml":             noEntrypoint,
-	"pipelineruns/workspaces-projected.yaml": fails("projected workspaces are built by the kubelet (pod mode)", "is a projected volume: the kubelet builds it"),
+	"taskruns/sidecar-ready-script.yaml": racy(sidecarRace, "cat: /shared/message: No such file"),
+	"taskruns/sidecar-interp.yaml":       racy(sidecarRace, "cat: /shared/value: No such file"),
+	"taskruns/dind-sidecar.yaml":         noEntrypoint,
 
 	"taskruns/alpha/step-stream-results.yaml":                    notRunnable("its crane step asks mirror.gcr.io for an image's digest"),
 	"taskruns/alpha/step-stream-workspace.yaml":                  notRunnable("its crane steps ask mirror.gcr.io for an image's digest"),
