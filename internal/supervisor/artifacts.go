@@ -28,8 +28,13 @@ type taskArtifacts struct {
 	m  map[string]map[string]artifacts.Set
 }
 
-// set records the artifacts of t's TaskRun, which ended.
+// set records the artifacts of t's TaskRun, which ended. One that wrote
+// none adds nothing to merge: it is not kept, so that vars has nothing to
+// do for the many tasks that write none.
 func (ta *taskArtifacts) set(t *planpb.Task, s artifacts.Set) {
+	if len(s.Inputs)+len(s.Outputs) == 0 {
+		return
+	}
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
 	if ta.m == nil {
