@@ -184,6 +184,8 @@ type compiler struct {
 	// tekton is the in-process webhook resolved objects are validated
 	// with, made when first needed.
 	tekton clientset.Interface
+	// child is set when compiling a child pipeline's run.
+	child *childScope
 	// localErr is the first reason the run cannot run on this machine
 	// (Compiled.LocalError).
 	localErr *load.Error

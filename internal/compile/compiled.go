@@ -62,6 +62,9 @@ type Compiled struct {
 	// TaskVolumes holds the Task volumes and volumeMounts of each task that
 	// has any, keyed by plan task name (pod mode mounts them).
 	TaskVolumes map[string]*TaskVolumes
+	// Children are the compiled child runs of the pipeline tasks that run a
+	// pipeline, by plan task name; their tasks are in the maps above too.
+	Children map[string]*Compiled
 	// Config is Tekton's configuration the run was compiled with (its
 	// provenance in status).
 	Config *config.Config

@@ -27,6 +27,13 @@ type taskRunOf struct {
 // (createTaskRuns: rpt.TaskRunNames, Matrix.FanOut).
 func (c *compiler) pipelineTaskRuns(pr *v1.PipelineRun, rpt *prresources.ResolvedPipelineTask, facts *prresources.PipelineRunFacts, ptAt where, compiled *Compiled) ([]*planpb.Task, error) {
 	pt := rpt.PipelineTask
+	if rpt.IsChildPipeline() {
+		t, err := c.childPipeline(pr, rpt, ptAt, compiled)
+		if err != nil {
+			return nil, err
+		}
+		return []*planpb.Task{t}, nil
+	}
 	if !pt.IsMatrixed() {
 		t, err := c.pipelineTask(pr, rpt, facts, ptAt, compiled, taskRunOf{name: pt.Name, taskRunName: rpt.TaskRunNames[0]})
 		if err != nil {

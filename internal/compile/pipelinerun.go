@@ -36,7 +36,8 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	ctx := c.ctx
 	runAt := where{c.run.Display, "spec"}
 	ref := pr.Spec.PipelineRef
-	remotePipeline := ref != nil && ref.Resolver != ""
+	// A child run's pipeline is resolved with its PipelineTask.
+	remotePipeline := ref != nil && ref.Resolver != "" && c.child == nil
 	if remotePipeline && c.opts.Requester == nil {
 		// Tekton would resolve it; here there is no resolver.
 		return nil, remote(runAt, "pipelineRef.resolver", "Pipeline", string(ref.Resolver)).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
@@ -72,6 +73,12 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 		specAt = where{e.doc.Display, "spec"}
 		return e.obj.DeepCopy(), nil, nil, nil
 	}
+	if c.child != nil {
+		getPipeline = func(context.Context, string) (*v1.Pipeline, *v1.RefSource, *trustedresources.VerificationResult, error) {
+			specAt = c.child.specAt
+			return &v1.Pipeline{ObjectMeta: c.child.meta, Spec: *c.child.spec.DeepCopy()}, nil, nil, nil
+		}
+	}
 	if remotePipeline {
 		// The reconciler's own: a ResolutionRequest, answered here.
 		getPipeline = prresources.GetPipelineFunc(ctx, nil, c.webhook(), c.opts.Requester, pr, nil)
@@ -101,11 +108,16 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	}
 	storePipelineMeta(pr, spec, pipelineMeta.ObjectMeta)
 
-	hostDirs, err := c.overrideRun(&pr.Spec.Params, &pr.Spec.Workspaces, spec.Params, declaredWorkspaces(spec.Workspaces), "Pipeline "+pipelineMeta.Name)
-	if err != nil {
-		return nil, err
+	var hostDirs map[string]string
+	if c.child == nil {
+		// The command line's params and workspaces are the run's, and a
+		// child run's storage is its parent's.
+		hostDirs, err = c.overrideRun(&pr.Spec.Params, &pr.Spec.Workspaces, spec.Params, declaredWorkspaces(spec.Workspaces), "Pipeline "+pipelineMeta.Name)
+		if err != nil {
+			return nil, err
+		}
+		c.shared = sharedClaims(pr.Spec.Workspaces, hostDirs)
 	}
-	c.shared = sharedClaims(pr.Spec.Workspaces, hostDirs)
 	if _, err := dag.Build(v1.PipelineTaskList(spec.Tasks), v1.PipelineTaskList(spec.Tasks).Deps()); err != nil {
 		return nil, specAt.errorf("tasks", "invalid graph: %v", err).WithReason(v1.PipelineRunReasonInvalidGraph)
 	}
@@ -213,9 +225,11 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 			Name: r.Name, Type: valueType(string(r.Type)), Value: value(r.Value),
 		})
 	}
-	plan.Volumes, err = c.volumes(pr.Spec.Workspaces, hostDirs, runAt)
-	if err != nil {
-		return nil, err
+	if c.child == nil {
+		plan.Volumes, err = c.volumes(pr.Spec.Workspaces, hostDirs, runAt)
+		if err != nil {
+			return nil, err
+		}
 	}
 	return compiled, nil
 }
@@ -401,7 +415,7 @@ func (c *compiler) pipelineTask(pr *v1.PipelineRun, rpt *prresources.ResolvedPip
 	t.When = when(pt.When)
 	t.OnErrorContinue = pt.OnError == v1.PipelineTaskContinue
 	for _, b := range ws {
-		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: volumeFor(c.shared, volumeOf(pt, b.Name)), SubPath: b.SubPath})
+		t.Workspaces = append(t.Workspaces, &planpb.WorkspaceBinding{Name: b.Name, Volume: c.volume(volumeOf(pt, b.Name)), SubPath: b.SubPath})
 	}
 	workspaceContext(t, ws, string(pr.UID))
 	tv, err := c.taskVolumes(in, ts, t)

@@ -59,7 +59,8 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 			}
 		}
 		noTaskRun := func(string) (*v1.TaskRun, error) { return nil, nil }
-		rpt, err := prresources.ResolvePipelineTask(ctx, *pr, nil, nil, getTask, noTaskRun, nil, pt, state)
+		noChildRun := func(string) (*v1.PipelineRun, error) { return nil, nil }
+		rpt, err := prresources.ResolvePipelineTask(ctx, *pr, noChildRun, c.childPipelineGetter(pr, &pt, &readErr), getTask, noTaskRun, nil, pt, state)
 		if err != nil {
 			var notFound *prresources.TaskNotFoundError
 			switch {
@@ -75,8 +76,15 @@ func (c *compiler) resolvePipelineState(pr *v1.PipelineRun, spec *v1.PipelineSpe
 				return nil, e
 			case errors.As(err, &notFound):
 				return nil, ptAt.errorf("taskRef.name", "Task %q not found", notFound.Name).WithReason(v1.PipelineRunReasonCouldntGetTask)
+			case pt.PipelineRef != nil:
+				return nil, ptAt.errorf("pipelineRef", "%v", err).WithReason(v1.PipelineRunReasonCouldntGetPipeline)
 			}
 			return nil, ptAt.errorf("", "%v", err)
+		}
+		if rpt.IsChildPipeline() {
+			// Its pipeline is checked when it is compiled (childPipeline).
+			state = append(state, rpt)
+			continue
 		}
 		if err := taskrun.ValidateResolvedTask(ctx, rpt.PipelineTask.Params, rpt.PipelineTask.Matrix, rpt.ResolvedTask); err != nil {
 			return nil, ptAt.errorf("params", "%v", err)

@@ -69,7 +69,7 @@ func (g stepActionGetter) Get(_ context.Context, name string, _ metav1.GetOption
 }
 
 // checkPipelineSpec rejects what pod-runner does not run yet, before Tekton's
-// validation reports it less helpfully (pipelines in pipelines are alpha).
+// validation reports it less helpfully.
 func checkPipelineSpec(at where, spec *v1.PipelineSpec, resolvable bool) error {
 	for i, list := range [][]v1.PipelineTask{spec.Tasks, spec.Finally} {
 		for j := range list {
@@ -85,10 +85,8 @@ func checkPipelineSpec(at where, spec *v1.PipelineSpec, resolvable bool) error {
 // PipelineTask; a resolver reference only when nothing can resolve it.
 func checkPipelineTask(at where, pt *v1.PipelineTask, resolvable bool) error {
 	switch {
-	case pt.PipelineRef != nil:
-		return unsupported(at, "pipelineRef", "pipelines in pipelines")
-	case pt.PipelineSpec != nil:
-		return unsupported(at, "pipelineSpec", "pipelines in pipelines")
+	case pt.PipelineRef != nil && pt.PipelineRef.Resolver != "" && !resolvable:
+		return remote(at, "pipelineRef.resolver", "Pipeline", string(pt.PipelineRef.Resolver))
 	case pt.TaskRef.IsCustomTask():
 		return unsupported(at, "taskRef", "custom tasks")
 	case pt.TaskSpec.IsCustomTask():

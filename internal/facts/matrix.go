@@ -20,6 +20,9 @@ func pipelineTask(t *planpb.Task) string {
 	if m := t.GetMatrix(); m != nil {
 		return m.GetPipelineTask()
 	}
+	if p := t.GetPipelineTask(); p != "" {
+		return p // a child pipeline's task, named CHILD.TASK in the plan
+	}
 	return t.GetName()
 }
 

@@ -42,6 +42,18 @@ func (p *Printer) Report(e *planpb.Event) {
 }
 
 func (p *Printer) task(t *planpb.TaskStatus) {
+	if ch := t.GetChild(); ch != nil {
+		// A child pipeline's tasks, named CHILD.TASK.
+		for _, ct := range ch.GetTasks() {
+			p.task(ct)
+		}
+		for _, sk := range ch.GetSkipped() {
+			if key := t.GetName() + "." + sk.GetName(); !p.ended[key] {
+				p.ended[key] = true
+				fmt.Fprintf(p.w, "skipped   %s: %s\n", key, sk.GetReason())
+			}
+		}
+	}
 	c := t.GetCondition()
 	key := fmt.Sprintf("%s/%d", t.GetName(), len(t.GetRetries()))
 	switch {

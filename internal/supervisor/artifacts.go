@@ -43,6 +43,8 @@ func (ta *taskArtifacts) set(t *planpb.Task, s artifacts.Set) {
 	pt := t.GetName()
 	if m := t.GetMatrix(); m != nil {
 		pt = m.GetPipelineTask()
+	} else if p := t.GetPipelineTask(); p != "" {
+		pt = p
 	}
 	if ta.m[pt] == nil {
 		ta.m[pt] = map[string]artifacts.Set{}

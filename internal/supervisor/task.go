@@ -22,6 +22,9 @@ import (
 // ctx is cancelled with a cause (cancel, pipeline timeouts) to stop it.
 func (s *Supervisor) runTask(ctx context.Context, ready *facts.Ready) taskEnd {
 	t := ready.Task
+	if t.GetChild() != nil {
+		return s.runChild(ctx, ready)
+	}
 	st := &planpb.TaskStatus{Name: t.GetName(), TaskRunName: t.GetTaskRunName(), Finally: ready.Final, Params: ready.Params}
 	if m := t.GetMatrix(); m != nil {
 		st.Matrix, st.TaskRunUid = m, t.GetContext()["context.taskRun.uid"]

@@ -20,6 +20,9 @@ func (b *builder) pipelineTaskName(planTask string) string {
 	if m := b.tasks[planTask].GetMatrix(); m != nil {
 		return m.GetPipelineTask()
 	}
+	if p := b.tasks[planTask].GetPipelineTask(); p != "" {
+		return p
+	}
 	return planTask
 }
 

@@ -220,7 +220,7 @@ func (x KeyRef_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyRef_Kind.Descriptor instead.
 func (KeyRef_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{22, 0}
+	return file_plan_proto_rawDescGZIP(), []int{23, 0}
 }
 
 // Plan is one compiled PipelineRun or TaskRun.
@@ -771,7 +771,17 @@ type Task struct {
 	// matrix params; the plan has one task per TaskRun, and the supervisor
 	// treats the tasks that share matrix.pipeline_task as that one pipeline
 	// task (dependencies, when, skipping, $(tasks.X.status), results).
-	Matrix        *Matrix `protobuf:"bytes,17,opt,name=matrix,proto3" json:"matrix,omitempty"`
+	Matrix *Matrix `protobuf:"bytes,17,opt,name=matrix,proto3" json:"matrix,omitempty"`
+	// Set when this task is a PipelineTask of a child pipeline (pipelines in
+	// pipelines): its name in that pipeline, which its result references and
+	// run_after use there, while name is unique in the whole plan
+	// ("CHILD.TASK"), as its containers and directories are.
+	PipelineTask string `protobuf:"bytes,18,opt,name=pipeline_task,json=pipelineTask,proto3" json:"pipeline_task,omitempty"`
+	// Set when this PipelineTask runs a pipeline (pipelineRef or
+	// pipelineSpec): the child pipeline, run in the same Pod as a run of its
+	// own (its DAG, finally, results and condition), shown as a child
+	// PipelineRun named task_run_name. Such a task has no spec.
+	Child         *ChildPipeline `protobuf:"bytes,19,opt,name=child,proto3" json:"child,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -925,6 +935,107 @@ func (x *Task) GetMatrix() *Matrix {
 	return nil
 }
 
+func (x *Task) GetPipelineTask() string {
+	if x != nil {
+		return x.PipelineTask
+	}
+	return ""
+}
+
+func (x *Task) GetChild() *ChildPipeline {
+	if x != nil {
+		return x.Child
+	}
+	return nil
+}
+
+// ChildPipeline is the PipelineRun Tekton would create for a PipelineTask
+// that runs a pipeline, compiled: its tasks are named CHILD.TASK in the
+// plan.
+type ChildPipeline struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uid           string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	PipelineName  string                 `protobuf:"bytes,2,opt,name=pipeline_name,json=pipelineName,proto3" json:"pipeline_name,omitempty"`
+	Tasks         []*Task                `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Finally       []*Task                `protobuf:"bytes,4,rep,name=finally,proto3" json:"finally,omitempty"`
+	Results       []*PipelineResult      `protobuf:"bytes,5,rep,name=results,proto3" json:"results,omitempty"`
+	Timeouts      *Timeouts              `protobuf:"bytes,6,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChildPipeline) Reset() {
+	*x = ChildPipeline{}
+	mi := &file_plan_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChildPipeline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChildPipeline) ProtoMessage() {}
+
+func (x *ChildPipeline) ProtoReflect() protoreflect.Message {
+	mi := &file_plan_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChildPipeline.ProtoReflect.Descriptor instead.
+func (*ChildPipeline) Descriptor() ([]byte, []int) {
+	return file_plan_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ChildPipeline) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *ChildPipeline) GetPipelineName() string {
+	if x != nil {
+		return x.PipelineName
+	}
+	return ""
+}
+
+func (x *ChildPipeline) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *ChildPipeline) GetFinally() []*Task {
+	if x != nil {
+		return x.Finally
+	}
+	return nil
+}
+
+func (x *ChildPipeline) GetResults() []*PipelineResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ChildPipeline) GetTimeouts() *Timeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
 // Matrix places a plan task in its matrixed PipelineTask.
 type Matrix struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -958,7 +1069,7 @@ type Matrix struct {
 
 func (x *Matrix) Reset() {
 	*x = Matrix{}
-	mi := &file_plan_proto_msgTypes[8]
+	mi := &file_plan_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1081,7 @@ func (x *Matrix) String() string {
 func (*Matrix) ProtoMessage() {}
 
 func (x *Matrix) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[8]
+	mi := &file_plan_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1094,7 @@ func (x *Matrix) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Matrix.ProtoReflect.Descriptor instead.
 func (*Matrix) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{8}
+	return file_plan_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Matrix) GetPipelineTask() string {
@@ -1040,7 +1151,7 @@ type RunTimeMatrix struct {
 
 func (x *RunTimeMatrix) Reset() {
 	*x = RunTimeMatrix{}
-	mi := &file_plan_proto_msgTypes[9]
+	mi := &file_plan_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1163,7 @@ func (x *RunTimeMatrix) String() string {
 func (*RunTimeMatrix) ProtoMessage() {}
 
 func (x *RunTimeMatrix) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[9]
+	mi := &file_plan_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1176,7 @@ func (x *RunTimeMatrix) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunTimeMatrix.ProtoReflect.Descriptor instead.
 func (*RunTimeMatrix) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{9}
+	return file_plan_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RunTimeMatrix) GetParams() []*Param {
@@ -1093,7 +1204,7 @@ type MatrixInclude struct {
 
 func (x *MatrixInclude) Reset() {
 	*x = MatrixInclude{}
-	mi := &file_plan_proto_msgTypes[10]
+	mi := &file_plan_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1216,7 @@ func (x *MatrixInclude) String() string {
 func (*MatrixInclude) ProtoMessage() {}
 
 func (x *MatrixInclude) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[10]
+	mi := &file_plan_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1229,7 @@ func (x *MatrixInclude) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatrixInclude.ProtoReflect.Descriptor instead.
 func (*MatrixInclude) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{10}
+	return file_plan_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MatrixInclude) GetName() string {
@@ -1155,7 +1266,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_plan_proto_msgTypes[11]
+	mi := &file_plan_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1278,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[11]
+	mi := &file_plan_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1291,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{11}
+	return file_plan_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskSpec) GetParams() []*ParamSpec {
@@ -1268,7 +1379,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_plan_proto_msgTypes[12]
+	mi := &file_plan_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1391,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[12]
+	mi := &file_plan_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1404,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{12}
+	return file_plan_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Step) GetName() string {
@@ -1453,7 +1564,7 @@ type Probe struct {
 
 func (x *Probe) Reset() {
 	*x = Probe{}
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1576,7 @@ func (x *Probe) String() string {
 func (*Probe) ProtoMessage() {}
 
 func (x *Probe) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[13]
+	mi := &file_plan_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1589,7 @@ func (x *Probe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe.ProtoReflect.Descriptor instead.
 func (*Probe) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{13}
+	return file_plan_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Probe) GetAction() isProbe_Action {
@@ -1597,7 +1708,7 @@ type ExecAction struct {
 
 func (x *ExecAction) Reset() {
 	*x = ExecAction{}
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1720,7 @@ func (x *ExecAction) String() string {
 func (*ExecAction) ProtoMessage() {}
 
 func (x *ExecAction) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[14]
+	mi := &file_plan_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1733,7 @@ func (x *ExecAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecAction.ProtoReflect.Descriptor instead.
 func (*ExecAction) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{14}
+	return file_plan_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExecAction) GetCommand() []string {
@@ -1648,7 +1759,7 @@ type HTTPGetAction struct {
 
 func (x *HTTPGetAction) Reset() {
 	*x = HTTPGetAction{}
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1771,7 @@ func (x *HTTPGetAction) String() string {
 func (*HTTPGetAction) ProtoMessage() {}
 
 func (x *HTTPGetAction) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[15]
+	mi := &file_plan_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1784,7 @@ func (x *HTTPGetAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPGetAction.ProtoReflect.Descriptor instead.
 func (*HTTPGetAction) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{15}
+	return file_plan_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HTTPGetAction) GetScheme() string {
@@ -1721,7 +1832,7 @@ type HTTPHeader struct {
 
 func (x *HTTPHeader) Reset() {
 	*x = HTTPHeader{}
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1844,7 @@ func (x *HTTPHeader) String() string {
 func (*HTTPHeader) ProtoMessage() {}
 
 func (x *HTTPHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[16]
+	mi := &file_plan_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1857,7 @@ func (x *HTTPHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPHeader.ProtoReflect.Descriptor instead.
 func (*HTTPHeader) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{16}
+	return file_plan_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HTTPHeader) GetName() string {
@@ -1775,7 +1886,7 @@ type TCPSocketAction struct {
 
 func (x *TCPSocketAction) Reset() {
 	*x = TCPSocketAction{}
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1898,7 @@ func (x *TCPSocketAction) String() string {
 func (*TCPSocketAction) ProtoMessage() {}
 
 func (x *TCPSocketAction) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[17]
+	mi := &file_plan_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1911,7 @@ func (x *TCPSocketAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPSocketAction.ProtoReflect.Descriptor instead.
 func (*TCPSocketAction) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{17}
+	return file_plan_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TCPSocketAction) GetHost() string {
@@ -1829,7 +1940,7 @@ type GRPCAction struct {
 
 func (x *GRPCAction) Reset() {
 	*x = GRPCAction{}
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +1952,7 @@ func (x *GRPCAction) String() string {
 func (*GRPCAction) ProtoMessage() {}
 
 func (x *GRPCAction) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[18]
+	mi := &file_plan_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +1965,7 @@ func (x *GRPCAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GRPCAction.ProtoReflect.Descriptor instead.
 func (*GRPCAction) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{18}
+	return file_plan_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GRPCAction) GetPort() int32 {
@@ -1883,7 +1994,7 @@ type StepWorkspace struct {
 
 func (x *StepWorkspace) Reset() {
 	*x = StepWorkspace{}
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2006,7 @@ func (x *StepWorkspace) String() string {
 func (*StepWorkspace) ProtoMessage() {}
 
 func (x *StepWorkspace) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[19]
+	mi := &file_plan_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2019,7 @@ func (x *StepWorkspace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepWorkspace.ProtoReflect.Descriptor instead.
 func (*StepWorkspace) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{19}
+	return file_plan_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StepWorkspace) GetName() string {
@@ -1939,7 +2050,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2062,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[20]
+	mi := &file_plan_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2075,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{20}
+	return file_plan_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EnvVar) GetName() string {
@@ -2001,7 +2112,7 @@ type EnvFrom struct {
 
 func (x *EnvFrom) Reset() {
 	*x = EnvFrom{}
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2124,7 @@ func (x *EnvFrom) String() string {
 func (*EnvFrom) ProtoMessage() {}
 
 func (x *EnvFrom) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[21]
+	mi := &file_plan_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2137,7 @@ func (x *EnvFrom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvFrom.ProtoReflect.Descriptor instead.
 func (*EnvFrom) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{21}
+	return file_plan_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EnvFrom) GetKind() KeyRef_Kind {
@@ -2069,7 +2180,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2192,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[22]
+	mi := &file_plan_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2205,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{22}
+	return file_plan_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KeyRef) GetKind() KeyRef_Kind {
@@ -2140,7 +2251,7 @@ type WhenExpression struct {
 
 func (x *WhenExpression) Reset() {
 	*x = WhenExpression{}
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2263,7 @@ func (x *WhenExpression) String() string {
 func (*WhenExpression) ProtoMessage() {}
 
 func (x *WhenExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[23]
+	mi := &file_plan_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2276,7 @@ func (x *WhenExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhenExpression.ProtoReflect.Descriptor instead.
 func (*WhenExpression) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{23}
+	return file_plan_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WhenExpression) GetInput() string {
@@ -2208,7 +2319,7 @@ type WorkspaceDeclaration struct {
 
 func (x *WorkspaceDeclaration) Reset() {
 	*x = WorkspaceDeclaration{}
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2331,7 @@ func (x *WorkspaceDeclaration) String() string {
 func (*WorkspaceDeclaration) ProtoMessage() {}
 
 func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[24]
+	mi := &file_plan_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2344,7 @@ func (x *WorkspaceDeclaration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceDeclaration.ProtoReflect.Descriptor instead.
 func (*WorkspaceDeclaration) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{24}
+	return file_plan_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkspaceDeclaration) GetName() string {
@@ -2280,7 +2391,7 @@ type WorkspaceBinding struct {
 
 func (x *WorkspaceBinding) Reset() {
 	*x = WorkspaceBinding{}
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2403,7 @@ func (x *WorkspaceBinding) String() string {
 func (*WorkspaceBinding) ProtoMessage() {}
 
 func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[25]
+	mi := &file_plan_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2416,7 @@ func (x *WorkspaceBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceBinding.ProtoReflect.Descriptor instead.
 func (*WorkspaceBinding) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{25}
+	return file_plan_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WorkspaceBinding) GetName() string {
@@ -2359,7 +2470,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2482,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[26]
+	mi := &file_plan_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2495,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{26}
+	return file_plan_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Volume) GetName() string {
@@ -2560,7 +2671,7 @@ type ProjectedFiles struct {
 
 func (x *ProjectedFiles) Reset() {
 	*x = ProjectedFiles{}
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2683,7 @@ func (x *ProjectedFiles) String() string {
 func (*ProjectedFiles) ProtoMessage() {}
 
 func (x *ProjectedFiles) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[27]
+	mi := &file_plan_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2696,7 @@ func (x *ProjectedFiles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectedFiles.ProtoReflect.Descriptor instead.
 func (*ProjectedFiles) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{27}
+	return file_plan_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProjectedFiles) GetKind() KeyRef_Kind {
@@ -2610,7 +2721,7 @@ type EmptyDir struct {
 
 func (x *EmptyDir) Reset() {
 	*x = EmptyDir{}
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2733,7 @@ func (x *EmptyDir) String() string {
 func (*EmptyDir) ProtoMessage() {}
 
 func (x *EmptyDir) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[28]
+	mi := &file_plan_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2746,7 @@ func (x *EmptyDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmptyDir.ProtoReflect.Descriptor instead.
 func (*EmptyDir) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{28}
+	return file_plan_proto_rawDescGZIP(), []int{29}
 }
 
 // Files is a ConfigMap or Secret volume, by reference: its name and how the
@@ -2656,7 +2767,7 @@ type Files struct {
 
 func (x *Files) Reset() {
 	*x = Files{}
-	mi := &file_plan_proto_msgTypes[29]
+	mi := &file_plan_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2668,7 +2779,7 @@ func (x *Files) String() string {
 func (*Files) ProtoMessage() {}
 
 func (x *Files) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[29]
+	mi := &file_plan_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2681,7 +2792,7 @@ func (x *Files) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Files.ProtoReflect.Descriptor instead.
 func (*Files) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{29}
+	return file_plan_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Files) GetName() string {
@@ -2724,7 +2835,7 @@ type KeyToPath struct {
 
 func (x *KeyToPath) Reset() {
 	*x = KeyToPath{}
-	mi := &file_plan_proto_msgTypes[30]
+	mi := &file_plan_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +2847,7 @@ func (x *KeyToPath) String() string {
 func (*KeyToPath) ProtoMessage() {}
 
 func (x *KeyToPath) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[30]
+	mi := &file_plan_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +2860,7 @@ func (x *KeyToPath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyToPath.ProtoReflect.Descriptor instead.
 func (*KeyToPath) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{30}
+	return file_plan_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KeyToPath) GetKey() string {
@@ -2787,7 +2898,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_plan_proto_msgTypes[31]
+	mi := &file_plan_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +2910,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[31]
+	mi := &file_plan_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +2923,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{31}
+	return file_plan_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Condition) GetStatus() string {
@@ -2868,7 +2979,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_plan_proto_msgTypes[32]
+	mi := &file_plan_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2880,7 +2991,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[32]
+	mi := &file_plan_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2893,7 +3004,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{32}
+	return file_plan_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StepState) GetName() string {
@@ -2993,7 +3104,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_plan_proto_msgTypes[33]
+	mi := &file_plan_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3005,7 +3116,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[33]
+	mi := &file_plan_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3018,7 +3129,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{33}
+	return file_plan_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Artifact) GetName() string {
@@ -3053,7 +3164,7 @@ type ArtifactValue struct {
 
 func (x *ArtifactValue) Reset() {
 	*x = ArtifactValue{}
-	mi := &file_plan_proto_msgTypes[34]
+	mi := &file_plan_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3176,7 @@ func (x *ArtifactValue) String() string {
 func (*ArtifactValue) ProtoMessage() {}
 
 func (x *ArtifactValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[34]
+	mi := &file_plan_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3189,7 @@ func (x *ArtifactValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactValue.ProtoReflect.Descriptor instead.
 func (*ArtifactValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{34}
+	return file_plan_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ArtifactValue) GetDigest() map[string]string {
@@ -3105,7 +3216,7 @@ type ResultValue struct {
 
 func (x *ResultValue) Reset() {
 	*x = ResultValue{}
-	mi := &file_plan_proto_msgTypes[35]
+	mi := &file_plan_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3228,7 @@ func (x *ResultValue) String() string {
 func (*ResultValue) ProtoMessage() {}
 
 func (x *ResultValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[35]
+	mi := &file_plan_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3241,7 @@ func (x *ResultValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultValue.ProtoReflect.Descriptor instead.
 func (*ResultValue) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{35}
+	return file_plan_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ResultValue) GetName() string {
@@ -3160,7 +3271,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_plan_proto_msgTypes[36]
+	mi := &file_plan_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3283,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[36]
+	mi := &file_plan_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3296,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{36}
+	return file_plan_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TaskAttempt) GetCondition() *Condition {
@@ -3246,13 +3357,16 @@ type TaskStatus struct {
 	// them.
 	ArtifactInputs  []*Artifact `protobuf:"bytes,14,rep,name=artifact_inputs,json=artifactInputs,proto3" json:"artifact_inputs,omitempty"`
 	ArtifactOutputs []*Artifact `protobuf:"bytes,15,rep,name=artifact_outputs,json=artifactOutputs,proto3" json:"artifact_outputs,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The child pipeline's run, for a task that runs a pipeline
+	// (Task.child): its condition is the task's.
+	Child         *RunStatus `protobuf:"bytes,16,opt,name=child,proto3" json:"child,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_plan_proto_msgTypes[37]
+	mi := &file_plan_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3264,7 +3378,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[37]
+	mi := &file_plan_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3277,7 +3391,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{37}
+	return file_plan_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TaskStatus) GetName() string {
@@ -3385,6 +3499,13 @@ func (x *TaskStatus) GetArtifactOutputs() []*Artifact {
 	return nil
 }
 
+func (x *TaskStatus) GetChild() *RunStatus {
+	if x != nil {
+		return x.Child
+	}
+	return nil
+}
+
 type SkippedTask struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -3397,7 +3518,7 @@ type SkippedTask struct {
 
 func (x *SkippedTask) Reset() {
 	*x = SkippedTask{}
-	mi := &file_plan_proto_msgTypes[38]
+	mi := &file_plan_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3530,7 @@ func (x *SkippedTask) String() string {
 func (*SkippedTask) ProtoMessage() {}
 
 func (x *SkippedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[38]
+	mi := &file_plan_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3543,7 @@ func (x *SkippedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedTask.ProtoReflect.Descriptor instead.
 func (*SkippedTask) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{38}
+	return file_plan_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SkippedTask) GetName() string {
@@ -3462,7 +3583,7 @@ type RunStatus struct {
 
 func (x *RunStatus) Reset() {
 	*x = RunStatus{}
-	mi := &file_plan_proto_msgTypes[39]
+	mi := &file_plan_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3474,7 +3595,7 @@ func (x *RunStatus) String() string {
 func (*RunStatus) ProtoMessage() {}
 
 func (x *RunStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[39]
+	mi := &file_plan_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3487,7 +3608,7 @@ func (x *RunStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStatus.ProtoReflect.Descriptor instead.
 func (*RunStatus) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{39}
+	return file_plan_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RunStatus) GetName() string {
@@ -3555,7 +3676,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plan_proto_msgTypes[40]
+	mi := &file_plan_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3567,7 +3688,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plan_proto_msgTypes[40]
+	mi := &file_plan_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3580,7 +3701,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plan_proto_rawDescGZIP(), []int{40}
+	return file_plan_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -3700,7 +3821,7 @@ const file_plan_proto_rawDesc = "" +
 	"\x0ePipelineResult\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x17.podrunner.v1.ValueTypeR\x04type\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.podrunner.v1.ValueR\x05value\"\xa3\a\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.podrunner.v1.ValueR\x05value\"\xfb\a\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\rtask_run_name\x18\x02 \x01(\tR\vtaskRunName\x12\"\n" +
@@ -3721,7 +3842,9 @@ const file_plan_proto_rawDesc = "" +
 	"\vannotations\x18\x0e \x03(\v2#.podrunner.v1.Task.AnnotationsEntryR\vannotations\x12*\n" +
 	"\x11on_error_continue\x18\x0f \x01(\bR\x0fonErrorContinue\x12\x1a\n" +
 	"\bhermetic\x18\x10 \x01(\bR\bhermetic\x12,\n" +
-	"\x06matrix\x18\x11 \x01(\v2\x14.podrunner.v1.MatrixR\x06matrix\x1a:\n" +
+	"\x06matrix\x18\x11 \x01(\v2\x14.podrunner.v1.MatrixR\x06matrix\x12#\n" +
+	"\rpipeline_task\x18\x12 \x01(\tR\fpipelineTask\x121\n" +
+	"\x05child\x18\x13 \x01(\v2\x1b.podrunner.v1.ChildPipelineR\x05child\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -3730,7 +3853,14 @@ const file_plan_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\rChildPipeline\x12\x10\n" +
+	"\x03uid\x18\x01 \x01(\tR\x03uid\x12#\n" +
+	"\rpipeline_name\x18\x02 \x01(\tR\fpipelineName\x12(\n" +
+	"\x05tasks\x18\x03 \x03(\v2\x12.podrunner.v1.TaskR\x05tasks\x12,\n" +
+	"\afinally\x18\x04 \x03(\v2\x12.podrunner.v1.TaskR\afinally\x126\n" +
+	"\aresults\x18\x05 \x03(\v2\x1c.podrunner.v1.PipelineResultR\aresults\x122\n" +
+	"\btimeouts\x18\x06 \x01(\v2\x16.podrunner.v1.TimeoutsR\btimeouts\"\xcb\x01\n" +
 	"\x06Matrix\x12#\n" +
 	"\rpipeline_task\x18\x01 \x01(\tR\fpipelineTask\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x14\n" +
@@ -3927,7 +4057,7 @@ const file_plan_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12C\n" +
 	"\x0fcompletion_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0ecompletionTime\x12-\n" +
-	"\x05steps\x18\x04 \x03(\v2\x17.podrunner.v1.StepStateR\x05steps\"\xe4\x05\n" +
+	"\x05steps\x18\x04 \x03(\v2\x17.podrunner.v1.StepStateR\x05steps\"\x93\x06\n" +
 	"\n" +
 	"TaskStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
@@ -3947,7 +4077,8 @@ const file_plan_proto_rawDesc = "" +
 	"\ftask_run_uid\x18\r \x01(\tR\n" +
 	"taskRunUid\x12?\n" +
 	"\x0fartifact_inputs\x18\x0e \x03(\v2\x16.podrunner.v1.ArtifactR\x0eartifactInputs\x12A\n" +
-	"\x10artifact_outputs\x18\x0f \x03(\v2\x16.podrunner.v1.ArtifactR\x0fartifactOutputs\"k\n" +
+	"\x10artifact_outputs\x18\x0f \x03(\v2\x16.podrunner.v1.ArtifactR\x0fartifactOutputs\x12-\n" +
+	"\x05child\x18\x10 \x01(\v2\x17.podrunner.v1.RunStatusR\x05child\"k\n" +
 	"\vSkippedTask\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
@@ -3994,7 +4125,7 @@ func file_plan_proto_rawDescGZIP() []byte {
 }
 
 var file_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_plan_proto_goTypes = []any{
 	(RunKind)(0),                  // 0: podrunner.v1.RunKind
 	(ValueType)(0),                // 1: podrunner.v1.ValueType
@@ -4008,153 +4139,160 @@ var file_plan_proto_goTypes = []any{
 	(*ResultSpec)(nil),            // 9: podrunner.v1.ResultSpec
 	(*PipelineResult)(nil),        // 10: podrunner.v1.PipelineResult
 	(*Task)(nil),                  // 11: podrunner.v1.Task
-	(*Matrix)(nil),                // 12: podrunner.v1.Matrix
-	(*RunTimeMatrix)(nil),         // 13: podrunner.v1.RunTimeMatrix
-	(*MatrixInclude)(nil),         // 14: podrunner.v1.MatrixInclude
-	(*TaskSpec)(nil),              // 15: podrunner.v1.TaskSpec
-	(*Step)(nil),                  // 16: podrunner.v1.Step
-	(*Probe)(nil),                 // 17: podrunner.v1.Probe
-	(*ExecAction)(nil),            // 18: podrunner.v1.ExecAction
-	(*HTTPGetAction)(nil),         // 19: podrunner.v1.HTTPGetAction
-	(*HTTPHeader)(nil),            // 20: podrunner.v1.HTTPHeader
-	(*TCPSocketAction)(nil),       // 21: podrunner.v1.TCPSocketAction
-	(*GRPCAction)(nil),            // 22: podrunner.v1.GRPCAction
-	(*StepWorkspace)(nil),         // 23: podrunner.v1.StepWorkspace
-	(*EnvVar)(nil),                // 24: podrunner.v1.EnvVar
-	(*EnvFrom)(nil),               // 25: podrunner.v1.EnvFrom
-	(*KeyRef)(nil),                // 26: podrunner.v1.KeyRef
-	(*WhenExpression)(nil),        // 27: podrunner.v1.WhenExpression
-	(*WorkspaceDeclaration)(nil),  // 28: podrunner.v1.WorkspaceDeclaration
-	(*WorkspaceBinding)(nil),      // 29: podrunner.v1.WorkspaceBinding
-	(*Volume)(nil),                // 30: podrunner.v1.Volume
-	(*ProjectedFiles)(nil),        // 31: podrunner.v1.ProjectedFiles
-	(*EmptyDir)(nil),              // 32: podrunner.v1.EmptyDir
-	(*Files)(nil),                 // 33: podrunner.v1.Files
-	(*KeyToPath)(nil),             // 34: podrunner.v1.KeyToPath
-	(*Condition)(nil),             // 35: podrunner.v1.Condition
-	(*StepState)(nil),             // 36: podrunner.v1.StepState
-	(*Artifact)(nil),              // 37: podrunner.v1.Artifact
-	(*ArtifactValue)(nil),         // 38: podrunner.v1.ArtifactValue
-	(*ResultValue)(nil),           // 39: podrunner.v1.ResultValue
-	(*TaskAttempt)(nil),           // 40: podrunner.v1.TaskAttempt
-	(*TaskStatus)(nil),            // 41: podrunner.v1.TaskStatus
-	(*SkippedTask)(nil),           // 42: podrunner.v1.SkippedTask
-	(*RunStatus)(nil),             // 43: podrunner.v1.RunStatus
-	(*Event)(nil),                 // 44: podrunner.v1.Event
-	nil,                           // 45: podrunner.v1.Value.ObjectValueEntry
-	nil,                           // 46: podrunner.v1.Task.ContextEntry
-	nil,                           // 47: podrunner.v1.Task.LabelsEntry
-	nil,                           // 48: podrunner.v1.Task.AnnotationsEntry
-	nil,                           // 49: podrunner.v1.Step.RequestsEntry
-	nil,                           // 50: podrunner.v1.Step.LimitsEntry
-	nil,                           // 51: podrunner.v1.ArtifactValue.DigestEntry
-	(*durationpb.Duration)(nil),   // 52: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 53: google.protobuf.Timestamp
+	(*ChildPipeline)(nil),         // 12: podrunner.v1.ChildPipeline
+	(*Matrix)(nil),                // 13: podrunner.v1.Matrix
+	(*RunTimeMatrix)(nil),         // 14: podrunner.v1.RunTimeMatrix
+	(*MatrixInclude)(nil),         // 15: podrunner.v1.MatrixInclude
+	(*TaskSpec)(nil),              // 16: podrunner.v1.TaskSpec
+	(*Step)(nil),                  // 17: podrunner.v1.Step
+	(*Probe)(nil),                 // 18: podrunner.v1.Probe
+	(*ExecAction)(nil),            // 19: podrunner.v1.ExecAction
+	(*HTTPGetAction)(nil),         // 20: podrunner.v1.HTTPGetAction
+	(*HTTPHeader)(nil),            // 21: podrunner.v1.HTTPHeader
+	(*TCPSocketAction)(nil),       // 22: podrunner.v1.TCPSocketAction
+	(*GRPCAction)(nil),            // 23: podrunner.v1.GRPCAction
+	(*StepWorkspace)(nil),         // 24: podrunner.v1.StepWorkspace
+	(*EnvVar)(nil),                // 25: podrunner.v1.EnvVar
+	(*EnvFrom)(nil),               // 26: podrunner.v1.EnvFrom
+	(*KeyRef)(nil),                // 27: podrunner.v1.KeyRef
+	(*WhenExpression)(nil),        // 28: podrunner.v1.WhenExpression
+	(*WorkspaceDeclaration)(nil),  // 29: podrunner.v1.WorkspaceDeclaration
+	(*WorkspaceBinding)(nil),      // 30: podrunner.v1.WorkspaceBinding
+	(*Volume)(nil),                // 31: podrunner.v1.Volume
+	(*ProjectedFiles)(nil),        // 32: podrunner.v1.ProjectedFiles
+	(*EmptyDir)(nil),              // 33: podrunner.v1.EmptyDir
+	(*Files)(nil),                 // 34: podrunner.v1.Files
+	(*KeyToPath)(nil),             // 35: podrunner.v1.KeyToPath
+	(*Condition)(nil),             // 36: podrunner.v1.Condition
+	(*StepState)(nil),             // 37: podrunner.v1.StepState
+	(*Artifact)(nil),              // 38: podrunner.v1.Artifact
+	(*ArtifactValue)(nil),         // 39: podrunner.v1.ArtifactValue
+	(*ResultValue)(nil),           // 40: podrunner.v1.ResultValue
+	(*TaskAttempt)(nil),           // 41: podrunner.v1.TaskAttempt
+	(*TaskStatus)(nil),            // 42: podrunner.v1.TaskStatus
+	(*SkippedTask)(nil),           // 43: podrunner.v1.SkippedTask
+	(*RunStatus)(nil),             // 44: podrunner.v1.RunStatus
+	(*Event)(nil),                 // 45: podrunner.v1.Event
+	nil,                           // 46: podrunner.v1.Value.ObjectValueEntry
+	nil,                           // 47: podrunner.v1.Task.ContextEntry
+	nil,                           // 48: podrunner.v1.Task.LabelsEntry
+	nil,                           // 49: podrunner.v1.Task.AnnotationsEntry
+	nil,                           // 50: podrunner.v1.Step.RequestsEntry
+	nil,                           // 51: podrunner.v1.Step.LimitsEntry
+	nil,                           // 52: podrunner.v1.ArtifactValue.DigestEntry
+	(*durationpb.Duration)(nil),   // 53: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
 }
 var file_plan_proto_depIdxs = []int32{
-	0,  // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
-	11, // 1: podrunner.v1.Plan.tasks:type_name -> podrunner.v1.Task
-	11, // 2: podrunner.v1.Plan.finally:type_name -> podrunner.v1.Task
-	10, // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
-	5,  // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
-	30, // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
-	52, // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
-	52, // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
-	52, // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
-	1,  // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
-	45, // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
-	6,  // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
-	1,  // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
-	6,  // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
-	1,  // 14: podrunner.v1.ResultSpec.type:type_name -> podrunner.v1.ValueType
-	1,  // 15: podrunner.v1.PipelineResult.type:type_name -> podrunner.v1.ValueType
-	6,  // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
-	7,  // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
-	27, // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
-	52, // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
-	15, // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
-	29, // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
-	46, // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
-	47, // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
-	48, // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
-	12, // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
-	13, // 26: podrunner.v1.Matrix.run_time:type_name -> podrunner.v1.RunTimeMatrix
-	7,  // 27: podrunner.v1.RunTimeMatrix.params:type_name -> podrunner.v1.Param
-	14, // 28: podrunner.v1.RunTimeMatrix.include:type_name -> podrunner.v1.MatrixInclude
-	7,  // 29: podrunner.v1.MatrixInclude.params:type_name -> podrunner.v1.Param
-	8,  // 30: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
-	9,  // 31: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
-	16, // 32: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
-	28, // 33: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
-	16, // 34: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
-	24, // 35: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
-	2,  // 36: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
-	52, // 37: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
-	9,  // 38: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
-	49, // 39: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
-	50, // 40: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
-	25, // 41: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
-	27, // 42: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
-	23, // 43: podrunner.v1.Step.workspaces:type_name -> podrunner.v1.StepWorkspace
-	17, // 44: podrunner.v1.Step.readiness_probe:type_name -> podrunner.v1.Probe
-	17, // 45: podrunner.v1.Step.startup_probe:type_name -> podrunner.v1.Probe
-	18, // 46: podrunner.v1.Probe.exec:type_name -> podrunner.v1.ExecAction
-	19, // 47: podrunner.v1.Probe.http_get:type_name -> podrunner.v1.HTTPGetAction
-	21, // 48: podrunner.v1.Probe.tcp_socket:type_name -> podrunner.v1.TCPSocketAction
-	22, // 49: podrunner.v1.Probe.grpc:type_name -> podrunner.v1.GRPCAction
-	20, // 50: podrunner.v1.HTTPGetAction.headers:type_name -> podrunner.v1.HTTPHeader
-	26, // 51: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
-	3,  // 52: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
-	3,  // 53: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
-	32, // 54: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
-	32, // 55: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
-	33, // 56: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
-	33, // 57: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
-	32, // 58: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
-	32, // 59: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
-	31, // 60: podrunner.v1.Volume.projected_files:type_name -> podrunner.v1.ProjectedFiles
-	3,  // 61: podrunner.v1.ProjectedFiles.kind:type_name -> podrunner.v1.KeyRef.Kind
-	33, // 62: podrunner.v1.ProjectedFiles.files:type_name -> podrunner.v1.Files
-	34, // 63: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
-	53, // 64: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	53, // 65: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
-	53, // 66: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
-	37, // 67: podrunner.v1.StepState.inputs:type_name -> podrunner.v1.Artifact
-	37, // 68: podrunner.v1.StepState.outputs:type_name -> podrunner.v1.Artifact
-	38, // 69: podrunner.v1.Artifact.values:type_name -> podrunner.v1.ArtifactValue
-	51, // 70: podrunner.v1.ArtifactValue.digest:type_name -> podrunner.v1.ArtifactValue.DigestEntry
-	6,  // 71: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
-	35, // 72: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
-	53, // 73: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
-	53, // 74: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
-	36, // 75: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
-	35, // 76: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
-	53, // 77: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	53, // 78: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
-	36, // 79: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
-	39, // 80: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
-	40, // 81: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
-	7,  // 82: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
-	36, // 83: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
-	12, // 84: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
-	37, // 85: podrunner.v1.TaskStatus.artifact_inputs:type_name -> podrunner.v1.Artifact
-	37, // 86: podrunner.v1.TaskStatus.artifact_outputs:type_name -> podrunner.v1.Artifact
-	27, // 87: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
-	35, // 88: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
-	53, // 89: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
-	53, // 90: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
-	41, // 91: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
-	42, // 92: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
-	39, // 93: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
-	53, // 94: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
-	41, // 95: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
-	42, // 96: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
-	43, // 97: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
-	98, // [98:98] is the sub-list for method output_type
-	98, // [98:98] is the sub-list for method input_type
-	98, // [98:98] is the sub-list for extension type_name
-	98, // [98:98] is the sub-list for extension extendee
-	0,  // [0:98] is the sub-list for field type_name
+	0,   // 0: podrunner.v1.Plan.kind:type_name -> podrunner.v1.RunKind
+	11,  // 1: podrunner.v1.Plan.tasks:type_name -> podrunner.v1.Task
+	11,  // 2: podrunner.v1.Plan.finally:type_name -> podrunner.v1.Task
+	10,  // 3: podrunner.v1.Plan.results:type_name -> podrunner.v1.PipelineResult
+	5,   // 4: podrunner.v1.Plan.timeouts:type_name -> podrunner.v1.Timeouts
+	31,  // 5: podrunner.v1.Plan.volumes:type_name -> podrunner.v1.Volume
+	53,  // 6: podrunner.v1.Timeouts.pipeline:type_name -> google.protobuf.Duration
+	53,  // 7: podrunner.v1.Timeouts.tasks:type_name -> google.protobuf.Duration
+	53,  // 8: podrunner.v1.Timeouts.finally:type_name -> google.protobuf.Duration
+	1,   // 9: podrunner.v1.Value.type:type_name -> podrunner.v1.ValueType
+	46,  // 10: podrunner.v1.Value.object_value:type_name -> podrunner.v1.Value.ObjectValueEntry
+	6,   // 11: podrunner.v1.Param.value:type_name -> podrunner.v1.Value
+	1,   // 12: podrunner.v1.ParamSpec.type:type_name -> podrunner.v1.ValueType
+	6,   // 13: podrunner.v1.ParamSpec.default:type_name -> podrunner.v1.Value
+	1,   // 14: podrunner.v1.ResultSpec.type:type_name -> podrunner.v1.ValueType
+	1,   // 15: podrunner.v1.PipelineResult.type:type_name -> podrunner.v1.ValueType
+	6,   // 16: podrunner.v1.PipelineResult.value:type_name -> podrunner.v1.Value
+	7,   // 17: podrunner.v1.Task.params:type_name -> podrunner.v1.Param
+	28,  // 18: podrunner.v1.Task.when:type_name -> podrunner.v1.WhenExpression
+	53,  // 19: podrunner.v1.Task.timeout:type_name -> google.protobuf.Duration
+	16,  // 20: podrunner.v1.Task.spec:type_name -> podrunner.v1.TaskSpec
+	30,  // 21: podrunner.v1.Task.workspaces:type_name -> podrunner.v1.WorkspaceBinding
+	47,  // 22: podrunner.v1.Task.context:type_name -> podrunner.v1.Task.ContextEntry
+	48,  // 23: podrunner.v1.Task.labels:type_name -> podrunner.v1.Task.LabelsEntry
+	49,  // 24: podrunner.v1.Task.annotations:type_name -> podrunner.v1.Task.AnnotationsEntry
+	13,  // 25: podrunner.v1.Task.matrix:type_name -> podrunner.v1.Matrix
+	12,  // 26: podrunner.v1.Task.child:type_name -> podrunner.v1.ChildPipeline
+	11,  // 27: podrunner.v1.ChildPipeline.tasks:type_name -> podrunner.v1.Task
+	11,  // 28: podrunner.v1.ChildPipeline.finally:type_name -> podrunner.v1.Task
+	10,  // 29: podrunner.v1.ChildPipeline.results:type_name -> podrunner.v1.PipelineResult
+	5,   // 30: podrunner.v1.ChildPipeline.timeouts:type_name -> podrunner.v1.Timeouts
+	14,  // 31: podrunner.v1.Matrix.run_time:type_name -> podrunner.v1.RunTimeMatrix
+	7,   // 32: podrunner.v1.RunTimeMatrix.params:type_name -> podrunner.v1.Param
+	15,  // 33: podrunner.v1.RunTimeMatrix.include:type_name -> podrunner.v1.MatrixInclude
+	7,   // 34: podrunner.v1.MatrixInclude.params:type_name -> podrunner.v1.Param
+	8,   // 35: podrunner.v1.TaskSpec.params:type_name -> podrunner.v1.ParamSpec
+	9,   // 36: podrunner.v1.TaskSpec.results:type_name -> podrunner.v1.ResultSpec
+	17,  // 37: podrunner.v1.TaskSpec.steps:type_name -> podrunner.v1.Step
+	29,  // 38: podrunner.v1.TaskSpec.workspaces:type_name -> podrunner.v1.WorkspaceDeclaration
+	17,  // 39: podrunner.v1.TaskSpec.sidecars:type_name -> podrunner.v1.Step
+	25,  // 40: podrunner.v1.Step.env:type_name -> podrunner.v1.EnvVar
+	2,   // 41: podrunner.v1.Step.on_error:type_name -> podrunner.v1.OnError
+	53,  // 42: podrunner.v1.Step.timeout:type_name -> google.protobuf.Duration
+	9,   // 43: podrunner.v1.Step.results:type_name -> podrunner.v1.ResultSpec
+	50,  // 44: podrunner.v1.Step.requests:type_name -> podrunner.v1.Step.RequestsEntry
+	51,  // 45: podrunner.v1.Step.limits:type_name -> podrunner.v1.Step.LimitsEntry
+	26,  // 46: podrunner.v1.Step.env_from:type_name -> podrunner.v1.EnvFrom
+	28,  // 47: podrunner.v1.Step.when:type_name -> podrunner.v1.WhenExpression
+	24,  // 48: podrunner.v1.Step.workspaces:type_name -> podrunner.v1.StepWorkspace
+	18,  // 49: podrunner.v1.Step.readiness_probe:type_name -> podrunner.v1.Probe
+	18,  // 50: podrunner.v1.Step.startup_probe:type_name -> podrunner.v1.Probe
+	19,  // 51: podrunner.v1.Probe.exec:type_name -> podrunner.v1.ExecAction
+	20,  // 52: podrunner.v1.Probe.http_get:type_name -> podrunner.v1.HTTPGetAction
+	22,  // 53: podrunner.v1.Probe.tcp_socket:type_name -> podrunner.v1.TCPSocketAction
+	23,  // 54: podrunner.v1.Probe.grpc:type_name -> podrunner.v1.GRPCAction
+	21,  // 55: podrunner.v1.HTTPGetAction.headers:type_name -> podrunner.v1.HTTPHeader
+	27,  // 56: podrunner.v1.EnvVar.value_from:type_name -> podrunner.v1.KeyRef
+	3,   // 57: podrunner.v1.EnvFrom.kind:type_name -> podrunner.v1.KeyRef.Kind
+	3,   // 58: podrunner.v1.KeyRef.kind:type_name -> podrunner.v1.KeyRef.Kind
+	33,  // 59: podrunner.v1.Volume.empty_dir:type_name -> podrunner.v1.EmptyDir
+	33,  // 60: podrunner.v1.Volume.claim_template:type_name -> podrunner.v1.EmptyDir
+	34,  // 61: podrunner.v1.Volume.config_map:type_name -> podrunner.v1.Files
+	34,  // 62: podrunner.v1.Volume.secret:type_name -> podrunner.v1.Files
+	33,  // 63: podrunner.v1.Volume.projected:type_name -> podrunner.v1.EmptyDir
+	33,  // 64: podrunner.v1.Volume.csi:type_name -> podrunner.v1.EmptyDir
+	32,  // 65: podrunner.v1.Volume.projected_files:type_name -> podrunner.v1.ProjectedFiles
+	3,   // 66: podrunner.v1.ProjectedFiles.kind:type_name -> podrunner.v1.KeyRef.Kind
+	34,  // 67: podrunner.v1.ProjectedFiles.files:type_name -> podrunner.v1.Files
+	35,  // 68: podrunner.v1.Files.items:type_name -> podrunner.v1.KeyToPath
+	54,  // 69: podrunner.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	54,  // 70: podrunner.v1.StepState.started_at:type_name -> google.protobuf.Timestamp
+	54,  // 71: podrunner.v1.StepState.finished_at:type_name -> google.protobuf.Timestamp
+	38,  // 72: podrunner.v1.StepState.inputs:type_name -> podrunner.v1.Artifact
+	38,  // 73: podrunner.v1.StepState.outputs:type_name -> podrunner.v1.Artifact
+	39,  // 74: podrunner.v1.Artifact.values:type_name -> podrunner.v1.ArtifactValue
+	52,  // 75: podrunner.v1.ArtifactValue.digest:type_name -> podrunner.v1.ArtifactValue.DigestEntry
+	6,   // 76: podrunner.v1.ResultValue.value:type_name -> podrunner.v1.Value
+	36,  // 77: podrunner.v1.TaskAttempt.condition:type_name -> podrunner.v1.Condition
+	54,  // 78: podrunner.v1.TaskAttempt.start_time:type_name -> google.protobuf.Timestamp
+	54,  // 79: podrunner.v1.TaskAttempt.completion_time:type_name -> google.protobuf.Timestamp
+	37,  // 80: podrunner.v1.TaskAttempt.steps:type_name -> podrunner.v1.StepState
+	36,  // 81: podrunner.v1.TaskStatus.condition:type_name -> podrunner.v1.Condition
+	54,  // 82: podrunner.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	54,  // 83: podrunner.v1.TaskStatus.completion_time:type_name -> google.protobuf.Timestamp
+	37,  // 84: podrunner.v1.TaskStatus.steps:type_name -> podrunner.v1.StepState
+	40,  // 85: podrunner.v1.TaskStatus.results:type_name -> podrunner.v1.ResultValue
+	41,  // 86: podrunner.v1.TaskStatus.retries:type_name -> podrunner.v1.TaskAttempt
+	7,   // 87: podrunner.v1.TaskStatus.params:type_name -> podrunner.v1.Param
+	37,  // 88: podrunner.v1.TaskStatus.sidecars:type_name -> podrunner.v1.StepState
+	13,  // 89: podrunner.v1.TaskStatus.matrix:type_name -> podrunner.v1.Matrix
+	38,  // 90: podrunner.v1.TaskStatus.artifact_inputs:type_name -> podrunner.v1.Artifact
+	38,  // 91: podrunner.v1.TaskStatus.artifact_outputs:type_name -> podrunner.v1.Artifact
+	44,  // 92: podrunner.v1.TaskStatus.child:type_name -> podrunner.v1.RunStatus
+	28,  // 93: podrunner.v1.SkippedTask.when:type_name -> podrunner.v1.WhenExpression
+	36,  // 94: podrunner.v1.RunStatus.condition:type_name -> podrunner.v1.Condition
+	54,  // 95: podrunner.v1.RunStatus.start_time:type_name -> google.protobuf.Timestamp
+	54,  // 96: podrunner.v1.RunStatus.completion_time:type_name -> google.protobuf.Timestamp
+	42,  // 97: podrunner.v1.RunStatus.tasks:type_name -> podrunner.v1.TaskStatus
+	43,  // 98: podrunner.v1.RunStatus.skipped:type_name -> podrunner.v1.SkippedTask
+	40,  // 99: podrunner.v1.RunStatus.results:type_name -> podrunner.v1.ResultValue
+	54,  // 100: podrunner.v1.Event.time:type_name -> google.protobuf.Timestamp
+	42,  // 101: podrunner.v1.Event.task:type_name -> podrunner.v1.TaskStatus
+	43,  // 102: podrunner.v1.Event.skipped:type_name -> podrunner.v1.SkippedTask
+	44,  // 103: podrunner.v1.Event.run:type_name -> podrunner.v1.RunStatus
+	104, // [104:104] is the sub-list for method output_type
+	104, // [104:104] is the sub-list for method input_type
+	104, // [104:104] is the sub-list for extension type_name
+	104, // [104:104] is the sub-list for extension extendee
+	0,   // [0:104] is the sub-list for field type_name
 }
 
 func init() { file_plan_proto_init() }
@@ -4162,13 +4300,13 @@ func file_plan_proto_init() {
 	if File_plan_proto != nil {
 		return
 	}
-	file_plan_proto_msgTypes[13].OneofWrappers = []any{
+	file_plan_proto_msgTypes[14].OneofWrappers = []any{
 		(*Probe_Exec)(nil),
 		(*Probe_HttpGet)(nil),
 		(*Probe_TcpSocket)(nil),
 		(*Probe_Grpc)(nil),
 	}
-	file_plan_proto_msgTypes[26].OneofWrappers = []any{
+	file_plan_proto_msgTypes[27].OneofWrappers = []any{
 		(*Volume_EmptyDir)(nil),
 		(*Volume_ClaimTemplate)(nil),
 		(*Volume_HostPath)(nil),
@@ -4178,7 +4316,7 @@ func file_plan_proto_init() {
 		(*Volume_Projected)(nil),
 		(*Volume_Csi)(nil),
 	}
-	file_plan_proto_msgTypes[40].OneofWrappers = []any{
+	file_plan_proto_msgTypes[41].OneofWrappers = []any{
 		(*Event_Task)(nil),
 		(*Event_Skipped)(nil),
 		(*Event_Run)(nil),
@@ -4189,7 +4327,7 @@ func file_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plan_proto_rawDesc), len(file_plan_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
