@@ -114,6 +114,17 @@ func (b *builder) childrenAndSkipped() ([]v1.ChildStatusReference, []v1.SkippedT
 		if ts == nil {
 			continue
 		}
+		if t.GetChild() != nil {
+			// getChildRefForChildPipelineRun
+			children = append(children, v1.ChildStatusReference{
+				TypeMeta:         runtime.TypeMeta{APIVersion: v1.SchemeGroupVersion.String(), Kind: pipeline.PipelineRunControllerName},
+				Name:             taskRunName(t, ts),
+				DisplayName:      r.text(t.GetDisplayName()),
+				PipelineTaskName: b.pipelineTaskName(t.GetName()),
+				WhenExpressions:  r.when(t.GetWhen()),
+			})
+			continue
+		}
 		children = append(children, v1.ChildStatusReference{
 			TypeMeta:         runtime.TypeMeta{APIVersion: v1.SchemeGroupVersion.String(), Kind: pipeline.TaskRunControllerName},
 			Name:             taskRunName(t, ts),

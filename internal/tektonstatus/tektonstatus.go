@@ -57,10 +57,26 @@ func ListWith(c *compile.Compiled, st *planpb.RunStatus, opts ListOptions) *meta
 	}
 	pr := b.pipelineRun()
 	list.Items = append(list.Items, runtime.RawExtension{Object: pr})
-	for _, ts := range startOrder(st.GetTasks()) {
-		list.Items = append(list.Items, runtime.RawExtension{Object: b.childTaskRun(pr, ts)})
-	}
+	list.Items = append(list.Items, b.children(pr)...)
 	return list
+}
+
+// children are the objects under pr, in the order their tasks started: a
+// TaskRun per task that ran, and for a task that runs a pipeline its child
+// PipelineRun followed by the objects under it.
+func (b *builder) children(pr *v1.PipelineRun) []runtime.RawExtension {
+	var out []runtime.RawExtension
+	for _, ts := range startOrder(b.st.GetTasks()) {
+		if cc := b.c.Children[ts.GetName()]; cc != nil && ts.GetChild() != nil {
+			sub := newBuilder(cc, ts.GetChild(), b.opts)
+			child := sub.pipelineRun()
+			out = append(out, runtime.RawExtension{Object: child})
+			out = append(out, sub.children(child)...)
+			continue
+		}
+		out = append(out, runtime.RawExtension{Object: b.childTaskRun(pr, ts)})
+	}
+	return out
 }
 
 // startOrder sorts task statuses by the start of their first attempt; ties
