@@ -272,7 +272,7 @@ func taskMounts(c *compile.Compiled) map[string]*process.TaskMounts {
 // nor script their image's command from --entrypoint (a host process has
 // no image to read it from); the others are refused when they start.
 func withEntrypoints(plan *planpb.Plan, over *podspec.Overrides) {
-	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
+	for _, t := range plan.AllTasks() {
 		for _, s := range slices.Concat(t.GetSpec().GetSteps(), t.GetSpec().GetSidecars()) {
 			if len(s.GetCommand()) > 0 || s.GetScript() != "" {
 				continue

@@ -194,7 +194,7 @@ type podContainer struct {
 // containersOf maps the Pod's container names to their steps and sidecars.
 func containersOf(c *compile.Compiled) map[string]podContainer {
 	out := map[string]podContainer{}
-	for _, t := range slices.Concat(c.Plan.GetTasks(), c.Plan.GetFinally()) {
+	for _, t := range c.Plan.AllTasks() {
 		for i, s := range t.GetSpec().GetSteps() {
 			n := results.StepName(s.GetName(), i)
 			out[podlayout.StepContainer(t.GetName(), n)] = podContainer{"step", n, t.GetTaskRunName()}

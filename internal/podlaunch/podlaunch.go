@@ -121,7 +121,7 @@ func (l *Launcher) Prepare(_ context.Context, plan *planpb.Plan) error {
 	if l.ln != nil {
 		return errors.New("launcher already prepared")
 	}
-	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
+	for _, t := range plan.AllTasks() {
 		ws := map[string]string{}
 		for _, d := range t.GetSpec().GetWorkspaces() {
 			p := d.GetMountPath()

@@ -259,7 +259,7 @@ func (r *runner) remove(file string) {
 // host-process launcher prints them.
 func prefixes(plan *planpb.Plan) map[string]string {
 	m := map[string]string{}
-	for _, t := range append(append([]*planpb.Task{}, plan.GetTasks()...), plan.GetFinally()...) {
+	for _, t := range plan.AllTasks() {
 		for _, s := range t.GetSpec().GetSteps() {
 			m[podlayout.StepContainer(t.GetName(), s.GetName())] = "[" + t.GetName() + "/" + s.GetName() + "] "
 		}

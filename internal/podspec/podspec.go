@@ -132,7 +132,7 @@ func Pod(ctx context.Context, c *compile.Compiled, opts Options) (*corev1.Pod, e
 	b.addVolume(corev1.Volume{Name: podlayout.VolumeName(podlayout.StateVolume, b.uid), VolumeSource: memory()})
 
 	var steps []corev1.Container
-	for _, t := range append(append([]*planpb.Task{}, b.plan.GetTasks()...), b.plan.GetFinally()...) {
+	for _, t := range b.plan.AllTasks() {
 		cs, err := b.taskContainers(t)
 		if err != nil {
 			return nil, err

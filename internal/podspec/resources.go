@@ -113,7 +113,13 @@ func groupPeak(tasks []*planpb.Task, n corev1.ResourceName) (int64, error) {
 	deps := make([][]int, len(tasks))
 	for i, t := range tasks {
 		var err error
-		if w[i], err = taskRequest(t, n); err != nil {
+		if c := t.GetChild(); c != nil {
+			// A child pipeline at its busiest: its DAG or its finally.
+			w[i], err = childPeak(c, n)
+		} else {
+			w[i], err = taskRequest(t, n)
+		}
+		if err != nil {
 			return 0, err
 		}
 		for _, d := range t.GetRunAfter() {
@@ -124,6 +130,15 @@ func groupPeak(tasks []*planpb.Task, n corev1.ResourceName) (int64, error) {
 	}
 	total, _ := MaxAntichain(w, deps)
 	return total, nil
+}
+
+func childPeak(c *planpb.ChildPipeline, n corev1.ResourceName) (int64, error) {
+	dag, err := groupPeak(c.GetTasks(), n)
+	if err != nil {
+		return 0, err
+	}
+	fin, err := groupPeak(c.GetFinally(), n)
+	return max(dag, fin), err
 }
 
 // MaxAntichain is the heaviest set of nodes no two of which are ordered,

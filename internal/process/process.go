@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -460,7 +459,7 @@ func safeName(name string) string {
 // and, where mount namespaces cannot be made (canMount false), Task
 // volumes (mounted at container paths).
 func Unsupported(plan *planpb.Plan, canMount bool) error {
-	for _, t := range slices.Concat(plan.GetTasks(), plan.GetFinally()) {
+	for _, t := range plan.AllTasks() {
 		if vs := t.GetSpec().GetVolumes(); len(vs) > 0 && !canMount {
 			return fmt.Errorf("task %q mounts volumes %s: Task volumes are mounted at container paths, which needs root (mount namespaces) or pod mode (injector compile)", t.GetName(), strings.Join(vs, ", "))
 		}
