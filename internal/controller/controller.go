@@ -142,7 +142,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !Managed(pr) || pr.IsDone() || pr.IsPending() {
+	if !Managed(pr) || ChildRun(pr) || pr.IsDone() || pr.IsPending() {
 		// Whatever ended it, nothing of the run is kept.
 		r.compiled.drop(req.NamespacedName)
 		return ctrl.Result{}, nil

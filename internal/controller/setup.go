@@ -67,7 +67,7 @@ func (p PodLogs) Follow(ctx context.Context, namespace, pod, container string) (
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	managed := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		pr, ok := o.(*v1.PipelineRun)
-		return ok && Managed(pr)
+		return ok && Managed(pr) && !ChildRun(pr)
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("pod-runner").

@@ -86,6 +86,16 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 	}
 	idsPending := false
 	for _, it := range list.Items[1:] {
+		if cpr, ok := it.Object.(*v1.PipelineRun); ok {
+			if cpr.Status.StartTime == nil {
+				continue
+			}
+			delegatedRunOwner(cpr)
+			if err := r.applyChildPipelineRun(ctx, cpr); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
 		tr, ok := it.Object.(*v1.TaskRun)
 		if !ok {
 			continue
@@ -159,6 +169,61 @@ func delegatedOwner(tr *v1.TaskRun) {
 			tr.OwnerReferences[i].Controller = nil
 		}
 	}
+}
+
+// delegatedRunOwner is delegatedOwner for a child PipelineRun (pipelines
+// in pipelines), which Tekton's controller would otherwise take as its
+// parent's cue.
+func delegatedRunOwner(pr *v1.PipelineRun) {
+	for i := range pr.OwnerReferences {
+		if pr.OwnerReferences[i].Kind == pipeline.PipelineRunControllerName {
+			pr.OwnerReferences[i].Controller = nil
+		}
+	}
+}
+
+// ChildRun tells whether pr is the status-only child PipelineRun of a
+// pipeline task that runs a pipeline: its parent's Pod runs it, so it is
+// never reconciled as a run of its own.
+func ChildRun(pr *v1.PipelineRun) bool {
+	for _, o := range pr.OwnerReferences {
+		if o.Kind == pipeline.PipelineRunControllerName {
+			return true
+		}
+	}
+	return false
+}
+
+// applyChildPipelineRun creates a child PipelineRun, delegated to this
+// controller, when it does not exist yet, and writes its status.
+func (r *Reconciler) applyChildPipelineRun(ctx context.Context, want *v1.PipelineRun) error {
+	managed := ManagedBy
+	want.Spec.ManagedBy = &managed
+	cur := &v1.PipelineRun{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+	if apierrors.IsNotFound(err) {
+		cur = want.DeepCopy()
+		cur.Status = v1.PipelineRunStatus{}
+		cur.ResourceVersion, cur.UID = "", ""
+		if err = r.Client.Create(ctx, cur); apierrors.IsAlreadyExists(err) {
+			err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("child pipelinerun %s: %w", want.Name, err)
+	}
+	if equality.Semantic.DeepEqual(cur.Status, want.Status) {
+		return nil
+	}
+	next := cur.DeepCopy()
+	next.Status = want.Status
+	if err := r.Client.Status().Update(ctx, next); err != nil {
+		return fmt.Errorf("child pipelinerun %s status: %w", want.Name, err)
+	}
+	// Its own Events, as Tekton's reconciler emits a child run's; the
+	// run's metrics count its parent only.
+	r.emitTransition(cur.Status.GetCondition(apis.ConditionSucceeded), next.Status.GetCondition(apis.ConditionSucceeded), next)
+	return nil
 }
 
 // holdCondition keeps a run that is not done yet from looking done: the
