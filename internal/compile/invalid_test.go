@@ -506,7 +506,7 @@ spec:
 			doc: "in.yaml#2 (Pipeline/p)", field: "spec.tasks[0].taskRef", msg: "custom tasks is not supported yet",
 		},
 		{
-			name: "pipelines in pipelines",
+			name: "pipelines in pipelines are alpha",
 			in: `apiVersion: tekton.dev/v1
 kind: PipelineRun
 metadata:
@@ -517,7 +517,7 @@ spec:
     - name: child
       pipelineRef: {name: other}
 `,
-			doc: "in.yaml#1 (PipelineRun/run)", field: "spec.pipelineSpec.tasks[0].pipelineRef", msg: "pipelines in pipelines is not supported yet",
+			doc: "in.yaml#1 (PipelineRun/run)", field: "", msg: `pipelineRef requires "enable-api-fields" feature gate to be "alpha" but it is "beta"`,
 		},
 		{
 			name: "Task defined twice",
