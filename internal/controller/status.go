@@ -85,21 +85,28 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 		next.Status.StartTime = pr.Status.StartTime
 	}
 	idsPending := false
+	// The API server gives a child PipelineRun its uid: the objects under
+	// it name that one as their owner, not the compiled one.
+	uids := map[types.UID]types.UID{}
 	for _, it := range list.Items[1:] {
 		if cpr, ok := it.Object.(*v1.PipelineRun); ok {
 			if cpr.Status.StartTime == nil {
 				continue
 			}
+			ownedBy(&cpr.ObjectMeta, uids)
 			delegatedRunOwner(cpr)
-			if err := r.applyChildPipelineRun(ctx, cpr); err != nil {
+			uid, err := r.applyChildPipelineRun(ctx, cpr)
+			if err != nil {
 				return nil, false, err
 			}
+			uids[cpr.UID] = uid
 			continue
 		}
 		tr, ok := it.Object.(*v1.TaskRun)
 		if !ok {
 			continue
 		}
+		ownedBy(&tr.ObjectMeta, uids)
 		idsPending = idsPending || containerIDsPending(tr)
 		ending := end != nil && st.GetCompletionTime() == nil
 		if tr.Status.StartTime == nil && tr.Status.GetCondition(apis.ConditionSucceeded) == nil && (!ending || tr.Name != end.taskRun) {
@@ -194,9 +201,23 @@ func ChildRun(pr *v1.PipelineRun) bool {
 	return false
 }
 
+// ownedBy replaces the compiled uids of child PipelineRuns in meta's owner
+// references and tekton.dev/pipelineRunUID label by the ones they got.
+func ownedBy(meta *metav1.ObjectMeta, uids map[types.UID]types.UID) {
+	for i, o := range meta.OwnerReferences {
+		if uid, ok := uids[o.UID]; ok {
+			meta.OwnerReferences[i].UID = uid
+		}
+	}
+	if uid, ok := uids[types.UID(meta.Labels[pipeline.PipelineRunUIDLabelKey])]; ok {
+		meta.Labels[pipeline.PipelineRunUIDLabelKey] = string(uid)
+	}
+}
+
 // applyChildPipelineRun creates a child PipelineRun, delegated to this
-// controller, when it does not exist yet, and writes its status.
-func (r *Reconciler) applyChildPipelineRun(ctx context.Context, want *v1.PipelineRun) error {
+// controller, when it does not exist yet, and writes its status. It gives
+// the run's uid.
+func (r *Reconciler) applyChildPipelineRun(ctx context.Context, want *v1.PipelineRun) (types.UID, error) {
 	managed := ManagedBy
 	want.Spec.ManagedBy = &managed
 	cur := &v1.PipelineRun{}
@@ -210,20 +231,20 @@ func (r *Reconciler) applyChildPipelineRun(ctx context.Context, want *v1.Pipelin
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("child pipelinerun %s: %w", want.Name, err)
+		return "", fmt.Errorf("child pipelinerun %s: %w", want.Name, err)
 	}
 	if equality.Semantic.DeepEqual(cur.Status, want.Status) {
-		return nil
+		return cur.UID, nil
 	}
 	next := cur.DeepCopy()
 	next.Status = want.Status
 	if err := r.Client.Status().Update(ctx, next); err != nil {
-		return fmt.Errorf("child pipelinerun %s status: %w", want.Name, err)
+		return "", fmt.Errorf("child pipelinerun %s status: %w", want.Name, err)
 	}
 	// Its own Events, as Tekton's reconciler emits a child run's; the
 	// run's metrics count its parent only.
 	r.emitTransition(cur.Status.GetCondition(apis.ConditionSucceeded), next.Status.GetCondition(apis.ConditionSucceeded), next)
-	return nil
+	return cur.UID, nil
 }
 
 // holdCondition keeps a run that is not done yet from looking done: the

@@ -271,6 +271,8 @@ var allowed = []struct{ kind, path, why string }{
 		"how the sidecar's process ends on its stop: Tekton's kubelet replaces the image (a shell as PID 1 ignores SIGTERM: 137 after the grace period), pod-runner signals it"},
 	{"TaskRun", ".metadata.ownerReferences[*].controller",
 		"Tekton v1.15.1's PipelineRun controller reconciles the controller of every TaskRun that changes without checking the run's spec.managedBy (its TaskRun informer enqueues the controller owner): with controller: true each TaskRun write would have Tekton take the delegated run over; the run stays an owner, so the TaskRuns are deleted with it"},
+	{"PipelineRun", ".metadata.ownerReferences[*].controller",
+		"a child PipelineRun (pipelines in pipelines) names its parent as an owner without the controller flag, for the reason its TaskRuns do: Tekton's controller would take a change of it as its delegated parent's"},
 	{"*", "*.provenance.featureFlags.coschedule",
 		"the environment, not pod-runner: Tekton's controller runs here with coschedule disabled (tektonlocal: the affinity assistant needs more than this cluster has); ours reports the flags it compiled with, Tekton's defaults"},
 }
