@@ -9,6 +9,7 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/pipelinespec"
 	prresources "github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
+	trresources "github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
 	"github.com/tektoncd/pipeline/pkg/trustedresources"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -290,4 +291,26 @@ func (c *Compiled) adopt(planTask string, child *Compiled) {
 	for k, v := range child.StepRefSources {
 		c.StepRefSources[k] = v
 	}
+}
+
+// withChildResults is state with each PipelineTask that runs a pipeline
+// standing as a task whose results are the child pipeline's, so that
+// Tekton's checks of result references check those to a child's results
+// too (the rule childResultRef relaxes).
+func withChildResults(state prresources.PipelineRunState) prresources.PipelineRunState {
+	out := make(prresources.PipelineRunState, len(state))
+	for i, rpt := range state {
+		out[i] = rpt
+		if !rpt.IsChildPipeline() || rpt.ResolvedPipeline.PipelineSpec == nil {
+			continue
+		}
+		spec := &v1.TaskSpec{}
+		for _, r := range rpt.ResolvedPipeline.PipelineSpec.Results {
+			spec.Results = append(spec.Results, v1.TaskResult{Name: r.Name, Type: v1.ResultsType(r.Type)})
+		}
+		stand := *rpt
+		stand.ResolvedTask = &trresources.ResolvedTask{TaskSpec: spec}
+		out[i] = &stand
+	}
+	return out
 }

@@ -232,3 +232,40 @@ func loadError(t *testing.T, err error) *load.Error {
 	}
 	return le
 }
+
+const childResults = `
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: cres}
+spec:
+  pipelineSpec:
+    tasks:
+    - name: child
+      pipelineSpec:
+        results: [{name: word, value: $(tasks.x.results.out)}]
+        tasks:
+        - name: x
+          taskSpec:
+            results: [{name: out}]
+            steps: [{name: s, image: busybox, script: 'printf hi > $(results.out.path)'}]
+    - name: use
+      params: [{name: w, value: $(tasks.child.results.RESULT)}]
+      taskSpec:
+        params: [{name: w}]
+        steps: [{name: s, image: busybox, script: 'echo $(params.w)'}]
+`
+
+// A child pipeline's results are its PipelineTask's (TEP-0056): the one
+// rule of Tekton's validation relaxed, and a reference to a result the
+// child does not declare still refused as Tekton refuses a Task's.
+func TestChildPipelineResultReferences(t *testing.T) {
+	c := mustCompile(t, strings.ReplaceAll(childResults, "RESULT", "word"), Options{FeatureFlags: alpha})
+	if use := planTask(t, c.Plan, "use"); !slices.Contains(use.GetRunAfter(), "child") {
+		t.Errorf("use runs after %v, want child (its result)", use.GetRunAfter())
+	}
+	_, err := compileYAML(t, strings.ReplaceAll(childResults, "RESULT", "nope"), Options{FeatureFlags: alpha})
+	le := loadError(t, err)
+	if le.Reason != v1.PipelineRunReasonInvalidTaskResultReference.String() || !strings.Contains(le.Msg, `"nope" is not a named result returned by pipeline task "child"`) {
+		t.Errorf("error = %v (reason %s), want nope refused as an invalid result reference", le, le.Reason)
+	}
+}

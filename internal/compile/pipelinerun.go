@@ -158,10 +158,10 @@ func (c *compiler) pipelineRun(pr *v1.PipelineRun) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := prresources.ValidatePipelineTaskResults(state); err != nil {
+	if err := prresources.ValidatePipelineTaskResults(withChildResults(state)); err != nil {
 		return nil, specAt.errorf("tasks", "%v", err).WithReason(v1.PipelineRunReasonInvalidTaskResultReference)
 	}
-	if err := prresources.ValidatePipelineResults(spec, state); err != nil {
+	if err := prresources.ValidatePipelineResults(spec, withChildResults(state)); err != nil {
 		return nil, specAt.errorf("results", "%v", err).WithReason(v1.PipelineRunReasonInvalidPipelineResultReference)
 	}
 	if err := prresources.ValidateOptionalWorkspaces(spec.Workspaces, state); err != nil {
