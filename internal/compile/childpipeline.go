@@ -13,7 +13,6 @@ import (
 	"github.com/tektoncd/pipeline/pkg/trustedresources"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"knative.dev/pkg/kmap"
 	"knative.dev/pkg/kmeta"
 
 	"github.com/e7763abc/pod-runner/internal/load"
@@ -80,17 +79,7 @@ func (c *compiler) childPipeline(pr *v1.PipelineRun, rpt *prresources.ResolvedPi
 			pt.Name, pr.Labels[pipeline.PipelineLabelKey], name, ancestors).WithReason(v1.PipelineRunReasonCreateRunFailed)
 	}
 
-	labels := map[string]string{}
-	for k, v := range pr.Labels {
-		labels[k] = v
-	}
-	labels[pipeline.PipelineRunLabelKey] = pr.Name
-	labels[pipeline.PipelineRunUIDLabelKey] = string(pr.UID)
-	labels[pipeline.PipelineTaskLabelKey] = pt.Name
-	labels[pipeline.MemberOfLabelKey] = v1.PipelineTasks
-	if isFinally(pr, pt.Name) {
-		labels[pipeline.MemberOfLabelKey] = v1.PipelineFinallyTasks
-	}
+	labels := childLabels(pr, pt.Name)
 	if name != "" {
 		labels[pipeline.PipelineLabelKey] = name
 	}
@@ -106,7 +95,7 @@ func (c *compiler) childPipeline(pr *v1.PipelineRun, rpt *prresources.ResolvedPi
 			UID:             uuid.NewUUID(),
 			OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(pr)},
 			Labels:          labels,
-			Annotations:     kmap.Filter(kmap.Copy(pr.Annotations), reservedAnnotation),
+			Annotations:     childAnnotations(pr),
 		},
 		Spec: v1.PipelineRunSpec{
 			TaskRunTemplate: pr.Spec.TaskRunTemplate,
@@ -143,7 +132,6 @@ func (c *compiler) childPipeline(pr *v1.PipelineRun, rpt *prresources.ResolvedPi
 			volumes: volumes, ancestors: ancestors,
 		},
 	}
-	sub.opts.Params, sub.opts.Workspaces = nil, nil
 	cc, err := sub.pipelineRun(child)
 	if err != nil {
 		return nil, err

@@ -475,23 +475,35 @@ func taskRunLabels(pr *v1.PipelineRun, pt *v1.PipelineTask) map[string]string {
 	if s := pr.GetTaskRunSpec(pt.Name); s.Metadata != nil {
 		addByPrecedence(labels, s.Metadata.Labels)
 	}
-	child := map[string]string{}
-	for k, v := range pr.Labels {
-		child[k] = v
-	}
-	child[pipeline.PipelineRunLabelKey] = pr.Name
-	child[pipeline.PipelineRunUIDLabelKey] = string(pr.UID)
-	child[pipeline.PipelineTaskLabelKey] = pt.Name
-	if isFinally(pr, pt.Name) {
-		child[pipeline.MemberOfLabelKey] = v1.PipelineFinallyTasks
-	} else {
-		child[pipeline.MemberOfLabelKey] = v1.PipelineTasks
-	}
-	addByPrecedence(labels, child)
+	addByPrecedence(labels, childLabels(pr, pt.Name))
 	if pt.TaskSpec != nil {
 		addByPrecedence(labels, pt.TaskSpecMetadata().Labels)
 	}
 	return labels
+}
+
+// childLabels is createChildResourceLabels: the labels the reconciler gives
+// every run it creates for a pipeline task (TaskRun or child PipelineRun),
+// the run's own and which run and pipeline task it is of.
+func childLabels(pr *v1.PipelineRun, pipelineTask string) map[string]string {
+	labels := kmap.Copy(pr.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[pipeline.PipelineRunLabelKey] = pr.Name
+	labels[pipeline.PipelineRunUIDLabelKey] = string(pr.UID)
+	labels[pipeline.PipelineTaskLabelKey] = pipelineTask
+	labels[pipeline.MemberOfLabelKey] = v1.PipelineTasks
+	if isFinally(pr, pipelineTask) {
+		labels[pipeline.MemberOfLabelKey] = v1.PipelineFinallyTasks
+	}
+	return labels
+}
+
+// childAnnotations is createChildResourceAnnotations: the run's own, but
+// those Tekton reserves.
+func childAnnotations(pr *v1.PipelineRun) map[string]string {
+	return kmap.Filter(kmap.Copy(pr.Annotations), reservedAnnotation)
 }
 
 // taskRunAnnotations is combineTaskRunAndTaskSpecAnnotations.
@@ -500,7 +512,7 @@ func taskRunAnnotations(pr *v1.PipelineRun, pt *v1.PipelineTask) map[string]stri
 	if s := pr.GetTaskRunSpec(pt.Name); s.Metadata != nil {
 		addByPrecedence(annotations, s.Metadata.Annotations)
 	}
-	addByPrecedence(annotations, kmap.Filter(kmap.Copy(pr.Annotations), reservedAnnotation))
+	addByPrecedence(annotations, childAnnotations(pr))
 	if pt.TaskSpec != nil {
 		addByPrecedence(annotations, pt.TaskSpecMetadata().Annotations)
 	}
