@@ -94,7 +94,7 @@ func (r *Reconciler) nextStatus(ctx context.Context, pr *v1.PipelineRun, owner t
 				continue
 			}
 			ownedBy(&cpr.ObjectMeta, uids)
-			delegatedRunOwner(cpr)
+			notControlledByRun(cpr.OwnerReferences)
 			uid, err := r.applyChildPipelineRun(ctx, cpr)
 			if err != nil {
 				return nil, false, err
@@ -170,21 +170,14 @@ func containerIDsPending(tr *v1.TaskRun) bool {
 // would have Tekton take the delegated run over and make TaskRuns of its
 // own. An owner reference without the controller flag still has the
 // garbage collector delete the TaskRuns with their run.
-func delegatedOwner(tr *v1.TaskRun) {
-	for i := range tr.OwnerReferences {
-		if tr.OwnerReferences[i].Kind == pipeline.PipelineRunControllerName {
-			tr.OwnerReferences[i].Controller = nil
-		}
-	}
-}
+// A child PipelineRun (pipelines in pipelines) names its parent the same
+// way, for the same reason.
+func delegatedOwner(tr *v1.TaskRun) { notControlledByRun(tr.OwnerReferences) }
 
-// delegatedRunOwner is delegatedOwner for a child PipelineRun (pipelines
-// in pipelines), which Tekton's controller would otherwise take as its
-// parent's cue.
-func delegatedRunOwner(pr *v1.PipelineRun) {
-	for i := range pr.OwnerReferences {
-		if pr.OwnerReferences[i].Kind == pipeline.PipelineRunControllerName {
-			pr.OwnerReferences[i].Controller = nil
+func notControlledByRun(owners []metav1.OwnerReference) {
+	for i := range owners {
+		if owners[i].Kind == pipeline.PipelineRunControllerName {
+			owners[i].Controller = nil
 		}
 	}
 }
@@ -220,16 +213,11 @@ func ownedBy(meta *metav1.ObjectMeta, uids map[types.UID]types.UID) {
 func (r *Reconciler) applyChildPipelineRun(ctx context.Context, want *v1.PipelineRun) (types.UID, error) {
 	managed := ManagedBy
 	want.Spec.ManagedBy = &managed
-	cur := &v1.PipelineRun{}
-	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
-	if apierrors.IsNotFound(err) {
-		cur = want.DeepCopy()
-		cur.Status = v1.PipelineRunStatus{}
-		cur.ResourceVersion, cur.UID = "", ""
-		if err = r.Client.Create(ctx, cur); apierrors.IsAlreadyExists(err) {
-			err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
-		}
-	}
+	cur, err := getOrCreate(ctx, r.Client, client.ObjectKeyFromObject(want), &v1.PipelineRun{}, func() *v1.PipelineRun {
+		pr := want.DeepCopy()
+		pr.Status = v1.PipelineRunStatus{}
+		return pr
+	})
 	if err != nil {
 		return "", fmt.Errorf("child pipelinerun %s: %w", want.Name, err)
 	}
@@ -311,21 +299,34 @@ func containerStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {
 	return nil
 }
 
+// getOrCreate reads the object at key into cur, first creating it as
+// fresh makes it (the API server gives it its uid) when it does not exist;
+// a create that loses a race reads the winner's. It gives the object read
+// or created.
+func getOrCreate[T client.Object](ctx context.Context, c client.Client, key client.ObjectKey, cur T, fresh func() T) (T, error) {
+	err := c.Get(ctx, key, cur)
+	if !apierrors.IsNotFound(err) {
+		return cur, err
+	}
+	created := fresh()
+	created.SetResourceVersion("")
+	created.SetUID("")
+	if err = c.Create(ctx, created); apierrors.IsAlreadyExists(err) {
+		return cur, c.Get(ctx, key, cur)
+	}
+	return created, err
+}
+
 // applyTaskRun creates the task's TaskRun when it does not exist yet and
 // writes its status through the status subresource.
 func (r *Reconciler) applyTaskRun(ctx context.Context, want *v1.TaskRun) error {
 	managed := ManagedBy
 	want.Spec.ManagedBy = &managed
-	cur := &v1.TaskRun{}
-	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
-	if apierrors.IsNotFound(err) {
-		cur = want.DeepCopy()
-		cur.Status = v1.TaskRunStatus{}
-		cur.ResourceVersion, cur.UID = "", ""
-		if err = r.Client.Create(ctx, cur); apierrors.IsAlreadyExists(err) {
-			err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
-		}
-	}
+	cur, err := getOrCreate(ctx, r.Client, client.ObjectKeyFromObject(want), &v1.TaskRun{}, func() *v1.TaskRun {
+		tr := want.DeepCopy()
+		tr.Status = v1.TaskRunStatus{}
+		return tr
+	})
 	if err != nil {
 		return fmt.Errorf("taskrun %s: %w", want.Name, err)
 	}
